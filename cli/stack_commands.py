@@ -1,0 +1,57 @@
+"""`recog up` / `recog down`: the local stack for one machine."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from devstack.stack import LocalStack
+from shared.jobs import hour_bucket, utcnow
+from shared.settings import PROJECT_ROOT, Settings
+
+STATE = PROJECT_ROOT / ".recog"
+
+
+def local_stack() -> LocalStack:
+    return LocalStack(Settings.from_env(), STATE, STATE / "cache")
+
+
+@click.command()
+def up() -> None:
+    """Start Redis, Cassandra, a worker, the gateway and Flower; harmless if already up."""
+    stack = local_stack()
+    started = time.monotonic()
+    steps = [
+        ("Redis", stack.start_redis),
+        ("Cassandra", stack.start_cassandra),
+        ("schema", stack.create_schema),
+        ("worker", stack.start_worker),
+        ("gateway", stack.start_gateway),
+        ("Flower", stack.start_flower),
+        ("gateway ready", stack.wait_gateway_ready),
+        ("worker ready", stack.wait_worker_ready),
+    ]
+    for label, step in steps:
+        click.echo(f"  {label} ...", nl=False)
+        step()
+        click.echo(" ok")
+    s = stack.settings
+    cqlsh = f".venv/bin/cqlsh {s.cassandra_hosts[0]} {s.cassandra_port} --protocol-version=3 -e"
+    click.echo(f"""
+recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
+
+  gateway  {s.gateway_url}
+           curl -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
+  flower   {s.flower_url}   login: {s.flower_user} / {stack.flower_password()}
+  cqlsh    {cqlsh} "SELECT job_id, status, label, confidence, filename, finished_at FROM recognition.predictions_by_hour WHERE hour = '{hour_bucket(utcnow())}'"
+           {cqlsh} "SELECT * FROM recognition.jobs WHERE job_id = <job id>"
+  stop     make down
+""")
+
+
+@click.command()
+def down() -> None:
+    """Stop exactly the processes `recog up` started (by pid)."""
+    stopped = local_stack().down()
+    click.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))

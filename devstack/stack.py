@@ -1,0 +1,210 @@
+"""The whole local stack as background processes: Redis, Cassandra, workers, gateway, Flower.
+
+`make up` and the integration tests both use this; each instance has its own state folder and
+ports, so a test session never touches a running `make up` stack.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+
+from devstack import cassandra, processes
+from shared.settings import Settings
+
+BIN = Path(sys.executable).parent
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, root: Path, cache: Path, storage_port: int = 7000) -> None:
+        self.settings = settings
+        self.root = root
+        self.cache = cache
+        self.run_dir = root / "run"
+        self.log_dir = root / "logs"
+        self.storage_port = storage_port
+
+    @property
+    def redis_port(self) -> int:
+        return urlparse(self.settings.redis_url).port or 6379
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+
+    def log(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def start_redis(self) -> None:
+        if shutil.which("redis-server") is None:
+            raise RuntimeError(
+                "redis-server is not installed; `make up` installs it (apt-get install redis-server)"
+            )
+        data = self.root / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+        ]
+        processes.start("redis", argv, self.run_dir, self.log_dir)
+        processes.wait_for_port("127.0.0.1", self.redis_port, 30, "Redis", self.log("redis"))
+
+    def start_cassandra(self, timeout: float = 180) -> None:
+        home = cassandra.ensure_unpacked(self.cache / "cassandra")
+        config = cassandra.write_config(
+            home, self.root / "cassandra", self.settings.cassandra_port, self.storage_port
+        )
+        processes.start(
+            "cassandra", cassandra.command(home, config, self.log_dir), self.run_dir, self.log_dir
+        )
+        processes.wait_for_port(
+            "127.0.0.1", self.settings.cassandra_port, timeout, "Cassandra", self.log("cassandra")
+        )
+
+    def create_schema(self, timeout: float = 60) -> None:
+        from shared.cassandra_store import connect
+        from shared.schema import create_schema
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                cluster, session = connect(self.settings)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        try:
+            create_schema(session, self.settings)
+        finally:
+            cluster.shutdown()
+
+    def start_worker(self, name: str = "worker1") -> None:
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            "workers.main",
+            "worker",
+            "-Q",
+            self.settings.queue,
+            "-n",
+            f"{name}@%h",
+            "-E",
+            "--loglevel=INFO",
+            "-c",
+            str(self.settings.worker_concurrency),
+        ]
+        processes.start(name, argv, self.run_dir, self.log_dir, env=self.env())
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a service's whole process group, as a crash or an OOM kill would."""
+        processes.kill(self.run_dir, name)
+
+    def start_gateway(self, workers: int = 2, threads: int = 8) -> None:
+        url = urlparse(self.settings.gateway_url)
+        argv = [
+            str(BIN / "gunicorn"),
+            "-w",
+            str(workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "-b",
+            f"{url.hostname}:{url.port}",
+            "--access-logfile",
+            "-",
+            "--timeout",
+            "60",
+            "gateway.wsgi:app",
+        ]
+        processes.start("gateway", argv, self.run_dir, self.log_dir, env=self.env())
+
+    def flower_password(self) -> str:
+        if self.settings.flower_password:
+            return self.settings.flower_password
+        path = self.root / "flower-password"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(12) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start_flower(self) -> None:
+        url = urlparse(self.settings.flower_url)
+        argv = [
+            str(BIN / "celery"),
+            "-A",
+            "workers.main",
+            "flower",
+            f"--address={url.hostname}",
+            f"--port={url.port}",
+            f"--basic-auth={self.settings.flower_user}:{self.flower_password()}",
+        ]
+        processes.start("flower", argv, self.run_dir, self.log_dir, env=self.env())
+
+    def wait_gateway_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(f"{self.settings.gateway_url}/readyz", timeout=5)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except requests.RequestException as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise TimeoutError(f"gateway not ready after {timeout:.0f} s: {last}; see {self.log('gateway')}")
+
+    def wait_worker_ready(self, name: str = "worker1", timeout: float = 120) -> None:
+        """Until the worker answers a ping: its model is loaded once it does."""
+        from celery import Celery
+
+        from shared.messaging import celery_config
+
+        app = Celery("recog-probe")
+        app.config_from_object(celery_config(self.settings))
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                replies = app.control.ping(timeout=1.0)
+                if any(next(iter(r)).startswith(f"{name}@") for r in replies):
+                    return
+                if processes.running_pid(self.run_dir, name) is None:
+                    break
+                time.sleep(0.5)
+        finally:
+            app.close()
+        raise TimeoutError(f"worker {name} not ready after {timeout:.0f} s; see {self.log(name)}")
+
+    def services(self) -> list[str]:
+        return ["redis", "cassandra", *self._workers(), "gateway", "flower"]
+
+    def _workers(self) -> list[str]:
+        return sorted(p.stem for p in self.run_dir.glob("worker*.pid"))
+
+    def down(self) -> list[str]:
+        """Stop what this stack started, newest first; returns the names that were running."""
+        stopped = []
+        for name in reversed(self.services()):
+            if processes.stop(self.run_dir, name, timeout=60 if name == "cassandra" else 20):
+                stopped.append(name)
+        return stopped

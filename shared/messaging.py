@@ -1,0 +1,57 @@
+"""Task names, queue settings and the Redis "job finished" channel both sides agree on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from shared.settings import Settings
+
+TASK_RECOGNISE = "recog.recognise"
+
+
+def job_channel(job_id: str) -> str:
+    """Redis pub/sub channel a worker announces a finished job on, so waiters read Cassandra once."""
+    return f"recog:job-finished:{job_id}"
+
+
+def job_message(job_id: uuid.UUID, sha256: str, filename: str, model: str, created_at: datetime) -> dict:
+    """The task payload: ids and names only, never image bytes."""
+    return {
+        "id": str(job_id),
+        "sha256": sha256,
+        "filename": filename,
+        "model": model,
+        "created_at": created_at.isoformat(),
+    }
+
+
+def celery_config(settings: Settings) -> dict:
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        # Results live in Cassandra; Celery's own result backend would be a second truth.
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": settings.queue,
+        # A task is acknowledged after it ran, and requeued if its worker process dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        # Publishing must fail fast when Redis is down, so the gateway can answer 503.
+        "task_publish_retry_policy": {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.5,
+        },
+        "broker_connection_timeout": 3,
+        # Flower shows tasks from these events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        # Loading TensorFlow and the model in worker_process_init takes longer than 4 s.
+        "worker_proc_alive_timeout": 120,
+        "worker_concurrency": settings.worker_concurrency,
+        "worker_prefetch_multiplier": 4,
+    }

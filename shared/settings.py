@@ -1,0 +1,125 @@
+"""One Settings object, read from RECOG_* environment variables once and passed everywhere."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A RECOG_* variable has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    # 0 negotiates (Cassandra 5.0 in compose) and falls back to 3 for the local 2.1.
+    cassandra_protocol_version: int = 0
+    cassandra_keyspace: str = "recognition"
+    # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
+    cassandra_replication: str = "SimpleStrategy:1"
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    image_dir: Path = PROJECT_ROOT / ".recog" / "images"
+    models_dir: Path = PROJECT_ROOT / "model" / "models"
+    model: str = "digits"
+    queue: str = "recog"
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 16_000_000
+    max_wait_seconds: float = 30.0
+    # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
+    visibility_timeout: int = 3600
+    tf_threads: int = 1
+    worker_concurrency: int = 1
+    gateway_url: str = "http://127.0.0.1:8000"
+    flower_url: str = "http://127.0.0.1:5555"
+    flower_user: str = "recog"
+    # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.
+    flower_password: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from RECOG_* variables; explicit keyword overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            var = "RECOG_" + f.name.upper()
+            if f.name in overrides:
+                values[f.name] = overrides.pop(f.name)
+            elif env.get(var, "") != "":
+                values[f.name] = _parse(var, env[var], f.default)
+        if overrides:
+            raise SettingsError(f"unknown setting(s): {', '.join(sorted(overrides))}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.cassandra_consistency not in CONSISTENCY_NAMES:
+            raise SettingsError(
+                f"RECOG_CASSANDRA_CONSISTENCY={self.cassandra_consistency!r}; "
+                f"use one of {', '.join(CONSISTENCY_NAMES)}"
+            )
+        if self.cassandra_protocol_version not in (0, 3, 4, 5):
+            raise SettingsError("RECOG_CASSANDRA_PROTOCOL_VERSION must be 0 (negotiate), 3, 4 or 5")
+        replication_options(self.cassandra_replication)
+        for name in ("max_upload_bytes", "max_image_pixels", "visibility_timeout", "tf_threads"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"RECOG_{name.upper()} must be positive")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The RECOG_* variables that rebuild these settings in a child process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            env["RECOG_" + f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+        return env
+
+
+CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "ALL")
+
+
+def replication_options(spec: str) -> dict[str, str]:
+    """Turn "SimpleStrategy:1" / "NetworkTopologyStrategy:dc1=3" into CQL replication options."""
+    strategy, _, rest = spec.partition(":")
+    if strategy == "SimpleStrategy" and rest.isdigit():
+        return {"class": strategy, "replication_factor": rest}
+    if strategy == "NetworkTopologyStrategy" and rest:
+        options = {"class": strategy}
+        for item in rest.split(","):
+            dc, _, factor = item.partition("=")
+            if not dc or not factor.isdigit():
+                break
+            options[dc.strip()] = factor
+        else:
+            return options
+    raise SettingsError(
+        f"RECOG_CASSANDRA_REPLICATION={spec!r}; use 'SimpleStrategy:1' or 'NetworkTopologyStrategy:dc1=3'"
+    )
+
+
+def _parse(var: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(default, Path):
+            return Path(raw).expanduser().resolve()
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r} is not a valid {type(default).__name__}") from exc
+    return raw

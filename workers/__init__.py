@@ -1,0 +1,18 @@
+"""Celery workers: the app factory lives here; tasks never import TensorFlow at import time."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared.messaging import celery_config
+from shared.settings import Settings
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("recog")
+    app.config_from_object(celery_config(settings))
+    app.recog_settings = settings
+    app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+    from workers import runtime  # noqa: F401  (connects the per-process signals)
+
+    return app
