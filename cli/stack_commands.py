@@ -14,7 +14,11 @@ STATE = PROJECT_ROOT / ".recog"
 
 
 def local_stack() -> LocalStack:
-    return LocalStack(Settings.from_env(), STATE, STATE / "cache")
+    settings = Settings.from_env()
+    if not settings.cassandra_protocol_version:
+        # The local Cassandra is 2.1: say v3 up front instead of failing a negotiation each start.
+        settings = settings.replace(cassandra_protocol_version=3)
+    return LocalStack(settings, STATE, STATE / "cache")
 
 
 @click.command()
@@ -37,6 +41,10 @@ def up() -> None:
         step()
         click.echo(" ok")
     s = stack.settings
+    audit_query = (
+        "SELECT job_id, status, label, confidence, filename, finished_at "
+        f"FROM recognition.predictions_by_hour WHERE hour = '{hour_bucket(utcnow())}'"
+    )
     cqlsh = f".venv/bin/cqlsh {s.cassandra_hosts[0]} {s.cassandra_port} --protocol-version=3 -e"
     click.echo(f"""
 recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
@@ -44,7 +52,7 @@ recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
   gateway  {s.gateway_url}
            curl -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
   flower   {s.flower_url}   login: {s.flower_user} / {stack.flower_password()}
-  cqlsh    {cqlsh} "SELECT job_id, status, label, confidence, filename, finished_at FROM recognition.predictions_by_hour WHERE hour = '{hour_bucket(utcnow())}'"
+  cqlsh    {cqlsh} "{audit_query}"
            {cqlsh} "SELECT * FROM recognition.jobs WHERE job_id = <job id>"
   stop     make down
 """)

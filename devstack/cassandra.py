@@ -14,6 +14,7 @@ HOME_NAME = "apache-cassandra-2.1.0"
 ADD_OPENS = (
     "java.lang",
     "java.lang.reflect",
+    "java.lang.ref",
     "java.io",
     "java.nio",
     "java.nio.charset",

@@ -171,6 +171,8 @@ class LocalStack:
                 last = response.text
             except requests.RequestException as exc:
                 last = str(exc)
+            if processes.running_pid(self.run_dir, "gateway") is None:
+                raise RuntimeError(f"the gateway exited; see {self.log('gateway')}")
             time.sleep(0.5)
         raise TimeoutError(f"gateway not ready after {timeout:.0f} s: {last}; see {self.log('gateway')}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from shared.cassandra_store import UNAVAILABLE_ERRORS
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **extra) -> None:
@@ -33,6 +35,15 @@ def register(app: Flask) -> None:
             f"the upload is larger than the limit of {limit:,} bytes "
             f"({limit / 1e6:.0f} MB); send a smaller image",
         )
+
+    def _store_down(exc):
+        app.logger.warning("Cassandra unavailable: %s", exc)
+        return error_response(
+            503, "store_unavailable", "the job store (Cassandra) is not answering; retry in a little while"
+        )
+
+    for exc_class in UNAVAILABLE_ERRORS:
+        app.register_error_handler(exc_class, _store_down)
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -91,7 +91,7 @@ def submit():
         ) from exc
 
     if wait:
-        row = wait_for_final(services, job_id, wait)
+        row = _wait_quietly(services, job_id, wait)
         if row is not None and row["status"] in FINAL_STATES:
             return jsonify(job_view(row)), 200
     location = url_for("jobs.show", job_id=str(job_id))
@@ -119,6 +119,15 @@ def show(job_id: str):
     if row is None:
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
     return jsonify(job_view(row))
+
+
+def _wait_quietly(services, job_id, wait: float) -> dict | None:
+    """The job is accepted already: a failed wait answers 202 with its id, never an error."""
+    try:
+        return wait_for_final(services, job_id, wait)
+    except UNAVAILABLE_ERRORS:
+        current_app.logger.warning("job %s: accepted, but waiting for it failed", job_id)
+        return None
 
 
 def _wait_seconds(limit: float) -> float:
