@@ -93,5 +93,6 @@ class Recogniser:
         return BatchOutcome(merged, outcome.inference_ms, outcome.batch_size)
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
+        rounded = [round(float(p), 6) for p in probs]
         best = int(probs.argmax())
-        return Prediction(self.info.labels[best], float(probs[best]), [round(float(p), 6) for p in probs])
+        return Prediction(self.info.labels[best], rounded[best], rounded)

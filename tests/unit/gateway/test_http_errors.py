@@ -1,0 +1,117 @@
+"""Bad uploads are refused before anything is stored, rowed or queued.
+
+Redis and Cassandra point at ports nothing listens on: any attempt to write a row or send a task
+would fail loudly, so a clean 4xx here proves the checks come first.
+"""
+
+import pytest
+
+from gateway import create_app
+from tests import images
+
+
+@pytest.fixture
+def client(offline_settings):
+    return create_app(offline_settings.replace(max_upload_bytes=100_000, max_image_pixels=1_000_000)).test_client()
+
+
+def _post(client, data, name="x.png"):
+    import io
+
+    return client.post("/v1/jobs", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+
+
+def _assert_nothing_stored(settings_dir):
+    assert not settings_dir.exists() or not any(p.is_file() for p in settings_dir.rglob("*"))
+
+
+def _error(response, status, code):
+    assert response.status_code == status, response.get_json()
+    assert response.is_json
+    body = response.get_json()["error"]
+    assert body["code"] == code and len(body["message"]) > 20
+    return body["message"]
+
+
+def test_missing_file_field(client, offline_settings):
+    message = _error(client.post("/v1/jobs", data={}), 400, "missing_file")
+    assert "'file'" in message
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_empty_file(client, offline_settings):
+    _error(_post(client, b""), 400, "empty_file")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_not_an_image(client, offline_settings):
+    _error(_post(client, b"%PDF-1.4 not really", "doc.pdf"), 415, "not_an_image")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_truncated_png(client, offline_settings):
+    _error(_post(client, images.truncated(images.png_digit(2))), 422, "corrupt_image")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_file_over_size_limit(client, offline_settings):
+    message = _error(_post(client, b"\x89PNG" + b"0" * 300_000), 413, "too_large")
+    assert "100,000" in message or "limit" in message
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_too_many_pixels(client, offline_settings):
+    from PIL import Image
+
+    _error(_post(client, images.encode(Image.new("L", (1500, 1000), 255))), 413, "too_many_pixels")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_decompression_bomb(client, offline_settings):
+    _error(_post(client, images.huge_blank_png(20_000, 20_000)), 413, "too_many_pixels")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_unknown_model_lists_available(client):
+    import io
+
+    response = client.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "1.png"), "model": "cats"})
+    assert "digits" in _error(response, 400, "unknown_model")
+
+
+@pytest.mark.parametrize("wait", ["0", "-1", "31", "soon"])
+def test_bad_wait(client, wait):
+    import io
+
+    response = client.post(f"/v1/jobs?wait={wait}", data={"file": (io.BytesIO(images.png_digit(1)), "1.png")})
+    _error(response, 400, "bad_wait")
+
+
+def test_job_id_that_is_not_a_uuid(client):
+    _error(client.get("/v1/jobs/not-a-uuid"), 400, "bad_job_id")
+
+
+def test_unknown_route_is_json_404(client):
+    _error(client.get("/v2/nothing"), 404, "not_found")
+
+
+def test_wrong_method_is_json_405(client):
+    _error(client.delete("/v1/jobs"), 405, "method_not_allowed")
+
+
+def test_cassandra_down_at_submit_is_503_and_leaves_no_file(client, offline_settings):
+    message = _error(_post(client, images.png_digit(4)), 503, "store_unavailable")
+    assert "nothing was kept" in message
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_readyz_names_what_is_down(client):
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["checks"]["redis"].startswith("error") and body["checks"]["cassandra"].startswith("error")
+    assert "redis and cassandra" in body["message"]
+
+
+def test_healthz_needs_no_services(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}

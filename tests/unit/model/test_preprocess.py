@@ -1,0 +1,56 @@
+import numpy as np
+from PIL import Image
+
+from model.preprocess import to_mnist
+from tests import images
+
+
+def _centre_of_mass(arr):
+    ys, xs = np.indices(arr.shape)
+    return (ys * arr).sum() / arr.sum(), (xs * arr).sum() / arr.sum()
+
+
+def test_ink_on_white_paper_becomes_white_on_black_centred():
+    out = to_mnist(images.ink_on_paper(7))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert out[0].max() == 0 and out[:, 0].max() == 0  # paper became black
+    cy, cx = _centre_of_mass(out)
+    assert abs(cy - 14) < 1.5 and abs(cx - 14) < 1.5
+
+
+def test_digit_fits_twenty_pixel_box():
+    out = to_mnist(images.ink_on_paper(1))
+    rows = np.flatnonzero(out.max(axis=1) > 0)
+    cols = np.flatnonzero(out.max(axis=0) > 0)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 <= 21
+
+
+def test_off_centre_digit_is_recentred():
+    paper = Image.new("L", (400, 300), 255)
+    paper.paste(images.ink_on_paper(4, size=80), (300, 200))
+    cy, cx = _centre_of_mass(to_mnist(paper))
+    assert abs(cy - 14) < 1.5 and abs(cx - 14) < 1.5
+
+
+def test_transparent_canvas_drawing_reads_as_ink_on_paper():
+    ink = np.asarray(images.ink_on_paper(2)) < 128
+    rgba = np.zeros((*ink.shape, 4), dtype=np.uint8)
+    rgba[ink] = (0, 0, 0, 255)  # black strokes, everything else fully transparent
+    drawn = to_mnist(Image.fromarray(rgba, mode="RGBA"))
+    plain = to_mnist(images.ink_on_paper(2))
+    assert np.abs(drawn - plain).mean() < 0.08
+
+
+def test_blank_image_has_no_digit():
+    assert to_mnist(Image.new("L", (100, 100), 255)) is None
+    noisy = np.random.default_rng(0).normal(200, 4, (100, 100)).clip(0, 255).astype(np.uint8)
+    assert to_mnist(Image.fromarray(noisy, mode="L")) is None
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    import io
+
+    ink16 = np.asarray(images.ink_on_paper(3), dtype=np.uint16) * 257
+    img16 = Image.open(io.BytesIO(images.encode(Image.fromarray(ink16))))
+    assert img16.mode.startswith("I")
+    assert np.abs(to_mnist(img16) - to_mnist(images.ink_on_paper(3))).mean() < 0.02

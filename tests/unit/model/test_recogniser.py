@@ -1,0 +1,44 @@
+"""The committed digit model, loaded for real, on held-out digits rendered as uploads."""
+
+import pytest
+
+from model.recogniser import NO_DIGIT, Recogniser
+from shared.decode import ImageRejected
+from shared.settings import Settings
+from tests import images
+
+
+@pytest.fixture(scope="module")
+def recogniser():
+    return Recogniser(Settings.from_env({}).models_dir, "digits")
+
+
+def test_reads_held_out_digits_on_paper(recogniser):
+    _, labels = images.heldout()
+    blobs = [images.png_digit(int(label), i % 10) for i, label in enumerate(labels)]
+    outcome = recogniser.recognise_bytes(blobs, 1_000_000)
+    right = sum(p.label == str(label) for p, label in zip(outcome.predictions, labels, strict=True))
+    assert right / len(labels) >= 0.95
+    assert outcome.batch_size == len(labels)
+
+
+def test_probabilities_are_a_distribution(recogniser):
+    (prediction,) = recogniser.recognise_bytes([images.png_digit(8)], 1_000_000).predictions
+    assert len(prediction.probabilities) == 10
+    assert sum(prediction.probabilities) == pytest.approx(1.0, abs=1e-3)
+    assert prediction.confidence == max(prediction.probabilities)
+
+
+def test_blank_and_broken_images_do_not_disturb_the_batch(recogniser):
+    blobs = [images.png_digit(0), images.blank_png(), b"not an image", images.png_digit(6)]
+    out = recogniser.recognise_bytes(blobs, 1_000_000).predictions
+    assert out[0].label == "0" and out[3].label == "6"
+    assert out[1].label is None and out[1].reason == NO_DIGIT
+    assert isinstance(out[2], ImageRejected)
+
+
+def test_version_is_derived_from_the_weights(recogniser):
+    import hashlib
+
+    digest = hashlib.sha256(recogniser.info.weights.read_bytes()).hexdigest()
+    assert recogniser.info.version == digest[:12]

@@ -1,0 +1,51 @@
+import pytest
+from PIL import Image
+
+from shared.decode import ImageRejected, open_image
+from tests import images
+
+
+def test_valid_png_decodes():
+    img = open_image(images.png_digit(3), max_pixels=1_000_000)
+    assert img.size == (260, 260)
+
+
+def test_empty_file_is_400():
+    with pytest.raises(ImageRejected) as err:
+        open_image(b"", 1_000_000)
+    assert err.value.status == 400 and "empty" in str(err.value)
+
+
+def test_text_file_is_415_and_lists_formats():
+    with pytest.raises(ImageRejected) as err:
+        open_image(b"hello, this is not an image\n" * 10, 1_000_000)
+    assert err.value.status == 415 and "PNG" in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_image_is_422(fmt):
+    data = images.encode(images.ink_on_paper(5).convert("RGB"), fmt)
+    with pytest.raises(ImageRejected) as err:
+        open_image(images.truncated(data), 1_000_000)
+    assert err.value.status == 422 and "truncated" in str(err.value)
+
+
+def test_too_many_pixels_is_413_with_the_limit():
+    with pytest.raises(ImageRejected) as err:
+        open_image(images.encode(Image.new("L", (2000, 1000), 255)), max_pixels=1_000_000)
+    assert err.value.status == 413 and "2000x1000" in str(err.value) and "1,000,000" in str(err.value)
+
+
+def test_decompression_bomb_is_rejected_before_decoding():
+    bomb = images.huge_blank_png(20_000, 20_000)  # 400 MP in a small file
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageRejected) as err:
+        open_image(bomb, max_pixels=16_000_000)
+    assert err.value.status == 413
+
+
+def test_format_outside_the_list_is_refused():
+    data = images.encode(Image.new("RGB", (20, 20)), "PPM")
+    with pytest.raises(ImageRejected) as err:
+        open_image(data, 1_000_000)
+    assert err.value.status == 415
