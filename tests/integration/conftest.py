@@ -1,0 +1,93 @@
+"""A private stack for the test session: real Redis, Cassandra, Celery worker and gunicorn gateway.
+
+It runs on its own ports and state folder, so a `make up` stack on the default ports is left
+alone, and it is stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+
+import pytest
+import requests
+
+from devstack import processes
+from devstack.stack import LocalStack
+from shared.cassandra_store import CassandraStore
+from shared.jobs import FINAL_STATES
+from shared.settings import PROJECT_ROOT, Settings
+
+ROOT = PROJECT_ROOT / ".recog" / "test-stack"
+PORTS = {"redis": 16379, "cassandra": 19042, "storage": 17000, "gateway": 18000, "flower": 15555}
+
+
+def test_settings() -> Settings:
+    return Settings.from_env(
+        {},
+        redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
+        cassandra_port=PORTS["cassandra"],
+        cassandra_protocol_version=3,
+        image_dir=ROOT / "images",
+        gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
+        flower_url=f"http://127.0.0.1:{PORTS['flower']}",
+        flower_password="test-flower-password",
+        # Short, so a job held by a SIGKILLed worker comes back within the test's patience.
+        visibility_timeout=10,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack():
+    stack = LocalStack(test_settings(), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"])
+    stack.down()
+    shutil.rmtree(ROOT, ignore_errors=True)
+    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
+    if busy:
+        pytest.exit(f"ports needed by the test stack are taken: {', '.join(busy)}", returncode=3)
+    try:
+        stack.start_redis()
+        stack.start_cassandra()
+        stack.create_schema()
+        stack.start_worker()
+        stack.start_gateway()
+        stack.wait_gateway_ready()
+        stack.wait_worker_ready()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def settings(stack) -> Settings:
+    return stack.settings
+
+
+@pytest.fixture(scope="session")
+def store(stack):
+    store = CassandraStore.open(stack.settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(stack) -> str:
+    return stack.settings.gateway_url
+
+
+def submit(gateway: str, data: bytes, name: str = "digit.png", wait: float | None = None) -> requests.Response:
+    params = {"wait": wait} if wait else {}
+    return requests.post(f"{gateway}/v1/jobs", params=params, files={"file": (name, data)}, timeout=60)
+
+
+def wait_until_final(store: CassandraStore, job_ids: list[str], timeout: float) -> dict[str, dict]:
+    """Poll Cassandra until every job is done or failed; returns the rows seen last."""
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        rows = {j: store.get_job(uuid.UUID(j)) for j in job_ids}
+        if all(r and r["status"] in FINAL_STATES for r in rows.values()):
+            break
+        time.sleep(0.5)
+    return rows

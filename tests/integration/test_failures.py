@@ -1,0 +1,72 @@
+"""Faults produced for real: a dead Redis port, a corrupt stored image, a SIGKILLed worker."""
+
+import io
+import time
+import uuid
+
+from celery import Celery
+
+from gateway import create_app
+from shared.cassandra_store import NewJob
+from shared.image_store import LocalImageStore
+from shared.jobs import utcnow
+from shared.messaging import TASK_RECOGNISE, celery_config, job_message
+from tests import images
+from tests.conftest import unused_port
+from tests.integration.conftest import submit, wait_until_final
+
+
+def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, store, tmp_path):
+    app = create_app(settings.replace(redis_url=f"redis://127.0.0.1:{unused_port()}/0",
+                                      image_dir=tmp_path / "images"))
+    started = time.monotonic()
+    response = app.test_client().post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "one.png")})
+    assert time.monotonic() - started < 10, "a dead broker must not hang the request"
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "queue_unavailable" and "Resubmit" in error["message"]
+    row = store.get_job(uuid.UUID(error["job_id"]))
+    assert row["status"] == "failed" and "Redis" in row["error"]
+    assert not any(p.is_file() for p in (tmp_path / "images").rglob("*"))
+
+
+def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gateway):
+    """Bytes that passed the gateway but rotted on the volume: the worker fails that job and goes on."""
+    bad = images.truncated(images.png_digit(4))
+    sha256, _ = LocalImageStore(settings.image_dir).put(bad)
+    job_id = uuid.uuid4()
+    created = utcnow()
+    store.insert_job(NewJob(job_id, "rotten.png", sha256, len(bad), "PNG", 260, 260, "digits", created))
+    sender = Celery("test-sender")
+    sender.config_from_object(celery_config(settings))
+    sender.send_task(TASK_RECOGNISE, args=[job_message(job_id, sha256, "rotten.png", "digits", created)],
+                     task_id=str(job_id), queue=settings.queue)
+    good = submit(gateway, images.png_digit(4, 4), "four.png").json()["id"]
+    rows = wait_until_final(store, [str(job_id), good], timeout=30)
+    assert rows[str(job_id)]["status"] == "failed" and "truncated" in rows[str(job_id)]["error"]
+    assert rows[good]["status"] == "done" and rows[good]["label"] == "4"
+
+
+def test_sigkilled_worker_loses_no_job(stack, store, gateway):
+    """Jobs queued and held by a worker that is SIGKILLed all finish on its replacement."""
+    stack.kill("worker1")
+    labels = [i % 10 for i in range(60)]
+    job_ids = [submit(gateway, images.png_digit(d, i % 10), f"{d}.png").json()["id"] for i, d in enumerate(labels)]
+
+    stack.start_worker("worker1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = sum(1 for j in job_ids if store.get_job(uuid.UUID(j))["status"] == "done")
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    stack.kill("worker1")
+    in_flight = [j for j in job_ids if store.get_job(uuid.UUID(j))["status"] != "done"]
+    assert in_flight, "the worker finished everything before it could be killed; the test proved nothing"
+
+    stack.start_worker("worker1")
+    stack.wait_worker_ready()
+    rows = wait_until_final(store, job_ids, timeout=90)
+    statuses = [rows[j]["status"] for j in job_ids]
+    assert statuses == ["done"] * len(job_ids), {s: statuses.count(s) for s in set(statuses)}
+    assert [rows[j]["label"] for j in job_ids] == [str(d) for d in labels]

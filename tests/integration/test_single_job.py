@@ -1,0 +1,89 @@
+"""One image from HTTP to Cassandra and back, through the real gunicorn, Redis, worker and Cassandra."""
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import redis
+import requests
+
+from shared.jobs import hour_bucket
+from tests import images
+from tests.integration.conftest import submit, wait_until_final
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_submit_and_wait_returns_the_digit(gateway):
+    response = submit(gateway, (EXAMPLES / "three.png").read_bytes(), "three.png", wait=20)
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "done" and job["label"] == "3"
+    assert job["confidence"] > 0.9 and len(job["probabilities"]) == 10
+    assert job["model"]["name"] == "digits" and len(job["model"]["version"]) == 12
+    assert job["file"]["name"] == "three.png" and len(job["file"]["sha256"]) == 64
+    assert job["worker"].startswith("worker") and job["batch_size"] == 1
+    assert job["inference_ms"] > 0 and job["queue_ms"] >= 0
+    assert job["created_at"] <= job["started_at"] <= job["finished_at"]
+
+
+def test_submit_then_poll(gateway, store):
+    response = submit(gateway, images.png_digit(7, 1), "seven.png")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued" and response.headers["Location"] == f"/v1/jobs/{body['id']}"
+    wait_until_final(store, [body["id"]], timeout=30)
+    job = requests.get(f"{gateway}{body['links']['self']}", timeout=10).json()
+    assert job["status"] == "done" and job["label"] == "7"
+
+
+def test_get_with_wait_holds_until_done(gateway):
+    job_id = submit(gateway, images.png_digit(5, 2)).json()["id"]
+    job = requests.get(f"{gateway}/v1/jobs/{job_id}", params={"wait": 20}, timeout=30).json()
+    assert job["status"] == "done" and job["label"] == "5"
+
+
+def test_blank_image_is_done_with_no_digit(gateway):
+    job = submit(gateway, images.blank_png(), "blank.png", wait=20).json()
+    assert job["status"] == "done"
+    assert job["label"] is None and job["confidence"] is None and "no ink" in job["reason"]
+
+
+def test_unknown_job_is_404(gateway):
+    response = requests.get(f"{gateway}/v1/jobs/{uuid.uuid4()}", timeout=10)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_job"
+
+
+def test_bad_upload_leaves_no_row_no_task_no_file(gateway, settings, store):
+    queue = redis.Redis.from_url(settings.redis_url)
+    files_before = sorted(settings.image_dir.rglob("*"))
+    rows_before = store.session.execute("SELECT count(*) FROM jobs").one()["count"]
+    queued_before = queue.llen(settings.queue)
+    response = submit(gateway, images.truncated(images.png_digit(9)), "broken.png")
+    assert response.status_code == 422 and response.json()["error"]["code"] == "corrupt_image"
+    assert store.session.execute("SELECT count(*) FROM jobs").one()["count"] == rows_before
+    assert queue.llen(settings.queue) == queued_before
+    assert sorted(settings.image_dir.rglob("*")) == files_before
+
+
+def test_result_is_in_cassandra_and_cqlsh_shows_it(gateway, settings):
+    job = submit(gateway, images.png_digit(2, 3), "two.png", wait=20).json()
+    assert job["status"] == "done"
+    cqlsh = Path(sys.executable).parent / "cqlsh"
+    queries = [
+        f"SELECT job_id, status, label FROM recognition.jobs WHERE job_id = {job['id']}",
+        "SELECT job_id, label FROM recognition.predictions_by_hour "
+        f"WHERE hour = '{hour_bucket_of(job['finished_at'])}'",
+    ]
+    for query in queries:
+        out = subprocess.run([str(cqlsh), "127.0.0.1", str(settings.cassandra_port), "--protocol-version=3",
+                              "-e", query], capture_output=True, text=True, timeout=60, check=True).stdout
+        line = next(row for row in out.splitlines() if job["id"] in row)
+        assert line.split("|")[-1].strip() == job["label"]
+
+
+def hour_bucket_of(iso_time: str) -> str:
+    from datetime import datetime
+
+    return hour_bucket(datetime.fromisoformat(iso_time.replace("Z", "+00:00")))
