@@ -40,7 +40,9 @@ def test_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack():
-    stack = LocalStack(test_settings(), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"])
+    stack = LocalStack(
+        test_settings(), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
+    )
     stack.down()
     shutil.rmtree(ROOT, ignore_errors=True)
     busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
@@ -76,7 +78,9 @@ def gateway(stack) -> str:
     return stack.settings.gateway_url
 
 
-def submit(gateway: str, data: bytes, name: str = "digit.png", wait: float | None = None) -> requests.Response:
+def submit(
+    gateway: str, data: bytes, name: str = "digit.png", wait: float | None = None
+) -> requests.Response:
     params = {"wait": wait} if wait else {}
     return requests.post(f"{gateway}/v1/jobs", params=params, files={"file": (name, data)}, timeout=60)
 

@@ -17,8 +17,9 @@ from tests.integration.conftest import submit, wait_until_final
 
 
 def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, store, tmp_path):
-    app = create_app(settings.replace(redis_url=f"redis://127.0.0.1:{unused_port()}/0",
-                                      image_dir=tmp_path / "images"))
+    app = create_app(
+        settings.replace(redis_url=f"redis://127.0.0.1:{unused_port()}/0", image_dir=tmp_path / "images")
+    )
     started = time.monotonic()
     response = app.test_client().post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "one.png")})
     assert time.monotonic() - started < 10, "a dead broker must not hang the request"
@@ -39,8 +40,12 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
     store.insert_job(NewJob(job_id, "rotten.png", sha256, len(bad), "PNG", 260, 260, "digits", created))
     sender = Celery("test-sender")
     sender.config_from_object(celery_config(settings))
-    sender.send_task(TASK_RECOGNISE, args=[job_message(job_id, sha256, "rotten.png", "digits", created)],
-                     task_id=str(job_id), queue=settings.queue)
+    sender.send_task(
+        TASK_RECOGNISE,
+        args=[job_message(job_id, sha256, "rotten.png", "digits", created)],
+        task_id=str(job_id),
+        queue=settings.queue,
+    )
     good = submit(gateway, images.png_digit(4, 4), "four.png").json()["id"]
     rows = wait_until_final(store, [str(job_id), good], timeout=30)
     assert rows[str(job_id)]["status"] == "failed" and "truncated" in rows[str(job_id)]["error"]
@@ -51,7 +56,9 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     """Jobs queued and held by a worker that is SIGKILLed all finish on its replacement."""
     stack.kill("worker1")
     labels = [i % 10 for i in range(60)]
-    job_ids = [submit(gateway, images.png_digit(d, i % 10), f"{d}.png").json()["id"] for i, d in enumerate(labels)]
+    job_ids = [
+        submit(gateway, images.png_digit(d, i % 10), f"{d}.png").json()["id"] for i, d in enumerate(labels)
+    ]
 
     stack.start_worker("worker1")
     deadline = time.monotonic() + 60

@@ -77,8 +77,13 @@ def test_result_is_in_cassandra_and_cqlsh_shows_it(gateway, settings):
         f"WHERE hour = '{hour_bucket_of(job['finished_at'])}'",
     ]
     for query in queries:
-        out = subprocess.run([str(cqlsh), "127.0.0.1", str(settings.cassandra_port), "--protocol-version=3",
-                              "-e", query], capture_output=True, text=True, timeout=60, check=True).stdout
+        out = subprocess.run(
+            [str(cqlsh), "127.0.0.1", str(settings.cassandra_port), "--protocol-version=3", "-e", query],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
         line = next(row for row in out.splitlines() if job["id"] in row)
         assert line.split("|")[-1].strip() == job["label"]
 

@@ -12,13 +12,17 @@ from tests import images
 
 @pytest.fixture
 def client(offline_settings):
-    return create_app(offline_settings.replace(max_upload_bytes=100_000, max_image_pixels=1_000_000)).test_client()
+    return create_app(
+        offline_settings.replace(max_upload_bytes=100_000, max_image_pixels=1_000_000)
+    ).test_client()
 
 
 def _post(client, data, name="x.png"):
     import io
 
-    return client.post("/v1/jobs", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
+    return client.post(
+        "/v1/jobs", data={"file": (io.BytesIO(data), name)}, content_type="multipart/form-data"
+    )
 
 
 def _assert_nothing_stored(settings_dir):
@@ -75,7 +79,9 @@ def test_decompression_bomb(client, offline_settings):
 def test_unknown_model_lists_available(client):
     import io
 
-    response = client.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "1.png"), "model": "cats"})
+    response = client.post(
+        "/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "1.png"), "model": "cats"}
+    )
     assert "digits" in _error(response, 400, "unknown_model")
 
 

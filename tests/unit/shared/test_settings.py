@@ -13,12 +13,14 @@ def test_defaults_when_environment_is_empty():
 
 
 def test_environment_values_are_parsed_by_type():
-    settings = Settings.from_env({
-        "RECOG_CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2",
-        "RECOG_CASSANDRA_PORT": "9999",
-        "RECOG_MAX_WAIT_SECONDS": "12.5",
-        "RECOG_IMAGE_DIR": "/tmp/recog-images",
-    })
+    settings = Settings.from_env(
+        {
+            "RECOG_CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2",
+            "RECOG_CASSANDRA_PORT": "9999",
+            "RECOG_MAX_WAIT_SECONDS": "12.5",
+            "RECOG_IMAGE_DIR": "/tmp/recog-images",
+        }
+    )
     assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
     assert settings.cassandra_port == 9999
     assert settings.max_wait_seconds == 12.5
@@ -48,7 +50,10 @@ def test_unknown_override_is_refused():
 def test_replication_specs():
     assert replication_options("SimpleStrategy:1") == {"class": "SimpleStrategy", "replication_factor": "1"}
     assert replication_options("NetworkTopologyStrategy:dc1=3,dc2=2") == {
-        "class": "NetworkTopologyStrategy", "dc1": "3", "dc2": "2"}
+        "class": "NetworkTopologyStrategy",
+        "dc1": "3",
+        "dc2": "2",
+    }
     with pytest.raises(SettingsError, match="RECOG_CASSANDRA_REPLICATION"):
         replication_options("NetworkTopologyStrategy:dc1")
 
