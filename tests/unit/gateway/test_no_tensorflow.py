@@ -5,7 +5,9 @@ import pytest
 
 PROBES = {
     "gateway app": "import gateway.wsgi",
-    "recog --help": "from click.testing import CliRunner; from cli.main import cli; CliRunner().invoke(cli, ['--help'])",
+    "recog --help": (
+        "from click.testing import CliRunner; from cli.main import cli; CliRunner().invoke(cli, ['--help'])"
+    ),
 }
 
 
