@@ -41,11 +41,24 @@ class LocalStack:
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    def _claim_port(self, name: str, port: int) -> bool:
+        """True if ours already runs; raises if a process we did not start holds its port."""
+        if processes.running_pid(self.run_dir, name):
+            return True
+        if not processes.port_is_free(port):
+            raise RuntimeError(
+                f"port {port} for {name} is taken by a process this stack did not start "
+                f"(a system service?); stop it or choose another port in the RECOG_* settings"
+            )
+        return False
+
     def start_redis(self) -> None:
         if shutil.which("redis-server") is None:
             raise RuntimeError(
                 "redis-server is not installed; `make up` installs it (apt-get install redis-server)"
             )
+        if self._claim_port("redis", self.redis_port):
+            return
         data = self.root / "redis"
         data.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -67,6 +80,8 @@ class LocalStack:
         processes.wait_for_port("127.0.0.1", self.redis_port, 30, "Redis", self.log("redis"))
 
     def start_cassandra(self, timeout: float = 180) -> None:
+        if self._claim_port("cassandra", self.settings.cassandra_port):
+            return
         home = cassandra.ensure_unpacked(self.cache / "cassandra")
         config = cassandra.write_config(
             home, self.root / "cassandra", self.settings.cassandra_port, self.storage_port
@@ -119,6 +134,8 @@ class LocalStack:
 
     def start_gateway(self, workers: int = 2, threads: int = 8) -> None:
         url = urlparse(self.settings.gateway_url)
+        if self._claim_port("gateway", url.port):
+            return
         argv = [
             str(BIN / "gunicorn"),
             "-w",
@@ -149,6 +166,8 @@ class LocalStack:
 
     def start_flower(self) -> None:
         url = urlparse(self.settings.flower_url)
+        if self._claim_port("flower", url.port):
+            return
         argv = [
             str(BIN / "celery"),
             "-A",

@@ -16,8 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The Debian package starts its own Redis on 6379; ours runs on its own data folder instead.
-if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-  systemctl stop redis-server || true
+# Where the Debian package started its own Redis on 6379, stop it: ours keeps its data in .recog/.
+if [[ " ${missing[*]} " == *" redis-server "* ]] && service redis-server status >/dev/null 2>&1; then
+  service redis-server stop >/dev/null 2>&1 || true
 fi
 exit 0
