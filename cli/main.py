@@ -100,7 +100,7 @@ def schema() -> None:
 
 
 @cli.command()
-@click.option("--epochs", default=15, show_default=True)
+@click.option("--epochs", default=30, show_default=True)
 @click.option("--continue", "resume", is_flag=True, help="Start from the current weights.")
 @click.option("--name", default="digits", show_default=True)
 def train(epochs: int, resume: bool, name: str) -> None:
@@ -122,6 +122,7 @@ def evaluate(name: str) -> None:
 
     result = run_evaluation(Settings.from_env().models_dir, STATE / "cache" / "training", name)
     click.echo(f"held-out accuracy: {result.accuracy:.4f} ({result.n} digits)")
+    click.echo(f"expected calibration error (15 bins): {result.expected_calibration_error:.4f}")
     click.echo("per class: " + "  ".join(f"{d}:{a:.3f}" for d, a in enumerate(result.per_class)))
     click.echo("confusion (rows true, columns predicted):")
     for digit, row in enumerate(result.confusion):

@@ -1,18 +1,23 @@
 """Turn any upload into an MNIST-style 28x28 digit, the way MNIST itself was made.
 
-NumPy and Pillow only: the gateway and `recog classify` import this without TensorFlow.
+Grey, ink made bright on a dark background (inverted when the ink is darker than the paper,
+judged from the image), uneven lighting and noise taken out, cropped to the digit, fitted into
+20x20 keeping its aspect, centred by centre of mass in 28x28. NumPy, SciPy and Pillow only:
+the gateway and `recog classify` import this without TensorFlow.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageOps
+from scipy import ndimage
 
 SIZE = 28
 BOX = 20
-# Ink must stand this far (0..1) above the paper to count; below it an image is blank.
-INK_THRESHOLD = 0.25
+WORK_SIDE = 256  # larger images are shrunk first: plenty for one digit, and fast
+MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (0..1) or the image is blank
 MIN_INK_PIXELS = 6
+MNIST_STROKE = 2.2  # typical pen width in MNIST's 20x20 box, in pixels
 
 
 def to_grey(img: Image.Image) -> np.ndarray:
@@ -33,50 +38,125 @@ def to_grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float64) / 255.0
 
 
-def ink_map(grey: np.ndarray) -> np.ndarray:
-    """Ink as bright-on-dark in [0, 1], with the paper (light or dark, judged by the border) at 0."""
-    border = np.concatenate([grey[0, :], grey[-1, :], grey[:, 0], grey[:, -1]])
-    paper = float(np.median(border))
-    ink = grey - paper if paper < 0.5 else paper - grey
-    ink = np.clip(ink, 0.0, None)
-    peak = float(np.percentile(ink, 99.9))
-    if peak <= INK_THRESHOLD:
-        return np.zeros_like(ink)
-    ink = np.clip(ink / peak, 0.0, 1.0)
-    ink[ink < INK_THRESHOLD] = 0.0
-    return ink
+def shrink(grey: np.ndarray) -> np.ndarray:
+    h, w = grey.shape
+    scale = WORK_SIDE / max(h, w)
+    if scale >= 1:
+        return grey
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = Image.fromarray(grey.astype(np.float32), mode="F").resize(size, Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float64)
 
 
-def fit_to_mnist(ink: np.ndarray) -> np.ndarray | None:
-    """Crop to the ink, fit in 20x20 keeping aspect, centre by mass in 28x28; None if no ink."""
-    rows = np.flatnonzero(ink.max(axis=1) > 0)
-    cols = np.flatnonzero(ink.max(axis=0) > 0)
-    if np.count_nonzero(ink) < MIN_INK_PIXELS:
+def ink_map(grey: np.ndarray) -> np.ndarray | None:
+    """Ink as bright-on-dark in [0, 1] with the paper flattened to 0; None when there is no ink."""
+    paper = float(np.median(grey))
+    low, high = np.percentile(grey, [0.5, 99.5])
+    ink = paper - grey if paper - low >= high - paper else grey - paper
+    ink = ink - _background_plane(ink)
+    if max(grey.shape) > 64:  # photos and scans: soften sensor noise; MNIST-sized input is clean
+        ink = ndimage.gaussian_filter(ink, max(grey.shape) / 256)
+    # The peak is the strongest ink, not a percentile: a fine pen covers well under 1 % of a page.
+    floor, peak = float(np.median(ink)), float(ink.max())
+    if peak - floor < MIN_CONTRAST:
         return None
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+
+
+def digit_mask(ink: np.ndarray) -> np.ndarray | None:
+    """The pixels of the digit: Otsu's threshold, then specks and frame edges dropped."""
+    mask = ink > max(_otsu(ink), 0.25)
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return None
+    index = np.arange(1, count + 1)
+    areas = ndimage.sum_labels(mask, labels, index)
+    boxes = ndimage.find_objects(labels)
+    edge_like = np.array([_spans_an_edge(box, ink.shape) for box in boxes])
+    if edge_like.all():
+        edge_like[:] = False
+    big = (areas >= 0.1 * areas[~edge_like].max()) & ~edge_like
+    keep = np.isin(labels, index[big])
+    if keep.sum() < MIN_INK_PIXELS:
+        return None
+    return keep
+
+
+def fit_to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Crop to the digit, even out the pen width, fit in 20x20, centre by mass in 28x28."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    pad = 1
+    r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, ink.shape[0])
+    c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, ink.shape[1])
+    near = ndimage.binary_dilation(mask, iterations=2)[r0:r1, c0:c1]
+    crop = np.where(near, ink[r0:r1, c0:c1], 0.0)
+    crop = _even_stroke(crop, mask[r0:r1, c0:c1], BOX / max(crop.shape))
     h, w = crop.shape
     scale = BOX / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = Image.fromarray(crop.astype(np.float32), mode="F").resize(
-        (new_w, new_h), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BILINEAR
-    )
-    small = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 1.0)
-    out = np.zeros((SIZE, SIZE), dtype=np.float64)
-    cy, cx = _centre_of_mass(small)
-    top = int(round(SIZE / 2 - cy))
-    left = int(round(SIZE / 2 - cx))
-    top = min(max(top, 0), SIZE - new_h)
-    left = min(max(left, 0), SIZE - new_w)
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    small = Image.fromarray(crop.astype(np.float32), mode="F").resize((new_w, new_h), method)
+    small = np.clip(np.asarray(small, dtype=np.float64), 0.0, None)
+    small /= max(small.max(), 1e-6)
+    cy, cx = ndimage.center_of_mass(small)
+    top = min(max(int(round(SIZE / 2 - cy - 0.5)), 0), SIZE - new_h)
+    left = min(max(int(round(SIZE / 2 - cx - 0.5)), 0), SIZE - new_w)
+    out = np.zeros((SIZE, SIZE), dtype=np.float32)
     out[top : top + new_h, left : left + new_w] = small
-    return out.astype(np.float32)
+    return out
 
 
 def to_mnist(img: Image.Image) -> np.ndarray | None:
     """The model's input for one image (28x28 float32 in [0, 1]), or None when there is no digit."""
-    return fit_to_mnist(ink_map(to_grey(img)))
+    ink = ink_map(shrink(to_grey(img)))
+    if ink is None:
+        return None
+    mask = digit_mask(ink)
+    return None if mask is None else fit_to_mnist(ink, mask)
 
 
-def _centre_of_mass(arr: np.ndarray) -> tuple[float, float]:
-    total = arr.sum()
-    ys, xs = np.indices(arr.shape)
-    return float((ys * arr).sum() / total), float((xs * arr).sum() / total)
+def _background_plane(ink: np.ndarray) -> np.ndarray:
+    """A plane fitted to the paper (the darker 60 % of the ink map): uneven lighting, removed."""
+    h, w = ink.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    paper = ink <= np.percentile(ink, 60)
+    design = np.column_stack([ys[paper], xs[paper], np.ones(paper.sum())])
+    coef, *_ = np.linalg.lstsq(design, ink[paper], rcond=None)
+    return coef[0] * ys + coef[1] * xs + coef[2]
+
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight = np.cumsum(hist)
+    total = weight[-1]
+    mean = np.cumsum(hist * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * weight - mean * total) ** 2 / (weight * (total - weight))
+    return float(centres[np.nanargmax(between[:-1])])
+
+
+def _spans_an_edge(box: tuple[slice, slice], shape: tuple[int, int]) -> bool:
+    """A table edge or paper border: touches a side of the image along more than half of it."""
+    rows, cols = box
+    h, w = shape
+    horizontal = (rows.start == 0 or rows.stop == h) and (cols.stop - cols.start) > w / 2
+    vertical = (cols.start == 0 or cols.stop == w) and (rows.stop - rows.start) > h / 2
+    return horizontal or vertical
+
+
+def _even_stroke(crop: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
+    """Thicken a hair-thin pen (a fine canvas brush on a big canvas) to MNIST's width after scaling."""
+    boundary = mask & ~ndimage.binary_erosion(mask)
+    width = 2.0 * mask.sum() / max(boundary.sum(), 1)
+    target = MNIST_STROKE / scale
+    grow = int(round((target - width) / 2))
+    if width >= 0.6 * target or grow < 1:
+        return crop
+    return ndimage.grey_dilation(crop, footprint=_disk(grow))
+
+
+def _disk(radius: int) -> np.ndarray:
+    ys, xs = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return ys**2 + xs**2 <= radius**2 + radius

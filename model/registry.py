@@ -1,7 +1,8 @@
 """Where models live and what version each one is; no TensorFlow, so the gateway can use it.
 
-A model is a folder `<models_dir>/<name>/` holding `model.keras` and `labels.txt` (one label a
-line, in output order). Its version is the start of the weights file's sha256, so every stored
+A model is a folder `<models_dir>/<name>/` holding a Keras model file (`model.keras`, or a legacy
+`model.h5`) that takes 28x28x1 MNIST-style input, and `labels.txt` (one label a line, in output
+order). Its version is the start of the weights file's sha256, so every stored
 result names the exact weights that produced it.
 """
 
@@ -13,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 WEIGHTS_FILE = "model.keras"
+WEIGHTS_FILES = (WEIGHTS_FILE, "model.h5")
 LABELS_FILE = "labels.txt"
 
 
@@ -29,15 +31,22 @@ class ModelInfo:
 
 
 def available(models_dir: Path) -> list[str]:
-    return sorted(p.parent.name for p in models_dir.glob(f"*/{WEIGHTS_FILE}"))
+    return sorted(
+        {
+            p.parent.name
+            for f in WEIGHTS_FILES
+            for p in models_dir.glob(f"*/{f}")
+            if (p.parent / LABELS_FILE).is_file()
+        }
+    )
 
 
 def describe(models_dir: Path, name: str) -> ModelInfo:
-    folder = models_dir / name
-    weights = folder / WEIGHTS_FILE
-    if not name or "/" in name or not weights.is_file():
+    if name not in available(models_dir):
         names = ", ".join(available(models_dir)) or "none"
         raise UnknownModel(f"unknown model {name!r}; available: {names}")
+    folder = models_dir / name
+    weights = next(folder / f for f in WEIGHTS_FILES if (folder / f).is_file())
     labels = tuple(line.strip() for line in (folder / LABELS_FILE).read_text().splitlines() if line.strip())
     return ModelInfo(name, _version(weights, weights.stat().st_mtime_ns), weights, labels)
 

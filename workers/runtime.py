@@ -32,13 +32,16 @@ class WorkerRuntime:
         self.recogniser(settings.model)
 
     def recogniser(self, name: str):
-        """The loaded model called name, loading it on first use (UnknownModel if none)."""
-        if name not in self._recognisers:
+        """The model called name, loaded on first use and again whenever its weights change."""
+        from model.registry import describe
+
+        current = self._recognisers.get(name)
+        if current is None or current.info.version != describe(self.settings.models_dir, name).version:
             from model.recogniser import Recogniser
 
-            self._recognisers[name] = Recogniser(self.settings.models_dir, name)
-            log.info("loaded model %s version %s", name, self._recognisers[name].info.version)
-        return self._recognisers[name]
+            current = self._recognisers[name] = Recogniser(self.settings.models_dir, name)
+            log.info("loaded model %s version %s", name, current.info.version)
+        return current
 
     def close(self) -> None:
         self.store.close()

@@ -30,6 +30,7 @@ def test_settings() -> Settings:
         cassandra_port=PORTS["cassandra"],
         cassandra_protocol_version=3,
         image_dir=ROOT / "images",
+        models_dir=ROOT / "models",
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url=f"http://127.0.0.1:{PORTS['flower']}",
         flower_password="test-flower-password",
@@ -45,6 +46,8 @@ def stack():
     )
     stack.down()
     shutil.rmtree(ROOT, ignore_errors=True)
+    # A models folder of the session's own, so a test can add a model without touching model/models.
+    shutil.copytree(Settings.from_env({}).models_dir, ROOT / "models")
     busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
     if busy:
         pytest.exit(f"ports needed by the test stack are taken: {', '.join(busy)}", returncode=3)

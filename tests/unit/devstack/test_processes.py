@@ -5,10 +5,16 @@ from devstack import processes
 
 
 def test_start_then_stop_leaves_nothing_running(tmp_path):
-    argv = [sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"]
+    argv = [
+        sys.executable,
+        "-c",
+        "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)",
+    ]
     pid = processes.start("sleeper", argv, tmp_path / "run", tmp_path / "logs")
     assert processes.running_pid(tmp_path / "run", "sleeper") == pid
-    assert processes.start("sleeper", argv, tmp_path / "run", tmp_path / "logs") == pid  # second start is a no-op
+    assert (
+        processes.start("sleeper", argv, tmp_path / "run", tmp_path / "logs") == pid
+    )  # second start is a no-op
     assert processes.stop(tmp_path / "run", "sleeper", timeout=10)
     assert processes.running_pid(tmp_path / "run", "sleeper") is None
     assert not processes._group_alive(pid)  # the grandchild went with it
