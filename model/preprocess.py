@@ -14,7 +14,7 @@ from scipy import ndimage
 
 SIZE = 28
 BOX = 20
-WORK_SIDE = 256  # larger images are shrunk first: plenty for one digit, and fast
+WORK_SIDE = 160  # larger images are shrunk first: plenty for a digit that ends up 20 px tall
 MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (0..1) or the image is blank
 MIN_INK_PIXELS = 6
 MNIST_STROKE = 2.2  # typical pen width in MNIST's 20x20 box, in pixels
@@ -50,14 +50,15 @@ def shrink(grey: np.ndarray) -> np.ndarray:
 
 def ink_map(grey: np.ndarray) -> np.ndarray | None:
     """Ink as bright-on-dark in [0, 1] with the paper flattened to 0; None when there is no ink."""
-    paper = float(np.median(grey))
-    low, high = np.percentile(grey, [0.5, 99.5])
+    sample = grey[::2, ::2]  # statistics from a quarter of the pixels: same answer, 4x less work
+    paper = float(np.median(sample))
+    low, high = np.percentile(sample, [0.5, 99.5])
     ink = paper - grey if paper - low >= high - paper else grey - paper
     ink = ink - _background_plane(ink)
     if max(grey.shape) > 64:  # photos and scans: soften sensor noise; MNIST-sized input is clean
-        ink = ndimage.gaussian_filter(ink, max(grey.shape) / 256)
+        ink = ndimage.gaussian_filter(ink, max(grey.shape) / WORK_SIDE)
     # The peak is the strongest ink, not a percentile: a fine pen covers well under 1 % of a page.
-    floor, peak = float(np.median(ink)), float(ink.max())
+    floor, peak = float(np.median(ink[::2, ::2])), float(ink.max())
     if peak - floor < MIN_CONTRAST:
         return None
     return np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
@@ -119,16 +120,20 @@ def to_mnist(img: Image.Image) -> np.ndarray | None:
 def _background_plane(ink: np.ndarray) -> np.ndarray:
     """A plane fitted to the paper (the darker 60 % of the ink map): uneven lighting, removed."""
     h, w = ink.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    paper = ink <= np.percentile(ink, 60)
+    step = max(1, min(h, w) // 32)  # a plane needs few points: fit on a grid of about 32x32
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    grid = ink[::step, ::step]
+    paper = grid <= np.percentile(grid, 60)
     design = np.column_stack([ys[paper], xs[paper], np.ones(paper.sum())])
-    coef, *_ = np.linalg.lstsq(design, ink[paper], rcond=None)
-    return coef[0] * ys + coef[1] * xs + coef[2]
+    coef, *_ = np.linalg.lstsq(design, grid[paper], rcond=None)
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    return coef[0] * rows + coef[1] * cols + coef[2]
 
 
 def _otsu(values: np.ndarray) -> float:
-    hist, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
-    centres = (edges[:-1] + edges[1:]) / 2
+    bins = 64
+    hist = np.bincount(np.minimum((values * bins).astype(np.int64), bins - 1).ravel(), minlength=bins)
+    centres = (np.arange(bins) + 0.5) / bins
     weight = np.cumsum(hist)
     total = weight[-1]
     mean = np.cumsum(hist * centres)

@@ -32,11 +32,14 @@ class BatchOutcome:
 
 
 def configure_threads(threads: int) -> None:
-    """Must run before the first TensorFlow op of the process (later calls raise)."""
+    """Takes effect only before the process's first TensorFlow op; later, the threads stay as they are."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow already initialised (a second model in one process)
+        pass
 
 
 class Recogniser:
