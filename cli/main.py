@@ -87,7 +87,7 @@ def _classify_line(row: dict) -> str:
 @cli.command()
 def schema() -> None:
     """Create the keyspace and tables if they do not exist (safe to repeat)."""
-    from shared.cassandra_store import connect
+    from shared.cassandra_session import connect
     from shared.schema import create_schema
 
     settings = Settings.from_env()

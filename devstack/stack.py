@@ -94,7 +94,7 @@ class LocalStack:
         )
 
     def create_schema(self, timeout: float = 60) -> None:
-        from shared.cassandra_store import connect
+        from shared.cassandra_session import connect
         from shared.schema import create_schema
 
         deadline = time.monotonic() + timeout
@@ -118,7 +118,7 @@ class LocalStack:
             "workers.main",
             "worker",
             "-Q",
-            self.settings.queue,
+            f"{self.settings.queue},{self.settings.bulk_queue}",
             "-n",
             f"{name}@%h",
             "-E",

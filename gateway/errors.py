@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from shared.cassandra_store import UNAVAILABLE_ERRORS
+from shared.cassandra_session import UNAVAILABLE_ERRORS
 
 
 class ApiError(Exception):

@@ -9,7 +9,8 @@ from kombu.exceptions import OperationalError
 from gateway.errors import ApiError
 from gateway.waiting import wait_for_final
 from model.registry import UnknownModel, describe
-from shared.cassandra_store import UNAVAILABLE_ERRORS, NewJob, Outcome
+from shared.cassandra_session import UNAVAILABLE_ERRORS
+from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
 from shared.jobs import FINAL_STATES, QUEUED, job_view, new_job_id, parse_job_id, utcnow
 from shared.messaging import TASK_RECOGNISE, job_message

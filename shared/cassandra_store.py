@@ -1,43 +1,28 @@
-"""Every read and write of job rows and the audit log, as prepared statements."""
+"""Every read and write of jobs, batches, the audit log and the result cache."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
-from cassandra.cluster import (
-    EXEC_PROFILE_DEFAULT,
-    Cluster,
-    ExecutionProfile,
-    NoHostAvailable,
-    Session,
-)
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, dict_factory
+from cassandra.cluster import Cluster, Session
+from cassandra.query import BatchStatement, BatchType
 
+from shared import statements as cql
+from shared.cassandra_session import connect
 from shared.jobs import DONE, FAILED, QUEUED, RUNNING, hour_bucket
 from shared.settings import Settings
 
-INSERT_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_bytes, image_format,
-    width, height, model_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
-SELECT_STATUS = "SELECT job_id, status FROM jobs WHERE job_id = ?"
-MARK_RUNNING = "UPDATE jobs SET status = ?, started_at = ?, worker = ? WHERE job_id = ?"
-FINISH_LABELLED = """UPDATE jobs SET status = ?, label = ?, confidence = ?, probabilities = ?,
-    model_name = ?, model_version = ?, worker = ?, finished_at = ?, queue_ms = ?,
-    inference_ms = ?, batch_size = ? WHERE job_id = ?"""
-FINISH_BLANK = """UPDATE jobs SET status = ?, reason = ?, model_name = ?, model_version = ?,
-    worker = ?, finished_at = ?, queue_ms = ?, inference_ms = ?, batch_size = ? WHERE job_id = ?"""
-FINISH_FAILED = "UPDATE jobs SET status = ?, error = ?, worker = ?, finished_at = ? WHERE job_id = ?"
-AUDIT_LABELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, label,
-    confidence, model_name, model_version, sha256, filename, worker)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-AUDIT_BLANK = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, reason,
-    model_name, model_version, sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-AUDIT_FAILED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, error,
-    sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+
+@dataclass(frozen=True)
+class JobKey:
+    """What locates a job's rows: its id, and for a batch job the batch and file name."""
+
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None = None
+    filename: str = ""
 
 
 @dataclass
@@ -51,6 +36,7 @@ class NewJob:
     height: int
     model_name: str
     created_at: datetime
+    batch_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -72,45 +58,12 @@ class Outcome:
     queue_ms: float = 0.0
     inference_ms: float = 0.0
     batch_size: int = 0
-
-
-def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, Session]:
-    """A cluster and session; call after any fork, never at import."""
-    try:
-        return _connect(settings, keyspace, settings.cassandra_protocol_version)
-    except NoHostAvailable as exc:
-        # Cassandra 2.1 answers the driver's opening v5 offer with a generic server error
-        # instead of a protocol error, so the driver never steps down by itself.
-        if settings.cassandra_protocol_version or "unsupported protocol version" not in str(exc):
-            raise
-        return _connect(settings, keyspace, 3)
-
-
-def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[Cluster, Session]:
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=getattr(ConsistencyLevel, settings.cassandra_consistency),
-        request_timeout=10.0,
-        row_factory=dict_factory,
-    )
-    cluster = Cluster(
-        list(settings.cassandra_hosts),
-        port=settings.cassandra_port,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        connect_timeout=3.0,
-        control_connection_timeout=3.0,
-        **({"protocol_version": protocol} if protocol else {}),
-    )
-    try:
-        session = cluster.connect(keyspace)
-    except Exception:
-        cluster.shutdown()
-        raise
-    return cluster, session
+    batch_id: uuid.UUID | None = None
+    cached: bool = False
 
 
 class CassandraStore:
-    """Job rows and the hourly audit log; statements are prepared once per store."""
+    """Statements are prepared once per store; writes of one job's end go in one logged batch."""
 
     def __init__(self, cluster: Cluster, session: Session) -> None:
         self.cluster = cluster
@@ -128,9 +81,13 @@ class CassandraStore:
         self.session.execute("SELECT release_version FROM system.local", timeout=3.0)
 
     def insert_job(self, job: NewJob) -> None:
-        self._run(
-            INSERT_JOB,
-            (
+        self.insert_jobs([job])
+
+    def insert_jobs(self, jobs: list[NewJob]) -> None:
+        """A batch job's row and its line in the batch are written together."""
+        futures = []
+        for job in jobs:
+            values = (
                 job.job_id,
                 QUEUED,
                 job.filename,
@@ -141,14 +98,22 @@ class CassandraStore:
                 job.height,
                 job.model_name,
                 job.created_at,
-            ),
-        )
+            )
+            if job.batch_id is None:
+                futures.append(self._async(cql.INSERT_JOB, values))
+                continue
+            both = BatchStatement(batch_type=BatchType.LOGGED)
+            both.add(self._prepare(cql.INSERT_BATCH_JOB), (*values, job.batch_id))
+            both.add(self._prepare(cql.INSERT_BATCH_ROW), (job.batch_id, job.filename, job.job_id, QUEUED))
+            futures.append(self.session.execute_async(both))
+        for future in futures:
+            future.result()
 
     def get_job(self, job_id: uuid.UUID) -> dict | None:
-        return self._run(SELECT_JOB, (job_id,)).one()
+        return self._run(cql.SELECT_JOB, (job_id,)).one()
 
     def statuses(self, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-        futures = [self._async(SELECT_STATUS, (job_id,)) for job_id in job_ids]
+        futures = [self._async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
         found = {}
         for future in futures:
             row = future.result().one()
@@ -156,77 +121,86 @@ class CassandraStore:
                 found[row["job_id"]] = row["status"]
         return found
 
-    def mark_running(self, job_ids: list[uuid.UUID], worker: str, started_at: datetime) -> None:
-        futures = [self._async(MARK_RUNNING, (RUNNING, started_at, worker, job_id)) for job_id in job_ids]
+    def mark_running(self, keys: list[JobKey], worker: str, started_at: datetime) -> None:
+        futures = [self._async(cql.MARK_RUNNING, (RUNNING, started_at, worker, k.job_id)) for k in keys]
+        futures += [
+            self._async(cql.BATCH_ROW_RUNNING, (RUNNING, k.batch_id, k.filename, k.job_id))
+            for k in keys
+            if k.batch_id is not None
+        ]
         for future in futures:
             future.result()
+
+    def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
+        self._run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
+
+    def get_batch(self, batch_id: uuid.UUID) -> dict | None:
+        return self._run(cql.SELECT_BATCH, (batch_id,)).one()
+
+    def batch_rows(self, batch_id: uuid.UUID, page_size: int = 1000) -> Iterator[dict]:
+        """The batch's jobs in file-name order, fetched a page at a time as the caller iterates."""
+        statement = self._prepare(cql.SELECT_BATCH_ROWS).bind((batch_id,))
+        statement.fetch_size = page_size
+        return iter(self.session.execute(statement))
+
+    def recall(self, keys: list[tuple[str, str, str]]) -> list[dict | None]:
+        """Earlier results for (sha256, model name, model version), or None where there is none."""
+        futures = [self._async(cql.RECALL, key) for key in keys]
+        return [future.result().one() for future in futures]
 
     def finish(self, outcomes: list[Outcome]) -> None:
-        """Write each job's final row and its audit row together (one logged batch per job)."""
-        futures = [self.session.execute_async(self._finish_batch(o)) for o in outcomes]
+        """Each job's final row, audit row, batch line and cache row land together or not at all."""
+        futures = []
+        for o in outcomes:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for text, values in _finish_statements(o):
+                batch.add(self._prepare(text), values)
+            futures.append(self.session.execute_async(batch))
         for future in futures:
             future.result()
 
-    def _finish_batch(self, o: Outcome) -> BatchStatement:
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        hour = hour_bucket(o.finished_at)
-        if o.error is not None:
-            batch.add(self._prepare(FINISH_FAILED), (FAILED, o.error, o.worker, o.finished_at, o.job_id))
-            batch.add(
-                self._prepare(AUDIT_FAILED),
+    def _prepare(self, text: str):
+        if text not in self._prepared:
+            self._prepared[text] = self.session.prepare(text)
+        return self._prepared[text]
+
+    def _run(self, text: str, values: tuple):
+        return self.session.execute(self._prepare(text), values)
+
+    def _async(self, text: str, values: tuple):
+        return self.session.execute_async(self._prepare(text), values)
+
+
+def _finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
+    hour = hour_bucket(o.finished_at)
+    batch_key = (o.batch_id, o.filename, o.job_id)
+    model = (o.model_name, o.model_version)
+    timing = (o.worker, o.finished_at, o.queue_ms, o.inference_ms, o.batch_size, o.cached, o.job_id)
+    if o.error is not None:
+        out = [
+            (cql.FINISH_FAILED, (FAILED, o.error, o.worker, o.finished_at, o.job_id)),
+            (
+                cql.AUDIT_FAILED,
                 (hour, o.finished_at, o.job_id, FAILED, o.error, o.sha256, o.filename, o.worker),
-            )
-        elif o.label is None:
-            batch.add(
-                self._prepare(FINISH_BLANK),
-                (
-                    DONE,
-                    o.reason,
-                    o.model_name,
-                    o.model_version,
-                    o.worker,
-                    o.finished_at,
-                    o.queue_ms,
-                    o.inference_ms,
-                    o.batch_size,
-                    o.job_id,
-                ),
-            )
-            batch.add(
-                self._prepare(AUDIT_BLANK),
-                (
-                    hour,
-                    o.finished_at,
-                    o.job_id,
-                    DONE,
-                    o.reason,
-                    o.model_name,
-                    o.model_version,
-                    o.sha256,
-                    o.filename,
-                    o.worker,
-                ),
-            )
-        else:
-            batch.add(
-                self._prepare(FINISH_LABELLED),
-                (
-                    DONE,
-                    o.label,
-                    o.confidence,
-                    o.probabilities,
-                    o.model_name,
-                    o.model_version,
-                    o.worker,
-                    o.finished_at,
-                    o.queue_ms,
-                    o.inference_ms,
-                    o.batch_size,
-                    o.job_id,
-                ),
-            )
-            batch.add(
-                self._prepare(AUDIT_LABELLED),
+            ),
+            (cql.BATCH_ROW_FAILED, (FAILED, o.error, o.finished_at, *batch_key)),
+        ]
+        remember = None
+    elif o.label is None:
+        out = [
+            (cql.FINISH_BLANK, (DONE, o.reason, *model, *timing)),
+            (
+                cql.AUDIT_BLANK,
+                (hour, o.finished_at, o.job_id, DONE, o.reason, *model, o.sha256, o.filename, o.worker),
+            ),
+            (cql.BATCH_ROW_BLANK, (DONE, o.reason, o.cached, o.finished_at, *batch_key)),
+        ]
+        remember = (cql.REMEMBER_BLANK, (o.sha256, *model, o.job_id, o.finished_at, o.reason))
+    else:
+        out = [
+            (cql.FINISH_LABELLED, (DONE, o.label, o.confidence, o.probabilities, *model, *timing)),
+            (
+                cql.AUDIT_LABELLED,
                 (
                     hour,
                     o.finished_at,
@@ -234,26 +208,20 @@ class CassandraStore:
                     DONE,
                     o.label,
                     o.confidence,
-                    o.model_name,
-                    o.model_version,
+                    *model,
                     o.sha256,
                     o.filename,
                     o.worker,
                 ),
-            )
-        return batch
-
-    def _prepare(self, cql: str):
-        if cql not in self._prepared:
-            self._prepared[cql] = self.session.prepare(cql)
-        return self._prepared[cql]
-
-    def _run(self, cql: str, params: tuple):
-        return self.session.execute(self._prepare(cql), params)
-
-    def _async(self, cql: str, params: tuple):
-        return self.session.execute_async(self._prepare(cql), params)
-
-
-# What "Cassandra is unreachable or overloaded right now" looks like from the driver.
-UNAVAILABLE_ERRORS = (NoHostAvailable, DriverException, RequestExecutionException)
+            ),
+            (cql.BATCH_ROW_LABELLED, (DONE, o.label, o.confidence, o.cached, o.finished_at, *batch_key)),
+        ]
+        remember = (
+            cql.REMEMBER_LABELLED,
+            (o.sha256, *model, o.job_id, o.finished_at, o.label, o.confidence, o.probabilities),
+        )
+    if o.batch_id is None:
+        out.pop()
+    if remember is not None and not o.cached:
+        out.append(remember)
+    return out

@@ -8,6 +8,7 @@ from datetime import datetime
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
+TASK_RECOGNISE_CHUNK = "recog.recognise_chunk"
 
 
 def job_channel(job_id: str) -> str:
@@ -15,7 +16,14 @@ def job_channel(job_id: str) -> str:
     return f"recog:job-finished:{job_id}"
 
 
-def job_message(job_id: uuid.UUID, sha256: str, filename: str, model: str, created_at: datetime) -> dict:
+def job_message(
+    job_id: uuid.UUID,
+    sha256: str,
+    filename: str,
+    model: str,
+    created_at: datetime,
+    batch_id: uuid.UUID | None = None,
+) -> dict:
     """The task payload: ids and names only, never image bytes."""
     return {
         "id": str(job_id),
@@ -23,6 +31,7 @@ def job_message(job_id: uuid.UUID, sha256: str, filename: str, model: str, creat
         "filename": filename,
         "model": model,
         "created_at": created_at.isoformat(),
+        "batch_id": str(batch_id) if batch_id else None,
     }
 
 
@@ -60,5 +69,10 @@ def celery_config(settings: Settings) -> dict:
         # Loading TensorFlow and the model in worker_process_init takes longer than 4 s.
         "worker_proc_alive_timeout": 120,
         "worker_concurrency": settings.worker_concurrency,
-        "worker_prefetch_multiplier": 4,
+        # celery-batches can only gather what the worker has prefetched.
+        "worker_prefetch_multiplier": max(4, settings.max_batch),
+        "task_routes": {
+            TASK_RECOGNISE: {"queue": settings.queue},
+            TASK_RECOGNISE_CHUNK: {"queue": settings.bulk_queue},
+        },
     }

@@ -34,7 +34,9 @@ TABLES = (
         finished_at timestamp,
         queue_ms double,
         inference_ms double,
-        batch_size int
+        batch_size int,
+        batch_id uuid,
+        cached boolean
     )""",
     # Every recognition, by the UTC hour it finished in ('2026-11-21T14'): cqlsh reads one hour
     # without a scan, and a partition holds at most an hour of results.
@@ -54,7 +56,49 @@ TABLES = (
         worker text,
         PRIMARY KEY ((hour), finished_at, job_id)
     ) WITH CLUSTERING ORDER BY (finished_at DESC, job_id ASC)""",
+    # A bulk submission's header.
+    """CREATE TABLE IF NOT EXISTS batches (
+        batch_id uuid PRIMARY KEY,
+        name text,
+        model_name text,
+        created_at timestamp
+    )""",
+    # The jobs of one batch, sorted by file name: progress counts and the CSV read this
+    # partition. It is bounded: a batch accepts at most RECOG_ZIP_MAX_ENTRIES files a request,
+    # and a row is small.
+    """CREATE TABLE IF NOT EXISTS batch_jobs (
+        batch_id uuid,
+        filename text,
+        job_id uuid,
+        status text,
+        label text,
+        confidence double,
+        reason text,
+        error text,
+        cached boolean,
+        finished_at timestamp,
+        PRIMARY KEY ((batch_id), filename, job_id)
+    )""",
+    # What each model version said about an image, by its sha256: the cache for repeated
+    # bytes, and the auditor's "every prediction of this image". Only real inferences are
+    # written here, so a partition grows with model versions, not with resubmissions.
+    """CREATE TABLE IF NOT EXISTS results_by_image (
+        sha256 text,
+        model_name text,
+        model_version text,
+        job_id uuid,
+        finished_at timestamp,
+        label text,
+        confidence double,
+        probabilities list<double>,
+        reason text,
+        PRIMARY KEY ((sha256), model_name, model_version, job_id)
+    )""",
 )
+
+# Columns added after a table was first released: CREATE TABLE IF NOT EXISTS leaves an older
+# table as it was, so `recog schema` adds what it lacks.
+ADDED_COLUMNS = (("jobs", "batch_id", "uuid"), ("jobs", "cached", "boolean"))
 
 
 def keyspace_cql(settings: Settings) -> str:
@@ -69,3 +113,10 @@ def create_schema(session: Session, settings: Settings) -> None:
     session.set_keyspace(settings.cassandra_keyspace)
     for cql in TABLES:
         session.execute(cql, timeout=30)
+    cluster = session.cluster
+    cluster.refresh_schema_metadata()
+    tables = cluster.metadata.keyspaces[settings.cassandra_keyspace].tables
+    for table, column, cql_type in ADDED_COLUMNS:
+        if column not in tables[table].columns:
+            # Identifiers cannot be bound; these are constants of this module.
+            session.execute(f"ALTER TABLE {table} ADD {column} {cql_type}", timeout=30)

@@ -38,6 +38,15 @@ class Settings:
     visibility_timeout: int = 3600
     tf_threads: int = 1
     worker_concurrency: int = 1
+    # Dynamic batching of single-image jobs: one model call per max_batch jobs or max_wait_ms.
+    max_batch: int = 64
+    max_wait_ms: int = 10
+    # Bulk submissions travel to workers as tasks of this many images, on their own queue.
+    chunk_size: int = 64
+    bulk_queue: str = "recog.bulk"
+    max_files_per_request: int = 1000
+    zip_max_entries: int = 10_000
+    zip_max_bytes: int = 1024 * 1024 * 1024
     gateway_url: str = "http://127.0.0.1:8000"
     flower_url: str = "http://127.0.0.1:5555"
     flower_user: str = "recog"
@@ -70,7 +79,18 @@ class Settings:
         if self.cassandra_protocol_version not in (0, 3, 4, 5):
             raise SettingsError("RECOG_CASSANDRA_PROTOCOL_VERSION must be 0 (negotiate), 3, 4 or 5")
         replication_options(self.cassandra_replication)
-        for name in ("max_upload_bytes", "max_image_pixels", "visibility_timeout", "tf_threads"):
+        for name in (
+            "max_upload_bytes",
+            "max_image_pixels",
+            "visibility_timeout",
+            "tf_threads",
+            "max_batch",
+            "max_wait_ms",
+            "chunk_size",
+            "max_files_per_request",
+            "zip_max_entries",
+            "zip_max_bytes",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"RECOG_{name.upper()} must be positive")
 

@@ -12,7 +12,9 @@ def create_celery(settings: Settings) -> Celery:
     app = Celery("recog")
     app.config_from_object(celery_config(settings))
     app.recog_settings = settings
-    app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
     from workers import runtime  # noqa: F401  (connects the per-process signals)
+    from workers.tasks import register_tasks
+
+    register_tasks(app, settings)
 
     return app

@@ -1,4 +1,10 @@
-"""Celery tasks: turn messages into calls of workers.pipeline; retry only what is transient."""
+"""Celery tasks: turn messages into calls of workers.pipeline; retry only what is transient.
+
+`recog.recognise` carries one single-image job and is gathered by celery-batches into one model
+call per RECOG_MAX_BATCH jobs or RECOG_MAX_WAIT_MS, whichever comes first.
+`recog.recognise_chunk` carries a chunk of a bulk submission, already one model call's worth.
+Both are registered by the app factory, since their batching limits are settings.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,29 @@ import logging
 import redis
 from cassandra import OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import NoHostAvailable
-from celery import Task, shared_task
+from celery import Celery, Task
+from celery_batches import Batches
 
-from shared.messaging import TASK_RECOGNISE
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK
+from shared.settings import Settings
 from workers.pipeline import fail_jobs, run_jobs
 from workers.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = (NoHostAvailable, OperationTimedOut, Timeout, Unavailable, redis.ConnectionError)
+MAX_ATTEMPTS = 8
 
 
-class JobTask(Task):
-    """When a task finally fails, its jobs are marked failed with the reason, never left running."""
+class ChunkTask(Task):
+    """When a chunk finally fails, its jobs are marked failed with the reason, never left running."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         try:
             runtime = get_runtime(self.app.recog_settings)
             fail_jobs(
                 runtime,
-                [args[0]],
+                args[0],
                 self.request.hostname or "worker",
                 f"recognition failed: {type(exc).__name__}: {exc}",
             )
@@ -34,14 +43,57 @@ class JobTask(Task):
             log.exception("could not record failure of task %s", task_id)
 
 
-@shared_task(
-    name=TASK_RECOGNISE,
-    bind=True,
-    base=JobTask,
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=8,
-)
-def recognise(self, job: dict) -> None:
-    run_jobs(get_runtime(self.app.recog_settings), [job], self.request.hostname or "worker")
+def register_tasks(app: Celery, settings: Settings) -> None:
+    @app.task(
+        name=TASK_RECOGNISE,
+        base=Batches,
+        acks_late=True,
+        flush_every=settings.max_batch,
+        flush_interval=settings.max_wait_ms / 1000,
+    )
+    def recognise(requests) -> None:
+        messages = [request.args[0] for request in requests]
+        run_gathered(app, settings, messages, requests[0].hostname or "worker")
+
+    @app.task(
+        name=TASK_RECOGNISE_CHUNK,
+        bind=True,
+        base=ChunkTask,
+        autoretry_for=TRANSIENT,
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=MAX_ATTEMPTS,
+    )
+    def recognise_chunk(self, messages: list[dict]) -> None:
+        run_jobs(get_runtime(settings), messages, self.request.hostname or "worker")
+
+
+def run_gathered(app: Celery, settings: Settings, messages: list[dict], worker: str) -> None:
+    """celery-batches acknowledges a flushed batch whatever happens, so failures are handled here."""
+    runtime = get_runtime(settings)
+    try:
+        run_jobs(runtime, messages, worker)
+    except TRANSIENT as exc:
+        log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
+        for message in messages:
+            attempt = message.get("attempt", 0) + 1
+            if attempt > MAX_ATTEMPTS and _fail_quietly(runtime, [message], worker, exc):
+                continue
+            app.send_task(
+                TASK_RECOGNISE,
+                args=[{**message, "attempt": attempt}],
+                task_id=message["id"],
+                queue=settings.queue,
+                countdown=min(2**attempt, 30),
+            )
+    except Exception as exc:
+        log.exception("recognition failed for %d jobs", len(messages))
+        fail_jobs(runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")
+
+
+def _fail_quietly(runtime, messages, worker, exc) -> bool:
+    try:
+        fail_jobs(runtime, messages, worker, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+    except TRANSIENT:
+        return False
+    return True

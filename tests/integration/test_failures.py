@@ -55,7 +55,8 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
 def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     """Jobs queued and held by a worker that is SIGKILLed all finish on its replacement."""
     stack.kill("worker1")
-    labels = [i % 10 for i in range(60)]
+    # More than two batches' worth, so the kill lands with work gathered, prefetched and queued.
+    labels = [i % 10 for i in range(200)]
     job_ids = [
         submit(gateway, images.png_digit(d, i % 10), f"{d}.png").json()["id"] for i, d in enumerate(labels)
     ]

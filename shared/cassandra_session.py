@@ -1,0 +1,48 @@
+"""Connecting to Cassandra: one place for the driver's settings and its known quirks."""
+
+from __future__ import annotations
+
+from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.query import dict_factory
+
+from shared.settings import Settings
+
+# What "Cassandra is unreachable or overloaded right now" looks like from the driver.
+UNAVAILABLE_ERRORS = (NoHostAvailable, DriverException, RequestExecutionException)
+
+
+def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, Session]:
+    """A cluster and session; call after any fork, never at import."""
+    try:
+        return _connect(settings, keyspace, settings.cassandra_protocol_version)
+    except NoHostAvailable as exc:
+        # Cassandra 2.1 answers the driver's opening v5 offer with a generic server error
+        # instead of a protocol error, so the driver never steps down by itself.
+        if settings.cassandra_protocol_version or "unsupported protocol version" not in str(exc):
+            raise
+        return _connect(settings, keyspace, 3)
+
+
+def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[Cluster, Session]:
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=getattr(ConsistencyLevel, settings.cassandra_consistency),
+        request_timeout=10.0,
+        row_factory=dict_factory,
+    )
+    cluster = Cluster(
+        list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        connect_timeout=3.0,
+        control_connection_timeout=3.0,
+        **({"protocol_version": protocol} if protocol else {}),
+    )
+    try:
+        session = cluster.connect(keyspace)
+    except Exception:
+        cluster.shutdown()
+        raise
+    return cluster, session

@@ -1,0 +1,46 @@
+"""Every CQL statement the service runs, prepared once per session; values are always bound.
+
+Each write names only the columns it sets: binding None would write a tombstone (protocol v3).
+"""
+
+INSERT_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_bytes, image_format, width, height,
+    model_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_BATCH_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_bytes, image_format, width,
+    height, model_name, created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
+SELECT_STATUS = "SELECT job_id, status FROM jobs WHERE job_id = ?"
+MARK_RUNNING = "UPDATE jobs SET status = ?, started_at = ?, worker = ? WHERE job_id = ?"
+
+FINISH_LABELLED = """UPDATE jobs SET status = ?, label = ?, confidence = ?, probabilities = ?, model_name = ?,
+    model_version = ?, worker = ?, finished_at = ?, queue_ms = ?, inference_ms = ?, batch_size = ?, cached = ?
+    WHERE job_id = ?"""
+FINISH_BLANK = """UPDATE jobs SET status = ?, reason = ?, model_name = ?, model_version = ?, worker = ?,
+    finished_at = ?, queue_ms = ?, inference_ms = ?, batch_size = ?, cached = ? WHERE job_id = ?"""
+FINISH_FAILED = "UPDATE jobs SET status = ?, error = ?, worker = ?, finished_at = ? WHERE job_id = ?"
+
+AUDIT_LABELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, label, confidence,
+    model_name, model_version, sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+AUDIT_BLANK = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, reason, model_name,
+    model_version, sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+AUDIT_FAILED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, error, sha256, filename,
+    worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+
+INSERT_BATCH = "INSERT INTO batches (batch_id, name, model_name, created_at) VALUES (?, ?, ?, ?)"
+SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
+INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
+BATCH_ROW_RUNNING = "UPDATE batch_jobs SET status = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"
+BATCH_ROW_LABELLED = """UPDATE batch_jobs SET status = ?, label = ?, confidence = ?, cached = ?,
+    finished_at = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+BATCH_ROW_BLANK = """UPDATE batch_jobs SET status = ?, reason = ?, cached = ?, finished_at = ?
+    WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+BATCH_ROW_FAILED = """UPDATE batch_jobs SET status = ?, error = ?, finished_at = ?
+    WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+SELECT_BATCH_ROWS = """SELECT filename, job_id, status, label, confidence, reason, error, cached, finished_at
+    FROM batch_jobs WHERE batch_id = ?"""
+
+REMEMBER_LABELLED = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,
+    label, confidence, probabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+REMEMBER_BLANK = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,
+    reason) VALUES (?, ?, ?, ?, ?, ?)"""
+RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_image
+    WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT 1"""
