@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.cassandra_session import UNAVAILABLE_ERRORS
@@ -21,7 +21,6 @@ def error_response(status: int, code: str, message: str, **extra):
 
 
 def register(app: Flask) -> None:
-    limit = app.config["MAX_CONTENT_LENGTH"]
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
@@ -29,6 +28,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc):
+        limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
         return error_response(
             413,
             "too_large",

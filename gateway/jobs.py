@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, current_app, jsonify, request, url_for
-from kombu.exceptions import OperationalError
 
 from gateway.errors import ApiError
+from gateway.intake import Intake, check_model, commit, take
 from gateway.waiting import wait_for_final
-from model.registry import UnknownModel, describe
 from shared.cassandra_session import UNAVAILABLE_ERRORS
-from shared.cassandra_store import NewJob, Outcome
-from shared.decode import ImageRejected, open_image
-from shared.jobs import FINAL_STATES, QUEUED, job_view, new_job_id, parse_job_id, utcnow
-from shared.messaging import TASK_RECOGNISE, job_message
+from shared.jobs import FINAL_STATES, QUEUED, job_view, parse_job_id, utcnow
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
-
-QUEUE_DOWN = (OperationalError, redis.RedisError, OSError)
 
 
 @bp.post("")
@@ -33,64 +26,10 @@ def submit():
             "send the image in the multipart form field 'file', "
             "e.g. curl -F file=@digit.png http://HOST/v1/jobs",
         )
-    data = upload.read()
-    if len(data) > settings.max_upload_bytes:
-        raise ApiError(
-            413,
-            "too_large",
-            f"the file is {len(data):,} bytes; the limit is {settings.max_upload_bytes:,} bytes",
-        )
-    model_name = request.form.get("model") or settings.model
-    try:
-        describe(settings.models_dir, model_name)
-        img = open_image(data, settings.max_image_pixels)
-    except UnknownModel as exc:
-        raise ApiError(400, "unknown_model", str(exc)) from exc
-    except ImageRejected as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
-
-    job_id, created = new_job_id(), utcnow()
-    filename = (upload.filename or "upload")[:255]
-    sha256, new_file = services.images.put(data)
-    try:
-        services.store.insert_job(
-            NewJob(
-                job_id,
-                filename,
-                sha256,
-                len(data),
-                img.format or "",
-                img.width,
-                img.height,
-                model_name,
-                created,
-            )
-        )
-    except UNAVAILABLE_ERRORS as exc:
-        if new_file:
-            services.images.delete(sha256)
-        raise ApiError(
-            503,
-            "store_unavailable",
-            "the job store (Cassandra) is not answering; nothing was kept. Retry in a little while",
-        ) from exc
-    try:
-        services.celery.send_task(
-            TASK_RECOGNISE,
-            args=[job_message(job_id, sha256, filename, model_name, created)],
-            task_id=str(job_id),
-            queue=settings.queue,
-        )
-    except QUEUE_DOWN as exc:
-        _fail_unqueued(services, job_id, sha256, filename, new_file)
-        raise ApiError(
-            503,
-            "queue_unavailable",
-            "the job queue (Redis) is not answering; the "
-            "job was recorded as failed. Resubmit in a little while",
-            job_id=str(job_id),
-        ) from exc
-
+    intake = Intake(check_model(settings, request.form.get("model")), utcnow())
+    take(services, intake, upload.read(), upload.filename, strict=True)
+    commit(services, intake)
+    job_id = intake.accepted[0].job_id
     if wait:
         row = _wait_quietly(services, job_id, wait)
         if row is not None and row["status"] in FINAL_STATES:
@@ -144,14 +83,3 @@ def _wait_seconds(limit: float) -> float:
             400, "bad_wait", f"wait must be a number of seconds above 0 and at most {limit:g}; got {raw!r}"
         )
     return seconds
-
-
-def _fail_unqueued(services, job_id, sha256, filename, new_file) -> None:
-    """A job that never reached the queue is failed at once, never left 'queued' forever."""
-    if new_file:
-        services.images.delete(sha256)
-    error = "the job could not be queued (Redis was not answering); resubmit the image"
-    try:
-        services.store.finish([Outcome(job_id, sha256, filename, "gateway", utcnow(), error=error)])
-    except UNAVAILABLE_ERRORS:
-        current_app.logger.exception("job %s: could not record the queueing failure", job_id)

@@ -45,6 +45,7 @@ class Settings:
     chunk_size: int = 64
     bulk_queue: str = "recog.bulk"
     max_files_per_request: int = 1000
+    max_batch_upload_bytes: int = 512 * 1024 * 1024
     zip_max_entries: int = 10_000
     zip_max_bytes: int = 1024 * 1024 * 1024
     gateway_url: str = "http://127.0.0.1:8000"
@@ -88,6 +89,7 @@ class Settings:
             "max_wait_ms",
             "chunk_size",
             "max_files_per_request",
+            "max_batch_upload_bytes",
             "zip_max_entries",
             "zip_max_bytes",
         ):

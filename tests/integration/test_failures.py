@@ -26,7 +26,7 @@ def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, 
     assert response.status_code == 503
     error = response.get_json()["error"]
     assert error["code"] == "queue_unavailable" and "Resubmit" in error["message"]
-    row = store.get_job(uuid.UUID(error["job_id"]))
+    row = store.get_job(uuid.UUID(error["job_ids"][0]))
     assert row["status"] == "failed" and "Redis" in row["error"]
     assert not any(p.is_file() for p in (tmp_path / "images").rglob("*"))
 

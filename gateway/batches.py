@@ -1,0 +1,171 @@
+"""Bulk jobs: POST /v1/batches (many files or one zip), progress, and streamed results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+
+from gateway.archives import read_zip
+from gateway.batch_progress import batch_progress
+from gateway.errors import ApiError
+from gateway.intake import Intake, check_model, commit, discard, take
+from shared.jobs import iso, parse_job_id, utcnow
+
+bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+
+RESULT_COLUMNS = ("file", "status", "label", "confidence", "reason", "error", "cached", "job_id")
+
+
+@bp.before_request
+def _allow_bulk_bodies():
+    settings = current_app.extensions["recog"].settings
+    request.max_content_length = settings.max_batch_upload_bytes
+    request.max_form_parts = settings.max_files_per_request + 16
+
+
+@bp.post("")
+def create():
+    services = current_app.extensions["recog"]
+    name = request.form.get("name", "")[:200]
+    intake = Intake(check_model(services.settings, request.form.get("model")), utcnow(), uuid.uuid4())
+    skipped = _take_uploads(services, intake)
+    try:
+        services.store.insert_batch(intake.batch_id, name, intake.model_name, intake.created_at)
+    except Exception:
+        discard(services, intake)
+        raise
+    commit(services, intake)
+    return _accepted(intake, skipped, name)
+
+
+@bp.post("/<batch_id>/files")
+def add_files(batch_id: str):
+    """More files for an open batch: how the CLI uploads a big folder in chunks."""
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    intake = Intake(header["model_name"], utcnow(), header["batch_id"])
+    skipped = _take_uploads(services, intake)
+    commit(services, intake)
+    return _accepted(intake, skipped, header["name"])
+
+
+@bp.get("/<batch_id>")
+def show(batch_id: str):
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    return jsonify(batch_progress(header, services.store.batch_rows(header["batch_id"]), utcnow()))
+
+
+@bp.get("/<batch_id>/results")
+def results(batch_id: str):
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    fmt = request.args.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise ApiError(400, "bad_format", f"format must be 'csv' or 'json'; got {fmt!r}")
+    rows = services.store.batch_rows(header["batch_id"])
+    stream = _csv_lines(rows) if fmt == "csv" else _json_chunks(rows)
+    mimetype = "text/csv" if fmt == "csv" else "application/json"
+    filename = f"batch-{header['batch_id']}.{fmt}"
+    return Response(
+        stream_with_context(stream),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _take_uploads(services, intake: Intake) -> list[dict]:
+    """Store every part; a 4xx half-way removes what this request stored."""
+    settings = services.settings
+    files = request.files.getlist("files")
+    archive = request.files.get("archive")
+    if not files and archive is None:
+        raise ApiError(
+            400,
+            "missing_files",
+            "send images in multipart fields 'files' (repeat it) or one zip in the field 'archive'",
+        )
+    skipped: list[dict] = []
+    try:
+        for upload in files:
+            take(services, intake, upload.read(), upload.filename, strict=False)
+        if archive is not None:
+            for entry in read_zip(
+                archive.stream, settings.zip_max_entries, settings.max_upload_bytes, settings.zip_max_bytes
+            ):
+                if entry.skipped:
+                    skipped.append({"file": entry.name, "reason": entry.skipped})
+                else:
+                    take(services, intake, entry.data, entry.name, strict=False)
+    except ApiError:
+        discard(services, intake)
+        raise
+    return skipped
+
+
+def _accepted(intake: Intake, skipped: list[dict], name: str):
+    batch_id = str(intake.batch_id)
+    links = {
+        "self": url_for("batches.show", batch_id=batch_id),
+        "results": url_for("batches.results", batch_id=batch_id),
+        "files": url_for("batches.add_files", batch_id=batch_id),
+    }
+    body = {
+        "id": batch_id,
+        "name": name,
+        "model": intake.model_name,
+        "accepted": len(intake.accepted),
+        "failed": [{"file": job.filename, "error": error} for job, error in intake.refused],
+        "skipped": skipped,
+        "links": links,
+    }
+    return jsonify(body), 202, {"Location": links["self"]}
+
+
+def _batch_or_404(services, batch_id: str) -> dict:
+    uid = parse_job_id(batch_id)
+    if uid is None:
+        raise ApiError(400, "bad_batch_id", f"{batch_id!r} is not a batch id; batch ids are UUIDs")
+    header = services.store.get_batch(uid)
+    if header is None:
+        raise ApiError(404, "unknown_batch", f"no batch with id {uid}")
+    return header
+
+
+def _result(row: dict) -> dict:
+    return {
+        "file": row["filename"],
+        "status": row["status"],
+        "label": row["label"],
+        "confidence": row["confidence"],
+        "reason": row["reason"],
+        "error": row["error"],
+        "cached": bool(row["cached"]),
+        "job_id": str(row["job_id"]),
+        "finished_at": iso(row["finished_at"]),
+    }
+
+
+def _csv_lines(rows):
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(RESULT_COLUMNS)
+    for row in rows:
+        result = _result(row)
+        writer.writerow(["" if result[c] is None else result[c] for c in RESULT_COLUMNS])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _json_chunks(rows):
+    yield "["
+    for n, row in enumerate(rows):
+        yield ("," if n else "") + json.dumps(_result(row))
+    yield "]"

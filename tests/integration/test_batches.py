@@ -1,0 +1,168 @@
+"""Bulk jobs on the real stack: files and zips, broken files, progress, CSV/JSON, cache, a crash."""
+
+import csv
+import io
+import time
+import uuid
+import zipfile
+
+import pytest
+import requests
+
+from tests import images
+
+TERMINAL = ("done", "partial", "failed")
+
+
+def post_batch(gateway, files=(), archive=None, name="test", timeout=120):
+    parts = [("files", (fname, data)) for fname, data in files]
+    if archive is not None:
+        parts.append(("archive", ("upload.zip", archive)))
+    return requests.post(f"{gateway}/v1/batches", files=parts, data={"name": name}, timeout=timeout)
+
+
+def wait_for_batch(gateway, batch_id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        if body["status"] in TERMINAL:
+            return body
+        time.sleep(0.5)
+    pytest.fail(f"batch {batch_id} not finished after {timeout} s: {body}")
+
+
+def digit_files(n, prefix="d"):
+    return [(f"{prefix}/{i:04d}-{i % 10}.png", images.png_digit(i % 10, (i // 10) % 10)) for i in range(n)]
+
+
+def labels_right(rows):
+    return sum(r["label"] == r["file"].split("-")[-1].split(".")[0] for r in rows if r["status"] == "done")
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(gateway):
+    """195 good digits and 5 truncated PNGs in one request."""
+    files = digit_files(195) + [(f"broken/{i}.png", images.truncated(images.png_digit(i))) for i in range(5)]
+    response = post_batch(gateway, files)
+    assert response.status_code == 202, response.text
+    body = response.json()
+    return body, wait_for_batch(gateway, body["id"])
+
+
+def test_batch_with_broken_files_finishes_partially(mixed_batch):
+    accepted, status = mixed_batch
+    assert accepted["accepted"] == 195 and len(accepted["failed"]) == 5
+    assert all("truncated" in f["error"] for f in accepted["failed"])
+    assert status["status"] == "partial"
+    assert (status["total"], status["done"], status["failed"], status["queued"], status["running"]) == (
+        200,
+        195,
+        5,
+        0,
+        0,
+    )
+    assert status["progress_percent"] == 100.0 and status["eta_seconds"] == 0.0
+    assert status["images_per_second"] > 0 and status["finished_at"] >= status["created_at"]
+
+
+def test_csv_and_json_results_match_the_stored_rows(gateway, store, mixed_batch):
+    batch_id = mixed_batch[0]["id"]
+    text = requests.get(f"{gateway}/v1/batches/{batch_id}/results", params={"format": "csv"}, timeout=60).text
+    from_csv = list(csv.DictReader(io.StringIO(text)))
+    from_json = requests.get(
+        f"{gateway}/v1/batches/{batch_id}/results", params={"format": "json"}, timeout=60
+    ).json()
+    stored = {str(r["job_id"]): r for r in store.batch_rows(uuid.UUID(batch_id))}
+    assert len(from_csv) == len(from_json) == len(stored) == 200
+    for row, item in zip(from_csv, from_json, strict=True):
+        job = store.get_job(uuid.UUID(row["job_id"]))
+        assert row["job_id"] == item["job_id"] and row["status"] == item["status"] == job["status"]
+        assert (row["label"] or None) == item["label"] == job["label"] == stored[row["job_id"]]["label"]
+        assert row["file"] == item["file"] == job["filename"]
+    assert labels_right(from_json) >= 193
+    broken = [r for r in from_json if r["file"].startswith("broken/")]
+    assert len(broken) == 5 and all(r["status"] == "failed" and "truncated" in r["error"] for r in broken)
+
+
+def test_zip_is_read_like_files_and_reports_what_it_skips(gateway):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in digit_files(20, prefix="zipped"):
+            zf.writestr(name, data)
+        zf.writestr("notes/readme.txt", "not an image")
+        zf.writestr("inner.zip", b"PK\x05\x06" + b"\0" * 18)
+        zf.writestr("folder/", b"")
+        link = zipfile.ZipInfo("link.png")
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, "target.png")
+    response = post_batch(gateway, archive=buffer.getvalue())
+    body = response.json()
+    assert response.status_code == 202 and body["accepted"] == 20, body
+    reasons = {s["file"]: s["reason"] for s in body["skipped"]}
+    assert set(reasons) == {"notes/readme.txt", "inner.zip", "folder/", "link.png"}
+    assert "nested archive" in reasons["inner.zip"] and "symbolic link" in reasons["link.png"]
+    status = wait_for_batch(gateway, body["id"])
+    assert status["status"] == "done" and status["done"] == 20
+    rows = requests.get(f"{gateway}{body['links']['results']}", params={"format": "json"}, timeout=60).json()
+    assert labels_right(rows) >= 19
+
+
+def test_zip_bomb_is_refused_and_nothing_is_kept(gateway, settings):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bomb.png", b"\0" * (settings.max_upload_bytes * 3))
+    assert len(buffer.getvalue()) < 200_000
+    files_before = sorted(settings.image_dir.rglob("*"))
+    response = post_batch(gateway, files=digit_files(3, prefix="before"), archive=buffer.getvalue())
+    assert response.status_code == 413 and response.json()["error"]["code"] == "archive_entry_too_large"
+    assert sorted(settings.image_dir.rglob("*")) == files_before
+
+
+def test_resubmitted_files_are_served_from_cache(gateway, mixed_batch):
+    again = post_batch(gateway, digit_files(30)).json()
+    status = wait_for_batch(gateway, again["id"])
+    assert status["done"] == 30 and status["cached"] == 30
+    rows = requests.get(
+        f"{gateway}/v1/batches/{again['id']}/results", params={"format": "json"}, timeout=60
+    ).json()
+    assert all(r["cached"] for r in rows) and labels_right(rows) >= 29
+
+
+def test_files_can_be_added_to_an_open_batch(gateway):
+    first = post_batch(gateway, digit_files(5, prefix="part1")).json()
+    more = requests.post(
+        f"{gateway}{first['links']['files']}",
+        files=[("files", f) for f in digit_files(7, "part2")],
+        timeout=60,
+    )
+    assert more.status_code == 202 and more.json()["id"] == first["id"] and more.json()["accepted"] == 7
+    assert wait_for_batch(gateway, first["id"])["total"] == 12
+
+
+def test_batch_errors_are_json(gateway):
+    assert (
+        requests.post(f"{gateway}/v1/batches", data={"name": "x"}, timeout=10).json()["error"]["code"]
+        == "missing_files"
+    )
+    assert requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}", timeout=10).status_code == 404
+    assert requests.get(f"{gateway}/v1/batches/nope", timeout=10).status_code == 400
+    bad_format = requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}/results?format=xml", timeout=10)
+    assert bad_format.status_code in (400, 404)
+
+
+def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway, store):
+    response = post_batch(gateway, digit_files(600, prefix="crash"), timeout=300)
+    batch_id = response.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        if status["done"] >= 64:
+            break
+        time.sleep(0.05)
+    stack.kill("worker1")
+    assert status["done"] < 600, "the batch finished before the kill; the test proved nothing"
+    stack.start_worker("worker1")
+    final = wait_for_batch(gateway, batch_id, timeout=240)
+    assert (final["status"], final["total"], final["done"], final["failed"]) == ("done", 600, 600, 0)
+    rows = list(store.batch_rows(uuid.UUID(batch_id)))
+    assert len(rows) == 600 and len({r["job_id"] for r in rows}) == 600
