@@ -8,7 +8,7 @@ import click
 import requests
 
 
-def _check(response: requests.Response) -> dict:
+def check(response: requests.Response) -> dict:
     try:
         body = response.json()
     except ValueError:
@@ -26,7 +26,7 @@ def submit(gateway: str, path: Path, wait: float | None, model: str | None) -> d
     data = {"model": model} if model else {}
     with path.open("rb") as fh:
         response = _post(f"{gateway}/v1/jobs", params, data, fh, path.name, wait)
-    return _check(response)
+    return check(response)
 
 
 def status(gateway: str, job_id: str, wait: float | None) -> dict:
@@ -37,7 +37,7 @@ def status(gateway: str, job_id: str, wait: float | None) -> dict:
         raise click.ClickException(
             f"cannot reach the gateway at {gateway}: is the stack up (make up)?"
         ) from exc
-    return _check(response)
+    return check(response)
 
 
 def _post(url, params, data, fh, name, wait):

@@ -33,6 +33,33 @@ def submit(file: Path, wait: float | None, model: str | None) -> None:
     click.echo(json.dumps(client.submit(Settings.from_env().gateway_url, file, wait, model), indent=2))
 
 
+@cli.command("submit-folder")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write."
+)
+@click.option("--model", help="Model name (default: RECOG_MODEL).")
+@click.option(
+    "--chunk", default=200, show_default=True, type=click.IntRange(1, 1000), help="Files per upload."
+)
+@click.option("--name", default=None, help="Batch name (default: the folder's name).")
+def submit_folder(folder: Path, out: Path, model: str | None, chunk: int, name: str | None) -> None:
+    """Upload every image under FOLDER as one batch, follow it, and write the results as CSV.
+
+    Run it again with the same FOLDER and --out after an interruption: files already accepted
+    are not uploaded again.
+    """
+    from cli.folder import FolderRun
+
+    summary = FolderRun(Settings.from_env().gateway_url, folder, out, model, chunk, name or folder.name).run()
+    click.echo(
+        f"batch {summary['batch']}: {summary['done']} done ({summary['cached']} from cache), "
+        f"{summary['failed']} failed of {summary['total']} in {summary['seconds']} s "
+        f"({summary['images_per_second']} images/s); results in {summary['csv']}"
+    )
+    click.echo("labels: " + ", ".join(f"{k}: {v}" for k, v in summary["labels"].items()))
+
+
 @cli.command()
 @click.argument("job_id")
 @click.option("--wait", type=click.FloatRange(0, 30, min_open=True), help="Seconds to wait for it to finish.")

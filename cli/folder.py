@@ -1,0 +1,131 @@
+"""`recog submit-folder`: upload a folder as one batch, follow it, write the CSV.
+
+A state file beside the CSV (`<out>.state.json`) remembers the batch and the files it accepted,
+so an interrupted run, started again with the same folder and --out, uploads only the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+import requests
+from tqdm import tqdm
+
+from cli.client import check
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def find_images(folder: Path) -> list[str]:
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+class FolderRun:
+    def __init__(
+        self, gateway: str, folder: Path, out: Path, model: str | None, chunk: int, name: str
+    ) -> None:
+        self.gateway, self.folder, self.out = gateway, folder.resolve(), out
+        self.model, self.chunk, self.name = model, chunk, name
+        self.state_path = out.with_name(out.name + ".state.json")
+        self.state = self._load_state()
+
+    def run(self) -> dict:
+        started = time.monotonic()
+        files = find_images(self.folder)
+        if not files:
+            raise click.ClickException(
+                f"no images under {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
+        self._upload([f for f in files if f not in set(self.state["uploaded"])], len(files))
+        status = self._follow()
+        self._write_csv()
+        return self._summary(status, time.monotonic() - started)
+
+    def _load_state(self) -> dict:
+        if self.state_path.exists():
+            state = json.loads(self.state_path.read_text())
+            if state.get("folder") == str(self.folder):
+                return state
+        return {"folder": str(self.folder), "batch_id": None, "uploaded": []}
+
+    def _save_state(self) -> None:
+        self.state_path.write_text(json.dumps(self.state))
+
+    def _upload(self, todo: list[str], total: int) -> None:
+        done_before = total - len(todo)
+        with tqdm(total=total, initial=done_before, unit="img", desc="upload", dynamic_ncols=True) as bar:
+            for start in range(0, len(todo), self.chunk):
+                names = todo[start : start + self.chunk]
+                body = self._post(names)
+                self.state["batch_id"] = body["id"]
+                self.state["uploaded"].extend(names)
+                self._save_state()
+                for failed in body["failed"]:
+                    tqdm.write(f"  refused {failed['file']}: {failed['error']}")
+                bar.update(len(names))
+
+    def _post(self, names: list[str]) -> dict:
+        parts = [("files", (name, (self.folder / name).read_bytes())) for name in names]
+        if self.state["batch_id"]:
+            url, data = f"{self.gateway}/v1/batches/{self.state['batch_id']}/files", {}
+        else:
+            url, data = (
+                f"{self.gateway}/v1/batches",
+                {"name": self.name, **({"model": self.model} if self.model else {})},
+            )
+        try:
+            return check(requests.post(url, files=parts, data=data, timeout=300))
+        except requests.ConnectionError as exc:
+            raise click.ClickException(
+                f"cannot reach the gateway at {self.gateway}: is the stack up (make up)?"
+            ) from exc
+
+    def _follow(self) -> dict:
+        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}"
+        status = check(requests.get(url, timeout=60))
+        with tqdm(total=status["total"], unit="img", desc="recognise", dynamic_ncols=True) as bar:
+            while True:
+                bar.total = status["total"]
+                bar.update(status["done"] + status["failed"] - bar.n)
+                bar.set_postfix(failed=status["failed"], eta=status["eta_seconds"])
+                if status["status"] in ("done", "partial", "failed"):
+                    return status
+                time.sleep(0.5)
+                status = check(requests.get(url, timeout=60))
+
+    def _write_csv(self) -> None:
+        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
+        with requests.get(url, params={"format": "csv"}, stream=True, timeout=300) as response:
+            if response.status_code >= 400:
+                check(response)
+            tmp = self.out.with_name(self.out.name + ".partial")
+            with tmp.open("wb") as fh:
+                for block in response.iter_content(64 * 1024):
+                    fh.write(block)
+            tmp.replace(self.out)
+
+    def _summary(self, status: dict, elapsed: float) -> dict:
+        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
+        rows = check(requests.get(url, params={"format": "json"}, timeout=300))
+        labels = Counter(
+            r["label"] if r["label"] is not None else "(none)" for r in rows if r["status"] == "done"
+        )
+        return {
+            "batch": status["id"],
+            "total": status["total"],
+            "done": status["done"],
+            "failed": status["failed"],
+            "cached": status["cached"],
+            "labels": dict(sorted(labels.items())),
+            "seconds": round(elapsed, 1),
+            "images_per_second": round(status["total"] / elapsed, 1) if elapsed else None,
+            "csv": str(self.out),
+        }
