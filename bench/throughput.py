@@ -1,0 +1,316 @@
+"""Throughput and latency of recog on its own private local stack, beside its limits and the seeds' way.
+
+In one run: (1) the model alone in-process at its best batch size (the limit); (2) a 10,000-image
+folder through `recog submit-folder` until every result is in Cassandra; (3) one client posting
+single images with ?wait=; (4) 32 clients for 30 s with dynamic batching on, then with max batch 1;
+(5) the seed-style baseline (bench/seed_app.py: model.predict() per request) driven like (4).
+Prints a table; --json FILE writes every figure.
+
+    .venv/bin/python bench/throughput.py --json bench/throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT_DIR = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT_DIR))
+
+from devstack import processes  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests import images  # noqa: E402
+
+STATE = PROJECT_ROOT / ".recog" / "bench"
+PORTS = {"redis": 26379, "cassandra": 29042, "storage": 27000, "gateway": 28000, "seed": 28100}
+KINDS = {
+    "paper": lambda d, i: images.encode(images.ink_on_paper(d, i)),
+    "photo": lambda d, i: images.encode(images.grey_photo(d, i), "JPEG", quality=85),
+    "canvas": lambda d, i: images.encode(images.canvas_drawing(d, i)),
+    "marker": lambda d, i: images.encode(images.thick_marker(d, i)),
+    "palette": images.palette_png,
+}
+
+
+def percentiles(ms: list[float]) -> dict:
+    if not ms:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    return {"p50_ms": round(float(p50), 1), "p95_ms": round(float(p95), 1), "p99_ms": round(float(p99), 1)}
+
+
+def unique(png: bytes, n: int) -> bytes:
+    """The same picture with a distinct text chunk: new bytes (no cache hit), same pixels."""
+    data = b"bench\0" + str(n).encode()
+    chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
+    return png[:-12] + chunk + png[-12:]
+
+
+def heldout_digits(cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    from model import mnist_data
+
+    digits, labels, _ = mnist_data.load(cache)
+    _, held = mnist_data.split(len(digits))
+    return digits[held], labels[held]
+
+
+def measure_limit(settings: Settings) -> dict:
+    from model.preprocess import to_mnist
+    from model.recogniser import Recogniser, configure_threads
+    from shared.decode import open_image
+
+    configure_threads(2)
+    recogniser = Recogniser(settings.models_dir, settings.model)
+    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+    arrays = np.stack([to_mnist(open_image(b, settings.max_image_pixels)) for b in blobs] * 41)[
+        :4096, ..., None
+    ]
+    best = {}
+    for size in (32, 64, 128, 256, 512):
+        recogniser.predict_arrays(arrays[:size])
+        started = time.perf_counter()
+        for start in range(0, len(arrays), size):
+            recogniser.predict_arrays(arrays[start : start + size])
+        best[size] = len(arrays) / (time.perf_counter() - started)
+    size = max(best, key=best.get)
+    return {
+        "images_per_second": round(best[size], 1),
+        "batch_size": size,
+        "by_batch_size": {k: round(v, 1) for k, v in best.items()},
+    }
+
+
+def make_folder(folder: Path, count: int, cache: Path) -> None:
+    marker = folder / ".complete"
+    if marker.exists() and marker.read_text() == str(count):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    images.use_digits(*heldout_digits(cache))
+    _, labels = images.heldout()
+    per_kind = count // len(KINDS)
+    for k, (kind, render) in enumerate(KINDS.items()):
+        (folder / kind).mkdir(parents=True)
+        for n in range(per_kind):
+            index = (n + 400 * k) % len(labels)
+            label = int(labels[index])
+            nth = int(np.count_nonzero(labels[:index] == label))
+            suffix = ".jpg" if kind == "photo" else ".png"
+            (folder / kind / f"{n:05d}-{label}{suffix}").write_bytes(render(label, nth))
+    marker.write_text(str(count))
+
+
+def measure_bulk(settings: Settings, folder: Path, count: int) -> dict:
+    out = STATE / "bulk.csv"
+    for stale in (out, out.with_name(out.name + ".state.json")):
+        stale.unlink(missing_ok=True)
+    env = {**os.environ, "RECOG_GATEWAY_URL": settings.gateway_url}
+    started = time.perf_counter()
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "recog"), "submit-folder", str(folder), "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    seconds = time.perf_counter() - started
+    if run.returncode != 0:
+        raise RuntimeError(f"submit-folder failed: {run.stderr[-2000:]}")
+    rows = out.read_text().splitlines()[1:]
+    right = sum(1 for r in rows if r.split(",")[0].rsplit("-", 1)[1].split(".")[0] == r.split(",")[2])
+    return {
+        "images": len(rows),
+        "seconds": round(seconds, 1),
+        "images_per_second": round(len(rows) / seconds, 1),
+        "accuracy": round(right / len(rows), 4),
+    }
+
+
+def drive(url: str, field: str, blobs: list[bytes], clients: int, seconds: float, params: dict) -> dict:
+    """clients threads posting distinct images back to back for `seconds`."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    stop = time.monotonic() + seconds
+
+    def client() -> None:
+        session = requests.Session()
+        while time.monotonic() < stop:
+            n = next(counter)
+            body = unique(blobs[n % len(blobs)], n)
+            started = time.perf_counter()
+            try:
+                ok = session.post(url, params=params, files={field: (f"{n}.png", body)}, timeout=60).ok
+            except requests.RequestException:
+                ok = False
+            with lock:
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "images_per_second": round(len(latencies) / elapsed, 1),
+        **percentiles(latencies),
+    }
+
+
+def bench_stack(max_batch: int | None = None) -> LocalStack:
+    settings = Settings.from_env(
+        {},
+        redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
+        cassandra_port=PORTS["cassandra"],
+        cassandra_protocol_version=3,
+        image_dir=STATE / "stack" / "images",
+        gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
+        flower_url="http://127.0.0.1:28555",
+        **({"max_batch": max_batch} if max_batch else {}),
+    )
+    return LocalStack(
+        settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    cache = PROJECT_ROOT / ".recog" / "cache" / "training"
+    results: dict = {
+        "machine": platform.platform(),
+        "cpus": os.cpu_count(),
+        "clients": args.clients,
+        "seconds": args.seconds,
+    }
+
+    stack = bench_stack()
+    print("limit: the model alone ...", flush=True)
+    results["limit"] = measure_limit(stack.settings)
+    folder = STATE / f"folder-{args.images}"
+    print(f"rendering {args.images} images into {folder} (once) ...", flush=True)
+    make_folder(folder, args.images, cache)
+    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+
+    stack.down()
+    shutil.rmtree(STATE / "stack", ignore_errors=True)
+    try:
+        for step in (
+            stack.start_redis,
+            stack.start_cassandra,
+            stack.create_schema,
+            stack.start_worker,
+            stack.start_gateway,
+            stack.wait_gateway_ready,
+            stack.wait_worker_ready,
+        ):
+            step()
+        print("bulk: submit-folder ...", flush=True)
+        results["bulk"] = measure_bulk(stack.settings, folder, args.images)
+        jobs_url = f"{stack.settings.gateway_url}/v1/jobs"
+        print("single: one client with ?wait= ...", flush=True)
+        results["single"] = drive(jobs_url, "file", blobs, 1, min(args.seconds, 20), {"wait": 10})
+        print("concurrent, dynamic batching on ...", flush=True)
+        results["concurrent_batching"] = drive(
+            jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}
+        )
+        stack.kill("worker1")
+        off = bench_stack(max_batch=1)
+        off.start_worker()
+        off.wait_worker_ready()
+        print("concurrent, max batch 1 ...", flush=True)
+        results["concurrent_no_batching"] = drive(
+            jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}
+        )
+    finally:
+        stack.down()
+
+    print("seed-style baseline ...", flush=True)
+    seed_argv = [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "-w",
+        "1",
+        "-k",
+        "gthread",
+        "--threads",
+        "8",
+        "-b",
+        f"127.0.0.1:{PORTS['seed']}",
+        "bench.seed_app:app",
+    ]
+    processes.start("seed", seed_argv, STATE / "run", STATE / "logs", cwd=ROOT_DIR)
+    try:
+        processes.wait_for_port("127.0.0.1", PORTS["seed"], 120, "seed app", STATE / "logs" / "seed.log")
+        time.sleep(3)
+        results["seed_baseline"] = drive(
+            f"http://127.0.0.1:{PORTS['seed']}/predict", "file", blobs, args.clients, args.seconds, {}
+        )
+    finally:
+        processes.stop(STATE / "run", "seed")
+
+    report(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def report(r: dict) -> None:
+    base = r["seed_baseline"]["images_per_second"] or 1e-9
+    limit = r["limit"]["images_per_second"]
+    rows = [
+        (f"limit: model alone, batch {r['limit']['batch_size']}", limit, None),
+        (f"bulk: {r['bulk']['images']} images via submit-folder", r["bulk"]["images_per_second"], None),
+        ("single: 1 client, ?wait=", r["single"]["images_per_second"], r["single"]),
+        (
+            f"{r['clients']} clients, dynamic batching",
+            r["concurrent_batching"]["images_per_second"],
+            r["concurrent_batching"],
+        ),
+        (
+            f"{r['clients']} clients, max batch 1",
+            r["concurrent_no_batching"]["images_per_second"],
+            r["concurrent_no_batching"],
+        ),
+        (f"seed-style baseline, {r['clients']} clients", base, r["seed_baseline"]),
+    ]
+    print(f"\n{'path':42s} {'img/s':>8s} {'% limit':>8s} {'x seed':>7s} {'p50':>7s} {'p95':>7s} {'p99':>7s}")
+    for name, rate, lat in rows:
+        lat = lat or {}
+        cells = [
+            f"{lat.get(k):7.1f}" if lat.get(k) is not None else f"{'':7s}"
+            for k in ("p50_ms", "p95_ms", "p99_ms")
+        ]
+        print(f"{name:42s} {rate:8.1f} {100 * rate / limit:7.1f}% {rate / base:6.1f}x {' '.join(cells)}")
+    on, off = r["concurrent_batching"]["images_per_second"], r["concurrent_no_batching"]["images_per_second"]
+    print(
+        f"\nbatching on / off at {r['clients']} clients: {on / max(off, 1e-9):.2f}x; "
+        f"bulk accuracy {r['bulk']['accuracy']:.2%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
