@@ -117,17 +117,27 @@ class CassandraStore:
     def get_job(self, job_id: uuid.UUID) -> dict | None:
         return self._run(cql.SELECT_JOB, (job_id,)).one()
 
-    def statuses(self, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-        futures = [self._async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
-        found = {}
-        for future in futures:
+    def look_up(self, job_ids: list[uuid.UUID], recall_keys: list[tuple[str, str, str]]):
+        """Job statuses and earlier results, asked for together: one round trip, not two.
+
+        Returns ({job_id: status}, [earlier result or None per recall key]); an earlier result is
+        keyed by (sha256, model name, model version).
+        """
+        status_futures = [self._async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
+        recall_futures = [self._async(cql.RECALL, key) for key in recall_keys]
+        statuses = {}
+        for future in status_futures:
             row = future.result().one()
             if row:
-                found[row["job_id"]] = row["status"]
-        return found
+                statuses[row["job_id"]] = row["status"]
+        return statuses, [future.result().one() for future in recall_futures]
 
-    def mark_running(self, keys: list[JobKey], worker: str, started_at: datetime) -> None:
-        """A batch job shows 'running' in its batch line only: one write a chunk, not one a job."""
+    def mark_running(self, keys: list[JobKey], worker: str, started_at: datetime, wait: bool = True) -> list:
+        """A batch job shows 'running' in its batch line only: one write a chunk, not one a job.
+
+        wait=False returns the writes in flight, for finish(after=...) to wait on: the final
+        status still wins, its write being issued later (Cassandra keeps the newest write).
+        """
         writes = [
             (cql.MARK_RUNNING, (RUNNING, started_at, worker, k.job_id)) for k in keys if k.batch_id is None
         ]
@@ -136,7 +146,7 @@ class CassandraStore:
             for k in keys
             if k.batch_id is not None
         ]
-        self._write(writes, lines)
+        return self._write(writes, lines, wait)
 
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
         self._run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
@@ -150,12 +160,7 @@ class CassandraStore:
         statement.fetch_size = page_size
         return iter(self.session.execute(statement))
 
-    def recall(self, keys: list[tuple[str, str, str]]) -> list[dict | None]:
-        """Earlier results for (sha256, model name, model version), or None where there is none."""
-        futures = [self._async(cql.RECALL, key) for key in keys]
-        return [future.result().one() for future in futures]
-
-    def finish(self, outcomes: list[Outcome]) -> None:
+    def finish(self, outcomes: list[Outcome], after: list = ()) -> None:
         """Each job's row, audit row, batch line and cache row land together or not at all.
 
         One logged batch per job, jobs written concurrently. Measured with bench/result_writes.py:
@@ -167,13 +172,17 @@ class CassandraStore:
             for text, values in filter(None, _finish_statements(o)):
                 batch.add(self._prepare(text), values)
             futures.append(self.session.execute_async(batch))
-        for future in futures:
+        for future in [*after, *futures]:
             future.result()
 
     def _write(
-        self, singles: list[tuple[str, tuple]], grouped: list[tuple[object, tuple[str, tuple]]]
-    ) -> None:
-        """Run single statements and per-partition unlogged batches concurrently; wait for all."""
+        self,
+        singles: list[tuple[str, tuple]],
+        grouped: list[tuple[object, tuple[str, tuple]]],
+        wait: bool = True,
+    ) -> list:
+        """Run single statements and per-partition unlogged batches concurrently; wait for all,
+        or with wait=False hand back the futures."""
         futures = [self._async(text, values) for text, values in singles]
         by_partition: dict[object, list[tuple[str, tuple]]] = {}
         for partition, statement in grouped:
@@ -184,8 +193,11 @@ class CassandraStore:
                 for text, values in statements[start : start + GROUP_LIMIT]:
                     batch.add(self._prepare(text), values)
                 futures.append(self.session.execute_async(batch))
+        if not wait:
+            return futures
         for future in futures:
             future.result()
+        return []
 
     def _prepare(self, text: str):
         if text not in self._prepared:

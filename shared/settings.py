@@ -37,7 +37,9 @@ class Settings:
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
     visibility_timeout: int = 3600
     tf_threads: int = 1
-    worker_concurrency: int = 1
+    # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
+    # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.
+    worker_concurrency: int = 2
     # Dynamic batching of single-image jobs: one model call per max_batch jobs or max_wait_ms.
     max_batch: int = 64
     max_wait_ms: int = 10

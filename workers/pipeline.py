@@ -22,20 +22,45 @@ log = logging.getLogger(__name__)
 
 
 def run_jobs(runtime, messages: list[dict], worker: str) -> list[Outcome]:
-    """Idempotent: a redelivered message for a finished job does nothing."""
-    statuses = runtime.store.statuses([uuid.UUID(m["id"]) for m in messages])
+    """Idempotent: a redelivered message for a finished job does nothing.
+
+    Cassandra round trips are what a chunk mostly waits on, so statuses and earlier results are
+    asked for together, and the 'running' marks are not waited for before recognising.
+    """
+    models = _load_models(runtime, {m["model"] for m in messages})
+    known = [m for m in messages if not isinstance(models[m["model"]], str)]
+    statuses, earlier = runtime.store.look_up(
+        [uuid.UUID(m["id"]) for m in messages],
+        [(m["sha256"], models[m["model"]].info.name, models[m["model"]].info.version) for m in known],
+    )
+    seen = {m["id"]: row for m, row in zip(known, earlier, strict=True)}
     todo = [m for m in messages if statuses.get(uuid.UUID(m["id"])) not in FINAL_STATES]
     if not todo:
         return []
     started = utcnow()
-    runtime.store.mark_running([_key(m) for m in todo], worker, started)
+    pending = runtime.store.mark_running([_key(m) for m in todo], worker, started, wait=False)
     outcomes: list[Outcome] = []
     for model_name in sorted({m["model"] for m in todo}):
         group = [m for m in todo if m["model"] == model_name]
-        outcomes.extend(_recognise_group(runtime, group, model_name, worker, started))
-    runtime.store.finish(outcomes)
+        recogniser = models[model_name]
+        if isinstance(recogniser, str):
+            outcomes.extend(_outcome(m, worker, utcnow(), error=recogniser) for m in group)
+        else:
+            outcomes.extend(_recognise_group(runtime, recogniser, group, seen, worker, started))
+    runtime.store.finish(outcomes, after=pending)
     _announce(runtime.redis, [o.job_id for o in outcomes])
     return outcomes
+
+
+def _load_models(runtime, names: set[str]) -> dict:
+    """Each named model, or the reason it cannot be had (so its jobs fail, the rest go on)."""
+    models = {}
+    for name in names:
+        try:
+            models[name] = runtime.recogniser(name)
+        except UnknownModel as exc:
+            models[name] = str(exc)
+    return models
 
 
 def fail_jobs(runtime, messages: list[dict], worker: str, error: str) -> None:
@@ -44,23 +69,20 @@ def fail_jobs(runtime, messages: list[dict], worker: str, error: str) -> None:
     _announce(runtime.redis, [uuid.UUID(m["id"]) for m in messages])
 
 
-def _recognise_group(runtime, group: list[dict], model_name: str, worker: str, started) -> list[Outcome]:
-    try:
-        recogniser = runtime.recogniser(model_name)
-    except UnknownModel as exc:
-        return [_outcome(m, worker, utcnow(), error=str(exc)) for m in group]
+def _recognise_group(
+    runtime, recogniser, group: list[dict], seen: dict, worker: str, started
+) -> list[Outcome]:
     info = recogniser.info
     model = {"model_name": info.name, "model_version": info.version}
-    earlier = runtime.store.recall([(m["sha256"], info.name, info.version) for m in group])
     outcomes, blobs, fresh = [], [], []
-    for m, seen in zip(group, earlier, strict=True):
-        if seen is not None:  # same bytes, same weights: the answer is already known
+    for m in group:
+        if seen.get(m["id"]) is not None:  # same bytes, same weights: the answer is already known
             outcomes.append(
                 _outcome(
                     m,
                     worker,
                     utcnow(),
-                    **_recalled(seen),
+                    **_recalled(seen[m["id"]]),
                     **model,
                     cached=True,
                     queue_ms=_queue_ms(m, started),
