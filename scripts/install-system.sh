@@ -4,9 +4,6 @@
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
-if [ "${1:-}" = "--test" ]; then
-  command -v docker-compose >/dev/null || missing+=(docker-compose)
-fi
 for tool in java npm python3; do
   command -v "$tool" >/dev/null || { echo "install-system: $tool is required but missing" >&2; exit 1; }
 done
