@@ -64,8 +64,8 @@ TABLES = (
         created_at timestamp
     )""",
     # The jobs of one batch, sorted by file name: progress counts and the CSV read this
-    # partition. It is bounded: a batch accepts at most RECOG_ZIP_MAX_ENTRIES files a request,
-    # and a row is small.
+    # partition. It grows with the batch, about 150 bytes a file (100,000 files: about 15 MB);
+    # nothing caps the files of one batch yet.
     """CREATE TABLE IF NOT EXISTS batch_jobs (
         batch_id uuid,
         filename text,
