@@ -67,5 +67,7 @@ def job_view(row: dict) -> dict:
         "queue_ms": row.get("queue_ms"),
         "inference_ms": row.get("inference_ms"),
         "batch_size": row.get("batch_size"),
+        "cached": bool(row.get("cached")),
+        "batch_id": str(row["batch_id"]) if row.get("batch_id") else None,
         "worker": row.get("worker"),
     }

@@ -92,3 +92,12 @@ def hour_bucket_of(iso_time: str) -> str:
     from datetime import datetime
 
     return hour_bucket(datetime.fromisoformat(iso_time.replace("Z", "+00:00")))
+
+
+def test_same_bytes_again_are_answered_from_cache(gateway):
+    data = images.encode(images.ink_on_paper(8, 7, size=173))  # a size no other test uses
+    first = submit(gateway, data, "eight.png", wait=20).json()
+    second = submit(gateway, data, "eight-again.png", wait=20).json()
+    assert first["cached"] is False and second["cached"] is True
+    assert second["label"] == first["label"] == "8" and second["probabilities"] == first["probabilities"]
+    assert second["model"] == first["model"] and second["id"] != first["id"]
