@@ -7,6 +7,7 @@ rows written are marked failed, so no job is ever left 'queued' with nothing to 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -84,16 +85,19 @@ def commit(services, intake: Intake) -> None:
     """Write the rows, then queue the work (single jobs one task each, batches in chunks)."""
     settings = services.settings
     jobs = intake.accepted + [job for job, _ in intake.refused]
+    new_bytes = set(intake.new_files)
+    messages = [
+        job_message(
+            j.job_id, j.sha256, j.filename, j.model_name, j.created_at, j.batch_id, j.sha256 in new_bytes
+        )
+        for j in intake.accepted
+    ]
     try:
-        services.store.insert_jobs(jobs)
+        services.store.insert_jobs(jobs, {uuid.UUID(m["id"]): json.dumps(m) for m in messages})
         services.store.finish([_failed(job, error, "gateway") for job, error in intake.refused])
     except UNAVAILABLE_ERRORS as exc:
         discard(services, intake)
         raise ApiError(503, "store_unavailable", STORE_DOWN_MESSAGE) from exc
-    messages = [
-        job_message(j.job_id, j.sha256, j.filename, j.model_name, j.created_at, j.batch_id)
-        for j in intake.accepted
-    ]
     try:
         if intake.batch_id is None:
             for message in messages:
@@ -150,5 +154,12 @@ def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJ
 
 def _failed(job: NewJob, error: str, worker: str) -> Outcome:
     return Outcome(
-        job.job_id, job.sha256, job.filename, worker, job.created_at, error=error, batch_id=job.batch_id
+        job.job_id,
+        job.sha256,
+        job.filename,
+        worker,
+        job.created_at,
+        error=error,
+        batch_id=job.batch_id,
+        created_at=job.created_at,
     )

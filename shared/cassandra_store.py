@@ -60,6 +60,8 @@ class Outcome:
     batch_size: int = 0
     batch_id: uuid.UUID | None = None
     cached: bool = False
+    # When the job was created: locates its open_jobs row, removed with the final write.
+    created_at: datetime | None = None
 
 
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
@@ -87,9 +89,16 @@ class CassandraStore:
     def insert_job(self, job: NewJob) -> None:
         self.insert_jobs([job])
 
-    def insert_jobs(self, jobs: list[NewJob]) -> None:
-        """Job rows one by one; a batch's lines together, one unlogged batch per partition."""
-        writes = []
+    def insert_jobs(self, jobs: list[NewJob], messages: dict[uuid.UUID, str] | None = None) -> None:
+        """Job rows one by one; a batch's lines together, one unlogged batch per partition.
+
+        messages: the task message of each job about to be queued, kept in open_jobs until it ends.
+        """
+        writes = [
+            (cql.OPEN_JOB, (hour_bucket(job.created_at), job.job_id, messages[job.job_id], job.created_at))
+            for job in jobs
+            if messages and job.job_id in messages
+        ]
         for job in jobs:
             values = (
                 job.job_id,
@@ -148,6 +157,15 @@ class CassandraStore:
         ]
         return self._write(writes, lines, wait)
 
+    def open_jobs(self, hour: str) -> list[dict]:
+        return list(self._run(cql.SELECT_OPEN, (hour,)))
+
+    def resent(self, hour: str, job_id: uuid.UUID, sent_at: datetime) -> None:
+        self._run(cql.RESENT_JOB, (sent_at, hour, job_id))
+
+    def forget_open(self, hour: str, job_id: uuid.UUID) -> None:
+        self._run(cql.CLOSE_JOB, (hour, job_id))
+
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
         self._run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
 
@@ -171,6 +189,8 @@ class CassandraStore:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             for text, values in filter(None, _finish_statements(o)):
                 batch.add(self._prepare(text), values)
+            if o.created_at is not None:
+                batch.add(self._prepare(cql.CLOSE_JOB), (hour_bucket(o.created_at), o.job_id))
             futures.append(self.session.execute_async(batch))
         for future in [*after, *futures]:
             future.result()

@@ -23,8 +23,13 @@ def job_message(
     model: str,
     created_at: datetime,
     batch_id: uuid.UUID | None = None,
+    new_bytes: bool = False,
 ) -> dict:
-    """The task payload: ids and names only, never image bytes."""
+    """The task payload: ids and names only, never image bytes.
+
+    new_bytes: the image store had never held these bytes, so no earlier result can exist and
+    the worker skips looking for one.
+    """
     return {
         "id": str(job_id),
         "sha256": sha256,
@@ -32,6 +37,7 @@ def job_message(
         "model": model,
         "created_at": created_at.isoformat(),
         "batch_id": str(batch_id) if batch_id else None,
+        "new_bytes": new_bytes,
     }
 
 

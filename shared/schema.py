@@ -96,6 +96,19 @@ TABLES = (
     )""",
 )
 
+TABLES += (
+    # Jobs sent to the queue and not yet final, by the UTC hour they were created in, with the
+    # task message: Redis can lose a message when a worker dies at the wrong instant (kombu pops
+    # it before recording it as unacknowledged), so a sweeper sends again what stays open too long.
+    """CREATE TABLE IF NOT EXISTS open_jobs (
+        hour text,
+        job_id uuid,
+        message text,
+        sent_at timestamp,
+        PRIMARY KEY ((hour), job_id)
+    )""",
+)
+
 # Columns added after a table was first released: CREATE TABLE IF NOT EXISTS leaves an older
 # table as it was, so `recog schema` adds what it lacks.
 ADDED_COLUMNS = (("jobs", "batch_id", "uuid"), ("jobs", "cached", "boolean"))

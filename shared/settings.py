@@ -36,6 +36,9 @@ class Settings:
     max_wait_seconds: float = 30.0
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
     visibility_timeout: int = 3600
+    # How often workers look for jobs whose task message was lost, and how far back.
+    sweep_seconds: int = 60
+    sweep_hours: int = 24
     tf_threads: int = 1
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.

@@ -44,3 +44,8 @@ REMEMBER_BLANK = """INSERT INTO results_by_image (sha256, model_name, model_vers
     reason) VALUES (?, ?, ?, ?, ?, ?)"""
 RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_image
     WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT 1"""
+
+OPEN_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?, ?, ?)"
+SELECT_OPEN = "SELECT job_id, message, sent_at FROM open_jobs WHERE hour = ?"
+CLOSE_JOB = "DELETE FROM open_jobs WHERE hour = ? AND job_id = ?"
+RESENT_JOB = "UPDATE open_jobs SET sent_at = ? WHERE hour = ? AND job_id = ?"

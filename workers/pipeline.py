@@ -28,7 +28,8 @@ def run_jobs(runtime, messages: list[dict], worker: str) -> list[Outcome]:
     asked for together, and the 'running' marks are not waited for before recognising.
     """
     models = _load_models(runtime, {m["model"] for m in messages})
-    known = [m for m in messages if not isinstance(models[m["model"]], str)]
+    # Bytes the image store had never held cannot have an earlier result: no need to ask.
+    known = [m for m in messages if not isinstance(models[m["model"]], str) and not m.get("new_bytes")]
     statuses, earlier = runtime.store.look_up(
         [uuid.UUID(m["id"]) for m in messages],
         [(m["sha256"], models[m["model"]].info.name, models[m["model"]].info.version) for m in known],
@@ -145,6 +146,7 @@ def _outcome(m: dict, worker: str, finished: datetime, **fields) -> Outcome:
         worker=worker,
         finished_at=finished,
         batch_id=key.batch_id,
+        created_at=datetime.fromisoformat(m["created_at"]),
         **fields,
     )
 

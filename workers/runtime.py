@@ -10,7 +10,7 @@ import logging
 
 import redis
 from celery import current_app
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
 from shared.cassandra_store import CassandraStore
 from shared.image_store import LocalImageStore
@@ -69,3 +69,10 @@ def _close(**_kwargs) -> None:
     if _runtime is not None:
         _runtime.close()
         _runtime = None
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_kwargs) -> None:
+    from workers.sweeper import start_sweeping
+
+    start_sweeping(sender.app, sender.app.recog_settings)

@@ -36,6 +36,7 @@ def test_settings() -> Settings:
         flower_password="test-flower-password",
         # Short, so a job held by a SIGKILLed worker comes back within the test's patience.
         visibility_timeout=10,
+        sweep_seconds=2,
     )
 
 

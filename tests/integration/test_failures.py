@@ -75,6 +75,24 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     stack.start_worker("worker1")
     stack.wait_worker_ready()
     rows = wait_until_final(store, job_ids, timeout=90)
-    statuses = [rows[j]["status"] for j in job_ids]
-    assert statuses == ["done"] * len(job_ids), {s: statuses.count(s) for s in set(statuses)}
+    stuck = [j for j in job_ids if rows[j]["status"] != "done"]
+    assert not stuck, f"{len(stuck)} not done, e.g. {stuck[:3]}"
     assert [rows[j]["label"] for j in job_ids] == [str(d) for d in labels]
+
+
+def test_a_job_whose_message_was_lost_is_sent_again(settings, store):
+    """Kombu can lose a message when a worker dies between popping and recording it; that race
+    is too narrow to hit on purpose, so this test makes the loss itself: a job recorded as sent
+    whose message never reaches Redis. The workers' sweeper must send it again."""
+    import json
+
+    data = images.png_digit(3, 9)
+    sha256, _ = LocalImageStore(settings.image_dir).put(data)
+    job_id, created = uuid.uuid4(), utcnow()
+    message = job_message(job_id, sha256, "lost.png", "digits", created)
+    store.insert_jobs(
+        [NewJob(job_id, "lost.png", sha256, len(data), "PNG", 260, 260, "digits", created)],
+        {job_id: json.dumps(message)},
+    )
+    rows = wait_until_final(store, [str(job_id)], timeout=60)
+    assert rows[str(job_id)]["status"] == "done" and rows[str(job_id)]["label"] == "3"
