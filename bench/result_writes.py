@@ -17,8 +17,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cassandra.query import BatchStatement, BatchType  # noqa: E402
-
 from devstack.stack import LocalStack  # noqa: E402
 from shared.cassandra_store import CassandraStore, NewJob, Outcome, _finish_statements  # noqa: E402
 from shared.jobs import utcnow  # noqa: E402
@@ -62,25 +60,17 @@ def logged_per_job(store: CassandraStore, done: list[Outcome], chunk: int) -> No
 
 def grouped(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
     """The alternative: audit rows and batch lines in one unlogged batch per partition, cache rows
-    one by one, then the job rows (the marker a redelivered task checks) last."""
+    one by one (CassandraStore._write does the grouping), then the job rows, the marker a
+    redelivered task checks, last."""
     for start in range(0, len(done), chunk):
-        singles, by_partition, job_rows = [], {}, []
+        singles, partitioned, job_rows = [], [], []
         for o in done[start : start + chunk]:
             job_row, audit, line, remember = _finish_statements(o)
             job_rows.append(job_row)
-            by_partition.setdefault(("audit", audit[1][0]), []).append(audit)
-            by_partition.setdefault(("batch", o.batch_id), []).append(line)
+            partitioned += [(("audit", audit[1][0]), audit), (("batch", o.batch_id), line)]
             singles.append(remember)
-        futures = [store.session.execute_async(store._prepare(t), v) for t, v in singles]
-        for statements in by_partition.values():
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for text, values in statements:
-                batch.add(store._prepare(text), values)
-            futures.append(store.session.execute_async(batch))
-        for future in futures:
-            future.result()
-        for future in [store.session.execute_async(store._prepare(t), v) for t, v in job_rows]:
-            future.result()
+        store._write(singles, partitioned)
+        store._write(job_rows, [])
 
 
 def main() -> None:

@@ -181,8 +181,9 @@ class CassandraStore:
     def finish(self, outcomes: list[Outcome], after: list = ()) -> None:
         """Each job's row, audit row, batch line and cache row land together or not at all.
 
-        One logged batch per job, jobs written concurrently. Measured with bench/result_writes.py:
-        per-partition unlogged batches with the job rows written last were no faster here.
+        One logged batch per job, jobs written concurrently. Per-partition unlogged batches with
+        the job rows written last were not consistently faster here (bench/result_writes.py:
+        0.64x to 1.04x across runs), so the all-or-nothing write stays.
         """
         futures = []
         for o in outcomes:

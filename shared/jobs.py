@@ -28,17 +28,17 @@ def utcnow() -> datetime:
 
 def hour_bucket(moment: datetime) -> str:
     """The audit partition of a moment: 'YYYY-MM-DDTHH' in UTC, easy to type in cqlsh."""
-    return _as_utc(moment).strftime("%Y-%m-%dT%H")
+    return as_utc(moment).strftime("%Y-%m-%dT%H")
 
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return _as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return as_utc(moment).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _as_utc(moment: datetime) -> datetime:
-    # The driver hands back naive datetimes that are UTC.
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; the driver hands back naive datetimes that are UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

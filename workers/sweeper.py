@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from shared.jobs import FINAL_STATES, hour_bucket, utcnow
+from shared.jobs import FINAL_STATES, as_utc, hour_bucket, utcnow
 from shared.messaging import TASK_RECOGNISE
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def sweep(store, send, stale_after: timedelta, look_back_hours: int, now: dateti
     resent = 0
     for hours_ago in range(look_back_hours, -1, -1):
         hour = hour_bucket(now - timedelta(hours=hours_ago))
-        rows = [r for r in store.open_jobs(hour) if now - _utc(r["sent_at"]) > stale_after]
+        rows = [r for r in store.open_jobs(hour) if now - as_utc(r["sent_at"]) > stale_after]
         statuses = store.look_up([r["job_id"] for r in rows], [])[0] if rows else {}
         for row in rows:
             if statuses.get(row["job_id"]) in FINAL_STATES:
@@ -62,7 +62,3 @@ def start_sweeping(app, settings) -> threading.Thread:
     thread.stop = stop
     thread.start()
     return thread
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
