@@ -22,7 +22,7 @@ from shared.cassandra_session import UNAVAILABLE_ERRORS
 from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
 from shared.jobs import new_job_id
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, job_message
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr, job_message
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +102,17 @@ def commit(services, intake: Intake) -> None:
         if intake.batch_id is None:
             for message in messages:
                 services.celery.send_task(
-                    TASK_RECOGNISE, args=[message], task_id=message["id"], queue=settings.queue
+                    TASK_RECOGNISE,
+                    args=[message],
+                    argsrepr=ids_repr([message]),
+                    task_id=message["id"],
+                    queue=settings.queue,
                 )
         else:
             for start in range(0, len(messages), settings.chunk_size):
+                chunk = messages[start : start + settings.chunk_size]
                 services.celery.send_task(
-                    TASK_RECOGNISE_CHUNK,
-                    args=[messages[start : start + settings.chunk_size]],
-                    queue=settings.bulk_queue,
+                    TASK_RECOGNISE_CHUNK, args=[chunk], argsrepr=ids_repr(chunk), queue=settings.bulk_queue
                 )
     except QUEUE_DOWN as exc:
         _fail_unqueued(services, intake)

@@ -41,6 +41,13 @@ def job_message(
     }
 
 
+def ids_repr(messages: list[dict]) -> str:
+    """What Flower and the worker log show as a task's arguments: job ids, never file names or paths."""
+    ids = [m["id"] for m in messages]
+    batch = messages[0].get("batch_id") if messages else None
+    return f"batch {batch}: {ids}" if batch else str(ids)
+
+
 def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.redis_url,

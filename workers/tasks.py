@@ -16,7 +16,7 @@ from cassandra.cluster import NoHostAvailable
 from celery import Celery, Task
 from celery_batches import Batches
 
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr
 from shared.settings import Settings
 from workers.pipeline import fail_jobs, run_jobs
 from workers.runtime import get_runtime
@@ -82,6 +82,7 @@ def run_gathered(app: Celery, settings: Settings, messages: list[dict], worker: 
             app.send_task(
                 TASK_RECOGNISE,
                 args=[{**message, "attempt": attempt}],
+                argsrepr=ids_repr([message]),
                 task_id=message["id"],
                 queue=settings.queue,
                 countdown=min(2**attempt, 30),

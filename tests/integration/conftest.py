@@ -1,4 +1,4 @@
-"""A private stack for the test session: real Redis, Cassandra, Celery worker and gunicorn gateway.
+"""A private stack for the test session: real Redis, Cassandra, Celery worker, gunicorn gateway, Flower.
 
 It runs on its own ports and state folder, so a `make up` stack on the default ports is left
 alone, and it is stopped at the end of the session.
@@ -58,6 +58,7 @@ def stack():
         stack.create_schema()
         stack.start_worker()
         stack.start_gateway()
+        stack.start_flower()
         stack.wait_gateway_ready()
         stack.wait_worker_ready()
         yield stack

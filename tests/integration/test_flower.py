@@ -1,0 +1,74 @@
+"""Flower on the test stack: basic auth, the live worker, and finished tasks showing ids, not files."""
+
+import time
+
+import pytest
+import requests
+
+from tests import images
+from tests.integration.test_batches import post_batch, wait_for_batch
+
+
+@pytest.fixture(scope="module")
+def flower(stack):
+    url = stack.settings.flower_url
+    auth = (stack.settings.flower_user, stack.flower_password())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthcheck", timeout=5).status_code == 200:
+                return url, auth
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"Flower did not answer at {url}; see {stack.log('flower')}")
+
+
+def poll(fetch, accept, timeout=60):
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = fetch()
+        if accept(seen):
+            return seen
+        time.sleep(1)
+    pytest.fail(f"Flower never showed what was expected; last answer: {seen}")
+
+
+def test_flower_api_needs_the_password(flower):
+    url, (user, _) = flower
+    assert requests.get(f"{url}/api/workers", timeout=10).status_code == 401
+    assert requests.get(f"{url}/api/workers", auth=(user, "wrong"), timeout=10).status_code == 401
+
+
+def test_flower_lists_the_worker(flower):
+    url, auth = flower
+
+    def workers():
+        return requests.get(f"{url}/api/workers", params={"refresh": 1}, auth=auth, timeout=30).json()
+
+    found = poll(workers, lambda w: any(name.startswith("worker1@") for name in w))
+    worker = next(v for k, v in found.items() if k.startswith("worker1@"))
+    queues = {q["name"] for q in worker["active_queues"]}
+    assert {"recog", "recog.bulk"} <= queues
+
+
+def test_flower_shows_a_finished_chunk_task_with_ids_only(flower, gateway):
+    url, auth = flower
+    files = [(f"flower-{i}.png", images.png_digit(i, 7)) for i in range(3)]
+    accepted = post_batch(gateway, files).json()
+    wait_for_batch(gateway, accepted["id"])
+
+    def chunk_tasks():
+        tasks = requests.get(
+            f"{url}/api/tasks", params={"taskname": "recog.recognise_chunk"}, auth=auth, timeout=30
+        ).json()
+        return [t for t in tasks.values() if accepted["id"] in (t.get("args") or "")]
+
+    tasks = poll(chunk_tasks, lambda ts: any(t["state"] == "SUCCESS" for t in ts))
+    task = next(t for t in tasks if t["state"] == "SUCCESS")
+    assert task["name"] == "recog.recognise_chunk"
+    assert task["worker"].startswith("worker1@")
+    # The arguments Flower shows are the job ids: no file names, no hashes, never image bytes.
+    assert "flower-0.png" not in task["args"] and "sha256" not in task["args"]
+    assert task["args"].count("-") >= 3 * 4
