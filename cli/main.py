@@ -112,6 +112,52 @@ def _classify_line(row: dict) -> str:
 
 
 @cli.command()
+@click.option("--hour", help="Everything recognised in this UTC hour: YYYY-MM-DDTHH.")
+@click.option("--job", help="One job by id.")
+@click.option("--batch", help="The jobs of one batch, by batch id.")
+@click.option("--sha256", help="Every prediction of one image, by the sha256 of its bytes.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+def audit(hour: str | None, job: str | None, batch: str | None, sha256: str | None, as_json: bool) -> None:
+    """Read the audit tables straight from Cassandra (the README's cqlsh queries, same rows)."""
+    from shared import audit as queries
+    from shared.cassandra_session import connect
+
+    chosen = {k: v for k, v in {"hour": hour, "job": job, "batch": batch, "sha256": sha256}.items() if v}
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --hour, --job, --batch, --sha256")
+    (kind, text), = chosen.items()
+    try:
+        key = queries.parse_key(kind, text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{kind}") from None
+    settings = Settings.from_env()
+    cluster, session = connect(settings)
+    try:
+        rows = queries.run(session, settings.cassandra_keyspace, kind, key)
+    finally:
+        cluster.shutdown()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+        return
+    columns = queries.QUERIES[kind].columns
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for line in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    click.echo(f"({len(rows)} rows)")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+@cli.command()
 def schema() -> None:
     """Create the keyspace and tables if they do not exist (safe to repeat)."""
     from shared.cassandra_session import connect
