@@ -125,7 +125,7 @@ def audit(hour: str | None, job: str | None, batch: str | None, sha256: str | No
     chosen = {k: v for k, v in {"hour": hour, "job": job, "batch": batch, "sha256": sha256}.items() if v}
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --hour, --job, --batch, --sha256")
-    (kind, text), = chosen.items()
+    ((kind, text),) = chosen.items()
     try:
         key = queries.parse_key(kind, text)
     except ValueError as exc:

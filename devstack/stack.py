@@ -126,7 +126,8 @@ class LocalStack:
             "-c",
             str(self.settings.worker_concurrency),
         ]
-        processes.start(name, argv, self.run_dir, self.log_dir, env=self.env())
+        env = {**self.env(), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / name)}
+        processes.start(name, argv, self.run_dir, self.log_dir, env=env)
 
     def kill(self, name: str) -> None:
         """SIGKILL a service's whole process group, as a crash or an OOM kill would."""
@@ -150,9 +151,12 @@ class LocalStack:
             "-",
             "--timeout",
             "60",
+            "-c",
+            "python:gateway.gunicorn_conf",
             "gateway.wsgi:app",
         ]
-        processes.start("gateway", argv, self.run_dir, self.log_dir, env=self.env())
+        env = {**self.env(), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / "gateway")}
+        processes.start("gateway", argv, self.run_dir, self.log_dir, env=env)
 
     def flower_password(self) -> str:
         if self.settings.flower_password:

@@ -6,6 +6,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.cassandra_session import UNAVAILABLE_ERRORS
+from shared.metrics import JOBS_REJECTED
 
 
 class ApiError(Exception):
@@ -15,6 +16,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, **extra):
+    if request.method == "POST":  # every refused upload passes here, whatever refused it
+        JOBS_REJECTED.labels(code).inc()
     response = jsonify({"error": {"code": code, "message": message, **extra}})
     response.status_code = status
     return response

@@ -23,6 +23,7 @@ from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
 from shared.jobs import new_job_id
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr, job_message
+from shared.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
     except ImageRejected as exc:
         if strict:
             raise ApiError(exc.status, exc.code, str(exc)) from exc
+        JOBS_REJECTED.labels(exc.code).inc()
         sha256 = hashlib.sha256(data).hexdigest()
         intake.refused.append((_new_job(intake, filename, sha256, len(data), "", 0, 0), str(exc)))
         return
@@ -123,6 +125,7 @@ def commit(services, intake: Intake) -> None:
             "recorded as failed. Resubmit in a little while",
             job_ids=[str(j.job_id) for j in intake.accepted],
         ) from exc
+    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(messages))
 
 
 def discard(services, intake: Intake) -> None:

@@ -56,6 +56,9 @@ class Settings:
     zip_max_entries: int = 10_000
     zip_max_bytes: int = 1024 * 1024 * 1024
     gateway_url: str = "http://127.0.0.1:8000"
+    # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9100
     flower_url: str = "http://127.0.0.1:5555"
     flower_user: str = "recog"
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.

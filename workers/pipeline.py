@@ -15,8 +15,9 @@ from model.registry import UnknownModel
 from shared.cassandra_store import JobKey, Outcome
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
-from shared.jobs import FINAL_STATES, utcnow
+from shared.jobs import DONE, FAILED, FINAL_STATES, utcnow
 from shared.messaging import job_channel
+from shared.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,19 @@ def run_jobs(runtime, messages: list[dict], worker: str) -> list[Outcome]:
             outcomes.extend(_recognise_group(runtime, recogniser, group, seen, worker, started))
     runtime.store.finish(outcomes, after=pending)
     _announce(runtime.redis, [o.job_id for o in outcomes])
+    _count(outcomes)
     return outcomes
+
+
+def _count(outcomes: list[Outcome]) -> None:
+    """Metrics of jobs whose final rows are written (counted once they are in Cassandra)."""
+    now = utcnow()
+    for o in outcomes:
+        JOBS_FINISHED.labels(FAILED if o.error else DONE, o.model_name or "-").inc()
+        if o.cached:
+            JOBS_CACHED.inc()
+        if o.created_at is not None:
+            JOB_SECONDS.observe(max((now - o.created_at).total_seconds(), 0.0))
 
 
 def _load_models(runtime, names: set[str]) -> dict:
@@ -66,8 +79,10 @@ def _load_models(runtime, names: set[str]) -> dict:
 
 def fail_jobs(runtime, messages: list[dict], worker: str, error: str) -> None:
     """Mark jobs failed after the task gave up, so none stays 'running' forever."""
-    runtime.store.finish([_outcome(m, worker, utcnow(), error=error) for m in messages])
+    outcomes = [_outcome(m, worker, utcnow(), error=error) for m in messages]
+    runtime.store.finish(outcomes)
     _announce(runtime.redis, [uuid.UUID(m["id"]) for m in messages])
+    _count(outcomes)
 
 
 def _recognise_group(
@@ -97,6 +112,9 @@ def _recognise_group(
             outcomes.append(_outcome(m, worker, utcnow(), error=str(exc)))
     batch = recogniser.recognise_bytes(blobs, runtime.settings.max_image_pixels)
     finished = utcnow()
+    if batch.batch_size:
+        BATCH_SIZE.observe(batch.batch_size)
+        INFERENCE_SECONDS.observe(batch.inference_ms / 1000)
     for m, result in zip(fresh, batch.predictions, strict=True):
         if isinstance(result, ImageRejected):
             outcomes.append(_outcome(m, worker, finished, error=str(result)))

@@ -20,7 +20,14 @@ from shared.jobs import FINAL_STATES
 from shared.settings import PROJECT_ROOT, Settings
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
-PORTS = {"redis": 16379, "cassandra": 19042, "storage": 17000, "gateway": 18000, "flower": 15555}
+PORTS = {
+    "redis": 16379,
+    "cassandra": 19042,
+    "storage": 17000,
+    "gateway": 18000,
+    "flower": 15555,
+    "worker_metrics": 19100,
+}
 
 
 def test_settings() -> Settings:
@@ -34,6 +41,7 @@ def test_settings() -> Settings:
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url=f"http://127.0.0.1:{PORTS['flower']}",
         flower_password="test-flower-password",
+        worker_metrics_port=PORTS["worker_metrics"],
         # Short, so a job held by a SIGKILLed worker comes back within the test's patience.
         visibility_timeout=10,
         sweep_seconds=2,
