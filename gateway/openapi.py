@@ -1,0 +1,311 @@
+"""GET /v1/openapi.json: the API described for clients and code generators (OpenAPI 3.1).
+
+Written by hand next to the endpoints it describes; tests/integration/test_openapi.py checks real
+responses against it, so a change to a response that is not made here too fails the tests.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+UUID = {"type": "string", "format": "uuid"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    meaning = {
+        400: "a missing or malformed parameter, or an unknown model",
+        404: "no such job or batch",
+        413: "the upload, or an image's pixel count, is over the limit",
+        415: "not an image in a format recog reads",
+        422: "an image (or a zip) that is truncated or corrupt",
+        503: "Cassandra or Redis is not answering; retry later",
+    }
+    return {str(s): _json(_ref("Error"), meaning[s]) for s in statuses}
+
+
+def _obj(properties: dict, required: tuple[str, ...] | None = None) -> dict:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+    }
+
+
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "Seconds (up to RECOG_MAX_WAIT_SECONDS) to wait for the job to finish before answering.",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+def _id_param(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+SCHEMAS = {
+    "Error": _obj(
+        {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "description": "stable, e.g. corrupt_image, unknown_job"},
+                    "message": {"type": "string", "description": "what went wrong and what to do"},
+                    "job_ids": {"type": "array", "items": UUID},
+                },
+                "required": ["code", "message"],
+            }
+        }
+    ),
+    "Job": _obj(
+        {
+            "id": UUID,
+            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "label": NULLABLE_STRING,
+            "confidence": NULLABLE_NUMBER,
+            "probabilities": {"type": "array", "items": {"type": "number"}},
+            "reason": {**NULLABLE_STRING, "description": "why there is no label, e.g. 'no digit'"},
+            "error": NULLABLE_STRING,
+            "model": _obj({"name": NULLABLE_STRING, "version": NULLABLE_STRING}),
+            "file": _obj(
+                {
+                    "name": NULLABLE_STRING,
+                    "sha256": NULLABLE_STRING,
+                    "bytes": NULLABLE_INT,
+                    "format": NULLABLE_STRING,
+                    "width": NULLABLE_INT,
+                    "height": NULLABLE_INT,
+                }
+            ),
+            "created_at": TIME,
+            "started_at": TIME,
+            "finished_at": TIME,
+            "queue_ms": NULLABLE_NUMBER,
+            "inference_ms": NULLABLE_NUMBER,
+            "batch_size": NULLABLE_INT,
+            "cached": {"type": "boolean"},
+            "batch_id": {"type": ["string", "null"], "format": "uuid"},
+            "worker": NULLABLE_STRING,
+        }
+    ),
+    "JobAccepted": _obj(
+        {"id": UUID, "status": {"const": "queued"}, "links": _obj({"self": {"type": "string"}})}
+    ),
+    "BatchAccepted": _obj(
+        {
+            "id": UUID,
+            "name": {"type": "string"},
+            "model": {"type": "string"},
+            "accepted": {"type": "integer", "minimum": 0},
+            "failed": {
+                "type": "array",
+                "description": "files refused at upload; each is also a failed job of the batch",
+                "items": _obj({"file": {"type": "string"}, "error": {"type": "string"}}),
+            },
+            "skipped": {
+                "type": "array",
+                "description": "zip entries that are not images (directories, nested archives, links...)",
+                "items": _obj({"file": {"type": "string"}, "reason": {"type": "string"}}),
+            },
+            "links": _obj(
+                {"self": {"type": "string"}, "results": {"type": "string"}, "files": {"type": "string"}}
+            ),
+        }
+    ),
+    "BatchStatus": _obj(
+        {
+            "id": UUID,
+            "name": {"type": "string"},
+            "model": {"type": "string"},
+            "status": {"enum": ["queued", "running", "done", "partial", "failed"]},
+            "total": {"type": "integer"},
+            "queued": {"type": "integer"},
+            "running": {"type": "integer"},
+            "done": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "cached": {"type": "integer"},
+            "progress_percent": {"type": "number", "minimum": 0, "maximum": 100},
+            "images_per_second": NULLABLE_NUMBER,
+            "eta_seconds": NULLABLE_NUMBER,
+            "created_at": TIME,
+            "first_finished_at": TIME,
+            "finished_at": TIME,
+        }
+    ),
+    "BatchResult": _obj(
+        {
+            "file": {"type": "string"},
+            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "label": NULLABLE_STRING,
+            "confidence": NULLABLE_NUMBER,
+            "reason": NULLABLE_STRING,
+            "error": NULLABLE_STRING,
+            "cached": {"type": "boolean"},
+            "job_id": UUID,
+            "finished_at": TIME,
+        }
+    ),
+    "Health": _obj(
+        {"status": {"type": "string"}, "checks": {"type": "object"}, "message": {"type": "string"}},
+        required=("status",),
+    ),
+}
+
+BATCH_FORM = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "files": {
+                    "type": "array",
+                    "items": {"type": "string", "format": "binary"},
+                    "description": "images; repeat the field",
+                },
+                "archive": {"type": "string", "format": "binary", "description": "one zip of images"},
+                "name": {"type": "string"},
+                "model": {"type": "string"},
+            },
+        }
+    }
+}
+
+PATHS = {
+    "/v1/jobs": {
+        "post": {
+            "summary": "Recognise one image",
+            "parameters": [WAIT],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "model": {"type": "string", "description": "default: RECOG_MODEL"},
+                            },
+                            "required": ["file"],
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(_ref("Job"), "finished within ?wait="),
+                "202": _json(_ref("JobAccepted"), "accepted and queued"),
+                **_errors(400, 413, 415, 422, 503),
+            },
+        }
+    },
+    "/v1/jobs/{job_id}": {
+        "get": {
+            "summary": "Where a job stands, with its result once done",
+            "parameters": [_id_param("job_id"), WAIT],
+            "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 404, 503)},
+        }
+    },
+    "/v1/batches": {
+        "post": {
+            "summary": "Recognise many images (files or a zip) as one batch",
+            "requestBody": {"required": True, "content": BATCH_FORM},
+            "responses": {
+                "202": _json(_ref("BatchAccepted"), "accepted and queued"),
+                **_errors(400, 413, 422, 503),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}": {
+        "get": {
+            "summary": "A batch's progress: counts, rate and ETA",
+            "parameters": [_id_param("batch_id")],
+            "responses": {"200": _json(_ref("BatchStatus"), "progress"), **_errors(400, 404, 503)},
+        }
+    },
+    "/v1/batches/{batch_id}/files": {
+        "post": {
+            "summary": "Add more files to a batch",
+            "parameters": [_id_param("batch_id")],
+            "requestBody": {"required": True, "content": BATCH_FORM},
+            "responses": {
+                "202": _json(_ref("BatchAccepted"), "accepted and queued"),
+                **_errors(400, 404, 413, 422, 503),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}/results": {
+        "get": {
+            "summary": "One row per file, streamed",
+            "parameters": [
+                _id_param("batch_id"),
+                {"name": "format", "in": "query", "schema": {"enum": ["csv", "json"], "default": "csv"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "the results",
+                    "content": {
+                        "text/csv": {},  # header: file,status,label,confidence,reason,error,cached,job_id
+                        "application/json": {"schema": {"type": "array", "items": _ref("BatchResult")}},
+                    },
+                },
+                **_errors(400, 404, 503),
+            },
+        }
+    },
+    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_ref("Health"), "alive")}}},
+    "/readyz": {
+        "get": {
+            "summary": "Readiness: Redis and Cassandra answer",
+            "responses": {
+                "200": _json(_ref("Health"), "ready"),
+                "503": _json(_ref("Health"), "not ready; checks say which"),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics of the gateway",
+            "responses": {
+                "200": {
+                    "description": "text format",
+                    "content": {"text/plain": {}},
+                }
+            },
+        }
+    },
+    "/v1/openapi.json": {
+        "get": {
+            "summary": "This description",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        }
+    },
+}
+
+SPEC = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "recog",
+        "version": "1",
+        "description": "Queue-backed image recognition. Every error is JSON: {error: {code, message}}.",
+    },
+    "paths": PATHS,
+    "components": {"schemas": SCHEMAS},
+}
+
+
+@bp.get("/v1/openapi.json")
+def openapi():
+    return jsonify(SPEC)
