@@ -25,3 +25,7 @@ def offline_settings(tmp_path) -> Settings:
         cassandra_port=unused_port(),
         image_dir=tmp_path / "images",
     )
+
+
+# The private real stack, for tests/integration and tests/browser; started only when a test asks.
+from tests.stack import gateway, settings, stack, store  # noqa: E402, F401

@@ -13,7 +13,7 @@ from shared.jobs import utcnow
 from shared.messaging import TASK_RECOGNISE, celery_config, job_message
 from tests import images
 from tests.conftest import unused_port
-from tests.integration.conftest import submit, wait_until_final
+from tests.stack import submit, wait_until_final
 
 
 def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, store, tmp_path):

@@ -5,7 +5,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
-from tests.integration.conftest import submit
+from tests.stack import submit
 
 
 def samples(url: str) -> dict[tuple[str, tuple], float]:

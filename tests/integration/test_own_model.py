@@ -6,7 +6,7 @@ from PIL import Image, ImageDraw
 
 from model.preprocess import to_mnist
 from tests import images
-from tests.integration.conftest import submit
+from tests.stack import submit
 
 SHAPES = ("bar", "ring", "cross")
 

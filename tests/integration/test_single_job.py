@@ -7,7 +7,7 @@ import redis
 import requests
 
 from tests import images
-from tests.integration.conftest import submit, wait_until_final
+from tests.stack import submit, wait_until_final
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

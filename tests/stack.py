@@ -1,4 +1,4 @@
-"""A private stack for the test session: real Redis, Cassandra, Celery worker, gunicorn gateway, Flower.
+"""A private stack for integration and browser tests: real Redis, Cassandra, worker, gateway, Flower.
 
 It runs on its own ports and state folder, so a `make up` stack on the default ports is left
 alone, and it is stopped at the end of the session.
