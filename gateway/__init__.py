@@ -8,7 +8,7 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from gateway import batches, errors, health, jobs, metrics, openapi
+    from gateway import batches, errors, health, jobs, metrics, openapi, page
     from gateway.services import GatewayServices
 
     settings = settings or Settings.from_env()
@@ -23,4 +23,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(batches.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(page.bp)
     return app

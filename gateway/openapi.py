@@ -286,6 +286,18 @@ PATHS = {
             },
         }
     },
+    "/": {
+        "get": {
+            "summary": "The web page: draw a digit, upload images or a zip, follow batches",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+        }
+    },
+    "/docs": {
+        "get": {
+            "summary": "This description, readable",
+            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+        }
+    },
     "/v1/openapi.json": {
         "get": {
             "summary": "This description",

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install what a fresh Debian 12 machine lacks for the local stack and the tests.
-# Redis and Chromium come from Debian; Cassandra comes from npm on first start (devstack/cassandra.py).
+# Redis, Chromium and docker-compose come from Debian; Cassandra comes from npm on first start (devstack/cassandra.py).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v chromium >/dev/null || missing+=(chromium)  # the page's browser tests (Playwright drives it)
+command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates docker-compose.yml; no engine
 for tool in java npm python3; do
   command -v "$tool" >/dev/null || { echo "install-system: $tool is required but missing" >&2; exit 1; }
 done

@@ -1,0 +1,372 @@
+// The recog page: draw a digit, upload images or a zip, follow batches. Talks only to /v1 on
+// this host, so it works offline.
+"use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const FINAL = new Set(["done", "failed"]);
+const BATCH_FINAL = new Set(["done", "partial", "failed"]);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// ---------- the API ----------
+
+async function api(url, options = {}) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (err) {
+    throw new Error(`The server could not be reached (${err.message}). Is recog running?`);
+  }
+  const type = response.headers.get("Content-Type") || "";
+  const body = type.includes("application/json") ? await response.json() : null;
+  if (!response.ok) {
+    const message = body && body.error ? body.error.message : `The server answered ${response.status}.`;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function submitImage(blob, name) {
+  const form = new FormData();
+  form.append("file", blob, name);
+  return api("/v1/jobs?wait=10", { method: "POST", body: form });
+}
+
+// Follows a job until it is done or failed, calling show(job) at every change.
+async function follow(job, show) {
+  show(job);
+  while (!FINAL.has(job.status)) {
+    job = await api(`/v1/jobs/${job.id}?wait=10`);
+    show(job);
+  }
+  return job;
+}
+
+// ---------- answers ----------
+
+function percent(p) {
+  return `${(100 * p).toFixed(p >= 0.995 || p < 0.001 ? 0 : 1)}%`;
+}
+
+function bars(probabilities, label) {
+  const list = el("ol", { class: "bars", "aria-label": "Probability of each digit" });
+  probabilities.forEach((p, digit) => {
+    const best = String(digit) === label;
+    const fill = el("span", { class: "bar-fill" });
+    fill.style.width = `${Math.max(0.5, 100 * p)}%`;
+    list.append(
+      el(
+        "li",
+        { class: best ? "bar best" : "bar", "data-digit": String(digit) },
+        el("span", { class: "bar-label", text: String(digit) }),
+        el("span", { class: "bar-track" }, fill),
+        el("span", { class: "bar-value", text: percent(p) }),
+      ),
+    );
+  });
+  return list;
+}
+
+// The answer to one job, in words: the digit, no digit, or what went wrong.
+function answerOf(job, compact = false) {
+  if (job.status === "failed") {
+    return el("p", { class: "error", text: job.error || "Recognition failed." });
+  }
+  if (job.status !== "done") {
+    return el("p", { class: "hint", text: job.status === "running" ? "Recognising…" : "Waiting in the queue…" });
+  }
+  if (job.label === null) {
+    return el(
+      "div",
+      { class: "result no-digit" },
+      el("p", { class: "digit none", text: "No digit" }),
+      el("p", { class: "hint", text: job.reason ? `(${job.reason})` : "" }),
+    );
+  }
+  const result = el(
+    "div",
+    { class: "result" },
+    el("p", { class: "digit", "aria-label": `Recognised as ${job.label}`, text: job.label }),
+    el("p", { class: "confidence", text: `${percent(job.confidence)} sure${job.cached ? " (from cache)" : ""}` }),
+  );
+  if (!compact) result.append(bars(job.probabilities, job.label));
+  return result;
+}
+
+// ---------- draw ----------
+
+function setUpDrawing() {
+  const canvas = $("#canvas");
+  const ctx = canvas.getContext("2d");
+  const answer = $("#answer");
+  let drawing = false;
+  let inked = false;
+
+  function clear() {
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    inked = false;
+  }
+
+  function point(event) {
+    const box = canvas.getBoundingClientRect();
+    return [
+      ((event.clientX - box.left) * canvas.width) / box.width,
+      ((event.clientY - box.top) * canvas.height) / box.height,
+    ];
+  }
+
+  canvas.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    canvas.setPointerCapture(event.pointerId);
+    drawing = true;
+    const [x, y] = point(event);
+    ctx.lineWidth = canvas.width / 14;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = "#111111";
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+    inked = true;
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const [x, y] = point(event);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+  });
+  for (const type of ["pointerup", "pointercancel", "pointerleave"]) {
+    canvas.addEventListener(type, () => {
+      drawing = false;
+    });
+  }
+
+  $("#clear").addEventListener("click", () => {
+    clear();
+    answer.replaceChildren(el("p", { class: "hint", text: "Cleared. Draw a digit, then press Predict." }));
+  });
+
+  $("#predict").addEventListener("click", async () => {
+    if (!inked) {
+      answer.replaceChildren(el("p", { class: "error", text: "Draw a digit first, then press Predict." }));
+      return;
+    }
+    const button = $("#predict");
+    button.disabled = true;
+    answer.replaceChildren(el("p", { class: "hint", text: "Recognising…" }));
+    try {
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+      const job = await submitImage(blob, "drawing.png");
+      await follow(job, (current) => answer.replaceChildren(answerOf(current)));
+    } catch (err) {
+      answer.replaceChildren(el("p", { class: "error", text: err.message }));
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  clear();
+}
+
+// ---------- upload ----------
+
+function isZip(file) {
+  return /\.zip$/i.test(file.name) || file.type === "application/zip" || file.type === "application/x-zip-compressed";
+}
+
+async function uploadImage(file) {
+  const status = el("span", { class: "status queued", text: "uploading" });
+  const answer = el("div", { class: "row-answer" });
+  const thumb = el("img", { class: "thumb", alt: `thumbnail of ${file.name}`, src: URL.createObjectURL(file) });
+  const row = el(
+    "li",
+    { class: "upload" },
+    thumb,
+    el("div", { class: "row-main" }, el("p", { class: "file-name", text: file.name }), answer),
+    status,
+  );
+  $("#uploads").prepend(row);
+  const show = (job) => {
+    status.textContent = job.status;
+    status.className = `status ${job.status}`;
+    answer.replaceChildren(answerOf(job, true));
+  };
+  try {
+    await follow(await submitImage(file, file.name), show);
+  } catch (err) {
+    status.textContent = "rejected";
+    status.className = "status failed";
+    answer.replaceChildren(el("p", { class: "error", text: err.message }));
+  }
+}
+
+async function uploadBatch(form, name) {
+  const row = el(
+    "li",
+    { class: "upload" },
+    el("div", { class: "row-main" }, el("p", { class: "file-name", text: name }), el("p", { class: "hint", text: "uploading…" })),
+  );
+  $("#uploads").prepend(row);
+  try {
+    const accepted = await api("/v1/batches", { method: "POST", body: form });
+    row.remove();
+    openBatch(accepted.id, accepted);
+  } catch (err) {
+    row.replaceChildren(
+      el("div", { class: "row-main" }, el("p", { class: "file-name", text: name }), el("p", { class: "error", text: err.message })),
+      el("span", { class: "status failed", text: "rejected" }),
+    );
+  }
+}
+
+function handleFiles(files) {
+  const zips = files.filter(isZip);
+  const pictures = files.filter((file) => !isZip(file));
+  for (const zip of zips) {
+    const form = new FormData();
+    form.append("archive", zip, zip.name);
+    form.append("name", zip.name);
+    uploadBatch(form, zip.name);
+  }
+  if (pictures.length > 1 && $("#as-batch").checked) {
+    const form = new FormData();
+    for (const file of pictures) form.append("files", file, file.name);
+    form.append("name", `${pictures.length} images`);
+    uploadBatch(form, `${pictures.length} images`);
+    return;
+  }
+  pictures.forEach(uploadImage);
+}
+
+function setUpUpload() {
+  const input = $("#files");
+  const zone = $("#dropzone");
+  input.addEventListener("change", () => {
+    handleFiles([...input.files]);
+    input.value = "";
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    handleFiles([...event.dataTransfer.files]);
+  });
+}
+
+// ---------- batches ----------
+
+const openBatches = new Map();
+
+function batchCard(id) {
+  const fill = el("div", { class: "progress-fill" });
+  const bar = el(
+    "div",
+    { class: "progress", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0" },
+    fill,
+  );
+  const csv = el("a", { href: `/v1/batches/${id}/results?format=csv`, download: `batch-${id}.csv`, class: "csv", text: "Download CSV" });
+  const json = el("a", { href: `/v1/batches/${id}/results?format=json`, text: "JSON" });
+  const card = el(
+    "article",
+    { class: "batch", "data-batch-id": id },
+    el("h3", {}, el("span", { class: "batch-name", text: "batch" }), " ", el("span", { class: "batch-state status queued", text: "queued" })),
+    el("p", { class: "batch-id", text: id }),
+    bar,
+    el("p", { class: "counts", text: "" }),
+    el("p", { class: "downloads" }, csv, " · ", json),
+    el("div", { class: "refused" }),
+  );
+  return { card, fill, bar };
+}
+
+function seconds(s) {
+  if (s === null || s === undefined) return "working it out";
+  if (s < 90) return `${Math.round(s)} s`;
+  return `${Math.round(s / 60)} min`;
+}
+
+function showBatch(view, batch) {
+  const { card, fill, bar } = view;
+  const pct = batch.progress_percent;
+  fill.style.width = `${pct}%`;
+  bar.setAttribute("aria-valuenow", String(pct));
+  bar.setAttribute("aria-label", `${pct}% recognised`);
+  $(".batch-name", card).textContent = batch.name || "batch";
+  const state = $(".batch-state", card);
+  state.textContent = `${batch.status} · ${pct}%`;
+  state.className = `batch-state status ${batch.status === "partial" ? "failed" : batch.status}`;
+  const rate = batch.images_per_second ? ` · ${batch.images_per_second} images/s` : "";
+  const eta = BATCH_FINAL.has(batch.status) ? "" : ` · ETA ${seconds(batch.eta_seconds)}`;
+  $(".counts", card).textContent =
+    `${batch.done + batch.failed} of ${batch.total} finished: ${batch.done} done, ${batch.failed} failed, ` +
+    `${batch.queued} queued, ${batch.running} running${rate}${eta}`;
+}
+
+function showRefused(card, accepted) {
+  const box = $(".refused", card);
+  const lines = [
+    ...(accepted.failed || []).map((f) => `${f.file}: ${f.error}`),
+    ...(accepted.skipped || []).map((s) => `${s.file}: skipped, ${s.reason}`),
+  ];
+  if (!lines.length) return;
+  const details = el("details", {}, el("summary", { text: `${lines.length} file(s) refused or skipped` }));
+  const list = el("ul");
+  for (const line of lines) list.append(el("li", { text: line }));
+  details.append(list);
+  box.replaceChildren(details);
+}
+
+async function openBatch(id, accepted = null) {
+  const error = $("#batch-error");
+  error.hidden = true;
+  if (openBatches.has(id)) return;
+  const view = batchCard(id);
+  openBatches.set(id, view);
+  $("#batch-list").prepend(view.card);
+  if (accepted) showRefused(view.card, accepted);
+  history.replaceState(null, "", `#batch=${id}`);
+  try {
+    for (;;) {
+      const batch = await api(`/v1/batches/${id}`);
+      showBatch(view, batch);
+      if (BATCH_FINAL.has(batch.status)) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } catch (err) {
+    view.card.remove();
+    openBatches.delete(id);
+    error.textContent = err.message;
+    error.hidden = false;
+  }
+}
+
+function setUpBatches() {
+  $("#open-batch").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = $("#batch-id").value.trim();
+    if (id) openBatch(id);
+  });
+  const match = /batch=([0-9a-fA-F-]{36})/.exec(location.hash);
+  if (match) openBatch(match[1]);
+}
+
+setUpDrawing();
+setUpUpload();
+setUpBatches();

@@ -1,0 +1,156 @@
+"""The page in real Chromium (Debian's, driven by Playwright) against the private real stack.
+
+Screenshots of each screen are saved to test-artifacts/screenshots/.
+"""
+
+import csv
+import io
+import shutil
+import zipfile
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+from shared.settings import PROJECT_ROOT
+from tests import images
+
+SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+# Strokes in canvas pixels (280 x 280), drawn as a person would with the mouse.
+SEVEN = [[(70, 60), (210, 60), (190, 110), (150, 180), (125, 240)]]
+ZERO = [[(140, 45), (95, 70), (75, 140), (95, 215), (140, 240), (185, 215), (205, 140), (185, 70), (140, 45)]]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    shutil.rmtree(SHOTS, ignore_errors=True)  # only this run's pictures
+    SHOTS.mkdir(parents=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, gateway):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    foreign = []
+    page.on(
+        "request", lambda r: None if r.url.startswith((gateway, "blob:", "data:")) else foreign.append(r.url)
+    )
+    page.goto(gateway + "/")
+    yield page
+    context.close()
+    assert not foreign, f"the page must work offline; it asked for {foreign}"
+
+
+def draw(page: Page, strokes) -> None:
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=8)
+        page.mouse.up()
+
+
+@pytest.mark.parametrize(("strokes", "label"), [(SEVEN, "7"), (ZERO, "0")], ids=["seven", "zero"])
+def test_draw_predict_shows_the_digit_and_ten_bars(page, strokes, label):
+    draw(page, strokes)
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#answer .digit")).to_have_text(label, timeout=30_000)
+    expect(page.locator("#answer .bars li")).to_have_count(10)
+    expect(page.locator("#answer .bar.best")).to_have_attribute("data-digit", label)
+    expect(page.locator("#answer .confidence")).to_contain_text("% sure")
+    page.screenshot(path=SHOTS / f"draw-{label}.png", full_page=True)
+
+
+def test_keyboard_clears_and_predict_asks_for_a_drawing(page):
+    draw(page, SEVEN)
+    page.locator("#clear").focus()
+    page.keyboard.press("Enter")
+    page.locator("#predict").focus()
+    page.keyboard.press("Space")
+    expect(page.locator("#answer .error")).to_have_text("Draw a digit first, then press Predict.")
+
+
+def test_blank_upload_says_no_digit(page, tmp_path):
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(images.blank_png())
+    page.locator("#files").set_input_files(blank)
+    row = page.locator("#uploads li").filter(has_text="blank.png")
+    expect(row.locator(".status")).to_have_text("done", timeout=30_000)
+    expect(row.locator(".digit.none")).to_have_text("No digit")
+
+
+def test_upload_reaches_done_and_a_broken_file_shows_its_error(page, tmp_path):
+    good = tmp_path / "four.png"
+    good.write_bytes(images.encode(images.ink_on_paper(4, 5, size=211)))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(images.truncated(images.png_digit(6)))
+    page.locator("#files").set_input_files([good, broken])
+    rows = page.locator("#uploads li")
+    expect(rows).to_have_count(2)
+    good_row = rows.filter(has_text="four.png")
+    expect(good_row.locator(".status")).to_have_text("done", timeout=30_000)
+    expect(good_row.locator(".digit")).to_have_text("4")
+    expect(good_row.locator("img.thumb")).to_be_visible()
+    bad_row = rows.filter(has_text="broken.png")
+    expect(bad_row.locator(".status")).to_have_text("rejected", timeout=30_000)
+    expect(bad_row.locator(".error")).to_contain_text("truncated")
+    page.locator("#upload").screenshot(path=SHOTS / "upload.png")
+
+
+def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_path, gateway):
+    archive = tmp_path / "digits.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for d in range(6):
+            zf.writestr(f"digits/{d}.png", images.encode(images.ink_on_paper(d, 6, size=203)))
+        zf.writestr("digits/readme.txt", "not an image")
+    page.locator("#files").set_input_files(archive)
+    card = page.locator("#batch-list article.batch")
+    expect(card).to_have_count(1, timeout=30_000)
+    expect(card.locator(".progress")).to_have_attribute("aria-valuenow", "100", timeout=60_000)
+    expect(card.locator(".batch-state")).to_contain_text("100")
+    expect(card.locator(".counts")).to_contain_text("6 of 6 finished: 6 done, 0 failed")
+    expect(card.locator(".refused")).to_contain_text("readme.txt")
+    page.locator("#batches").screenshot(path=SHOTS / "batch.png")
+    href = card.locator("a.csv").get_attribute("href")
+    rows = list(csv.DictReader(io.StringIO(requests.get(gateway + href, timeout=30).text)))
+    assert sorted((r["file"], r["label"]) for r in rows) == [(f"digits/{d}.png", str(d)) for d in range(6)]
+    # The batch reopens from the address bar.
+    page.reload()
+    expect(page.locator("#batch-list article.batch .progress")).to_have_attribute("aria-valuenow", "100")
+
+
+def test_links_to_flower_and_the_api_docs(page, settings):
+    expect(page.get_by_role("link", name="Flower")).to_have_attribute("href", settings.flower_url)
+    page.get_by_role("link", name="API docs").click()
+    expect(page.locator(".endpoint")).not_to_have_count(0)
+    expect(page.locator("#endpoints")).to_contain_text("/v1/batches/{batch_id}/results")
+    page.screenshot(path=SHOTS / "docs.png", full_page=True)
+
+
+def test_readable_on_a_phone(browser, gateway):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(gateway + "/")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    box = page.locator("#canvas").bounding_box()
+    assert box["width"] <= 390 and box["width"] >= 200
+    page.screenshot(path=SHOTS / "phone.png", full_page=True)
+    context.close()
