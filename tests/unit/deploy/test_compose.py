@@ -1,0 +1,127 @@
+"""docker-compose.yml and the Dockerfiles, checked without a Docker engine (none runs here).
+
+Debian's docker-compose validates and renders the file; the checks below read what it rendered.
+"""
+
+import dataclasses
+import re
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+import yaml
+
+from shared.settings import PROJECT_ROOT, Settings
+
+RECOG_SERVICES = ("schema", "gateway", "worker", "worker-gpu", "flower")  # built from our Dockerfiles
+SETTINGS = {"RECOG_" + f.name.upper() for f in dataclasses.fields(Settings)}
+MUST_BE_SET = (
+    "RECOG_REDIS_URL",
+    "RECOG_CASSANDRA_HOSTS",
+    "RECOG_IMAGE_DIR",
+    "RECOG_MODELS_DIR",
+    "RECOG_FLOWER_USER",
+    "RECOG_FLOWER_PASSWORD",
+    "RECOG_WORKER_METRICS_HOST",
+)
+
+
+def compose(*args: str, env_file: str = ".env.example") -> subprocess.CompletedProcess:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is missing: `make test` installs it (scripts/install-system.sh)"
+    return subprocess.run(
+        [binary, "--env-file", env_file, "-f", "docker-compose.yml", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    result = compose("--profile", "gpu", "config")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_the_file_validates():
+    result = compose("config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_missing_secret_stops_compose_with_a_message(tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = compose("config", "-q", env_file=str(empty))
+    assert result.returncode != 0
+    assert "set FLOWER_PASSWORD in .env" in result.stderr
+
+
+def test_every_service_has_a_healthcheck_or_says_why_not(rendered):
+    for name, service in rendered["services"].items():
+        reason = (service.get("labels") or {}).get("recog.healthcheck", "")
+        assert service.get("healthcheck", {}).get("test") or reason.startswith("none: "), name
+
+
+def test_build_contexts_dockerfiles_and_volumes_exist(rendered):
+    declared = set(rendered.get("volumes") or {})
+    for name, service in rendered["services"].items():
+        if "build" in service:
+            context = PROJECT_ROOT / service["build"]["context"]
+            assert context.is_dir(), name
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0] if isinstance(volume, str) else volume["source"]
+            assert source in declared or (PROJECT_ROOT / source).exists(), f"{name}: {source}"
+
+
+def test_recog_services_get_every_setting_they_need(rendered):
+    for name in RECOG_SERVICES:
+        env = rendered["services"][name]["environment"]
+        assert set(MUST_BE_SET) <= set(env), name
+        unknown = {k for k in env if k.startswith("RECOG_")} - SETTINGS
+        assert not unknown, f"{name} sets variables no code reads: {unknown}"
+        for key, value in env.items():
+            if key != "RECOG_FLOWER_URL":  # the one address a browser on the host uses
+                assert not re.search(r"127\.0\.0\.1|localhost", str(value)), f"{name}: {key}={value}"
+        # Cassandra 5.0 negotiates its protocol; pinning 3 is only for the local 2.1.
+        assert str(env.get("RECOG_CASSANDRA_PROTOCOL_VERSION", "0")) == "0", name
+        Settings.from_env({k: str(v) for k, v in env.items()})  # every value parses
+
+
+def test_gateway_and_workers_share_the_image_volume(rendered):
+    services = rendered["services"]
+    for name in ("gateway", "worker", "worker-gpu"):
+        mounts = {v.split(":")[0]: v.split(":")[1] for v in services[name]["volumes"]}
+        assert mounts.get("images") == services[name]["environment"]["RECOG_IMAGE_DIR"], name
+
+
+def test_workers_scale_and_the_gpu_worker_is_a_profile(rendered):
+    services = rendered["services"]
+    worker = services["worker"]
+    assert "container_name" not in worker and "ports" not in worker  # --scale worker=N works
+    gpu = services["worker-gpu"]
+    assert gpu["profiles"] == ["gpu"]
+    assert gpu["build"]["args"]["TENSORFLOW_EXTRA"] == "worker-gpu"
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_stateful_services_keep_their_data(rendered):
+    services = rendered["services"]
+    assert services["cassandra"]["image"] == "cassandra:5.0"
+    assert any(v.endswith(":/var/lib/cassandra:rw") for v in services["cassandra"]["volumes"])
+    assert "--appendonly" in services["redis"]["command"]
+    assert any(v.endswith(":/data:rw") for v in services["redis"]["volumes"])
+    assert "--basic-auth" in " ".join(services["flower"]["command"])
+
+
+def test_gateway_image_has_no_tensorflow():
+    dockerfile = (PROJECT_ROOT / "Dockerfile.gateway").read_text()
+    assert re.search(r"pip install \.(\s|$)", dockerfile)  # no extras: the project's base dependencies
+    base = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in base if d.lower().startswith("tensorflow")]
+    for name in ("Dockerfile.gateway", "Dockerfile.worker"):
+        assert "PROMETHEUS_MULTIPROC_DIR=" in (PROJECT_ROOT / name).read_text(), name
