@@ -49,9 +49,11 @@ def up() -> None:
     click.echo(f"""
 recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
 
-  gateway  {s.gateway_url}
+  page     {s.gateway_url}/   (draw a digit, upload images or a zip, follow batches)
+  gateway  {s.gateway_url}   API docs {s.gateway_url}/docs, metrics {s.gateway_url}/metrics
            curl -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
   flower   {s.flower_url}   login: {s.flower_user} / {stack.flower_password()}
+  worker metrics  http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics
   cqlsh    {cqlsh} "{audit_query}"
            {cqlsh} "SELECT * FROM recognition.jobs WHERE job_id = <job id>"
   stop     make down
