@@ -54,7 +54,8 @@ def test_gateway_reports_queue_depths(gateway, settings):
 
 def test_worker_exports_results_batches_and_latencies(gateway, worker_metrics):
     before = samples(worker_metrics)
-    job = submit(gateway, images.png_digit(5, 8), "five.png", wait=20).json()
+    fresh = images.encode(images.ink_on_paper(5, 8, size=197))  # bytes no other test sends: no cache hit
+    job = submit(gateway, fresh, "five.png", wait=20).json()
     assert job["status"] == "done"
     after = samples(worker_metrics)
     model = job["model"]["name"]
