@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from gateway.metrics import JOBS_REJECTED
 from shared.cassandra_session import UNAVAILABLE_ERRORS
-from shared.metrics import JOBS_REJECTED
 
 
 class ApiError(Exception):

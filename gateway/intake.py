@@ -17,13 +17,13 @@ import redis
 from kombu.exceptions import OperationalError
 
 from gateway.errors import ApiError
+from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 from model.registry import UnknownModel, describe
 from shared.cassandra_session import UNAVAILABLE_ERRORS
 from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
 from shared.jobs import new_job_id
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr, job_message
-from shared.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
 

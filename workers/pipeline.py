@@ -17,7 +17,7 @@ from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
 from shared.jobs import DONE, FAILED, FINAL_STATES, utcnow
 from shared.messaging import job_channel
-from shared.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
+from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ def _close(**_kwargs) -> None:
 
 @worker_ready.connect
 def _start_main_process_threads(sender=None, **_kwargs) -> None:
-    from workers.metrics_server import serve_metrics
+    from workers.metrics import serve_metrics
     from workers.sweeper import start_sweeping
 
     start_sweeping(sender.app, sender.app.recog_settings)
