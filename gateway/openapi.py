@@ -25,6 +25,11 @@ def _json(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _other(media_type: str, description: str) -> dict:
+    """A response whose body is not JSON (HTML, CSV, Prometheus text): described by its type alone."""
+    return {"description": description, "content": {media_type: {}}}
+
+
 def _errors(*statuses: int) -> dict:
     meaning = {
         400: "a missing or malformed parameter, or an unknown model",
@@ -278,24 +283,19 @@ PATHS = {
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics of the gateway",
-            "responses": {
-                "200": {
-                    "description": "text format",
-                    "content": {"text/plain": {}},
-                }
-            },
+            "responses": {"200": _other("text/plain", "Prometheus text format")},
         }
     },
     "/": {
         "get": {
             "summary": "The web page: draw a digit, upload images or a zip, follow batches",
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            "responses": {"200": _other("text/html", "HTML")},
         }
     },
     "/docs": {
         "get": {
             "summary": "This description, readable",
-            "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            "responses": {"200": _other("text/html", "HTML")},
         }
     },
     "/v1/openapi.json": {
