@@ -9,6 +9,7 @@ Both are registered by the app factory, since their batching limits are settings
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from cassandra import OperationTimedOut, Timeout, Unavailable
@@ -18,6 +19,7 @@ from celery_batches import Batches
 
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr
 from shared.settings import Settings
+from workers.batch_events import report_flush
 from workers.pipeline import fail_jobs, run_jobs
 from workers.runtime import get_runtime
 
@@ -52,8 +54,10 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         flush_interval=settings.max_wait_ms / 1000,
     )
     def recognise(requests) -> None:
-        messages = [request.args[0] for request in requests]
-        run_gathered(app, settings, messages, requests[0].hostname or "worker")
+        started = time.time()
+        hostname = requests[0].hostname or "worker"
+        run_gathered(app, settings, [request.args[0] for request in requests], hostname)
+        report_flush(app, requests, started, hostname)
 
     @app.task(
         name=TASK_RECOGNISE_CHUNK,

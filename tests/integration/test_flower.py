@@ -7,6 +7,7 @@ import requests
 
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
+from tests.stack import submit
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,18 @@ def test_flower_shows_a_finished_chunk_task_with_ids_only(flower, gateway):
     # The arguments Flower shows are the job ids: no file names, no hashes, never image bytes.
     assert "flower-0.png" not in task["args"] and "sha256" not in task["args"]
     assert task["args"].count("-") >= 3 * 4
+
+
+def test_flower_shows_single_jobs_gathered_by_celery_batches_as_succeeded(flower, gateway):
+    url, auth = flower
+    job = submit(gateway, images.encode(images.ink_on_paper(1, 9, size=191)), "one.png", wait=20).json()
+    assert job["status"] == "done"
+
+    def info():
+        response = requests.get(f"{url}/api/task/info/{job['id']}", auth=auth, timeout=30)
+        return response.json() if response.status_code == 200 else {}
+
+    task = poll(info, lambda t: t.get("state") == "SUCCESS")
+    assert task["name"] == "recog.recognise"
+    assert task["worker"].startswith("worker1@")
+    assert task["args"] == f"['{job['id']}']"
