@@ -5,9 +5,16 @@ would fail loudly, so a clean 4xx here proves the checks come first.
 """
 
 import pytest
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
+from requests import Request
 
 from gateway import create_app
+from gateway.openapi import SPEC
 from tests import images
+
+API = OpenAPI.from_dict(SPEC)
 
 
 @pytest.fixture
@@ -29,9 +36,12 @@ def _assert_nothing_stored(settings_dir):
     assert not settings_dir.exists() or not any(p.is_file() for p in settings_dir.rglob("*"))
 
 
-def _error(response, status, code):
+def _error(response, status, code, described=True):
     assert response.status_code == status, response.get_json()
     assert response.is_json
+    if described:  # every error of an endpoint, 503s included, is one its OpenAPI description lists
+        asked = Request(response.request.method, response.request.url)  # the operation, not the body
+        API.validate_response(RequestsOpenAPIRequest(asked), WerkzeugOpenAPIResponse(response))
     body = response.get_json()["error"]
     assert body["code"] == code and len(body["message"]) > 20
     return body["message"]
@@ -98,11 +108,11 @@ def test_job_id_that_is_not_a_uuid(client):
 
 
 def test_unknown_route_is_json_404(client):
-    _error(client.get("/v2/nothing"), 404, "not_found")
+    _error(client.get("/v2/nothing"), 404, "not_found", described=False)
 
 
 def test_wrong_method_is_json_405(client):
-    _error(client.delete("/v1/jobs"), 405, "method_not_allowed")
+    _error(client.delete("/v1/jobs"), 405, "method_not_allowed", described=False)
 
 
 def test_cassandra_down_at_submit_is_503_and_leaves_no_file(client, offline_settings):
