@@ -115,6 +115,25 @@ def test_upload_reaches_done_and_a_broken_file_shows_its_error(page, tmp_path):
     page.locator("#upload").screenshot(path=SHOTS / "upload.png")
 
 
+def test_dropped_file_is_recognised(page):
+    data = images.encode(images.ink_on_paper(9, 4, size=223))
+    # A drop event carrying a real File, as the browser makes when a file is dragged onto the page.
+    dropped = page.evaluate_handle(
+        """bytes => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "dropped-nine.png", {type: "image/png"}));
+            return transfer;
+        }""",
+        list(data),
+    )
+    page.dispatch_event("#dropzone", "dragover", {"dataTransfer": dropped})
+    expect(page.locator("#dropzone")).to_have_class("dropzone over")
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+    row = page.locator("#uploads li").filter(has_text="dropped-nine.png")
+    expect(row.locator(".status")).to_have_text("done", timeout=30_000)
+    expect(row.locator(".digit")).to_have_text("9")
+
+
 def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_path, gateway):
     archive = tmp_path / "digits.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -135,6 +154,20 @@ def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_pat
     # The batch reopens from the address bar.
     page.reload()
     expect(page.locator("#batch-list article.batch .progress")).to_have_attribute("aria-valuenow", "100")
+
+
+def test_several_images_as_one_batch(page, tmp_path):
+    files = []
+    for d in (2, 5, 8):
+        path = tmp_path / f"many-{d}.png"
+        path.write_bytes(images.encode(images.ink_on_paper(d, 3, size=217)))
+        files.append(path)
+    page.get_by_label("Send several images as one batch").check()
+    page.locator("#files").set_input_files(files)
+    card = page.locator("#batch-list article.batch")
+    expect(card.locator(".batch-name")).to_have_text("3 images", timeout=30_000)
+    expect(card.locator(".counts")).to_contain_text("3 of 3 finished: 3 done", timeout=60_000)
+    expect(page.locator("#uploads li")).to_have_count(0)
 
 
 def test_links_to_flower_and_the_api_docs(page, settings):
