@@ -17,7 +17,6 @@ class AuditQuery:
     table: str
     key: str
     columns: tuple[str, ...]
-    help: str
 
     def cql(self, keyspace: str) -> str:
         return f"SELECT {', '.join(self.columns)} FROM {keyspace}.{self.table} WHERE {self.key} = ?"
@@ -28,7 +27,6 @@ QUERIES = {
         "predictions_by_hour",
         "hour",
         ("finished_at", "job_id", "status", "label", "confidence", "model_version", "filename", "worker"),
-        "everything recognised in one UTC hour, e.g. 2026-11-21T14 (newest first)",
     ),
     "job": AuditQuery(
         "jobs",
@@ -51,19 +49,16 @@ QUERIES = {
             "created_at",
             "finished_at",
         ),
-        "one job by its id",
     ),
     "batch": AuditQuery(
         "batch_jobs",
         "batch_id",
         ("filename", "job_id", "status", "label", "confidence", "error", "cached", "finished_at"),
-        "the jobs of one batch, by file name",
     ),
     "sha256": AuditQuery(
         "results_by_image",
         "sha256",
         ("model_name", "model_version", "job_id", "finished_at", "label", "confidence", "reason"),
-        "every model version's prediction for one image, by the sha256 of its bytes",
     ),
 }
 

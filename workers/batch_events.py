@@ -3,8 +3,8 @@
 celery-batches 0.11 sends no task events for the requests it gathers (support was merged upstream
 after that release), so Flower would list every single-image job as PENDING forever. After each
 flush this sends, per request, the received/started/succeeded events a plain task would have
-sent, as one message from one event dispatcher per pool process. Best effort: a lost event costs a stale row in
-Flower, never a job.
+sent, as one message from one event dispatcher per pool process. Best effort: a lost event costs
+a stale row in Flower, never a job.
 """
 
 from __future__ import annotations
