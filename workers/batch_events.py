@@ -51,5 +51,7 @@ def report_flush(app, requests, started: float, hostname: str) -> None:
             )
         dispatcher.flush()
     except Exception as exc:
-        _dispatchers.pop(hostname, None)
+        broken = _dispatchers.pop(hostname, None)  # the next flush connects afresh
+        if broken is not None:
+            broken.close()
         log.warning("could not send task events for %d gathered jobs: %s", len(requests), exc)
