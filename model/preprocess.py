@@ -18,6 +18,7 @@ WORK_SIDE = 160  # larger images are shrunk first: plenty for a digit that ends 
 MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (0..1) or the image is blank
 MIN_INK_PIXELS = 6
 MNIST_STROKE = 2.2  # typical pen width in MNIST's 20x20 box, in pixels
+DOT_EXTENT = 2.0  # ink spanning fewer pen widths than this is a dot (1.5-1.7), not a digit (>= 2.2)
 
 
 def to_grey(img: Image.Image) -> np.ndarray:
@@ -114,7 +115,9 @@ def to_mnist(img: Image.Image) -> np.ndarray | None:
     if ink is None:
         return None
     mask = digit_mask(ink)
-    return None if mask is None else fit_to_mnist(ink, mask)
+    if mask is None or _only_a_dot(mask):
+        return None
+    return fit_to_mnist(ink, mask)
 
 
 def _background_plane(ink: np.ndarray) -> np.ndarray:
@@ -151,10 +154,26 @@ def _spans_an_edge(box: tuple[slice, slice], shape: tuple[int, int]) -> bool:
     return horizontal or vertical
 
 
+def _only_a_dot(mask: np.ndarray) -> bool:
+    """A dot or a blob no longer than a few pen widths: fitting it to 20x20 would make it a digit.
+
+    Measured as extent / (2 x area / outline): round dots of any size give 1.5-1.7, the blobbiest
+    digits of the upload kinds (a fat-marker 8) 2.2 and up, so 2.0 parts them.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    return extent < DOT_EXTENT * _stroke_width(mask)
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    boundary = mask & ~ndimage.binary_erosion(mask)
+    return 2.0 * mask.sum() / max(boundary.sum(), 1)
+
+
 def _even_stroke(crop: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
     """Thicken a hair-thin pen (a fine canvas brush on a big canvas) to MNIST's width after scaling."""
-    boundary = mask & ~ndimage.binary_erosion(mask)
-    width = 2.0 * mask.sum() / max(boundary.sum(), 1)
+    width = _stroke_width(mask)
     target = MNIST_STROKE / scale
     grow = int(round((target - width) / 2))
     if width >= 0.6 * target or grow < 1:

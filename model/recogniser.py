@@ -13,7 +13,7 @@ from model import registry
 from model.preprocess import to_mnist
 from shared.decode import ImageRejected, open_image
 
-NO_DIGIT = "no ink found: the image looks blank"
+NO_DIGIT = "no digit found: the image is blank or holds only a dot"
 
 
 @dataclass

@@ -88,6 +88,13 @@ def test_keyboard_clears_and_predict_asks_for_a_drawing(page):
     expect(page.locator("#answer .error")).to_have_text("Draw a digit first, then press Predict.")
 
 
+def test_a_dot_drawn_says_no_digit(page):
+    draw(page, [[(40, 40), (42, 42)]])
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#answer .digit.none")).to_have_text("No digit", timeout=30_000)
+    expect(page.locator("#answer")).to_contain_text("holds only a dot")
+
+
 def test_blank_upload_says_no_digit(page, tmp_path):
     blank = tmp_path / "blank.png"
     blank.write_bytes(images.blank_png())

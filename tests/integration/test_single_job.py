@@ -44,7 +44,7 @@ def test_get_with_wait_holds_until_done(gateway):
 def test_blank_image_is_done_with_no_digit(gateway):
     job = submit(gateway, images.blank_png(), "blank.png", wait=20).json()
     assert job["status"] == "done"
-    assert job["label"] is None and job["confidence"] is None and "no ink" in job["reason"]
+    assert job["label"] is None and job["confidence"] is None and "no digit" in job["reason"]
 
 
 def test_unknown_job_is_404(gateway):

@@ -54,3 +54,19 @@ def test_sixteen_bit_png_is_scaled_not_clipped():
     img16 = Image.open(io.BytesIO(images.encode(Image.fromarray(ink16))))
     assert img16.mode.startswith("I")
     assert np.abs(to_mnist(img16) - to_mnist(images.ink_on_paper(3))).mean() < 0.02
+
+
+def test_a_lone_dot_is_no_digit():
+    # Fitted into the 20x20 box a dot would become a fat blob that the model reads as some digit.
+    from PIL import ImageDraw
+
+    for diameter in (8, 20, 60):
+        canvas = Image.new("RGB", (280, 280), "white")
+        ImageDraw.Draw(canvas).ellipse((10, 10, 10 + diameter, 10 + diameter), fill="black")
+        assert to_mnist(canvas) is None, diameter
+
+
+def test_the_blobbiest_digits_are_not_dots():
+    for label in range(10):
+        assert to_mnist(images.thick_marker(label)) is not None
+        assert to_mnist(images.canvas_drawing(label, brush=4)) is not None

@@ -60,7 +60,7 @@ def test_classify_json_reads_every_kind_and_says_no_digit_for_blank(tmp_path):
     rows = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
     by_file = {row["file"]: row for row in rows}
     assert {f: by_file[f]["label"] for f in paths} == paths
-    assert by_file[str(blank)]["label"] is None and "no ink" in by_file[str(blank)]["reason"]
+    assert by_file[str(blank)]["label"] is None and "no digit" in by_file[str(blank)]["reason"]
 
 
 def test_classify_exits_1_and_names_a_broken_file(tmp_path):
