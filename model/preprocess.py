@@ -84,16 +84,15 @@ def digit_mask(ink: np.ndarray) -> np.ndarray | None:
     return keep
 
 
-def fit_to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def fit_to_mnist(ink: np.ndarray, mask: np.ndarray, width: float) -> np.ndarray:
     """Crop to the digit, even out the pen width, fit in 20x20, centre by mass in 28x28."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    rows, cols = _spans(mask)
     pad = 1
     r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, ink.shape[0])
     c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, ink.shape[1])
     near = ndimage.binary_dilation(mask, iterations=2)[r0:r1, c0:c1]
     crop = np.where(near, ink[r0:r1, c0:c1], 0.0)
-    crop = _even_stroke(crop, mask[r0:r1, c0:c1], BOX / max(crop.shape))
+    crop = _even_stroke(crop, width, BOX / max(crop.shape))
     h, w = crop.shape
     scale = BOX / max(h, w)
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
@@ -115,9 +114,17 @@ def to_mnist(img: Image.Image) -> np.ndarray | None:
     if ink is None:
         return None
     mask = digit_mask(ink)
-    if mask is None or _only_a_dot(mask):
+    if mask is None:
         return None
-    return fit_to_mnist(ink, mask)
+    # From here on only the digit and a margin wider than the 2-pixel dilation matter: the
+    # morphology below then runs on the digit's box, not the whole image.
+    rows, cols = _spans(mask)
+    box = np.s_[max(rows[0] - 3, 0) : rows[-1] + 4, max(cols[0] - 3, 0) : cols[-1] + 4]
+    ink, mask = ink[box], mask[box]
+    width = _stroke_width(mask)
+    if _only_a_dot(mask, width):
+        return None
+    return fit_to_mnist(ink, mask, width)
 
 
 def _background_plane(ink: np.ndarray) -> np.ndarray:
@@ -154,16 +161,20 @@ def _spans_an_edge(box: tuple[slice, slice], shape: tuple[int, int]) -> bool:
     return horizontal or vertical
 
 
-def _only_a_dot(mask: np.ndarray) -> bool:
+def _spans(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows and the columns that hold ink."""
+    return np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+
+
+def _only_a_dot(mask: np.ndarray, width: float) -> bool:
     """A dot or a blob no longer than a few pen widths: fitting it to 20x20 would make it a digit.
 
     Measured as extent / (2 x area / outline): round dots of any size give 1.5-1.7, the blobbiest
     digits of the upload kinds (a fat-marker 8) 2.2 and up, so 2.0 parts them.
     """
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    rows, cols = _spans(mask)
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-    return extent < DOT_EXTENT * _stroke_width(mask)
+    return extent < DOT_EXTENT * width
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -171,9 +182,8 @@ def _stroke_width(mask: np.ndarray) -> float:
     return 2.0 * mask.sum() / max(boundary.sum(), 1)
 
 
-def _even_stroke(crop: np.ndarray, mask: np.ndarray, scale: float) -> np.ndarray:
+def _even_stroke(crop: np.ndarray, width: float, scale: float) -> np.ndarray:
     """Thicken a hair-thin pen (a fine canvas brush on a big canvas) to MNIST's width after scaling."""
-    width = _stroke_width(mask)
     target = MNIST_STROKE / scale
     grow = int(round((target - width) / 2))
     if width >= 0.6 * target or grow < 1:
