@@ -23,7 +23,7 @@ from shared.cassandra_session import UNAVAILABLE_ERRORS
 from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
 from shared.jobs import new_job_id
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr, job_message
+from shared.messaging import TASK_RECOGNISE_CHUNK, ids_repr, job_message, send_single_job
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,7 @@ def commit(services, intake: Intake) -> None:
     try:
         if intake.batch_id is None:
             for message in messages:
-                services.celery.send_task(
-                    TASK_RECOGNISE,
-                    args=[message],
-                    argsrepr=ids_repr([message]),
-                    task_id=message["id"],
-                    queue=settings.queue,
-                )
+                send_single_job(services.celery, settings, message)
         else:
             for start in range(0, len(messages), settings.chunk_size):
                 chunk = messages[start : start + settings.chunk_size]

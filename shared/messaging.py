@@ -48,6 +48,21 @@ def ids_repr(messages: list[dict]) -> str:
     return f"batch {batch}: {ids}" if batch else str(ids)
 
 
+def send_single_job(app, settings: Settings, message: dict, **options) -> None:
+    """Queue one single-image job: its task id is the job id, Flower shows only that id.
+
+    The gateway, the sweeper and the worker's retry all send these, the same way.
+    """
+    app.send_task(
+        TASK_RECOGNISE,
+        args=[message],
+        argsrepr=ids_repr([message]),
+        task_id=message["id"],
+        queue=settings.queue,
+        **options,
+    )
+
+
 def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.redis_url,

@@ -15,7 +15,7 @@ import threading
 from datetime import datetime, timedelta
 
 from shared.jobs import FINAL_STATES, as_utc, hour_bucket, utcnow
-from shared.messaging import TASK_RECOGNISE, ids_repr
+from shared.messaging import send_single_job
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,7 @@ def start_sweeping(app, settings) -> threading.Thread:
     from shared.cassandra_store import CassandraStore
 
     def send(message: dict) -> None:
-        app.send_task(
-            TASK_RECOGNISE,
-            args=[message],
-            argsrepr=ids_repr([message]),
-            task_id=message["id"],
-            queue=settings.queue,
-        )
+        send_single_job(app, settings, message)
 
     def loop() -> None:
         store = None

@@ -17,7 +17,7 @@ from cassandra.cluster import NoHostAvailable
 from celery import Celery, Task
 from celery_batches import Batches
 
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, ids_repr
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, send_single_job
 from shared.settings import Settings
 from workers.batch_events import report_flush
 from workers.pipeline import fail_jobs, run_jobs
@@ -83,14 +83,7 @@ def run_gathered(app: Celery, settings: Settings, messages: list[dict], worker: 
             attempt = message.get("attempt", 0) + 1
             if attempt > MAX_ATTEMPTS and _fail_quietly(runtime, [message], worker, exc):
                 continue
-            app.send_task(
-                TASK_RECOGNISE,
-                args=[{**message, "attempt": attempt}],
-                argsrepr=ids_repr([message]),
-                task_id=message["id"],
-                queue=settings.queue,
-                countdown=min(2**attempt, 30),
-            )
+            send_single_job(app, settings, {**message, "attempt": attempt}, countdown=min(2**attempt, 30))
     except Exception as exc:
         log.exception("recognition failed for %d jobs", len(messages))
         fail_jobs(runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")
