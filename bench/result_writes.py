@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devstack.stack import LocalStack  # noqa: E402
-from shared.cassandra_store import CassandraStore, NewJob, Outcome, _finish_statements  # noqa: E402
-from shared.jobs import utcnow  # noqa: E402
+from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
 from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
+from shared.store.cassandra_results import CassandraStore, finish_statements  # noqa: E402
 
 STATE = PROJECT_ROOT / ".recog" / "bench-writes"
 
@@ -65,7 +65,8 @@ def grouped(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
     for start in range(0, len(done), chunk):
         singles, partitioned, job_rows = [], [], []
         for o in done[start : start + chunk]:
-            job_row, audit, line, remember = _finish_statements(o)
+            # A batch job, not cached, no open-job row: exactly these four writes.
+            job_row, audit, line, remember = finish_statements(o)
             job_rows.append(job_row)
             partitioned += [(("audit", audit[1][0]), audit), (("batch", o.batch_id), line)]
             singles.append(remember)

@@ -16,8 +16,7 @@ import requests
 from tqdm import tqdm
 
 from cli.client import check
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+from shared.decode import IMAGE_SUFFIXES
 
 
 def find_images(folder: Path) -> list[str]:
@@ -42,12 +41,17 @@ class FolderRun:
         files = find_images(self.folder)
         if not files:
             raise click.ClickException(
-                f"no images under {self.folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+                f"no images under {self.folder} (looked for {', '.join(IMAGE_SUFFIXES)})"
             )
-        self._upload([f for f in files if f not in set(self.state["uploaded"])], len(files))
+        self._upload(self.remaining(files), len(files))
         status = self._follow()
         self._write_csv()
         return self._summary(status, time.monotonic() - started)
+
+    def remaining(self, files: list[str]) -> list[str]:
+        """The files an earlier, interrupted run of this folder did not get accepted."""
+        uploaded = set(self.state["uploaded"])
+        return [f for f in files if f not in uploaded]
 
     def _load_state(self) -> dict:
         if self.state_path.exists():

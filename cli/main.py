@@ -119,8 +119,8 @@ def _classify_line(row: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
 def audit(hour: str | None, job: str | None, batch: str | None, sha256: str | None, as_json: bool) -> None:
     """Read the audit tables straight from Cassandra (the README's cqlsh queries, same rows)."""
-    from shared import audit as queries
-    from shared.cassandra_session import connect
+    from shared.store import audit as queries
+    from shared.store.session import connect
 
     chosen = {k: v for k, v in {"hour": hour, "job": job, "batch": batch, "sha256": sha256}.items() if v}
     if len(chosen) != 1:
@@ -160,8 +160,8 @@ def _cell(value) -> str:
 @cli.command()
 def schema() -> None:
     """Create the keyspace and tables if they do not exist (safe to repeat)."""
-    from shared.cassandra_session import connect
-    from shared.schema import create_schema
+    from shared.store.schema import create_schema
+    from shared.store.session import connect
 
     settings = Settings.from_env()
     cluster, session = connect(settings)

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import redis
 import requests
+from kombu.exceptions import OperationalError
 
 from devstack import cassandra, processes
 from shared.settings import Settings
@@ -35,8 +37,8 @@ class LocalStack:
     def redis_port(self) -> int:
         return urlparse(self.settings.redis_url).port or 6379
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    def env(self, settings: Settings | None = None) -> dict[str, str]:
+        return {**os.environ, **(settings or self.settings).to_env(), "PYTHONUNBUFFERED": "1"}
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -94,8 +96,8 @@ class LocalStack:
         )
 
     def create_schema(self, timeout: float = 60) -> None:
-        from shared.cassandra_session import connect
-        from shared.schema import create_schema
+        from shared.store.schema import create_schema
+        from shared.store.session import connect
 
         deadline = time.monotonic() + timeout
         while True:
@@ -111,7 +113,8 @@ class LocalStack:
         finally:
             cluster.shutdown()
 
-    def start_worker(self, name: str = "worker1") -> None:
+    def start_worker(self, name: str = "worker1", settings: Settings | None = None) -> None:
+        """settings: this worker's own (another image folder, say), else the stack's."""
         argv = [
             str(BIN / "celery"),
             "-A",
@@ -126,8 +129,12 @@ class LocalStack:
             "-c",
             str(self.settings.worker_concurrency),
         ]
-        env = {**self.env(), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / name)}
+        env = {**self.env(settings), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / name)}
         processes.start(name, argv, self.run_dir, self.log_dir, env=env)
+
+    def stop(self, name: str) -> None:
+        """Stop one service the way `make down` does: SIGTERM, then wait for it."""
+        processes.stop(self.run_dir, name, timeout=20)
 
     def kill(self, name: str) -> None:
         """SIGKILL a service's whole process group, as a crash or an OOM kill would."""
@@ -210,7 +217,11 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                replies = app.control.ping(timeout=1.0)
+                try:
+                    replies = app.control.ping(timeout=1.0)
+                except (redis.RedisError, OSError, OperationalError):
+                    # A connection from before a Redis restart on the same port: ask again.
+                    replies = []
                 if any(next(iter(r)).startswith(f"{name}@") for r in replies):
                     return
                 if processes.running_pid(self.run_dir, name) is None:

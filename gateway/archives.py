@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from gateway.errors import ApiError
+from shared.decode import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".jar")
 
 

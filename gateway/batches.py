@@ -13,11 +13,10 @@ from gateway.archives import read_zip
 from gateway.batch_progress import batch_progress
 from gateway.errors import ApiError
 from gateway.intake import Intake, check_model, commit, discard, take
-from shared.jobs import iso, parse_job_id, utcnow
+from gateway.views import RESULT_COLUMNS, batch_line_view
+from shared.jobs import parse_job_id, utcnow
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
-
-RESULT_COLUMNS = ("file", "status", "label", "confidence", "reason", "error", "cached", "job_id")
 
 
 @bp.before_request
@@ -136,26 +135,12 @@ def _batch_or_404(services, batch_id: str) -> dict:
     return header
 
 
-def _result(row: dict) -> dict:
-    return {
-        "file": row["filename"],
-        "status": row["status"],
-        "label": row["label"],
-        "confidence": row["confidence"],
-        "reason": row["reason"],
-        "error": row["error"],
-        "cached": bool(row["cached"]),
-        "job_id": str(row["job_id"]),
-        "finished_at": iso(row["finished_at"]),
-    }
-
-
 def _csv_lines(rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(RESULT_COLUMNS)
     for row in rows:
-        result = _result(row)
+        result = batch_line_view(row)
         writer.writerow(["" if result[c] is None else result[c] for c in RESULT_COLUMNS])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
@@ -167,5 +152,5 @@ def _csv_lines(rows):
 def _json_chunks(rows):
     yield "["
     for n, row in enumerate(rows):
-        yield ("," if n else "") + json.dumps(_result(row))
+        yield ("," if n else "") + json.dumps(batch_line_view(row))
     yield "]"

@@ -6,7 +6,9 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.metrics import JOBS_REJECTED
-from shared.cassandra_session import UNAVAILABLE_ERRORS
+from shared.store import StoreUnavailable
+
+STORE_DOWN = "the job store (Cassandra) is not answering"
 
 
 class ApiError(Exception):
@@ -39,14 +41,10 @@ def register(app: Flask) -> None:
             f"({limit / 1e6:.0f} MB); send a smaller image",
         )
 
-    def _store_down(exc):
-        app.logger.warning("Cassandra unavailable: %s", exc)
-        return error_response(
-            503, "store_unavailable", "the job store (Cassandra) is not answering; retry in a little while"
-        )
-
-    for exc_class in UNAVAILABLE_ERRORS:
-        app.register_error_handler(exc_class, _store_down)
+    @app.errorhandler(StoreUnavailable)
+    def _store_down(exc: StoreUnavailable):
+        app.logger.warning("store unavailable: %s", exc)
+        return error_response(503, "store_unavailable", f"{STORE_DOWN}; retry in a little while")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -7,7 +7,6 @@ rows written are marked failed, so no job is ever left 'queued' with nothing to 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -16,19 +15,17 @@ from datetime import datetime
 import redis
 from kombu.exceptions import OperationalError
 
-from gateway.errors import ApiError
+from gateway.errors import STORE_DOWN, ApiError
 from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 from model.registry import UnknownModel, describe
-from shared.cassandra_session import UNAVAILABLE_ERRORS
-from shared.cassandra_store import NewJob, Outcome
 from shared.decode import ImageRejected, open_image
-from shared.jobs import new_job_id
-from shared.messaging import TASK_RECOGNISE_CHUNK, ids_repr, job_message, send_single_job
+from shared.jobs import NewJob, Outcome, new_job_id
+from shared.messaging import JobMessage, send_chunk, send_single_job
+from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 QUEUE_DOWN = (OperationalError, redis.RedisError, OSError)
-STORE_DOWN_MESSAGE = "the job store (Cassandra) is not answering; nothing was kept. Retry in a little while"
 
 
 @dataclass
@@ -89,27 +86,26 @@ def commit(services, intake: Intake) -> None:
     jobs = intake.accepted + [job for job, _ in intake.refused]
     new_bytes = set(intake.new_files)
     messages = [
-        job_message(
+        JobMessage(
             j.job_id, j.sha256, j.filename, j.model_name, j.created_at, j.batch_id, j.sha256 in new_bytes
         )
         for j in intake.accepted
     ]
     try:
-        services.store.insert_jobs(jobs, {uuid.UUID(m["id"]): json.dumps(m) for m in messages})
+        services.store.insert_jobs(jobs, messages)
         services.store.finish([_failed(job, error, "gateway") for job, error in intake.refused])
-    except UNAVAILABLE_ERRORS as exc:
+    except StoreUnavailable as exc:
         discard(services, intake)
-        raise ApiError(503, "store_unavailable", STORE_DOWN_MESSAGE) from exc
+        raise ApiError(
+            503, "store_unavailable", f"{STORE_DOWN}; nothing was kept. Retry in a little while"
+        ) from exc
     try:
         if intake.batch_id is None:
             for message in messages:
                 send_single_job(services.celery, settings, message)
         else:
             for start in range(0, len(messages), settings.chunk_size):
-                chunk = messages[start : start + settings.chunk_size]
-                services.celery.send_task(
-                    TASK_RECOGNISE_CHUNK, args=[chunk], argsrepr=ids_repr(chunk), queue=settings.bulk_queue
-                )
+                send_chunk(services.celery, settings, messages[start : start + settings.chunk_size])
     except QUEUE_DOWN as exc:
         _fail_unqueued(services, intake)
         raise ApiError(
@@ -123,9 +119,14 @@ def commit(services, intake: Intake) -> None:
 
 
 def discard(services, intake: Intake) -> None:
-    """Remove the files this intake created (a shared file another job made stays)."""
-    for sha256 in intake.new_files:
-        services.images.delete(sha256)
+    """Remove the images this intake created (bytes another job stored stay).
+
+    Best effort: an image left behind when the store is down is only unreferenced bytes."""
+    try:
+        for sha256 in intake.new_files:
+            services.images.delete(sha256)
+    except StoreUnavailable as exc:
+        log.warning("could not remove %d images of a refused upload: %s", len(intake.new_files), exc)
 
 
 def _fail_unqueued(services, intake: Intake) -> None:
@@ -133,7 +134,7 @@ def _fail_unqueued(services, intake: Intake) -> None:
     error = "the job could not be queued (Redis was not answering); resubmit the image"
     try:
         services.store.finish([_failed(job, error, "gateway") for job in intake.accepted])
-    except UNAVAILABLE_ERRORS:
+    except StoreUnavailable:
         log.exception("could not record the queueing failure of %d jobs", len(intake.accepted))
 
 

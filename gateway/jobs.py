@@ -6,9 +6,10 @@ from flask import Blueprint, current_app, jsonify, request, url_for
 
 from gateway.errors import ApiError
 from gateway.intake import Intake, check_model, commit, take
+from gateway.views import job_view
 from gateway.waiting import wait_for_final
-from shared.cassandra_session import UNAVAILABLE_ERRORS
-from shared.jobs import FINAL_STATES, QUEUED, job_view, parse_job_id, utcnow
+from shared.jobs import FINAL_STATES, QUEUED, parse_job_id, utcnow
+from shared.store import StoreUnavailable
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -50,12 +51,7 @@ def show(job_id: str):
             f"{job_id!r} is not a job id; job ids are UUIDs like '0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b'",
         )
     wait = _wait_seconds(services.settings.max_wait_seconds)
-    try:
-        row = wait_for_final(services, uid, wait) if wait else services.store.get_job(uid)
-    except UNAVAILABLE_ERRORS as exc:
-        raise ApiError(
-            503, "store_unavailable", "the job store (Cassandra) is not answering; retry in a little while"
-        ) from exc
+    row = wait_for_final(services, uid, wait) if wait else services.store.get_job(uid)
     if row is None:
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
     return jsonify(job_view(row))
@@ -65,7 +61,7 @@ def _wait_quietly(services, job_id, wait: float) -> dict | None:
     """The job is accepted already: a failed wait answers 202 with its id, never an error."""
     try:
         return wait_for_final(services, job_id, wait)
-    except UNAVAILABLE_ERRORS:
+    except StoreUnavailable:
         current_app.logger.warning("job %s: accepted, but waiting for it failed", job_id)
         return None
 

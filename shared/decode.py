@@ -8,6 +8,8 @@ import warnings
 from PIL import Image, UnidentifiedImageError
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+# File names that hold those formats: how a zip's entries and a folder's files are picked out.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class ImageRejected(ValueError):

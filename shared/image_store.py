@@ -1,18 +1,43 @@
-"""Content-addressed image store on a shared folder; the natural next backend is an object store."""
+"""The image store seam: uploaded bytes by sha256, written by the gateway, read by workers.
+
+Two backends, chosen by RECOG_IMAGE_STORE: `volume` (files on a folder every process shares, the
+default) and `cassandra` (a table; workers on other hosts need no shared folder). An object
+store would be a third: implement ImageStore and add it to open_image_store.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
+    from shared.settings import Settings
 
 
 class ImageMissing(FileNotFoundError):
     """The job names bytes the store does not hold (volume not shared, or deleted)."""
 
 
-class LocalImageStore:
+class ImageStore(Protocol):
+    def put(self, data: bytes) -> tuple[str, bool]:
+        """Store bytes; returns (sha256, created) so a failed submit removes only what it made."""
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes, or ImageMissing."""
+
+    def get_many(self, sha256s: Sequence[str]) -> list[bytes | ImageMissing]:
+        """Each image's bytes, or ImageMissing in its place: one missing image fails one job."""
+
+    def delete(self, sha256: str) -> None: ...
+
+
+class VolumeImageStore:
     """Files at root/ab/cd/<sha256>, written by temp file and atomic rename."""
 
     def __init__(self, root: Path) -> None:
@@ -22,7 +47,6 @@ class LocalImageStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> tuple[str, bool]:
-        """Store bytes; returns (sha256, created) so a failed submit removes only what it made."""
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path(sha256)
         if target.exists():
@@ -46,5 +70,24 @@ class LocalImageStore:
         except FileNotFoundError as exc:
             raise ImageMissing(f"image {sha256} is not in the image store at {self.root}") from exc
 
+    def get_many(self, sha256s: Sequence[str]) -> list[bytes | ImageMissing]:
+        found: list[bytes | ImageMissing] = []
+        for sha256 in sha256s:
+            try:
+                found.append(self.get(sha256))
+            except ImageMissing as exc:
+                found.append(exc)
+        return found
+
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+
+def open_image_store(settings: Settings, cassandra_session: Callable[[], Session]) -> ImageStore:
+    """The configured backend. cassandra_session is called only by the cassandra backend, on first
+    use, so the image and result stores share one connection pool per process."""
+    if settings.image_store == "cassandra":
+        from shared.store.cassandra_images import CassandraImageStore
+
+        return CassandraImageStore(cassandra_session)
+    return VolumeImageStore(settings.image_dir)

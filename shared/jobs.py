@@ -1,12 +1,63 @@
-"""Job states and the shape of a job as the API shows it."""
+"""Job states, the job types both sides pass around, and time helpers for their rows."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 FINAL_STATES = frozenset({DONE, FAILED})
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """What locates a job's rows: its id, and for a batch job the batch and file name."""
+
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None = None
+    filename: str = ""
+
+
+@dataclass
+class NewJob:
+    """A job as the gateway records it, before any worker saw it."""
+
+    job_id: uuid.UUID
+    filename: str
+    sha256: str
+    size_bytes: int
+    image_format: str
+    width: int
+    height: int
+    model_name: str
+    created_at: datetime
+    batch_id: uuid.UUID | None = None
+
+
+@dataclass
+class Outcome:
+    """How one job ended; label None with reason set means "no digit", error set means failed."""
+
+    job_id: uuid.UUID
+    sha256: str
+    filename: str
+    worker: str
+    finished_at: datetime
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: list[float] = field(default_factory=list)
+    reason: str | None = None
+    error: str | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    batch_size: int = 0
+    batch_id: uuid.UUID | None = None
+    cached: bool = False
+    # When the job was created: locates its open-job row, removed with the final write.
+    created_at: datetime | None = None
 
 
 def new_job_id() -> uuid.UUID:
@@ -40,34 +91,3 @@ def iso(moment: datetime | None) -> str | None:
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC; the driver hands back naive datetimes that are UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def job_view(row: dict) -> dict:
-    """The public JSON of one job row."""
-    return {
-        "id": str(row["job_id"]),
-        "status": row["status"],
-        "label": row.get("label"),
-        "confidence": row.get("confidence"),
-        "probabilities": list(row.get("probabilities") or []),
-        "reason": row.get("reason"),
-        "error": row.get("error"),
-        "model": {"name": row.get("model_name"), "version": row.get("model_version")},
-        "file": {
-            "name": row.get("filename"),
-            "sha256": row.get("sha256"),
-            "bytes": row.get("size_bytes"),
-            "format": row.get("image_format"),
-            "width": row.get("width"),
-            "height": row.get("height"),
-        },
-        "created_at": iso(row.get("created_at")),
-        "started_at": iso(row.get("started_at")),
-        "finished_at": iso(row.get("finished_at")),
-        "queue_ms": row.get("queue_ms"),
-        "inference_ms": row.get("inference_ms"),
-        "batch_size": row.get("batch_size"),
-        "cached": bool(row.get("cached")),
-        "batch_id": str(row["batch_id"]) if row.get("batch_id") else None,
-        "worker": row.get("worker"),
-    }

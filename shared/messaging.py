@@ -1,10 +1,14 @@
-"""Task names, queue settings and the Redis "job finished" channel both sides agree on."""
+"""What crosses the queue: task names, the typed job message, how to send it, Celery's settings,
+and the Redis "job finished" channel."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from shared.jobs import JobKey
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
@@ -16,50 +20,83 @@ def job_channel(job_id: str) -> str:
     return f"recog:job-finished:{job_id}"
 
 
-def job_message(
-    job_id: uuid.UUID,
-    sha256: str,
-    filename: str,
-    model: str,
-    created_at: datetime,
-    batch_id: uuid.UUID | None = None,
-    new_bytes: bool = False,
-) -> dict:
-    """The task payload: ids and names only, never image bytes.
+@dataclass(frozen=True)
+class JobMessage:
+    """One job's task message: ids and names only, never image bytes. JSON on the wire.
 
     new_bytes: the image store had never held these bytes, so no earlier result can exist and
-    the worker skips looking for one.
+    the worker skips looking for one. attempt: how often a transient failure sent it again.
     """
-    return {
-        "id": str(job_id),
-        "sha256": sha256,
-        "filename": filename,
-        "model": model,
-        "created_at": created_at.isoformat(),
-        "batch_id": str(batch_id) if batch_id else None,
-        "new_bytes": new_bytes,
-    }
+
+    job_id: uuid.UUID
+    sha256: str
+    filename: str
+    model: str
+    created_at: datetime
+    batch_id: uuid.UUID | None = None
+    new_bytes: bool = False
+    attempt: int = 0
+
+    @property
+    def key(self) -> JobKey:
+        return JobKey(self.job_id, self.batch_id, self.filename)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": str(self.job_id),
+            "sha256": self.sha256,
+            "filename": self.filename,
+            "model": self.model,
+            "created_at": self.created_at.isoformat(),
+            "batch_id": str(self.batch_id) if self.batch_id else None,
+            "new_bytes": self.new_bytes,
+            "attempt": self.attempt,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> JobMessage:
+        """Also reads messages queued by earlier versions, which had no 'attempt' when it was 0."""
+        return cls(
+            job_id=uuid.UUID(raw["id"]),
+            sha256=raw["sha256"],
+            filename=raw["filename"],
+            model=raw["model"],
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            batch_id=uuid.UUID(raw["batch_id"]) if raw.get("batch_id") else None,
+            new_bytes=bool(raw.get("new_bytes")),
+            attempt=int(raw.get("attempt", 0)),
+        )
 
 
-def ids_repr(messages: list[dict]) -> str:
+def ids_repr(messages: Sequence[JobMessage]) -> str:
     """What Flower and the worker log show as a task's arguments: job ids, never file names or paths."""
-    ids = [m["id"] for m in messages]
-    batch = messages[0].get("batch_id") if messages else None
+    ids = [str(m.job_id) for m in messages]
+    batch = messages[0].batch_id if messages else None
     return f"batch {batch}: {ids}" if batch else str(ids)
 
 
-def send_single_job(app, settings: Settings, message: dict, **options) -> None:
+def send_single_job(app, settings: Settings, message: JobMessage, **options) -> None:
     """Queue one single-image job: its task id is the job id, Flower shows only that id.
 
     The gateway, the sweeper and the worker's retry all send these, the same way.
     """
     app.send_task(
         TASK_RECOGNISE,
-        args=[message],
+        args=[message.to_dict()],
         argsrepr=ids_repr([message]),
-        task_id=message["id"],
+        task_id=str(message.job_id),
         queue=settings.queue,
         **options,
+    )
+
+
+def send_chunk(app, settings: Settings, messages: Sequence[JobMessage]) -> None:
+    """Queue a chunk of a bulk submission: one task, one model call's worth of images."""
+    app.send_task(
+        TASK_RECOGNISE_CHUNK,
+        args=[[m.to_dict() for m in messages]],
+        argsrepr=ids_repr(messages),
+        queue=settings.bulk_queue,
     )
 
 

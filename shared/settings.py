@@ -28,6 +28,9 @@ class Settings:
     cassandra_replication: str = "SimpleStrategy:1"
     cassandra_consistency: str = "LOCAL_QUORUM"
     image_dir: Path = PROJECT_ROOT / ".recog" / "images"
+    # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
+    # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
+    image_store: str = "volume"
     models_dir: Path = PROJECT_ROOT / "model" / "models"
     model: str = "digits"
     queue: str = "recog"
@@ -90,6 +93,16 @@ class Settings:
         if self.cassandra_protocol_version not in (0, 3, 4, 5):
             raise SettingsError("RECOG_CASSANDRA_PROTOCOL_VERSION must be 0 (negotiate), 3, 4 or 5")
         replication_options(self.cassandra_replication)
+        if self.image_store not in IMAGE_STORES:
+            raise SettingsError(
+                f"RECOG_IMAGE_STORE={self.image_store!r}; use one of {', '.join(IMAGE_STORES)}"
+            )
+        if self.image_store == "cassandra" and self.max_upload_bytes > CASSANDRA_IMAGE_LIMIT:
+            raise SettingsError(
+                f"RECOG_MAX_UPLOAD_BYTES={self.max_upload_bytes} is above {CASSANDRA_IMAGE_LIMIT}, the "
+                "largest image RECOG_IMAGE_STORE=cassandra keeps in one row; lower the limit or use "
+                "RECOG_IMAGE_STORE=volume"
+            )
         for name in (
             "max_upload_bytes",
             "max_image_pixels",
@@ -117,6 +130,11 @@ class Settings:
             env["RECOG_" + f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env
 
+
+IMAGE_STORES = ("volume", "cassandra")
+# Cassandra refuses a mutation over half its commit-log segment (32 MiB by default, in 2.1 and
+# 5.0); an image row must stay under that with room for its other columns.
+CASSANDRA_IMAGE_LIMIT = 15 * 1024 * 1024
 
 CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "ALL")
 

@@ -1,7 +1,8 @@
 """A private stack for integration and browser tests: real Redis, Cassandra, worker, gateway, Flower.
 
 It runs on its own ports and state folder, so a `make up` stack on the default ports is left
-alone, and it is stopped at the end of the session.
+alone, and it is stopped at the end of the session. Every test that uses it runs once per image
+store backend (RECOG_IMAGE_STORE): pytest groups the tests by backend, so the stack starts twice.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import requests
 
 from devstack import processes
 from devstack.stack import LocalStack
-from shared.cassandra_store import CassandraStore
+from shared.image_store import open_image_store
 from shared.jobs import FINAL_STATES
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
+from shared.store.cassandra_results import CassandraStore
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 PORTS = {
     "redis": 16379,
     "cassandra": 19042,
@@ -30,9 +33,10 @@ PORTS = {
 }
 
 
-def test_settings() -> Settings:
+def stack_settings(image_store: str) -> Settings:
     return Settings.from_env(
         {},
+        image_store=image_store,
         redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
         cassandra_port=PORTS["cassandra"],
         cassandra_protocol_version=3,
@@ -48,10 +52,10 @@ def test_settings() -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
-def stack():
+@pytest.fixture(scope="session", params=IMAGE_STORES)
+def stack(request):
     stack = LocalStack(
-        test_settings(), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
+        stack_settings(request.param), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
     )
     stack.down()
     shutil.rmtree(ROOT, ignore_errors=True)
@@ -72,6 +76,8 @@ def stack():
         yield stack
     finally:
         stack.down()
+        # The next backend's stack starts in the same folder: keep these logs for a failure report.
+        shutil.copytree(stack.log_dir, ARTIFACTS / f"stack-logs-{request.param}", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +114,19 @@ def wait_until_final(store: CassandraStore, job_ids: list[str], timeout: float) 
             break
         time.sleep(0.5)
     return rows
+
+
+def stored_images(settings: Settings, store: CassandraStore) -> set[str]:
+    """The sha256 of every image the configured image store holds, whichever backend it is."""
+    if settings.image_store == "cassandra":
+        return {row["sha256"] for row in store.session.execute("SELECT sha256 FROM images")}
+    return {p.name for p in settings.image_dir.rglob("*") if p.is_file()}
+
+
+def files_under(folder) -> list:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def put_image(settings: Settings, store: CassandraStore, data: bytes) -> str:
+    """Store bytes the way the gateway would, in the stack's configured image store."""
+    return open_image_store(settings, lambda: store.session).put(data)[0]

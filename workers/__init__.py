@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 from celery import Celery
 
 from shared.messaging import celery_config
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from workers.runtime import WorkerRuntime
 
-def create_celery(settings: Settings) -> Celery:
-    app = Celery("recog")
+
+class WorkerApp(Celery):
+    """The one way worker code reaches its settings (app.settings) and its runtime (app.runtime)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("recog")
+        self.settings = settings
+
+    @functools.cached_property
+    def runtime(self) -> WorkerRuntime:
+        """This process's models and connections, made on first use: in a pool process, after the
+        fork (a Cassandra session or TensorFlow state made before it hangs in the children)."""
+        from workers.runtime import WorkerRuntime
+
+        return WorkerRuntime(self.settings)
+
+    def close_runtime(self) -> None:
+        runtime = self.__dict__.pop("runtime", None)
+        if runtime is not None:
+            runtime.close()
+
+
+def create_celery(settings: Settings) -> WorkerApp:
+    app = WorkerApp(settings)
     app.config_from_object(celery_config(settings))
-    app.recog_settings = settings
-    from workers import runtime  # noqa: F401  (connects the per-process signals)
+    from workers import signals  # noqa: F401  (connects the per-process signals)
     from workers.tasks import register_tasks
 
-    register_tasks(app, settings)
-
+    register_tasks(app)
     return app

@@ -1,6 +1,7 @@
 """Run a list of job messages: skip finished ones, mark running, reuse or compute, store, announce.
 
-Plain functions over a WorkerRuntime, so they are tested without Celery.
+Plain functions over a WorkerRuntime (or anything with its store, images, redis, settings and
+recogniser), so they are tested without Celery.
 """
 
 from __future__ import annotations
@@ -12,38 +13,37 @@ from datetime import datetime
 import redis
 
 from model.registry import UnknownModel
-from shared.cassandra_store import JobKey, Outcome
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
-from shared.jobs import DONE, FAILED, FINAL_STATES, utcnow
-from shared.messaging import job_channel
+from shared.jobs import DONE, FAILED, FINAL_STATES, Outcome, utcnow
+from shared.messaging import JobMessage, job_channel
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
 
 
-def run_jobs(runtime, messages: list[dict], worker: str) -> list[Outcome]:
+def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     """Idempotent: a redelivered message for a finished job does nothing.
 
     Cassandra round trips are what a chunk mostly waits on, so statuses and earlier results are
     asked for together, and the 'running' marks are not waited for before recognising.
     """
-    models = _load_models(runtime, {m["model"] for m in messages})
+    models = _load_models(runtime, {m.model for m in messages})
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
-    known = [m for m in messages if not isinstance(models[m["model"]], str) and not m.get("new_bytes")]
+    known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
     statuses, earlier = runtime.store.look_up(
-        [uuid.UUID(m["id"]) for m in messages],
-        [(m["sha256"], models[m["model"]].info.name, models[m["model"]].info.version) for m in known],
+        [m.job_id for m in messages],
+        [(m.sha256, models[m.model].info.name, models[m.model].info.version) for m in known],
     )
-    seen = {m["id"]: row for m, row in zip(known, earlier, strict=True)}
-    todo = [m for m in messages if statuses.get(uuid.UUID(m["id"])) not in FINAL_STATES]
+    seen = {m.job_id: row for m, row in zip(known, earlier, strict=True)}
+    todo = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
     if not todo:
         return []
     started = utcnow()
-    pending = runtime.store.mark_running([_key(m) for m in todo], worker, started, wait=False)
+    pending = runtime.store.mark_running([m.key for m in todo], worker, started, wait=False)
     outcomes: list[Outcome] = []
-    for model_name in sorted({m["model"] for m in todo}):
-        group = [m for m in todo if m["model"] == model_name]
+    for model_name in sorted({m.model for m in todo}):
+        group = [m for m in todo if m.model == model_name]
         recogniser = models[model_name]
         if isinstance(recogniser, str):
             outcomes.extend(_outcome(m, worker, utcnow(), error=recogniser) for m in group)
@@ -77,39 +77,44 @@ def _load_models(runtime, names: set[str]) -> dict:
     return models
 
 
-def fail_jobs(runtime, messages: list[dict], worker: str, error: str) -> None:
+def fail_jobs(runtime, messages: list[JobMessage], worker: str, error: str) -> None:
     """Mark jobs failed after the task gave up, so none stays 'running' forever."""
     outcomes = [_outcome(m, worker, utcnow(), error=error) for m in messages]
     runtime.store.finish(outcomes)
-    _announce(runtime.redis, [uuid.UUID(m["id"]) for m in messages])
+    _announce(runtime.redis, [m.job_id for m in messages])
     _count(outcomes)
 
 
 def _recognise_group(
-    runtime, recogniser, group: list[dict], seen: dict, worker: str, started
+    runtime, recogniser, group: list[JobMessage], seen: dict, worker: str, started
 ) -> list[Outcome]:
     info = recogniser.info
     model = {"model_name": info.name, "model_version": info.version}
     outcomes, blobs, fresh = [], [], []
+    to_read = []
     for m in group:
-        if seen.get(m["id"]) is not None:  # same bytes, same weights: the answer is already known
+        if seen.get(m.job_id) is not None:  # same bytes, same weights: the answer is already known
             outcomes.append(
                 _outcome(
                     m,
                     worker,
                     utcnow(),
-                    **_recalled(seen[m["id"]]),
+                    **_recalled(seen[m.job_id]),
                     **model,
                     cached=True,
                     queue_ms=_queue_ms(m, started),
                 )
             )
-            continue
-        try:
-            blobs.append(runtime.images.get(m["sha256"]))
+        else:
+            to_read.append(m)
+    for m, data in zip(to_read, runtime.images.get_many([m.sha256 for m in to_read]), strict=True):
+        if isinstance(data, ImageMissing):
+            outcomes.append(_outcome(m, worker, utcnow(), error=str(data)))
+        else:
+            blobs.append(data)
             fresh.append(m)
-        except ImageMissing as exc:
-            outcomes.append(_outcome(m, worker, utcnow(), error=str(exc)))
+    if not blobs:  # every job answered from the cache or failed already: no model call
+        return outcomes
     batch = recogniser.recognise_bytes(blobs, runtime.settings.max_image_pixels)
     finished = utcnow()
     if batch.batch_size:
@@ -146,25 +151,19 @@ def _recalled(row: dict) -> dict:
     }
 
 
-def _queue_ms(m: dict, started: datetime) -> float:
-    return round(max((started - datetime.fromisoformat(m["created_at"])).total_seconds() * 1000, 0.0), 3)
+def _queue_ms(m: JobMessage, started: datetime) -> float:
+    return round(max((started - m.created_at).total_seconds() * 1000, 0.0), 3)
 
 
-def _key(m: dict) -> JobKey:
-    batch = m.get("batch_id")
-    return JobKey(uuid.UUID(m["id"]), uuid.UUID(batch) if batch else None, m["filename"])
-
-
-def _outcome(m: dict, worker: str, finished: datetime, **fields) -> Outcome:
-    key = _key(m)
+def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcome:
     return Outcome(
-        job_id=key.job_id,
-        sha256=m["sha256"],
-        filename=m["filename"],
+        job_id=m.job_id,
+        sha256=m.sha256,
+        filename=m.filename,
         worker=worker,
         finished_at=finished,
-        batch_id=key.batch_id,
-        created_at=datetime.fromisoformat(m["created_at"]),
+        batch_id=m.batch_id,
+        created_at=m.created_at,
         **fields,
     )
 

@@ -9,18 +9,25 @@ merely slow costs one extra status read.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.jobs import FINAL_STATES, as_utc, hour_bucket, utcnow
-from shared.messaging import send_single_job
+from shared.messaging import JobMessage, send_single_job
+from shared.store import ResultStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
 
-def sweep(store, send, stale_after: timedelta, look_back_hours: int, now: datetime | None = None) -> int:
+def sweep(
+    store: ResultStore,
+    send: Callable[[JobMessage], None],
+    stale_after: timedelta,
+    look_back_hours: int,
+    now: datetime | None = None,
+) -> int:
     """Re-send open jobs last sent more than stale_after ago; returns how many were sent."""
     now = now or utcnow()
     resent = 0
@@ -32,7 +39,7 @@ def sweep(store, send, stale_after: timedelta, look_back_hours: int, now: dateti
             if statuses.get(row["job_id"]) in FINAL_STATES:
                 store.forget_open(hour, row["job_id"])
                 continue
-            send(json.loads(row["message"]))
+            send(row["message"])
             store.resent(hour, row["job_id"], now)
             resent += 1
     if resent:
@@ -40,11 +47,11 @@ def sweep(store, send, stale_after: timedelta, look_back_hours: int, now: dateti
     return resent
 
 
-def start_sweeping(app, settings) -> threading.Thread:
+def start_sweeping(app) -> threading.Thread:
     """A daemon thread in the worker's main process; several workers sweeping is harmless."""
-    from shared.cassandra_store import CassandraStore
+    settings = app.settings
 
-    def send(message: dict) -> None:
+    def send(message: JobMessage) -> None:
         send_single_job(app, settings, message)
 
     def loop() -> None:
@@ -52,8 +59,14 @@ def start_sweeping(app, settings) -> threading.Thread:
         stale_after = timedelta(seconds=settings.visibility_timeout + settings.sweep_seconds)
         while not stop.wait(settings.sweep_seconds):
             try:
-                store = store or CassandraStore.open(settings)
+                store = store or open_store(settings)
                 sweep(store, send, stale_after, settings.sweep_hours)
+            except StoreUnavailable as exc:
+                # A shut-down connection never comes back by itself: the next sweep connects anew.
+                log.warning("sweeping open jobs failed, connecting again next time: %s", exc)
+                if store is not None:
+                    store.close()
+                store = None
             except Exception:  # a sweep that fails is tried again next time
                 log.exception("sweeping open jobs failed")
 

@@ -8,24 +8,23 @@ Both are registered by the app factory, since their batching limits are settings
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 import redis
-from cassandra import OperationTimedOut, Timeout, Unavailable
-from cassandra.cluster import NoHostAvailable
-from celery import Celery, Task
+from celery import Task
 from celery_batches import Batches
 
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, send_single_job
-from shared.settings import Settings
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, send_single_job
+from shared.store import StoreUnavailable
+from workers import WorkerApp
 from workers.batch_events import report_flush
 from workers.pipeline import fail_jobs, run_jobs
-from workers.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
-TRANSIENT = (NoHostAvailable, OperationTimedOut, Timeout, Unavailable, redis.ConnectionError)
+TRANSIENT = (StoreUnavailable, redis.ConnectionError)
 MAX_ATTEMPTS = 8
 
 
@@ -34,10 +33,9 @@ class ChunkTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         try:
-            runtime = get_runtime(self.app.recog_settings)
             fail_jobs(
-                runtime,
-                args[0],
+                self.app.runtime,
+                [JobMessage.from_dict(raw) for raw in args[0]],
                 self.request.hostname or "worker",
                 f"recognition failed: {type(exc).__name__}: {exc}",
             )
@@ -45,18 +43,18 @@ class ChunkTask(Task):
             log.exception("could not record failure of task %s", task_id)
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
+def register_tasks(app: WorkerApp) -> None:
     @app.task(
         name=TASK_RECOGNISE,
         base=Batches,
         acks_late=True,
-        flush_every=settings.max_batch,
-        flush_interval=settings.max_wait_ms / 1000,
+        flush_every=app.settings.max_batch,
+        flush_interval=app.settings.max_wait_ms / 1000,
     )
     def recognise(requests) -> None:
         started = time.time()
         hostname = requests[0].hostname or "worker"
-        run_gathered(app, settings, [request.args[0] for request in requests], hostname)
+        run_gathered(app, [JobMessage.from_dict(request.args[0]) for request in requests], hostname)
         report_flush(app, requests, started, hostname)
 
     @app.task(
@@ -69,21 +67,23 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         max_retries=MAX_ATTEMPTS,
     )
     def recognise_chunk(self, messages: list[dict]) -> None:
-        run_jobs(get_runtime(settings), messages, self.request.hostname or "worker")
+        run_jobs(
+            app.runtime, [JobMessage.from_dict(raw) for raw in messages], self.request.hostname or "worker"
+        )
 
 
-def run_gathered(app: Celery, settings: Settings, messages: list[dict], worker: str) -> None:
+def run_gathered(app: WorkerApp, messages: list[JobMessage], worker: str) -> None:
     """celery-batches acknowledges a flushed batch whatever happens, so failures are handled here."""
-    runtime = get_runtime(settings)
+    runtime = app.runtime
     try:
         run_jobs(runtime, messages, worker)
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
-            attempt = message.get("attempt", 0) + 1
-            if attempt > MAX_ATTEMPTS and _fail_quietly(runtime, [message], worker, exc):
+            again = dataclasses.replace(message, attempt=message.attempt + 1)
+            if again.attempt > MAX_ATTEMPTS and _fail_quietly(runtime, [message], worker, exc):
                 continue
-            send_single_job(app, settings, {**message, "attempt": attempt}, countdown=min(2**attempt, 30))
+            send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))
     except Exception as exc:
         log.exception("recognition failed for %d jobs", len(messages))
         fail_jobs(runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.audit import QUERIES
 from shared.jobs import hour_bucket
 from shared.settings import PROJECT_ROOT
+from shared.store.audit import QUERIES
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
 

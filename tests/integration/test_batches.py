@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests import images
+from tests.stack import stored_images
 
 TERMINAL = ("done", "partial", "failed")
 
@@ -107,15 +108,15 @@ def test_zip_is_read_like_files_and_reports_what_it_skips(gateway):
     assert labels_right(rows) >= 19
 
 
-def test_zip_bomb_is_refused_and_nothing_is_kept(gateway, settings):
+def test_zip_bomb_is_refused_and_nothing_is_kept(gateway, settings, store):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("bomb.png", b"\0" * (settings.max_upload_bytes * 3))
     assert len(buffer.getvalue()) < 200_000
-    files_before = sorted(settings.image_dir.rglob("*"))
+    images_before = stored_images(settings, store)
     response = post_batch(gateway, files=digit_files(3, prefix="before"), archive=buffer.getvalue())
     assert response.status_code == 413 and response.json()["error"]["code"] == "archive_entry_too_large"
-    assert sorted(settings.image_dir.rglob("*")) == files_before
+    assert stored_images(settings, store) == images_before
 
 
 def test_resubmitted_files_are_served_from_cache(gateway, mixed_batch):

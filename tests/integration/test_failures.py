@@ -7,13 +7,11 @@ import uuid
 from celery import Celery
 
 from gateway import create_app
-from shared.cassandra_store import NewJob
-from shared.image_store import LocalImageStore
-from shared.jobs import utcnow
-from shared.messaging import TASK_RECOGNISE, celery_config, job_message
+from shared.jobs import NewJob, utcnow
+from shared.messaging import JobMessage, celery_config, send_single_job
 from tests import images
 from tests.conftest import unused_port
-from tests.stack import submit, wait_until_final
+from tests.stack import files_under, put_image, stored_images, submit, wait_until_final
 
 
 def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, store, tmp_path):
@@ -21,31 +19,29 @@ def test_redis_down_at_submit_is_503_and_the_job_is_failed_not_queued(settings, 
         settings.replace(redis_url=f"redis://127.0.0.1:{unused_port()}/0", image_dir=tmp_path / "images")
     )
     started = time.monotonic()
-    response = app.test_client().post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(1)), "one.png")})
+    data = images.encode(images.ink_on_paper(1, 3, size=179))  # a size no other test uses: new bytes
+    response = app.test_client().post("/v1/jobs", data={"file": (io.BytesIO(data), "one.png")})
     assert time.monotonic() - started < 10, "a dead broker must not hang the request"
     assert response.status_code == 503
     error = response.get_json()["error"]
     assert error["code"] == "queue_unavailable" and "Resubmit" in error["message"]
     row = store.get_job(uuid.UUID(error["job_ids"][0]))
     assert row["status"] == "failed" and "Redis" in row["error"]
-    assert not any(p.is_file() for p in (tmp_path / "images").rglob("*"))
+    assert row["sha256"] not in stored_images(settings.replace(image_dir=tmp_path / "images"), store)
+    assert not files_under(tmp_path)
 
 
 def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gateway):
-    """Bytes that passed the gateway but rotted on the volume: the worker fails that job and goes on."""
+    """Bytes that passed the gateway but rotted in the image store: the worker fails that job and
+    goes on."""
     bad = images.truncated(images.png_digit(4))
-    sha256, _ = LocalImageStore(settings.image_dir).put(bad)
+    sha256 = put_image(settings, store, bad)
     job_id = uuid.uuid4()
     created = utcnow()
-    store.insert_job(NewJob(job_id, "rotten.png", sha256, len(bad), "PNG", 260, 260, "digits", created))
+    store.insert_jobs([NewJob(job_id, "rotten.png", sha256, len(bad), "PNG", 260, 260, "digits", created)])
     sender = Celery("test-sender")
     sender.config_from_object(celery_config(settings))
-    sender.send_task(
-        TASK_RECOGNISE,
-        args=[job_message(job_id, sha256, "rotten.png", "digits", created)],
-        task_id=str(job_id),
-        queue=settings.queue,
-    )
+    send_single_job(sender, settings, JobMessage(job_id, sha256, "rotten.png", "digits", created))
     good = submit(gateway, images.png_digit(4, 4), "four.png").json()["id"]
     rows = wait_until_final(store, [str(job_id), good], timeout=30)
     assert rows[str(job_id)]["status"] == "failed" and "truncated" in rows[str(job_id)]["error"]
@@ -84,15 +80,12 @@ def test_a_job_whose_message_was_lost_is_sent_again(settings, store):
     """Kombu can lose a message when a worker dies between popping and recording it; that race
     is too narrow to hit on purpose, so this test makes the loss itself: a job recorded as sent
     whose message never reaches Redis. The workers' sweeper must send it again."""
-    import json
-
     data = images.png_digit(3, 9)
-    sha256, _ = LocalImageStore(settings.image_dir).put(data)
+    sha256 = put_image(settings, store, data)
     job_id, created = uuid.uuid4(), utcnow()
-    message = job_message(job_id, sha256, "lost.png", "digits", created)
     store.insert_jobs(
         [NewJob(job_id, "lost.png", sha256, len(data), "PNG", 260, 260, "digits", created)],
-        {job_id: json.dumps(message)},
+        [JobMessage(job_id, sha256, "lost.png", "digits", created)],
     )
     rows = wait_until_final(store, [str(job_id)], timeout=60)
     assert rows[str(job_id)]["status"] == "done" and rows[str(job_id)]["label"] == "3"

@@ -7,7 +7,7 @@ import redis
 import requests
 
 from tests import images
-from tests.stack import submit, wait_until_final
+from tests.stack import stored_images, submit, wait_until_final
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -54,14 +54,14 @@ def test_unknown_job_is_404(gateway):
 
 def test_bad_upload_leaves_no_row_no_task_no_file(gateway, settings, store):
     queue = redis.Redis.from_url(settings.redis_url)
-    files_before = sorted(settings.image_dir.rglob("*"))
+    images_before = stored_images(settings, store)
     rows_before = store.session.execute("SELECT count(*) FROM jobs").one()["count"]
     queued_before = queue.llen(settings.queue)
     response = submit(gateway, images.truncated(images.png_digit(9)), "broken.png")
     assert response.status_code == 422 and response.json()["error"]["code"] == "corrupt_image"
     assert store.session.execute("SELECT count(*) FROM jobs").one()["count"] == rows_before
     assert queue.llen(settings.queue) == queued_before
-    assert sorted(settings.image_dir.rglob("*")) == files_before
+    assert stored_images(settings, store) == images_before
 
 
 def test_same_bytes_again_are_answered_from_cache(gateway):

@@ -98,6 +98,18 @@ def test_gateway_and_workers_share_the_image_volume(rendered):
         assert mounts.get("images") == services[name]["environment"]["RECOG_IMAGE_DIR"], name
 
 
+def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
+    assert {rendered["services"][n]["environment"]["RECOG_IMAGE_STORE"] for n in RECOG_SERVICES} == {"volume"}
+    switched = tmp_path / "cassandra.env"
+    switched.write_text((PROJECT_ROOT / ".env.example").read_text() + "RECOG_IMAGE_STORE=cassandra\n")
+    result = compose("--profile", "gpu", "config", env_file=str(switched))
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in RECOG_SERVICES:
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
+        assert Settings.from_env(env).image_store == "cassandra", name
+
+
 def test_workers_scale_and_the_gpu_worker_is_a_profile(rendered):
     services = rendered["services"]
     worker = services["worker"]

@@ -2,11 +2,12 @@ import hashlib
 
 import pytest
 
-from shared.image_store import ImageMissing, LocalImageStore
+from shared.image_store import ImageMissing, VolumeImageStore, open_image_store
+from shared.settings import Settings
 
 
 def test_put_is_content_addressed_and_reports_creation(tmp_path):
-    store = LocalImageStore(tmp_path)
+    store = VolumeImageStore(tmp_path)
     sha, created = store.put(b"abc")
     assert sha == hashlib.sha256(b"abc").hexdigest() and created
     assert store.put(b"abc") == (sha, False)
@@ -15,18 +16,40 @@ def test_put_is_content_addressed_and_reports_creation(tmp_path):
 
 
 def test_no_temporary_files_are_left(tmp_path):
-    store = LocalImageStore(tmp_path)
+    store = VolumeImageStore(tmp_path)
     sha, _ = store.put(b"x" * 10_000)
     assert [p.name for p in store.path(sha).parent.iterdir()] == [sha]
 
 
 def test_missing_image_says_where_it_looked(tmp_path):
     with pytest.raises(ImageMissing, match=str(tmp_path)):
-        LocalImageStore(tmp_path).get("ab" * 32)
+        VolumeImageStore(tmp_path).get("ab" * 32)
+
+
+def test_get_many_puts_a_missing_image_in_its_own_place(tmp_path):
+    store = VolumeImageStore(tmp_path)
+    first, _ = store.put(b"one")
+    second, _ = store.put(b"two")
+    found = store.get_many([first, "cd" * 32, second])
+    assert found[0] == b"one" and found[2] == b"two"
+    assert isinstance(found[1], ImageMissing) and "cd" * 32 in str(found[1])
 
 
 def test_delete_removes_the_file(tmp_path):
-    store = LocalImageStore(tmp_path)
+    store = VolumeImageStore(tmp_path)
     sha, _ = store.put(b"gone")
     store.delete(sha)
     assert not store.path(sha).exists()
+
+
+def test_the_setting_chooses_the_backend_and_only_cassandra_asks_for_a_session(tmp_path):
+    asked = []
+
+    def session():
+        asked.append(True)
+        raise AssertionError("the volume backend must not connect")
+
+    volume = open_image_store(Settings.from_env({}, image_dir=tmp_path), session)
+    assert isinstance(volume, VolumeImageStore) and volume.root == tmp_path
+    cassandra = open_image_store(Settings.from_env({}, image_store="cassandra"), session)
+    assert type(cassandra).__name__ == "CassandraImageStore" and not asked

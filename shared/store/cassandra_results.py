@@ -1,71 +1,38 @@
-"""Every read and write of jobs, batches, the audit log and the result cache."""
+"""The Cassandra adapter of ResultStore: every read and write of jobs, batches, audit and cache.
+
+Driver exceptions never leave this module: they become StoreUnavailable.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
 
-from shared import statements as cql
-from shared.cassandra_session import connect
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, hour_bucket
+from shared.jobs import DONE, FAILED, QUEUED, RUNNING, JobKey, NewJob, Outcome, hour_bucket
+from shared.messaging import JobMessage
 from shared.settings import Settings
-
-
-@dataclass(frozen=True)
-class JobKey:
-    """What locates a job's rows: its id, and for a batch job the batch and file name."""
-
-    job_id: uuid.UUID
-    batch_id: uuid.UUID | None = None
-    filename: str = ""
-
-
-@dataclass
-class NewJob:
-    job_id: uuid.UUID
-    filename: str
-    sha256: str
-    size_bytes: int
-    image_format: str
-    width: int
-    height: int
-    model_name: str
-    created_at: datetime
-    batch_id: uuid.UUID | None = None
-
-
-@dataclass
-class Outcome:
-    """How one job ended; label None with reason set means "no digit", error set means failed."""
-
-    job_id: uuid.UUID
-    sha256: str
-    filename: str
-    worker: str
-    finished_at: datetime
-    label: str | None = None
-    confidence: float | None = None
-    probabilities: list[float] = field(default_factory=list)
-    reason: str | None = None
-    error: str | None = None
-    model_name: str | None = None
-    model_version: str | None = None
-    queue_ms: float = 0.0
-    inference_ms: float = 0.0
-    batch_size: int = 0
-    batch_id: uuid.UUID | None = None
-    cached: bool = False
-    # When the job was created: locates its open_jobs row, removed with the final write.
-    created_at: datetime | None = None
-
+from shared.store import statements as cql
+from shared.store.session import Statements, connect, translated
 
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
+
+
+def _store_errors(method):
+    """Driver failures of a store method become StoreUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with translated():
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class CassandraStore:
@@ -74,30 +41,26 @@ class CassandraStore:
     def __init__(self, cluster: Cluster, session: Session) -> None:
         self.cluster = cluster
         self.session = session
-        self._prepared: dict[str, object] = {}
+        self._cql = Statements(lambda: session)
 
     @classmethod
     def open(cls, settings: Settings) -> CassandraStore:
-        return cls(*connect(settings, settings.cassandra_keyspace))
+        with translated():
+            return cls(*connect(settings, settings.cassandra_keyspace))
 
     def close(self) -> None:
         self.cluster.shutdown()
 
+    @_store_errors
     def ping(self) -> None:
         self.session.execute("SELECT release_version FROM system.local", timeout=3.0)
 
-    def insert_job(self, job: NewJob) -> None:
-        self.insert_jobs([job])
-
-    def insert_jobs(self, jobs: list[NewJob], messages: dict[uuid.UUID, str] | None = None) -> None:
-        """Job rows one by one; a batch's lines together, one unlogged batch per partition.
-
-        messages: the task message of each job about to be queued, kept in open_jobs until it ends.
-        """
+    @_store_errors
+    def insert_jobs(self, jobs: Sequence[NewJob], messages: Sequence[JobMessage] = ()) -> None:
+        """Job rows one by one; a batch's lines together, one unlogged batch per partition."""
         writes = [
-            (cql.OPEN_JOB, (hour_bucket(job.created_at), job.job_id, messages[job.job_id], job.created_at))
-            for job in jobs
-            if messages and job.job_id in messages
+            (cql.OPEN_JOB, (hour_bucket(m.created_at), m.job_id, json.dumps(m.to_dict()), m.created_at))
+            for m in messages
         ]
         for job in jobs:
             values = (
@@ -123,17 +86,15 @@ class CassandraStore:
         ]
         self._write(writes, lines)
 
+    @_store_errors
     def get_job(self, job_id: uuid.UUID) -> dict | None:
-        return self._run(cql.SELECT_JOB, (job_id,)).one()
+        return self._cql.run(cql.SELECT_JOB, (job_id,)).one()
 
-    def look_up(self, job_ids: list[uuid.UUID], recall_keys: list[tuple[str, str, str]]):
-        """Job statuses and earlier results, asked for together: one round trip, not two.
-
-        Returns ({job_id: status}, [earlier result or None per recall key]); an earlier result is
-        keyed by (sha256, model name, model version).
-        """
-        status_futures = [self._async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
-        recall_futures = [self._async(cql.RECALL, key) for key in recall_keys]
+    @_store_errors
+    def look_up(self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str]]):
+        """Statuses and earlier results asked for together: one round trip, not two."""
+        status_futures = [self._cql.run_async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
+        recall_futures = [self._cql.run_async(cql.RECALL, key) for key in recall_keys]
         statuses = {}
         for future in status_futures:
             row = future.result().one()
@@ -141,7 +102,10 @@ class CassandraStore:
                 statuses[row["job_id"]] = row["status"]
         return statuses, [future.result().one() for future in recall_futures]
 
-    def mark_running(self, keys: list[JobKey], worker: str, started_at: datetime, wait: bool = True) -> list:
+    @_store_errors
+    def mark_running(
+        self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True
+    ) -> list:
         """A batch job shows 'running' in its batch line only: one write a chunk, not one a job.
 
         wait=False returns the writes in flight, for finish(after=...) to wait on: the final
@@ -157,28 +121,39 @@ class CassandraStore:
         ]
         return self._write(writes, lines, wait)
 
+    @_store_errors
     def open_jobs(self, hour: str) -> list[dict]:
-        return list(self._run(cql.SELECT_OPEN, (hour,)))
+        return [
+            {**row, "message": JobMessage.from_dict(json.loads(row["message"]))}
+            for row in self._cql.run(cql.SELECT_OPEN, (hour,))
+        ]
 
+    @_store_errors
     def resent(self, hour: str, job_id: uuid.UUID, sent_at: datetime) -> None:
-        self._run(cql.RESENT_JOB, (sent_at, hour, job_id))
+        self._cql.run(cql.RESENT_JOB, (sent_at, hour, job_id))
 
+    @_store_errors
     def forget_open(self, hour: str, job_id: uuid.UUID) -> None:
-        self._run(cql.CLOSE_JOB, (hour, job_id))
+        self._cql.run(cql.CLOSE_JOB, (hour, job_id))
 
+    @_store_errors
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
-        self._run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
+        self._cql.run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
 
+    @_store_errors
     def get_batch(self, batch_id: uuid.UUID) -> dict | None:
-        return self._run(cql.SELECT_BATCH, (batch_id,)).one()
+        return self._cql.run(cql.SELECT_BATCH, (batch_id,)).one()
 
     def batch_rows(self, batch_id: uuid.UUID, page_size: int = 1000) -> Iterator[dict]:
         """The batch's jobs in file-name order, fetched a page at a time as the caller iterates."""
-        statement = self._prepare(cql.SELECT_BATCH_ROWS).bind((batch_id,))
-        statement.fetch_size = page_size
-        return iter(self.session.execute(statement))
+        with translated():
+            statement = self._cql.prepare(cql.SELECT_BATCH_ROWS).bind((batch_id,))
+            statement.fetch_size = page_size
+            rows = iter(self.session.execute(statement))
+        return _translated_rows(rows)
 
-    def finish(self, outcomes: list[Outcome], after: list = ()) -> None:
+    @_store_errors
+    def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
         """Each job's row, audit row, batch line and cache row land together or not at all.
 
         One logged batch per job, jobs written concurrently. Per-partition unlogged batches with
@@ -188,10 +163,8 @@ class CassandraStore:
         futures = []
         for o in outcomes:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for text, values in filter(None, _finish_statements(o)):
-                batch.add(self._prepare(text), values)
-            if o.created_at is not None:
-                batch.add(self._prepare(cql.CLOSE_JOB), (hour_bucket(o.created_at), o.job_id))
+            for text, values in finish_statements(o):
+                batch.add(self._cql.prepare(text), values)
             futures.append(self.session.execute_async(batch))
         for future in [*after, *futures]:
             future.result()
@@ -204,7 +177,7 @@ class CassandraStore:
     ) -> list:
         """Run single statements and per-partition unlogged batches concurrently; wait for all,
         or with wait=False hand back the futures."""
-        futures = [self._async(text, values) for text, values in singles]
+        futures = [self._cql.run_async(text, values) for text, values in singles]
         by_partition: dict[object, list[tuple[str, tuple]]] = {}
         for partition, statement in grouped:
             by_partition.setdefault(partition, []).append(statement)
@@ -212,7 +185,7 @@ class CassandraStore:
             for start in range(0, len(statements), GROUP_LIMIT):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 for text, values in statements[start : start + GROUP_LIMIT]:
-                    batch.add(self._prepare(text), values)
+                    batch.add(self._cql.prepare(text), values)
                 futures.append(self.session.execute_async(batch))
         if not wait:
             return futures
@@ -220,20 +193,16 @@ class CassandraStore:
             future.result()
         return []
 
-    def _prepare(self, text: str):
-        if text not in self._prepared:
-            self._prepared[text] = self.session.prepare(text)
-        return self._prepared[text]
 
-    def _run(self, text: str, values: tuple):
-        return self.session.execute(self._prepare(text), values)
-
-    def _async(self, text: str, values: tuple):
-        return self.session.execute_async(self._prepare(text), values)
+def _translated_rows(rows: Iterator[dict]) -> Iterator[dict]:
+    """Later pages are fetched while the caller iterates; their failures are translated too."""
+    with translated():
+        yield from rows
 
 
-def _finish_statements(o: Outcome):
-    """(job row, audit row, batch line or None, cache row or None) for one finished job."""
+def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
+    """The writes that record one finished job: its row, its audit row, its batch line (batch
+    jobs), its cache row (real inferences only) and the removal of its open-job row."""
     hour = hour_bucket(o.finished_at)
     batch_key = (o.batch_id, o.filename, o.job_id)
     model = (o.model_name, o.model_version)
@@ -276,4 +245,11 @@ def _finish_statements(o: Outcome):
             cql.REMEMBER_LABELLED,
             (o.sha256, *model, o.job_id, o.finished_at, o.label, o.confidence, o.probabilities),
         )
-    return (job_row, audit, line if o.batch_id is not None else None, remember if not o.cached else None)
+    writes = [job_row, audit]
+    if o.batch_id is not None:
+        writes.append(line)
+    if not o.cached and remember is not None:
+        writes.append(remember)
+    if o.created_at is not None:
+        writes.append((cql.CLOSE_JOB, (hour_bucket(o.created_at), o.job_id)))
+    return writes

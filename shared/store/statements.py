@@ -49,3 +49,8 @@ OPEN_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?,
 SELECT_OPEN = "SELECT job_id, message, sent_at FROM open_jobs WHERE hour = ?"
 CLOSE_JOB = "DELETE FROM open_jobs WHERE hour = ? AND job_id = ?"
 RESENT_JOB = "UPDATE open_jobs SET sent_at = ? WHERE hour = ? AND job_id = ?"
+
+IMAGE_EXISTS = "SELECT sha256 FROM images WHERE sha256 = ?"
+INSERT_IMAGE = "INSERT INTO images (sha256, data, size_bytes, stored_at) VALUES (?, ?, ?, ?)"
+SELECT_IMAGE = "SELECT data FROM images WHERE sha256 = ?"
+DELETE_IMAGE = "DELETE FROM images WHERE sha256 = ?"

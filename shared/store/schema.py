@@ -107,6 +107,14 @@ TABLES += (
         sent_at timestamp,
         PRIMARY KEY ((hour), job_id)
     )""",
+    # Uploaded bytes by their sha256, for RECOG_IMAGE_STORE=cassandra: workers on other hosts
+    # then need no shared folder. One row an image; its size is capped by the upload limit.
+    """CREATE TABLE IF NOT EXISTS images (
+        sha256 text PRIMARY KEY,
+        data blob,
+        size_bytes int,
+        stored_at timestamp
+    )""",
 )
 
 # Columns added after a table was first released: CREATE TABLE IF NOT EXISTS leaves an older

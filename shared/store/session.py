@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import dict_factory
+from cassandra.query import PreparedStatement, dict_factory
 
 from shared.settings import Settings
+from shared.store import StoreUnavailable
 
 # What "Cassandra is unreachable or overloaded right now" looks like from the driver.
 UNAVAILABLE_ERRORS = (NoHostAvailable, DriverException, RequestExecutionException)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """The driver's "unreachable or overloaded" errors leave the Cassandra adapters as StoreUnavailable."""
+    try:
+        yield
+    except UNAVAILABLE_ERRORS as exc:
+        raise StoreUnavailable(f"Cassandra is not answering: {type(exc).__name__}: {exc}") from exc
 
 
 def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, Session]:
@@ -46,3 +59,22 @@ def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[C
         cluster.shutdown()
         raise
     return cluster, session
+
+
+class Statements:
+    """Prepares each CQL text once and runs it bound; session: called when first needed."""
+
+    def __init__(self, session: Callable[[], Session]) -> None:
+        self._session = session
+        self._prepared: dict[str, PreparedStatement] = {}
+
+    def prepare(self, text: str) -> PreparedStatement:
+        if text not in self._prepared:
+            self._prepared[text] = self._session().prepare(text)
+        return self._prepared[text]
+
+    def run(self, text: str, values: tuple):
+        return self._session().execute(self.prepare(text), values)
+
+    def run_async(self, text: str, values: tuple):
+        return self._session().execute_async(self.prepare(text), values)

@@ -1,0 +1,150 @@
+"""In-memory stand-ins for unit tests of pure code (the pipeline, the sweeper, task retries).
+
+MemoryStore keeps what a ResultStore keeps, in dicts; the integration tests hold the Cassandra
+adapter to the same behaviour on the real database. Fakes here never stand in for a fault that
+could be produced for real.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model.recogniser import BatchOutcome, Prediction
+from model.registry import ModelInfo, UnknownModel
+from shared.decode import ImageRejected
+from shared.jobs import DONE, FAILED, QUEUED, RUNNING, hour_bucket
+from shared.store import StoreUnavailable
+
+
+class MemoryStore:
+    """A ResultStore in dicts. `down = True` makes every call raise StoreUnavailable."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[uuid.UUID, dict] = {}
+        self.open: dict[str, dict[uuid.UUID, dict]] = {}
+        self.cache: dict[tuple[str, str, str], dict] = {}
+        self.finished: list = []
+        self.running: list = []
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("the memory store is down (a test said so)")
+
+    def close(self) -> None:
+        pass
+
+    def ping(self) -> None:
+        self._check()
+
+    def insert_jobs(self, jobs, messages=()) -> None:
+        self._check()
+        for job in jobs:
+            self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
+        for m in messages:
+            self.open.setdefault(hour_bucket(m.created_at), {})[m.job_id] = {
+                "job_id": m.job_id,
+                "message": m,
+                "sent_at": m.created_at,
+            }
+
+    def get_job(self, job_id):
+        self._check()
+        return self.jobs.get(job_id)
+
+    def look_up(self, job_ids, recall_keys):
+        self._check()
+        statuses = {j: self.jobs[j]["status"] for j in job_ids if j in self.jobs}
+        return statuses, [self.cache.get(tuple(key)) for key in recall_keys]
+
+    def mark_running(self, keys, worker, started_at, wait=True):
+        self._check()
+        for key in keys:
+            self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
+        self.running.extend(keys)
+        return []
+
+    def finish(self, outcomes, after=()) -> None:
+        self._check()
+        for o in outcomes:
+            self.finished.append(o)
+            row = self.jobs.setdefault(o.job_id, {"job_id": o.job_id})
+            row.update(status=FAILED if o.error else DONE, label=o.label, error=o.error, worker=o.worker)
+            if o.error is None and not o.cached:
+                self.cache[(o.sha256, o.model_name, o.model_version)] = {
+                    "label": o.label,
+                    "confidence": o.confidence,
+                    "probabilities": o.probabilities,
+                    "reason": o.reason,
+                }
+            if o.created_at is not None:
+                self.open.get(hour_bucket(o.created_at), {}).pop(o.job_id, None)
+
+    def open_jobs(self, hour):
+        self._check()
+        return [dict(row) for row in self.open.get(hour, {}).values()]
+
+    def resent(self, hour, job_id, sent_at) -> None:
+        self.open[hour][job_id]["sent_at"] = sent_at
+
+    def forget_open(self, hour, job_id) -> None:
+        self.open[hour].pop(job_id, None)
+
+
+@dataclass
+class FakeRecogniser:
+    """Reads its answer from the bytes: b"digit:7" is a 7, b"blank" no digit, anything else is
+    refused as an image, the way a truncated upload is."""
+
+    info: ModelInfo = field(
+        default_factory=lambda: ModelInfo("digits", "v1", Path("none"), tuple("0123456789"))
+    )
+    calls: list[list[bytes]] = field(default_factory=list)
+
+    def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
+        self.calls.append(list(blobs))
+        return BatchOutcome([self._answer(b) for b in blobs], inference_ms=2.5, batch_size=len(blobs))
+
+    @staticmethod
+    def _answer(data: bytes):
+        if data.startswith(b"digit:"):
+            label = data.decode()[6:]
+            probabilities = [0.9 if str(d) == label else 0.1 / 9 for d in range(10)]
+            return Prediction(label, 0.9, probabilities)
+        if data == b"blank":
+            return Prediction(None, None, [], reason="no digit found")
+        return ImageRejected("the PNG image is damaged or truncated", code="corrupt_image")
+
+
+class FakeRedis:
+    """Records what the pipeline announces."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def pipeline(self, transaction: bool = False) -> FakeRedis:
+        return self
+
+    def publish(self, channel: str, message: str) -> None:
+        self.published.append(channel)
+
+    def execute(self) -> None:
+        pass
+
+
+class FakeRuntime:
+    """What run_jobs needs of a WorkerRuntime: store, images, redis, settings and models by name."""
+
+    def __init__(self, settings, images, store: MemoryStore | None = None) -> None:
+        self.settings = settings
+        self.images = images
+        self.store = store or MemoryStore()
+        self.redis = FakeRedis()
+        self.model = FakeRecogniser()
+
+    def recogniser(self, name: str) -> FakeRecogniser:
+        if name != self.model.info.name:
+            raise UnknownModel(f"no model called {name!r}; available: digits")
+        return self.model

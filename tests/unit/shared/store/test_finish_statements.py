@@ -1,0 +1,60 @@
+"""finish_statements: which rows record a finished job, with every placeholder bound."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.jobs import Outcome
+from shared.store import statements as cql
+from shared.store.cassandra_results import finish_statements
+
+FINISHED = datetime(2026, 11, 24, 14, 5, tzinfo=UTC)
+CREATED = datetime(2026, 11, 24, 13, 59, tzinfo=UTC)
+
+
+def outcome(**fields) -> Outcome:
+    base = {"model_name": "digits", "model_version": "abc123", "created_at": CREATED}
+    return Outcome(uuid.uuid4(), "ab" * 32, "f.png", "w1", FINISHED, **{**base, **fields})
+
+
+LABELLED = {"label": "7", "confidence": 0.9, "probabilities": [0.1] * 10}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (LABELLED, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.REMEMBER_LABELLED, cql.CLOSE_JOB]),
+        ({"reason": "no digit"}, [cql.FINISH_BLANK, cql.AUDIT_BLANK, cql.REMEMBER_BLANK, cql.CLOSE_JOB]),
+        ({"error": "damaged"}, [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.CLOSE_JOB]),
+        ({**LABELLED, "cached": True}, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.CLOSE_JOB]),
+        (
+            {**LABELLED, "batch_id": uuid.uuid4()},
+            [
+                cql.FINISH_LABELLED,
+                cql.AUDIT_LABELLED,
+                cql.BATCH_ROW_LABELLED,
+                cql.REMEMBER_LABELLED,
+                cql.CLOSE_JOB,
+            ],
+        ),
+        (
+            {"error": "damaged", "batch_id": uuid.uuid4()},
+            [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.BATCH_ROW_FAILED, cql.CLOSE_JOB],
+        ),
+        ({**LABELLED, "created_at": None}, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.REMEMBER_LABELLED]),
+    ],
+    ids=["labelled", "blank", "failed", "cached", "batch", "batch-failed", "no-open-row"],
+)
+def test_the_rows_written_for_each_kind_of_end(fields, expected):
+    writes = finish_statements(outcome(**fields))
+    assert [text for text, _ in writes] == expected
+    for text, values in writes:
+        assert text.count("?") == len(values), text
+        assert None not in values, f"binding None writes a tombstone: {text}"
+
+
+def test_the_audit_row_lands_in_the_hour_it_finished_and_the_open_row_is_found_by_creation():
+    writes = dict(finish_statements(outcome(**LABELLED)))
+    assert writes[cql.AUDIT_LABELLED][0] == "2026-11-24T14"
+    assert writes[cql.CLOSE_JOB][0] == "2026-11-24T13"

@@ -1,0 +1,111 @@
+"""run_jobs and fail_jobs on a MemoryStore, a real VolumeImageStore and a FakeRecogniser."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from shared.image_store import VolumeImageStore
+from shared.jobs import NewJob, utcnow
+from shared.messaging import JobMessage, job_channel
+from shared.settings import Settings
+from tests.fakes import FakeRuntime
+from workers.pipeline import fail_jobs, run_jobs
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    settings = Settings.from_env({}, image_dir=tmp_path)
+    return FakeRuntime(settings, VolumeImageStore(tmp_path))
+
+
+def queue(runtime, data: bytes, model="digits", batch_id=None, new_bytes=True, age_s=0.0) -> JobMessage:
+    """Store the bytes and record the job as the gateway would; returns its message."""
+    sha256, _ = runtime.images.put(data)
+    created = utcnow() - timedelta(seconds=age_s)
+    message = JobMessage(
+        uuid.uuid4(), sha256, f"{len(runtime.store.jobs)}.png", model, created, batch_id, new_bytes
+    )
+    job = NewJob(message.job_id, message.filename, sha256, len(data), "PNG", 28, 28, model, created, batch_id)
+    runtime.store.insert_jobs([job], [message])
+    return message
+
+
+def test_jobs_are_recognised_in_one_model_call_and_stored_and_announced(runtime):
+    messages = [queue(runtime, f"digit:{d}".encode()) for d in (3, 1, 4)]
+    outcomes = run_jobs(runtime, messages, "w1")
+    assert runtime.model.calls == [[b"digit:3", b"digit:1", b"digit:4"]]
+    assert [o.label for o in outcomes] == ["3", "1", "4"]
+    assert all(o.batch_size == 3 and o.model_version == "v1" and o.worker == "w1" for o in outcomes)
+    assert [runtime.store.jobs[m.job_id]["status"] for m in messages] == ["done"] * 3
+    assert runtime.redis.published == [job_channel(str(m.job_id)) for m in messages]
+    assert not any(runtime.store.open.values()), "a final job must leave the open jobs"
+
+
+def test_queue_time_is_measured_from_the_job_creation(runtime):
+    (outcome,) = run_jobs(runtime, [queue(runtime, b"digit:5", age_s=2.0)], "w1")
+    assert 2000 <= outcome.queue_ms < 3000
+
+
+def test_a_redelivered_finished_job_does_nothing(runtime):
+    message = queue(runtime, b"digit:7")
+    run_jobs(runtime, [message], "w1")
+    assert run_jobs(runtime, [message], "w2") == []
+    assert len(runtime.model.calls) == 1 and runtime.store.jobs[message.job_id]["worker"] == "w1"
+
+
+def test_known_bytes_are_answered_from_the_cache_without_the_model(runtime):
+    run_jobs(runtime, [queue(runtime, b"digit:8")], "w1")
+    (again,) = run_jobs(runtime, [queue(runtime, b"digit:8", new_bytes=False)], "w1")
+    assert again.cached and again.label == "8" and again.probabilities[8] == 0.9
+    assert len(runtime.model.calls) == 1
+
+
+def test_bytes_marked_new_skip_the_cache(runtime):
+    run_jobs(runtime, [queue(runtime, b"digit:2")], "w1")
+    (again,) = run_jobs(runtime, [queue(runtime, b"digit:2", new_bytes=True)], "w1")
+    assert not again.cached and len(runtime.model.calls) == 2
+
+
+def test_a_bad_image_fails_only_its_own_job(runtime):
+    good, bad = queue(runtime, b"digit:6"), queue(runtime, b"\x89PNG truncated")
+    outcomes = {o.job_id: o for o in run_jobs(runtime, [good, bad], "w1")}
+    assert outcomes[good.job_id].label == "6" and outcomes[good.job_id].error is None
+    assert "truncated" in outcomes[bad.job_id].error
+    assert runtime.store.jobs[bad.job_id]["status"] == "failed"
+
+
+def test_a_missing_image_fails_only_its_own_job(runtime):
+    good, gone = queue(runtime, b"digit:0"), queue(runtime, b"digit:9")
+    runtime.images.delete(gone.sha256)
+    outcomes = {o.job_id: o for o in run_jobs(runtime, [good, gone], "w1")}
+    assert outcomes[good.job_id].label == "0"
+    assert "not in the image store" in outcomes[gone.job_id].error
+    assert runtime.model.calls == [[b"digit:0"]]
+
+
+def test_an_unknown_model_fails_its_jobs_and_the_rest_go_on(runtime):
+    known, unknown = queue(runtime, b"digit:4"), queue(runtime, b"digit:4", model="cats")
+    outcomes = {o.job_id: o for o in run_jobs(runtime, [known, unknown], "w1")}
+    assert outcomes[known.job_id].label == "4"
+    assert "no model called 'cats'" in outcomes[unknown.job_id].error
+
+
+def test_a_blank_image_is_done_with_a_reason_and_no_label(runtime):
+    (outcome,) = run_jobs(runtime, [queue(runtime, b"blank")], "w1")
+    assert outcome.error is None and outcome.label is None and outcome.reason == "no digit found"
+    assert runtime.store.jobs[outcome.job_id]["status"] == "done"
+
+
+def test_batch_jobs_are_marked_running_by_their_batch_line(runtime):
+    batch_id = uuid.uuid4()
+    message = queue(runtime, b"digit:1", batch_id=batch_id)
+    run_jobs(runtime, [message], "w1")
+    assert runtime.store.running == [message.key] and message.key.batch_id == batch_id
+
+
+def test_fail_jobs_marks_each_failed_and_announces_it(runtime):
+    messages = [queue(runtime, b"digit:1"), queue(runtime, b"digit:2")]
+    fail_jobs(runtime, messages, "w1", "recognition failed: boom")
+    assert [runtime.store.jobs[m.job_id]["error"] for m in messages] == ["recognition failed: boom"] * 2
+    assert len(runtime.redis.published) == 2 and runtime.model.calls == []

@@ -1,0 +1,71 @@
+"""run_gathered's answer to a store that is down: send each job again later, give up after
+MAX_ATTEMPTS. The outage is a MemoryStore told to be down (an outage of the real Cassandra is
+produced in the integration tests); the Celery app is a recorder of what would be sent."""
+
+import dataclasses
+
+import pytest
+
+from shared.image_store import VolumeImageStore
+from shared.settings import Settings
+from shared.store import StoreUnavailable
+from tests.fakes import FakeRuntime
+from tests.unit.workers.test_pipeline import queue
+from workers.tasks import MAX_ATTEMPTS, run_gathered
+
+
+class RecordingApp:
+    def __init__(self, runtime) -> None:
+        self.runtime, self.settings, self.sent = runtime, runtime.settings, []
+
+    def send_task(self, name, args, **options) -> None:
+        self.sent.append((name, args[0], options))
+
+
+@pytest.fixture
+def app(tmp_path):
+    return RecordingApp(FakeRuntime(Settings.from_env({}, image_dir=tmp_path), VolumeImageStore(tmp_path)))
+
+
+def test_jobs_are_sent_again_with_their_attempt_counted_and_a_growing_delay(app):
+    message = queue(app.runtime, b"digit:3")
+    app.runtime.store.down = True
+    run_gathered(app, [message], "w1")
+    run_gathered(app, [dataclasses.replace(message, attempt=3)], "w1")
+    (_, first, first_options), (_, later, later_options) = app.sent
+    assert first["id"] == str(message.job_id) and first["attempt"] == 1 and first_options["countdown"] == 2
+    assert later["attempt"] == 4 and later_options["countdown"] == 16
+    assert first_options["task_id"] == str(message.job_id), "Flower must keep showing the job's own id"
+
+
+def test_after_the_last_attempt_the_job_is_failed_with_the_reason(app):
+    message = dataclasses.replace(queue(app.runtime, b"digit:3"), attempt=MAX_ATTEMPTS)
+    store = app.runtime.store
+    store.look_up = _failing(store.look_up)  # recognition meets the outage; recording a failure does not
+    run_gathered(app, [message], "w1")
+    assert app.sent == []
+    assert store.jobs[message.job_id]["status"] == "failed"
+    assert f"gave up after {MAX_ATTEMPTS} attempts" in store.jobs[message.job_id]["error"]
+
+
+def test_a_job_that_cannot_even_be_failed_is_sent_again(app):
+    message = dataclasses.replace(queue(app.runtime, b"digit:3"), attempt=MAX_ATTEMPTS)
+    app.runtime.store.down = True
+    run_gathered(app, [message], "w1")
+    ((_, again, _),) = app.sent
+    assert again["attempt"] == MAX_ATTEMPTS + 1, "while the store is down nothing may be dropped"
+
+
+def test_an_unexpected_error_fails_the_jobs_at_once(app):
+    message = queue(app.runtime, b"digit:3")
+    app.runtime.recogniser = _failing(app.runtime.recogniser, RuntimeError("model exploded"))
+    run_gathered(app, [message], "w1")
+    assert app.sent == []
+    assert "RuntimeError: model exploded" in app.runtime.store.jobs[message.job_id]["error"]
+
+
+def _failing(method, error=None):
+    def fail(*args, **kwargs):
+        raise error or StoreUnavailable("down for this call")
+
+    return fail
