@@ -100,7 +100,7 @@ def _take_uploads(services, intake: Intake) -> list[dict]:
                     skipped.append({"file": entry.name, "reason": entry.skipped})
                 else:
                     take(services, intake, entry.data, entry.name, strict=False)
-    except ApiError:
+    except Exception:  # a refused part, or the image store failing half-way: keep nothing
         discard(services, intake)
         raise
     return skipped

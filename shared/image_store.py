@@ -28,9 +28,6 @@ class ImageStore(Protocol):
     def put(self, data: bytes) -> tuple[str, bool]:
         """Store bytes; returns (sha256, created) so a failed submit removes only what it made."""
 
-    def get(self, sha256: str) -> bytes:
-        """The bytes, or ImageMissing."""
-
     def get_many(self, sha256s: Sequence[str]) -> list[bytes | ImageMissing]:
         """Each image's bytes, or ImageMissing in its place: one missing image fails one job."""
 
@@ -65,6 +62,7 @@ class VolumeImageStore:
         return sha256, True
 
     def get(self, sha256: str) -> bytes:
+        """The bytes, or ImageMissing."""
         try:
             return self.path(sha256).read_bytes()
         except FileNotFoundError as exc:

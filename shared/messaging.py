@@ -3,6 +3,7 @@ and the Redis "job finished" channel."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,14 @@ class JobMessage:
             new_bytes=bool(raw.get("new_bytes")),
             attempt=int(raw.get("attempt", 0)),
         )
+
+
+def stored_message(text: str | None) -> JobMessage | None:
+    """A message kept as JSON text (the open-job rows), or None where it is missing or unreadable."""
+    try:
+        return JobMessage.from_dict(json.loads(text)) if text else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def ids_repr(messages: Sequence[JobMessage]) -> str:

@@ -1,12 +1,14 @@
 """In-memory stand-ins for unit tests of pure code (the pipeline, the sweeper, task retries).
 
-MemoryStore keeps what a ResultStore keeps, in dicts; the integration tests hold the Cassandra
-adapter to the same behaviour on the real database. Fakes here never stand in for a fault that
-could be produced for real.
+MemoryStore keeps, in dicts, what the pipeline and the sweeper use of a ResultStore, and hands
+rows back the way the Cassandra adapter does (naive UTC times, messages rebuilt from JSON); the
+integration tests run the same paths on the real database. Fakes here never stand in for a fault
+that could be produced for real.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,18 +17,19 @@ from model.recogniser import BatchOutcome, Prediction
 from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
 from shared.jobs import DONE, FAILED, QUEUED, RUNNING, hour_bucket
+from shared.messaging import stored_message
 from shared.store import StoreUnavailable
 
 
 class MemoryStore:
-    """A ResultStore in dicts. `down = True` makes every call raise StoreUnavailable."""
+    """The job, open-job and cache rows of a ResultStore, in dicts; batch lines as a dict of statuses.
+    `down = True` makes every call raise StoreUnavailable."""
 
     def __init__(self) -> None:
         self.jobs: dict[uuid.UUID, dict] = {}
         self.open: dict[str, dict[uuid.UUID, dict]] = {}
         self.cache: dict[tuple[str, str, str], dict] = {}
-        self.finished: list = []
-        self.running: list = []
+        self.batch_lines: dict[uuid.UUID, str] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -43,12 +46,18 @@ class MemoryStore:
         self._check()
         for job in jobs:
             self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
+            if job.batch_id is not None:
+                self.batch_lines[job.job_id] = QUEUED
         for m in messages:
-            self.open.setdefault(hour_bucket(m.created_at), {})[m.job_id] = {
-                "job_id": m.job_id,
-                "message": m,
-                "sent_at": m.created_at,
-            }
+            self._open_row(m, m.created_at)
+
+    def _open_row(self, message, sent_at) -> None:
+        # Stored as the adapter stores it: JSON text and a naive UTC time.
+        self.open.setdefault(hour_bucket(message.created_at), {})[message.job_id] = {
+            "job_id": message.job_id,
+            "message": json.dumps(message.to_dict()),
+            "sent_at": sent_at.replace(tzinfo=None),
+        }
 
     def get_job(self, job_id):
         self._check()
@@ -61,17 +70,20 @@ class MemoryStore:
 
     def mark_running(self, keys, worker, started_at, wait=True):
         self._check()
-        for key in keys:
-            self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
-        self.running.extend(keys)
+        for key in keys:  # as the adapter does: a batch job shows 'running' in its batch line only
+            if key.batch_id is None:
+                self.jobs[key.job_id]["status"] = RUNNING
+            else:
+                self.batch_lines[key.job_id] = RUNNING
         return []
 
     def finish(self, outcomes, after=()) -> None:
         self._check()
         for o in outcomes:
-            self.finished.append(o)
             row = self.jobs.setdefault(o.job_id, {"job_id": o.job_id})
             row.update(status=FAILED if o.error else DONE, label=o.label, error=o.error, worker=o.worker)
+            if o.batch_id is not None:
+                self.batch_lines[o.job_id] = row["status"]
             if o.error is None and not o.cached:
                 self.cache[(o.sha256, o.model_name, o.model_version)] = {
                     "label": o.label,
@@ -84,12 +96,16 @@ class MemoryStore:
 
     def open_jobs(self, hour):
         self._check()
-        return [dict(row) for row in self.open.get(hour, {}).values()]
+        return [
+            {**row, "message": stored_message(row["message"])} for row in self.open.get(hour, {}).values()
+        ]
 
-    def resent(self, hour, job_id, sent_at) -> None:
-        self.open[hour][job_id]["sent_at"] = sent_at
+    def resent(self, hour, message, sent_at) -> None:
+        self._check()
+        self._open_row(message, sent_at)  # the whole row, as the adapter writes it
 
     def forget_open(self, hour, job_id) -> None:
+        self._check()
         self.open[hour].pop(job_id, None)
 
 
@@ -105,7 +121,10 @@ class FakeRecogniser:
 
     def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
         self.calls.append(list(blobs))
-        return BatchOutcome([self._answer(b) for b in blobs], inference_ms=2.5, batch_size=len(blobs))
+        answers = [self._answer(b) for b in blobs]
+        # Like the real one: the batch is what reached the model, not what failed to decode.
+        decoded = sum(not isinstance(a, ImageRejected) for a in answers)
+        return BatchOutcome(answers, inference_ms=2.5, batch_size=decoded)
 
     @staticmethod
     def _answer(data: bytes):

@@ -22,7 +22,7 @@ from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
 from shared.store.cassandra_results import CassandraStore
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots and each stack's logs, kept after a run
 PORTS = {
     "redis": 16379,
     "cassandra": 19042,
@@ -77,7 +77,8 @@ def stack(request):
     finally:
         stack.down()
         # The next backend's stack starts in the same folder: keep these logs for a failure report.
-        shutil.copytree(stack.log_dir, ARTIFACTS / f"stack-logs-{request.param}", dirs_exist_ok=True)
+        if stack.log_dir.is_dir():
+            shutil.copytree(stack.log_dir, ARTIFACTS / f"stack-logs-{request.param}", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")

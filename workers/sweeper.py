@@ -39,8 +39,11 @@ def sweep(
             if statuses.get(row["job_id"]) in FINAL_STATES:
                 store.forget_open(hour, row["job_id"])
                 continue
+            if row["message"] is None:  # missing or unreadable (see open_jobs): nothing to send
+                log.warning("open job %s has no task message to send again; left alone", row["job_id"])
+                continue
             send(row["message"])
-            store.resent(hour, row["job_id"], now)
+            store.resent(hour, row["message"], now)
             resent += 1
     if resent:
         log.warning("sent %d open jobs again (their messages were lost or late)", resent)

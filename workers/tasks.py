@@ -54,7 +54,7 @@ def register_tasks(app: WorkerApp) -> None:
     def recognise(requests) -> None:
         started = time.time()
         hostname = requests[0].hostname or "worker"
-        run_gathered(app, [JobMessage.from_dict(request.args[0]) for request in requests], hostname)
+        run_gathered(app, [request.args[0] for request in requests], hostname)
         report_flush(app, requests, started, hostname)
 
     @app.task(
@@ -72,26 +72,39 @@ def register_tasks(app: WorkerApp) -> None:
         )
 
 
-def run_gathered(app: WorkerApp, messages: list[JobMessage], worker: str) -> None:
-    """celery-batches acknowledges a flushed batch whatever happens, so failures are handled here."""
-    runtime = app.runtime
+def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
+    """celery-batches acknowledges a flushed batch whatever happens, so failures are handled here:
+    a transient one (the store down, even while this process builds its runtime) sends each job
+    again later, anything else fails the jobs with the reason."""
+    messages = _readable(raw_messages)
     try:
-        run_jobs(runtime, messages, worker)
+        run_jobs(app.runtime, messages, worker)
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
             again = dataclasses.replace(message, attempt=message.attempt + 1)
-            if again.attempt > MAX_ATTEMPTS and _fail_quietly(runtime, [message], worker, exc):
+            if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, [message], worker, exc):
                 continue
             send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))
     except Exception as exc:
         log.exception("recognition failed for %d jobs", len(messages))
-        fail_jobs(runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")
+        fail_jobs(app.runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")
 
 
-def _fail_quietly(runtime, messages, worker, exc) -> bool:
+def _readable(raw_messages: list[dict]) -> list[JobMessage]:
+    """The messages that parse; one that does not (no job id to fail) is logged and dropped."""
+    messages = []
+    for raw in raw_messages:
+        try:
+            messages.append(JobMessage.from_dict(raw))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("dropped an unreadable task message %r: %s", raw, exc)
+    return messages
+
+
+def _fail_quietly(app: WorkerApp, messages, worker, exc) -> bool:
     try:
-        fail_jobs(runtime, messages, worker, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+        fail_jobs(app.runtime, messages, worker, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
     except TRANSIENT:
         return False
     return True

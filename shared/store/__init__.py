@@ -53,9 +53,11 @@ class ResultStore(Protocol):
         """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
 
     def open_jobs(self, hour: str) -> list[dict]:
-        """Jobs created in that UTC hour and not final: job_id, message (a JobMessage), sent_at."""
+        """Jobs created in that UTC hour and not yet known final: job_id, message (a JobMessage, or
+        None for a row an earlier version left without one), sent_at."""
 
-    def resent(self, hour: str, job_id: uuid.UUID, sent_at: datetime) -> None: ...
+    def resent(self, hour: str, message: JobMessage, sent_at: datetime) -> None:
+        """Record that the job was sent again; writes its whole open row, message included."""
 
     def forget_open(self, hour: str, job_id: uuid.UUID) -> None: ...
 

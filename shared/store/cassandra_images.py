@@ -1,8 +1,8 @@
 """Image bytes in Cassandra (RECOG_IMAGE_STORE=cassandra): workers need only Redis and Cassandra.
 
 One row an image, keyed by sha256. A row is one mutation, and Cassandra refuses a mutation over
-half its commit-log segment (16 MiB by default), so settings cap uploads well below that for
-this backend (shared/settings.py).
+half its commit-log segment (32 MiB by default), so the settings refuse to start this backend
+with RECOG_MAX_UPLOAD_BYTES above CASSANDRA_IMAGE_LIMIT (shared/settings.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from shared.image_store import ImageMissing
 from shared.jobs import utcnow
 from shared.store import statements as cql
 from shared.store.session import Statements, translated
+
+# Reads in flight per get_many: enough to hide round trips, few enough that large uploads
+# (up to the 15 MiB limit each) neither flood the process's memory nor time out together.
+READ_CONCURRENCY = 8
 
 
 class CassandraImageStore:
@@ -33,17 +37,17 @@ class CassandraImageStore:
             self._cql.run(cql.INSERT_IMAGE, (sha256, data, len(data), utcnow()))
         return sha256, True
 
-    def get(self, sha256: str) -> bytes:
-        (found,) = self.get_many([sha256])
-        if isinstance(found, ImageMissing):
-            raise found
-        return found
-
     def get_many(self, sha256s: Sequence[str]) -> list[bytes | ImageMissing]:
-        """Read concurrently: a chunk of 64 images costs one round trip, not 64."""
+        """Read READ_CONCURRENCY at a time: a chunk of 64 images costs a few round trips, not 64,
+        and at most READ_CONCURRENCY uploads' worth of bytes is in flight at once."""
+        rows = []
         with translated():
-            futures = [self._cql.run_async(cql.SELECT_IMAGE, (sha256,)) for sha256 in sha256s]
-            rows = [future.result().one() for future in futures]
+            for start in range(0, len(sha256s), READ_CONCURRENCY):
+                futures = [
+                    self._cql.run_async(cql.SELECT_IMAGE, (sha256,))
+                    for sha256 in sha256s[start : start + READ_CONCURRENCY]
+                ]
+                rows += [future.result().one() for future in futures]
         return [
             bytes(row["data"]) if row is not None else ImageMissing(f"image {sha256} is not in Cassandra")
             for sha256, row in zip(sha256s, rows, strict=True)

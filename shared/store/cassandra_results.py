@@ -15,7 +15,7 @@ from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
 
 from shared.jobs import DONE, FAILED, QUEUED, RUNNING, JobKey, NewJob, Outcome, hour_bucket
-from shared.messaging import JobMessage
+from shared.messaging import JobMessage, stored_message
 from shared.settings import Settings
 from shared.store import statements as cql
 from shared.store.session import Statements, connect, translated
@@ -123,14 +123,16 @@ class CassandraStore:
 
     @_store_errors
     def open_jobs(self, hour: str) -> list[dict]:
+        """A row whose message is missing (earlier code could leave one, see RESENT_JOB) or cannot be
+        read has message None, so one bad row never hides the others."""
         return [
-            {**row, "message": JobMessage.from_dict(json.loads(row["message"]))}
+            {**row, "message": stored_message(row["message"])}
             for row in self._cql.run(cql.SELECT_OPEN, (hour,))
         ]
 
     @_store_errors
-    def resent(self, hour: str, job_id: uuid.UUID, sent_at: datetime) -> None:
-        self._cql.run(cql.RESENT_JOB, (sent_at, hour, job_id))
+    def resent(self, hour: str, message: JobMessage, sent_at: datetime) -> None:
+        self._cql.run(cql.RESENT_JOB, (hour, message.job_id, json.dumps(message.to_dict()), sent_at))
 
     @_store_errors
     def forget_open(self, hour: str, job_id: uuid.UUID) -> None:

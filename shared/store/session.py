@@ -1,20 +1,31 @@
-"""Connecting to Cassandra: one place for the driver's settings and its known quirks."""
+"""Connecting to Cassandra, the driver's errors as StoreUnavailable, and prepared statements:
+one place for the driver's settings and its known quirks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import PreparedStatement, dict_factory
 
 from shared.settings import Settings
 from shared.store import StoreUnavailable
 
-# What "Cassandra is unreachable or overloaded right now" looks like from the driver.
-UNAVAILABLE_ERRORS = (NoHostAvailable, DriverException, RequestExecutionException)
+# What "Cassandra is unreachable or overloaded right now" looks like from the driver. Errors that
+# retrying cannot cure (an unknown table, a refused query, bad credentials) are left out: they are
+# bugs or misconfiguration, and fail loudly instead of being retried as an outage.
+_UNAVAILABLE = (
+    NoHostAvailable,
+    OperationTimedOut,
+    Unavailable,
+    Timeout,
+    CoordinationFailure,
+    ConnectionException,
+)
 
 
 @contextmanager
@@ -22,7 +33,7 @@ def translated() -> Iterator[None]:
     """The driver's "unreachable or overloaded" errors leave the Cassandra adapters as StoreUnavailable."""
     try:
         yield
-    except UNAVAILABLE_ERRORS as exc:
+    except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"Cassandra is not answering: {type(exc).__name__}: {exc}") from exc
 
 

@@ -48,7 +48,9 @@ RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_imag
 OPEN_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?, ?, ?)"
 SELECT_OPEN = "SELECT job_id, message, sent_at FROM open_jobs WHERE hour = ?"
 CLOSE_JOB = "DELETE FROM open_jobs WHERE hour = ? AND job_id = ?"
-RESENT_JOB = "UPDATE open_jobs SET sent_at = ? WHERE hour = ? AND job_id = ?"
+# The whole row, not an UPDATE of sent_at: a job finished between its new send and this write has
+# had its row deleted, and an UPDATE would bring the row back without its message.
+RESENT_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?, ?, ?)"
 
 IMAGE_EXISTS = "SELECT sha256 FROM images WHERE sha256 = ?"
 INSERT_IMAGE = "INSERT INTO images (sha256, data, size_bytes, stored_at) VALUES (?, ?, ?, ?)"

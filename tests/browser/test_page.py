@@ -12,10 +12,10 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-from shared.settings import PROJECT_ROOT
 from tests import images
+from tests.stack import ARTIFACTS
 
-SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+SHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",

@@ -89,3 +89,32 @@ def test_a_job_whose_message_was_lost_is_sent_again(settings, store):
     )
     rows = wait_until_final(store, [str(job_id)], timeout=60)
     assert rows[str(job_id)]["status"] == "done" and rows[str(job_id)]["label"] == "3"
+
+
+def test_a_job_finished_while_it_was_sent_again_leaves_no_broken_open_row(settings, store):
+    """The sweeper's race, on the real Cassandra: a job sent again finishes (its open row deleted)
+    before the sweeper records the new send. The record must not bring back a row without its
+    message, and a row earlier code left that way must not stop the sweep."""
+    from datetime import timedelta
+
+    from shared.jobs import hour_bucket
+    from shared.store.statements import SELECT_OPEN
+    from workers.sweeper import sweep
+
+    created = utcnow() - timedelta(days=3)  # an hour no other test writes to
+    hour = hour_bucket(created)
+    raced, ghost = (JobMessage(uuid.uuid4(), "ab" * 32, f"{n}.png", "digits", created) for n in "rg")
+    jobs = [NewJob(m.job_id, m.filename, m.sha256, 1, "PNG", 1, 1, "digits", created) for m in (raced, ghost)]
+    store.insert_jobs(jobs, [raced, ghost])
+    store.forget_open(hour, raced.job_id)  # its final write removed the row...
+    store.resent(hour, raced, created)  # ...just before the sweeper recorded sending it again
+    store.forget_open(hour, ghost.job_id)
+    store.session.execute(  # what earlier code wrote in that race: a row with no message
+        "UPDATE open_jobs SET sent_at = %s WHERE hour = %s AND job_id = %s", (created, hour, ghost.job_id)
+    )
+    rows = {r["job_id"]: r for r in store.session.execute(SELECT_OPEN.replace("?", "%s"), (hour,))}
+    assert rows[raced.job_id]["message"] is not None and rows[ghost.job_id]["message"] is None
+    sent = []
+    sweep(store, sent.append, timedelta(hours=1), look_back_hours=80)
+    assert raced in sent, "the raced job is still open, so it is sent again, message and all"
+    assert ghost.job_id not in {m.job_id for m in sent}

@@ -27,7 +27,7 @@ def test_put_is_content_addressed_and_reports_creation(images):
     sha, created = images.put(data)
     assert sha == hashlib.sha256(data).hexdigest() and created
     assert images.put(data) == (sha, False)
-    assert images.get(sha) == data
+    assert images.get_many([sha]) == [data]
 
 
 @pytest.mark.parametrize("stack", ["cassandra"], indirect=True)
@@ -37,9 +37,7 @@ def test_get_many_reads_each_and_marks_the_missing(images, settings):
     shas = [images.put(big)[0], "ef" * 32, images.put(small)[0]]
     found = images.get_many(shas)
     assert found[0] == big and found[2] == small
-    assert isinstance(found[1], ImageMissing)
-    with pytest.raises(ImageMissing):
-        images.get("ef" * 32)
+    assert isinstance(found[1], ImageMissing) and "ef" * 32 in str(found[1])
 
 
 @pytest.mark.parametrize("stack", ["cassandra"], indirect=True)

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings, SettingsError, replication_options
+from shared.settings import CASSANDRA_IMAGE_LIMIT, Settings, SettingsError, replication_options
 
 
 def test_defaults_when_environment_is_empty():
@@ -61,3 +61,19 @@ def test_replication_specs():
 def test_to_env_round_trips():
     settings = Settings.from_env({}, cassandra_hosts=("a", "b"), tf_threads=2)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_the_image_store_is_volume_or_cassandra():
+    assert Settings.from_env({}).image_store == "volume"
+    assert Settings.from_env({"RECOG_IMAGE_STORE": "cassandra"}).image_store == "cassandra"
+    with pytest.raises(SettingsError, match="RECOG_IMAGE_STORE='s3'; use one of volume, cassandra"):
+        Settings.from_env({"RECOG_IMAGE_STORE": "s3"})
+
+
+def test_cassandra_images_refuse_uploads_larger_than_a_row_can_hold():
+    env = {"RECOG_IMAGE_STORE": "cassandra", "RECOG_MAX_UPLOAD_BYTES": str(CASSANDRA_IMAGE_LIMIT)}
+    assert Settings.from_env(env).max_upload_bytes == CASSANDRA_IMAGE_LIMIT
+    with pytest.raises(SettingsError, match="RECOG_MAX_UPLOAD_BYTES=.*RECOG_IMAGE_STORE=volume"):
+        Settings.from_env({**env, "RECOG_MAX_UPLOAD_BYTES": str(CASSANDRA_IMAGE_LIMIT + 1)})
+    volume = {"RECOG_MAX_UPLOAD_BYTES": str(CASSANDRA_IMAGE_LIMIT + 1)}
+    assert Settings.from_env(volume).max_upload_bytes == CASSANDRA_IMAGE_LIMIT + 1

@@ -97,11 +97,17 @@ def test_a_blank_image_is_done_with_a_reason_and_no_label(runtime):
     assert runtime.store.jobs[outcome.job_id]["status"] == "done"
 
 
-def test_batch_jobs_are_marked_running_by_their_batch_line(runtime):
+def test_a_bad_image_does_not_count_in_the_batch_size(runtime):
+    good, bad = queue(runtime, b"digit:6"), queue(runtime, b"not an image")
+    outcomes = {o.job_id: o for o in run_jobs(runtime, [good, bad], "w1")}
+    assert outcomes[good.job_id].batch_size == 1
+
+
+def test_batch_jobs_end_in_their_batch_line_too(runtime):
     batch_id = uuid.uuid4()
-    message = queue(runtime, b"digit:1", batch_id=batch_id)
-    run_jobs(runtime, [message], "w1")
-    assert runtime.store.running == [message.key] and message.key.batch_id == batch_id
+    messages = [queue(runtime, b"digit:1", batch_id=batch_id), queue(runtime, b"bad", batch_id=batch_id)]
+    run_jobs(runtime, messages, "w1")
+    assert [runtime.store.batch_lines[m.job_id] for m in messages] == ["done", "failed"]
 
 
 def test_fail_jobs_marks_each_failed_and_announces_it(runtime):

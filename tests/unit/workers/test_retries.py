@@ -16,7 +16,11 @@ from workers.tasks import MAX_ATTEMPTS, run_gathered
 
 class RecordingApp:
     def __init__(self, runtime) -> None:
-        self.runtime, self.settings, self.sent = runtime, runtime.settings, []
+        self._runtime, self.settings, self.sent = runtime, runtime.settings, []
+
+    @property
+    def runtime(self):
+        return self._runtime
 
     def send_task(self, name, args, **options) -> None:
         self.sent.append((name, args[0], options))
@@ -30,8 +34,8 @@ def app(tmp_path):
 def test_jobs_are_sent_again_with_their_attempt_counted_and_a_growing_delay(app):
     message = queue(app.runtime, b"digit:3")
     app.runtime.store.down = True
-    run_gathered(app, [message], "w1")
-    run_gathered(app, [dataclasses.replace(message, attempt=3)], "w1")
+    run_gathered(app, [message.to_dict()], "w1")
+    run_gathered(app, [dataclasses.replace(message, attempt=3).to_dict()], "w1")
     (_, first, first_options), (_, later, later_options) = app.sent
     assert first["id"] == str(message.job_id) and first["attempt"] == 1 and first_options["countdown"] == 2
     assert later["attempt"] == 4 and later_options["countdown"] == 16
@@ -42,7 +46,7 @@ def test_after_the_last_attempt_the_job_is_failed_with_the_reason(app):
     message = dataclasses.replace(queue(app.runtime, b"digit:3"), attempt=MAX_ATTEMPTS)
     store = app.runtime.store
     store.look_up = _failing(store.look_up)  # recognition meets the outage; recording a failure does not
-    run_gathered(app, [message], "w1")
+    run_gathered(app, [message.to_dict()], "w1")
     assert app.sent == []
     assert store.jobs[message.job_id]["status"] == "failed"
     assert f"gave up after {MAX_ATTEMPTS} attempts" in store.jobs[message.job_id]["error"]
@@ -51,7 +55,7 @@ def test_after_the_last_attempt_the_job_is_failed_with_the_reason(app):
 def test_a_job_that_cannot_even_be_failed_is_sent_again(app):
     message = dataclasses.replace(queue(app.runtime, b"digit:3"), attempt=MAX_ATTEMPTS)
     app.runtime.store.down = True
-    run_gathered(app, [message], "w1")
+    run_gathered(app, [message.to_dict()], "w1")
     ((_, again, _),) = app.sent
     assert again["attempt"] == MAX_ATTEMPTS + 1, "while the store is down nothing may be dropped"
 
@@ -59,7 +63,7 @@ def test_a_job_that_cannot_even_be_failed_is_sent_again(app):
 def test_an_unexpected_error_fails_the_jobs_at_once(app):
     message = queue(app.runtime, b"digit:3")
     app.runtime.recogniser = _failing(app.runtime.recogniser, RuntimeError("model exploded"))
-    run_gathered(app, [message], "w1")
+    run_gathered(app, [message.to_dict()], "w1")
     assert app.sent == []
     assert "RuntimeError: model exploded" in app.runtime.store.jobs[message.job_id]["error"]
 
@@ -69,3 +73,25 @@ def _failing(method, error=None):
         raise error or StoreUnavailable("down for this call")
 
     return fail
+
+
+def test_a_runtime_that_cannot_reach_the_store_sends_the_jobs_again(tmp_path):
+    """Cassandra down while a pool process builds its runtime: the flush is not lost."""
+
+    class NoRuntimeYet(RecordingApp):
+        @property
+        def runtime(self):
+            raise StoreUnavailable("Cassandra is not answering")
+
+    runtime = FakeRuntime(Settings.from_env({}, image_dir=tmp_path), VolumeImageStore(tmp_path))
+    message = queue(runtime, b"digit:3")
+    app = NoRuntimeYet(runtime)
+    run_gathered(app, [message.to_dict()], "w1")
+    ((_, again, _),) = app.sent
+    assert again["id"] == str(message.job_id) and again["attempt"] == 1
+
+
+def test_an_unreadable_message_is_dropped_and_the_others_run(app):
+    message = queue(app.runtime, b"digit:5")
+    run_gathered(app, [{"id": "not a uuid"}, message.to_dict()], "w1")
+    assert app.runtime.store.jobs[message.job_id]["label"] == "5" and app.sent == []

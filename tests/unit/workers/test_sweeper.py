@@ -49,3 +49,19 @@ def test_jobs_older_than_the_look_back_are_not_read():
     open_job(store, timedelta(hours=30))
     recent = open_job(store, timedelta(hours=3))
     assert sweep(store, sent.append, STALE, look_back_hours=24) == 1 and sent == [recent]
+
+
+def test_a_row_without_a_message_does_not_stop_the_sweep():
+    """Earlier code could leave an open row with no message (see RESENT_JOB), and a row could be
+    unreadable; neither may keep the sweeper from sending the other lost jobs of its hour."""
+    store, sent = MemoryStore(), []
+    final = open_job(store, timedelta(minutes=90))
+    stuck = open_job(store, timedelta(minutes=90))
+    lost = open_job(store, timedelta(minutes=90))
+    hour = next(iter(store.open))
+    store.jobs[final.job_id]["status"] = "done"
+    store.open[hour][final.job_id]["message"] = None
+    store.open[hour][stuck.job_id]["message"] = "{not json"
+    assert sweep(store, sent.append, STALE, look_back_hours=24) == 1
+    assert sent == [lost]
+    assert set(store.open[hour]) == {stuck.job_id, lost.job_id}, "the final job's row is forgotten"
