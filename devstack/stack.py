@@ -38,7 +38,13 @@ class LocalStack:
         return urlparse(self.settings.redis_url).port or 6379
 
     def env(self, settings: Settings | None = None) -> dict[str, str]:
-        return {**os.environ, **(settings or self.settings).to_env(), "PYTHONUNBUFFERED": "1"}
+        # PYTHONFAULTHANDLER: a process killed by a native crash leaves its traceback in its log.
+        return {
+            **os.environ,
+            **(settings or self.settings).to_env(),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONFAULTHANDLER": "1",
+        }
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
