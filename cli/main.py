@@ -26,7 +26,8 @@ cli.add_command(down)
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--wait", type=click.FloatRange(0, 30, min_open=True), help="Seconds to wait for the result.")
+# No upper bound here: the gateway's RECOG_MAX_WAIT_SECONDS is the limit, and it says so when passed.
+@click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for the result.")
 @click.option("--model", help="Model name (default: RECOG_MODEL).")
 def submit(file: Path, wait: float | None, model: str | None) -> None:
     """Upload one image; print the job (with its result when --wait is given and it finished)."""
@@ -62,7 +63,7 @@ def submit_folder(folder: Path, out: Path, model: str | None, chunk: int, name: 
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--wait", type=click.FloatRange(0, 30, min_open=True), help="Seconds to wait for it to finish.")
+@click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for it to finish.")
 def status(job_id: str, wait: float | None) -> None:
     """Show one job."""
     click.echo(json.dumps(client.status(Settings.from_env().gateway_url, job_id, wait), indent=2))
@@ -118,7 +119,7 @@ def _classify_line(row: dict) -> str:
 @click.option("--sha256", help="Every prediction of one image, by the sha256 of its bytes.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
 def audit(hour: str | None, job: str | None, batch: str | None, sha256: str | None, as_json: bool) -> None:
-    """Read the audit tables straight from Cassandra (the README's cqlsh queries, same rows)."""
+    """Read the audit tables straight from Cassandra (the cqlsh queries of docs/operations.md, same rows)."""
     from shared.store import audit as queries
     from shared.store.session import connect
 

@@ -1,15 +1,17 @@
-"""Liveness (/healthz) and readiness (/readyz: Redis and Cassandra both answer)."""
+"""Liveness (/healthz, with the version) and readiness (/readyz: Redis and Cassandra both answer)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+
+from shared.version import service_version
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
-    return jsonify({"status": "ok"})
+    return jsonify({"status": "ok", "version": service_version()})
 
 
 @bp.get("/readyz")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from shared.version import service_version
+
 bp = Blueprint("openapi", __name__)
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -166,7 +168,12 @@ SCHEMAS = {
         }
     ),
     "Health": _obj(
-        {"status": {"type": "string"}, "checks": {"type": "object"}, "message": {"type": "string"}},
+        {
+            "status": {"type": "string"},
+            "version": {"type": "string"},
+            "checks": {"type": "object"},
+            "message": {"type": "string"},
+        },
         required=("status",),
     ),
 }
@@ -310,7 +317,7 @@ SPEC = {
     "openapi": "3.1.0",
     "info": {
         "title": "recog",
-        "version": "1",
+        "version": service_version(),
         "description": "Queue-backed image recognition. Every error is JSON: {error: {code, message}}.",
     },
     "paths": PATHS,

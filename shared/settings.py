@@ -16,56 +16,67 @@ class SettingsError(ValueError):
     """A RECOG_* variable has a value that cannot be used; the message names it."""
 
 
+# Who reads a setting: the gateway, the workers, the `recog` command (cli), `make up` / `recog up`
+# (stack), Flower. The configuration reference (docs/configuration.md) is checked against these.
+GATEWAY, WORKERS, CLI, STACK, FLOWER = "gateway", "workers", "cli", "stack", "flower"
+SERVICES = (GATEWAY, WORKERS, CLI, STACK)
+
+
+def setting(default: Any, read_by: tuple[str, ...], low: float | None = None, high: float | None = None):
+    """A field with who reads it and, for a number, its bounds (inclusive), checked at start."""
+    return dataclasses.field(default=default, metadata={"read_by": read_by, "low": low, "high": high})
+
+
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
-    cassandra_port: int = 9042
+    redis_url: str = setting("redis://127.0.0.1:6379/0", (*SERVICES, FLOWER))
+    cassandra_hosts: tuple[str, ...] = setting(("127.0.0.1",), SERVICES)
+    cassandra_port: int = setting(9042, SERVICES, 1, 65535)
     # 0 negotiates (Cassandra 5.0 in compose) and falls back to 3 for the local 2.1.
-    cassandra_protocol_version: int = 0
-    cassandra_keyspace: str = "recognition"
+    cassandra_protocol_version: int = setting(0, SERVICES, 0, 5)
+    cassandra_keyspace: str = setting("recognition", SERVICES)
     # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
-    cassandra_replication: str = "SimpleStrategy:1"
-    cassandra_consistency: str = "LOCAL_QUORUM"
-    image_dir: Path = PROJECT_ROOT / ".recog" / "images"
+    cassandra_replication: str = setting("SimpleStrategy:1", (CLI, STACK))
+    cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES)
+    image_dir: Path = setting(PROJECT_ROOT / ".recog" / "images", (GATEWAY, WORKERS))
     # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
     # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
-    image_store: str = "volume"
-    models_dir: Path = PROJECT_ROOT / "model" / "models"
-    model: str = "digits"
-    queue: str = "recog"
-    max_upload_bytes: int = 10 * 1024 * 1024
-    max_image_pixels: int = 16_000_000
-    max_wait_seconds: float = 30.0
+    image_store: str = setting("volume", (GATEWAY, WORKERS))
+    models_dir: Path = setting(PROJECT_ROOT / "model" / "models", (GATEWAY, WORKERS, CLI))
+    model: str = setting("digits", (GATEWAY, WORKERS, CLI))
+    queue: str = setting("recog", (GATEWAY, WORKERS, STACK))
+    max_upload_bytes: int = setting(10 * 1024 * 1024, (GATEWAY,), 1, 2**31 - 1)
+    max_image_pixels: int = setting(16_000_000, (GATEWAY, WORKERS, CLI), 1, 2**31 - 1)
+    max_wait_seconds: float = setting(30.0, (GATEWAY,), 0.001, 300)
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
-    visibility_timeout: int = 3600
+    visibility_timeout: int = setting(3600, (GATEWAY, WORKERS), 1, 7 * 24 * 3600)
     # How often workers look for jobs whose task message was lost, and how far back.
-    sweep_seconds: int = 60
-    sweep_hours: int = 24
-    tf_threads: int = 1
+    sweep_seconds: int = setting(60, (WORKERS,), 1, 3600)
+    sweep_hours: int = setting(24, (WORKERS,), 1, 24 * 30)
+    tf_threads: int = setting(1, (WORKERS, CLI), 1, 256)
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.
-    worker_concurrency: int = 2
+    worker_concurrency: int = setting(2, (WORKERS, STACK), 1, 256)
     # Dynamic batching of single-image jobs: one model call per max_batch jobs or max_wait_ms.
     # One client's p50 was 21 and 26 ms with 2 ms, 43 and 28 ms with 10 ms (alternating runs);
     # 32 clients' throughput did not differ beyond the noise.
-    max_batch: int = 64
-    max_wait_ms: int = 2
+    max_batch: int = setting(64, (WORKERS,), 1, 4096)
+    max_wait_ms: int = setting(2, (WORKERS,), 1, 10_000)
     # Bulk submissions travel to workers as tasks of this many images, on their own queue.
-    chunk_size: int = 64
-    bulk_queue: str = "recog.bulk"
-    max_files_per_request: int = 1000
-    max_batch_upload_bytes: int = 512 * 1024 * 1024
-    zip_max_entries: int = 10_000
-    zip_max_bytes: int = 1024 * 1024 * 1024
-    gateway_url: str = "http://127.0.0.1:8000"
+    chunk_size: int = setting(64, (GATEWAY,), 1, 4096)
+    bulk_queue: str = setting("recog.bulk", (GATEWAY, WORKERS, STACK))
+    max_files_per_request: int = setting(1000, (GATEWAY,), 1, 100_000)
+    max_batch_upload_bytes: int = setting(512 * 1024 * 1024, (GATEWAY,), 1, 2**40)
+    zip_max_entries: int = setting(10_000, (GATEWAY,), 1, 10_000_000)
+    zip_max_bytes: int = setting(1024 * 1024 * 1024, (GATEWAY,), 1, 2**40)
+    gateway_url: str = setting("http://127.0.0.1:8000", (CLI, STACK))
     # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
-    worker_metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int = 9100
-    flower_url: str = "http://127.0.0.1:5555"
-    flower_user: str = "recog"
+    worker_metrics_host: str = setting("127.0.0.1", (WORKERS,))
+    worker_metrics_port: int = setting(9100, (WORKERS,), 0, 65535)
+    flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
+    flower_user: str = setting("recog", (STACK,))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.
-    flower_password: str = ""
+    flower_password: str = setting("", (STACK,))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -103,21 +114,12 @@ class Settings:
                 "largest image RECOG_IMAGE_STORE=cassandra keeps in one row; lower the limit or use "
                 "RECOG_IMAGE_STORE=volume"
             )
-        for name in (
-            "max_upload_bytes",
-            "max_image_pixels",
-            "visibility_timeout",
-            "tf_threads",
-            "max_batch",
-            "max_wait_ms",
-            "chunk_size",
-            "max_files_per_request",
-            "max_batch_upload_bytes",
-            "zip_max_entries",
-            "zip_max_bytes",
-        ):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"RECOG_{name.upper()} must be positive")
+        for f in dataclasses.fields(self):
+            low, high = f.metadata["low"], f.metadata["high"]
+            if low is not None and not low <= getattr(self, f.name) <= high:
+                raise SettingsError(
+                    f"RECOG_{f.name.upper()}={getattr(self, f.name)} is out of range; use {low:,} to {high:,}"
+                )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

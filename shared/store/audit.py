@@ -1,4 +1,4 @@
-"""The auditor's four questions as CQL: `recog audit` asks them, the README shows them for cqlsh.
+"""The auditor's four questions as CQL: `recog audit` asks them, docs/operations.md shows them for cqlsh.
 
 Each reads one partition by its key, so an audit never scans the cluster.
 """

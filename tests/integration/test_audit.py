@@ -1,4 +1,5 @@
-"""The README's cqlsh audit lines, run with the real cqlsh, and `recog audit` reading the same rows."""
+"""The cqlsh audit lines of docs/operations.md, run with the real cqlsh, and `recog audit` reading the
+same rows."""
 
 import json
 import re
@@ -19,8 +20,8 @@ from tests.integration.test_batches import post_batch, wait_for_batch
 BIN = Path(sys.executable).parent
 
 
-def readme_cqlsh_lines() -> list[str]:
-    text = (PROJECT_ROOT / "README.md").read_text()
+def documented_cqlsh_lines() -> list[str]:
+    text = (PROJECT_ROOT / "docs" / "operations.md").read_text()
     section = text[text.index("## Audit") :]
     section = section[: section.index("\n## ", 1)]
     return [line for line in section.splitlines() if line.startswith(".venv/bin/cqlsh ")]
@@ -48,7 +49,7 @@ def audited(gateway):
 
 
 def fill_in(line: str, keys: dict, port: int) -> list[str]:
-    """The README line with this test's keys and port in place of the examples."""
+    """The documented line with this test's keys and port in place of the examples."""
     line = line.replace(" 9042 ", f" {port} ")
     line = re.sub(r"hour = '[^']+'", f"hour = '{keys['hour']}'", line)
     line = re.sub(r"job_id = [0-9a-f-]{36}", f"job_id = {keys['job']}", line)
@@ -59,17 +60,17 @@ def fill_in(line: str, keys: dict, port: int) -> list[str]:
     return [str(BIN / Path(program).name), *head.split(), "-e", query.rstrip('"')]
 
 
-def test_readme_has_one_cqlsh_line_per_audit_query():
-    lines = readme_cqlsh_lines()
+def test_the_docs_have_one_cqlsh_line_per_audit_query():
+    lines = documented_cqlsh_lines()
     assert len(lines) == len(QUERIES)
     for line, query in zip(lines, QUERIES.values(), strict=True):
-        # The README shows the CQL `recog audit` prepares, with an example key in place of `?`.
+        # The docs show the CQL `recog audit` prepares, with an example key in place of `?`.
         pattern = re.escape(query.cql("recognition")).replace(r"\?", "('[^']+'|[0-9a-f-]{36})")
         assert re.search(pattern, line), line
 
 
-def test_readme_cqlsh_lines_return_the_jobs_rows(audited, settings):
-    for line, kind in zip(readme_cqlsh_lines(), QUERIES, strict=True):
+def test_documented_cqlsh_lines_return_the_jobs_rows(audited, settings):
+    for line, kind in zip(documented_cqlsh_lines(), QUERIES, strict=True):
         argv = fill_in(line, audited, settings.cassandra_port)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
         lines = [line for line in out.splitlines() if line.strip()]

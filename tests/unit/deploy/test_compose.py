@@ -110,6 +110,19 @@ def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
         assert Settings.from_env(env).image_store == "cassandra", name
 
 
+def test_published_ports_listen_on_loopback_unless_configured(rendered, tmp_path):
+    published = {
+        name: service["ports"] for name, service in rendered["services"].items() if service.get("ports")
+    }
+    assert set(published) == {"gateway", "flower"}
+    for name, ports in published.items():
+        assert all(str(p).startswith("127.0.0.1:") for p in ports), f"{name}: {ports}"
+    opened = tmp_path / "open.env"
+    opened.write_text((PROJECT_ROOT / ".env.example").read_text() + "PUBLISH_ADDRESS=0.0.0.0\n")
+    result = compose("config", env_file=str(opened))
+    assert result.returncode == 0 and "0.0.0.0:8000:8000" in result.stdout.replace('"', "")
+
+
 def test_workers_scale_and_the_gpu_worker_is_a_profile(rendered):
     services = rendered["services"]
     worker = services["worker"]

@@ -4,6 +4,8 @@ Redis and Cassandra point at ports nothing listens on: any attempt to write a ro
 would fail loudly, so a clean 4xx here proves the checks come first.
 """
 
+import tomllib
+
 import pytest
 from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest
@@ -12,6 +14,7 @@ from requests import Request
 
 from gateway import create_app
 from gateway.openapi import SPEC
+from shared.settings import PROJECT_ROOT
 from tests import images
 
 API = OpenAPI.from_dict(SPEC)
@@ -129,5 +132,7 @@ def test_readyz_names_what_is_down(client):
     assert "redis and cassandra" in body["message"]
 
 
-def test_healthz_needs_no_services(client):
-    assert client.get("/healthz").get_json() == {"status": "ok"}
+def test_healthz_needs_no_services_and_reports_the_version(client):
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert client.get("/healthz").get_json() == {"status": "ok", "version": project}
+    assert client.get("/v1/openapi.json").get_json()["info"]["version"] == project

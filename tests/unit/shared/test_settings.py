@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,32 @@ def test_cassandra_images_refuse_uploads_larger_than_a_row_can_hold():
         Settings.from_env({**env, "RECOG_MAX_UPLOAD_BYTES": str(CASSANDRA_IMAGE_LIMIT + 1)})
     volume = {"RECOG_MAX_UPLOAD_BYTES": str(CASSANDRA_IMAGE_LIMIT + 1)}
     assert Settings.from_env(volume).max_upload_bytes == CASSANDRA_IMAGE_LIMIT + 1
+
+
+def test_every_number_has_bounds_and_every_setting_a_reader():
+    for f in dataclasses.fields(Settings):
+        assert f.metadata["read_by"], f.name
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool):
+            low, high = f.metadata["low"], f.metadata["high"]
+            assert low is not None and low <= f.default <= high, f.name
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RECOG_SWEEP_SECONDS", "0"),  # a sweeper that never sleeps
+        ("RECOG_WORKER_CONCURRENCY", "0"),
+        ("RECOG_MAX_WAIT_SECONDS", "-1"),
+        ("RECOG_WORKER_METRICS_PORT", "70000"),
+        ("RECOG_SWEEP_HOURS", "100000"),
+    ],
+)
+def test_a_number_out_of_range_names_the_variable_and_the_range(variable, value):
+    with pytest.raises(
+        SettingsError, match=rf"{variable}={value}\S* is out of range; use [\d.,]+ to [\d.,]+"
+    ):
+        Settings.from_env({variable: value})
+
+
+def test_zero_turns_the_worker_metrics_off_and_is_allowed():
+    assert Settings.from_env({"RECOG_WORKER_METRICS_PORT": "0"}).worker_metrics_port == 0
