@@ -7,6 +7,7 @@ store backend (RECOG_IMAGE_STORE): pytest groups the tests by backend, so the st
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import time
 import uuid
@@ -22,6 +23,7 @@ from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
 from shared.store.cassandra_results import CassandraStore
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
+LOCK = PROJECT_ROOT / ".recog" / "test-stack.lock"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots and each stack's logs, kept after a run
 PORTS = {
     "redis": 16379,
@@ -52,18 +54,35 @@ def stack_settings(image_store: str) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def stack_lock():
+    """One test run per checkout owns its test stack: a second run fails its stack tests instead
+    of stopping the first one's services."""
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with LOCK.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pytest.fail(f"another test run in this checkout is using its test stack ({LOCK}); wait for it")
+        yield
+
+
 @pytest.fixture(scope="session", params=IMAGE_STORES)
-def stack(request):
+def stack(request, stack_lock):
+    """The stack's start has its own deadlines (Cassandra 180 s, the worker 120 s); pytest-timeout
+    limits test functions only (timeout_func_only in pyproject.toml)."""
     stack = LocalStack(
         stack_settings(request.param), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
     )
-    stack.down()
+    stack.down()  # what a killed earlier run of this checkout left behind
+    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
+    if busy:  # another checkout's run, or a service of the machine: leave it alone
+        pytest.fail(
+            f"ports needed by the test stack are taken: {', '.join(busy)}; is another checkout testing?"
+        )
     shutil.rmtree(ROOT, ignore_errors=True)
     # A models folder of the session's own, so a test can add a model without touching model/models.
     shutil.copytree(Settings.from_env({}).models_dir, ROOT / "models")
-    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
-    if busy:
-        pytest.exit(f"ports needed by the test stack are taken: {', '.join(busy)}", returncode=3)
     try:
         stack.start_redis()
         stack.start_cassandra()

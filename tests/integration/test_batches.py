@@ -140,15 +140,16 @@ def test_files_can_be_added_to_an_open_batch(gateway):
     assert wait_for_batch(gateway, first["id"])["total"] == 12
 
 
-def test_batch_errors_are_json(gateway):
+def test_batch_errors_are_json(gateway, mixed_batch):
     assert (
         requests.post(f"{gateway}/v1/batches", data={"name": "x"}, timeout=10).json()["error"]["code"]
         == "missing_files"
     )
     assert requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}", timeout=10).status_code == 404
     assert requests.get(f"{gateway}/v1/batches/nope", timeout=10).status_code == 400
-    bad_format = requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}/results?format=xml", timeout=10)
-    assert bad_format.status_code in (400, 404)
+    bad_format = requests.get(f"{gateway}/v1/batches/{mixed_batch[0]['id']}/results?format=xml", timeout=10)
+    assert bad_format.status_code == 400 and bad_format.json()["error"]["code"] == "bad_format"
+    assert "'xml'" in bad_format.json()["error"]["message"]
 
 
 def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway, store):

@@ -5,7 +5,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
-from tests.stack import submit
+from tests.stack import submit, wait_until_final
 
 
 def samples(url: str) -> dict[tuple[str, tuple], float]:
@@ -38,18 +38,30 @@ def test_gateway_counts_every_accepted_job_across_its_processes(gateway):
 
 
 def test_gateway_counts_rejections_by_reason(gateway):
-    before = value(samples(f"{gateway}/metrics"), "recog_jobs_rejected_total", reason="corrupt_image")
+    before = samples(f"{gateway}/metrics")
     assert submit(gateway, images.truncated(images.png_digit(4)), "broken.png").status_code == 422
     assert requests.post(f"{gateway}/v1/jobs", timeout=10).status_code == 400
     found = samples(f"{gateway}/metrics")
-    assert value(found, "recog_jobs_rejected_total", reason="corrupt_image") - before == 1
-    assert value(found, "recog_jobs_rejected_total", reason="missing_file") >= 1
+    for reason in ("corrupt_image", "missing_file"):
+        rejected = [value(f, "recog_jobs_rejected_total", reason=reason) for f in (before, found)]
+        assert rejected[1] - rejected[0] == 1, reason
 
 
-def test_gateway_reports_queue_depths(gateway, settings):
-    found = samples(f"{gateway}/metrics")
-    for queue in (settings.queue, settings.bulk_queue):
-        assert ("recog_queue_depth", (("queue", queue),)) in found
+def test_gateway_reports_queue_depths(stack, gateway, settings, store):
+    """With the worker stopped, three jobs wait in the single-job queue and none in the bulk one."""
+    stack.stop("worker1")
+    try:
+        before = samples(f"{gateway}/metrics")
+        job_ids = [submit(gateway, images.png_digit(d, 8), f"q{d}.png").json()["id"] for d in range(3)]
+        found = samples(f"{gateway}/metrics")
+        for queue, added in ((settings.queue, 3), (settings.bulk_queue, 0)):
+            depths = [value(f, "recog_queue_depth", queue=queue) for f in (before, found)]
+            assert depths[1] - depths[0] == added, queue
+    finally:
+        stack.start_worker("worker1")
+        stack.wait_worker_ready()
+    rows = wait_until_final(store, job_ids, timeout=60)
+    assert all(row["status"] == "done" for row in rows.values())
 
 
 def test_worker_exports_results_batches_and_latencies(gateway, worker_metrics):

@@ -71,3 +71,20 @@ def test_same_bytes_again_are_answered_from_cache(gateway):
     assert first["cached"] is False and second["cached"] is True
     assert second["label"] == first["label"] == "8" and second["probabilities"] == first["probabilities"]
     assert second["model"] == first["model"] and second["id"] != first["id"]
+
+
+def test_a_waiting_request_is_woken_by_the_announcement_not_by_polling(settings, monkeypatch):
+    """The gateway, in this process, on the real stack, with its polling fallback made longer than
+    the wait: only the worker's "finished" announcement on Redis can end the wait with the result."""
+    import io
+    import time
+
+    from gateway import create_app, waiting
+
+    monkeypatch.setattr(waiting, "FALLBACK_POLL_SECONDS", 600.0)
+    client = create_app(settings).test_client()
+    data = images.encode(images.ink_on_paper(6, 2, size=233))  # a size no other test uses: no cache
+    started = time.monotonic()
+    response = client.post("/v1/jobs?wait=20", data={"file": (io.BytesIO(data), "six.png")})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["label"] == "6" and time.monotonic() - started < 10

@@ -6,7 +6,8 @@ import pytest
 PROBES = {
     "gateway app": "import gateway.wsgi",
     "recog --help": (
-        "from click.testing import CliRunner; from cli.main import cli; CliRunner().invoke(cli, ['--help'])"
+        "from click.testing import CliRunner; from cli.main import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0 and 'submit-folder' in r.output, r"
     ),
 }
 

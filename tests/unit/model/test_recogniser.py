@@ -37,8 +37,21 @@ def test_blank_and_broken_images_do_not_disturb_the_batch(recogniser):
     assert isinstance(out[2], ImageRejected)
 
 
-def test_version_is_derived_from_the_weights(recogniser):
-    import hashlib
+def test_the_version_follows_the_weights_and_nothing_else(recogniser, tmp_path):
+    """Same bytes, same version, whatever the folder or the file's age; other bytes, another."""
+    import os
+    import re
+    import shutil
 
-    digest = hashlib.sha256(recogniser.info.weights.read_bytes()).hexdigest()
-    assert recogniser.info.version == digest[:12]
+    from model.registry import describe
+
+    shipped = recogniser.info
+    assert re.fullmatch(r"[0-9a-f]{12}", shipped.version)
+    copy = tmp_path / "models" / "copy"
+    shutil.copytree(shipped.weights.parent, copy)
+    weights = copy / shipped.weights.name
+    os.utime(weights, (1, 1))
+    assert describe(tmp_path / "models", "copy").version == shipped.version
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    changed = describe(tmp_path / "models", "copy").version
+    assert changed != shipped.version and re.fullmatch(r"[0-9a-f]{12}", changed)
