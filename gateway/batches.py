@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from gateway.archives import read_zip
 from gateway.batch_progress import batch_progress
-from gateway.errors import ApiError
+from gateway.errors import ApiError, too_many_files
 from gateway.intake import Intake, check_model, commit, discard, take
 from gateway.views import RESULT_COLUMNS, batch_line_view
 from shared.jobs import parse_job_id, utcnow
@@ -88,6 +88,8 @@ def _take_uploads(services, intake: Intake) -> list[dict]:
             "missing_files",
             "send images in multipart fields 'files' (repeat it) or one zip in the field 'archive'",
         )
+    if len(files) > settings.max_files_per_request:
+        raise too_many_files(settings.max_files_per_request, len(files))
     skipped: list[dict] = []
     try:
         for upload in files:

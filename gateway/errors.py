@@ -17,6 +17,16 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
+def too_many_files(limit: int, sent: int | None = None) -> ApiError:
+    counted = f"{sent:,} files" if sent is not None else "too many parts"
+    return ApiError(
+        413,
+        "too_many_files",
+        f"the request has {counted}; the limit is {limit:,} files a request. "
+        "Send the rest with POST /v1/batches/<id>/files",
+    )
+
+
 def error_response(status: int, code: str, message: str, **extra):
     if request.method == "POST":  # every refused upload passes here, whatever refused it
         JOBS_REJECTED.labels(code).inc()
@@ -34,6 +44,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc):
         limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
+        if request.content_length is not None and request.content_length <= limit:
+            # Within the byte limit, so Werkzeug refused the number of form parts (max_form_parts).
+            files = app.extensions["recog"].settings.max_files_per_request
+            error = too_many_files(files)
+            return error_response(error.status, error.code, error.message)
         return error_response(
             413,
             "too_large",

@@ -73,7 +73,7 @@ def stored_message(text: str | None) -> JobMessage | None:
     """A message kept as JSON text (the open-job rows), or None where it is missing or unreadable."""
     try:
         return JobMessage.from_dict(json.loads(text)) if text else None
-    except (KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
 

@@ -16,15 +16,31 @@ class SettingsError(ValueError):
     """A RECOG_* variable has a value that cannot be used; the message names it."""
 
 
+IMAGE_STORES = ("volume", "cassandra")
+# Cassandra refuses a mutation over half its commit-log segment (32 MiB by default, in 2.1 and
+# 5.0); an image row must stay under that with room for its other columns.
+CASSANDRA_IMAGE_LIMIT = 15 * 1024 * 1024
+
+CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "ALL")
+
+
 # Who reads a setting: the gateway, the workers, the `recog` command (cli), `make up` / `recog up`
 # (stack), Flower. The configuration reference (docs/configuration.md) is checked against these.
 GATEWAY, WORKERS, CLI, STACK, FLOWER = "gateway", "workers", "cli", "stack", "flower"
 SERVICES = (GATEWAY, WORKERS, CLI, STACK)
 
 
-def setting(default: Any, read_by: tuple[str, ...], low: float | None = None, high: float | None = None):
-    """A field with who reads it and, for a number, its bounds (inclusive), checked at start."""
-    return dataclasses.field(default=default, metadata={"read_by": read_by, "low": low, "high": high})
+def setting(
+    default: Any,
+    read_by: tuple[str, ...],
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple = (),
+):
+    """A field with who reads it and, for a number, its bounds (inclusive) or its choices, checked
+    at start."""
+    metadata = {"read_by": read_by, "low": low, "high": high, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -33,21 +49,23 @@ class Settings:
     cassandra_hosts: tuple[str, ...] = setting(("127.0.0.1",), SERVICES)
     cassandra_port: int = setting(9042, SERVICES, 1, 65535)
     # 0 negotiates (Cassandra 5.0 in compose) and falls back to 3 for the local 2.1.
-    cassandra_protocol_version: int = setting(0, SERVICES, 0, 5)
+    cassandra_protocol_version: int = setting(0, SERVICES, choices=(0, 3, 4, 5))
     cassandra_keyspace: str = setting("recognition", SERVICES)
     # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
     cassandra_replication: str = setting("SimpleStrategy:1", (CLI, STACK))
-    cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES)
+    cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES, choices=CONSISTENCY_NAMES)
     image_dir: Path = setting(PROJECT_ROOT / ".recog" / "images", (GATEWAY, WORKERS))
     # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
     # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
-    image_store: str = setting("volume", (GATEWAY, WORKERS))
+    image_store: str = setting("volume", (GATEWAY, WORKERS), choices=IMAGE_STORES)
     models_dir: Path = setting(PROJECT_ROOT / "model" / "models", (GATEWAY, WORKERS, CLI))
     model: str = setting("digits", (GATEWAY, WORKERS, CLI))
     queue: str = setting("recog", (GATEWAY, WORKERS, STACK))
     max_upload_bytes: int = setting(10 * 1024 * 1024, (GATEWAY,), 1, 2**31 - 1)
-    max_image_pixels: int = setting(16_000_000, (GATEWAY, WORKERS, CLI), 1, 2**31 - 1)
-    max_wait_seconds: float = setting(30.0, (GATEWAY,), 0.001, 300)
+    # At most Pillow's own limit, which it enforces whatever this says.
+    max_image_pixels: int = setting(16_000_000, (GATEWAY, WORKERS, CLI), 1, 89_478_485)
+    # At least 10: the page waits up to 10 s for a drawing's answer.
+    max_wait_seconds: float = setting(30.0, (GATEWAY,), 10, 300)
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
     visibility_timeout: int = setting(3600, (GATEWAY, WORKERS), 1, 7 * 24 * 3600)
     # How often workers look for jobs whose task message was lost, and how far back.
@@ -74,9 +92,9 @@ class Settings:
     worker_metrics_host: str = setting("127.0.0.1", (WORKERS,))
     worker_metrics_port: int = setting(9100, (WORKERS,), 0, 65535)
     flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
-    flower_user: str = setting("recog", (STACK,))
+    flower_user: str = setting("recog", (STACK, FLOWER))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.
-    flower_password: str = setting("", (STACK,))
+    flower_password: str = setting("", (STACK, FLOWER))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -96,18 +114,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.cassandra_consistency not in CONSISTENCY_NAMES:
-            raise SettingsError(
-                f"RECOG_CASSANDRA_CONSISTENCY={self.cassandra_consistency!r}; "
-                f"use one of {', '.join(CONSISTENCY_NAMES)}"
-            )
-        if self.cassandra_protocol_version not in (0, 3, 4, 5):
-            raise SettingsError("RECOG_CASSANDRA_PROTOCOL_VERSION must be 0 (negotiate), 3, 4 or 5")
+        for f in dataclasses.fields(self):
+            value, choices = getattr(self, f.name), f.metadata["choices"]
+            if choices and value not in choices:
+                listed = ", ".join(map(str, choices))
+                raise SettingsError(f"RECOG_{f.name.upper()}={value!r}; use one of {listed}")
         replication_options(self.cassandra_replication)
-        if self.image_store not in IMAGE_STORES:
-            raise SettingsError(
-                f"RECOG_IMAGE_STORE={self.image_store!r}; use one of {', '.join(IMAGE_STORES)}"
-            )
         if self.image_store == "cassandra" and self.max_upload_bytes > CASSANDRA_IMAGE_LIMIT:
             raise SettingsError(
                 f"RECOG_MAX_UPLOAD_BYTES={self.max_upload_bytes} is above {CASSANDRA_IMAGE_LIMIT}, the "
@@ -131,14 +143,6 @@ class Settings:
             value = getattr(self, f.name)
             env["RECOG_" + f.name.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
         return env
-
-
-IMAGE_STORES = ("volume", "cassandra")
-# Cassandra refuses a mutation over half its commit-log segment (32 MiB by default, in 2.1 and
-# 5.0); an image row must stay under that with room for its other columns.
-CASSANDRA_IMAGE_LIMIT = 15 * 1024 * 1024
-
-CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "ALL")
 
 
 def replication_options(spec: str) -> dict[str, str]:

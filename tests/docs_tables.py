@@ -17,15 +17,29 @@ def default_cell(field: dataclasses.Field) -> str:
     return f"`{value}`" if value != "" else "(empty)"
 
 
+def type_cell(field: dataclasses.Field) -> str:
+    kind = type(field.default)
+    return {int: "integer", float: "number", tuple: "list", str: "text"}.get(kind) or (
+        "path" if isinstance(field.default, Path) else kind.__name__
+    )
+
+
 def bounds_cell(field: dataclasses.Field) -> str:
-    low, high = field.metadata["low"], field.metadata["high"]
+    low, high, choices = field.metadata["low"], field.metadata["high"], field.metadata["choices"]
+    if choices:
+        return "one of " + ", ".join(f"`{c}`" for c in choices)
     return "" if low is None else f"{low:,} to {high:,}"
 
 
 def expected_cells() -> dict[str, list[str]]:
-    """variable -> [default, bounds, read by], as the table shows them."""
+    """variable -> [type, default, bounds, read by], as the table shows them."""
     return {
-        "RECOG_" + f.name.upper(): [default_cell(f), bounds_cell(f), ", ".join(f.metadata["read_by"])]
+        "RECOG_" + f.name.upper(): [
+            type_cell(f),
+            default_cell(f),
+            bounds_cell(f),
+            ", ".join(f.metadata["read_by"]),
+        ]
         for f in dataclasses.fields(Settings)
     }
 

@@ -30,6 +30,7 @@ class MemoryStore:
         self.open: dict[str, dict[uuid.UUID, dict]] = {}
         self.cache: dict[tuple[str, str, str], dict] = {}
         self.batch_lines: dict[uuid.UUID, str] = {}
+        self.marked_running: list = []
         self.down = False
 
     def _check(self) -> None:
@@ -70,6 +71,7 @@ class MemoryStore:
 
     def mark_running(self, keys, worker, started_at, wait=True):
         self._check()
+        self.marked_running.extend(keys)
         for key in keys:  # as the adapter does: a batch job shows 'running' in its batch line only
             if key.batch_id is None:
                 self.jobs[key.job_id]["status"] = RUNNING
@@ -122,9 +124,9 @@ class FakeRecogniser:
     def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
         self.calls.append(list(blobs))
         answers = [self._answer(b) for b in blobs]
-        # Like the real one: the batch is what reached the model, not what failed to decode.
-        decoded = sum(not isinstance(a, ImageRejected) for a in answers)
-        return BatchOutcome(answers, inference_ms=2.5, batch_size=decoded)
+        # Like the real one: the batch is what reached the model, not what failed or had no ink.
+        inked = sum(not isinstance(a, ImageRejected) and a.label is not None for a in answers)
+        return BatchOutcome(answers, inference_ms=2.5, batch_size=inked)
 
     @staticmethod
     def _answer(data: bytes):

@@ -97,7 +97,7 @@ def _readable(raw_messages: list[dict]) -> list[JobMessage]:
     for raw in raw_messages:
         try:
             messages.append(JobMessage.from_dict(raw))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             log.error("dropped an unreadable task message %r: %s", raw, exc)
     return messages
 

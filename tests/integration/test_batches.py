@@ -13,6 +13,8 @@ from tests import images
 from tests.stack import stored_images
 
 TERMINAL = ("done", "partial", "failed")
+# Batches of hundreds of images on two cores: longer than the default per-test limit allows.
+pytestmark = pytest.mark.timeout(400)
 
 
 def post_batch(gateway, files=(), archive=None, name="test", timeout=120):

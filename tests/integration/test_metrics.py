@@ -47,6 +47,7 @@ def test_gateway_counts_rejections_by_reason(gateway):
         assert rejected[1] - rejected[0] == 1, reason
 
 
+@pytest.mark.timeout(300)  # stopping and starting the worker, then its jobs
 def test_gateway_reports_queue_depths(stack, gateway, settings, store):
     """With the worker stopped, three jobs wait in the single-job queue and none in the bulk one."""
     stack.stop("worker1")

@@ -82,6 +82,14 @@ def test_a_waiting_request_is_woken_by_the_announcement_not_by_polling(settings,
     from gateway import create_app, waiting
 
     monkeypatch.setattr(waiting, "FALLBACK_POLL_SECONDS", 600.0)
+    subscribe = waiting._subscribe
+
+    def must_subscribe(client, job_id):  # without a subscription, waiting falls back to sleeping
+        pubsub = subscribe(client, job_id)
+        assert pubsub is not None, "the gateway could not subscribe to the job's channel"
+        return pubsub
+
+    monkeypatch.setattr(waiting, "_subscribe", must_subscribe)
     client = create_app(settings).test_client()
     data = images.encode(images.ink_on_paper(6, 2, size=233))  # a size no other test uses: no cache
     started = time.monotonic()

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import images
 
 RECOG = Path(sys.executable).parent / "recog"
+# Each run may take up to its subprocess timeout (300 s), longer than the default per-test limit.
+pytestmark = pytest.mark.timeout(650)
 
 
 def run_folder(gateway, folder, out, *extra):

@@ -3,6 +3,7 @@ without its docs fails here, and so does a link to a page that does not exist.""
 
 import ast
 import re
+from pathlib import Path
 
 import click
 
@@ -13,12 +14,12 @@ from tests.docs_tables import expected_cells, table_rows
 DOCS = PROJECT_ROOT / "docs"
 
 
-def test_every_setting_is_documented_with_its_default_bounds_and_readers():
+def test_every_setting_is_documented_with_its_type_default_bounds_and_readers():
     documented = table_rows((DOCS / "configuration.md").read_text(), "RECOG_")
     expected = expected_cells()
     assert sorted(documented) == sorted(expected), "docs/configuration.md lists other settings than Settings"
     for name, cells in expected.items():
-        assert documented[name][:3] == cells, (
+        assert documented[name][:4] == cells, (
             f"{name}: the row should start | `{name}` | {' | '.join(cells)} |"
         )
 
@@ -60,20 +61,41 @@ def test_the_cli_reference_lists_every_command_and_option():
         f"docs/cli.md: {sorted(documented)}; recog: {sorted(cli.commands)}"
     )
     for name, command in cli.commands.items():
-        row = next(cell for cell in rows if re.search(rf"recog {name}\b", cell))
-        for param in command.params:
-            if isinstance(param, click.Option):
-                assert any(opt in row for opt in param.opts), (
-                    f"recog {name}: {param.opts[0]} is not in docs/cli.md"
-                )
+        row = next(cell for cell in rows if re.search(rf"recog {name}(?![\w-])", cell))
+        in_docs = set(re.findall(r"--[a-z][\w-]*", row))
+        in_code = {
+            o for p in command.params if isinstance(p, click.Option) for o in p.opts if o.startswith("--")
+        }
+        assert in_docs == in_code, (
+            f"recog {name}: docs/cli.md shows {sorted(in_docs)}, the code has {sorted(in_code)}"
+        )
 
 
 def test_the_readme_is_a_short_front_door():
     assert len((PROJECT_ROOT / "README.md").read_text().splitlines()) <= 200
 
 
+def anchors(page: Path) -> set[str]:
+    """The anchors a markdown renderer gives the page's headings (lowercase, punctuation dropped,
+    spaces as hyphens)."""
+    headings = re.findall(r"(?m)^#+ (.+)$", page.read_text())
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def test_every_relative_link_in_the_docs_leads_somewhere():
     pages = [PROJECT_ROOT / "README.md", PROJECT_ROOT / "CHANGELOG.md", *DOCS.glob("*.md")]
     for page in pages:
-        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
-            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+        for target, anchor in re.findall(r"\]\(([^)#:]*)(?:#([^)]*))?\)", page.read_text()):
+            path = (page.parent / target) if target else page
+            assert path.exists(), f"{page.name} links to {target}, which does not exist"
+            if anchor:
+                assert anchor in anchors(path), f"{page.name} links to {target}#{anchor}, no such heading"
+
+
+def test_the_layout_names_every_module():
+    layout = (DOCS / "development.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    for package in ("gateway", "workers", "model", "shared", "shared/store", "cli", "devstack"):
+        for module in (PROJECT_ROOT / package).glob("*.py"):
+            assert f"`{module.name}`" in layout, (
+                f"docs/development.md's layout leaves out {package}/{module.name}"
+            )

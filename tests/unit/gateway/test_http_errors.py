@@ -144,3 +144,19 @@ def test_healthz_needs_no_services_and_reports_the_version(client):
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert client.get("/healthz").get_json() == {"status": "ok", "version": project}
     assert client.get("/v1/openapi.json").get_json()["info"]["version"] == project
+
+
+@pytest.mark.parametrize(
+    ("sent", "said"),
+    [(4, "the request has 4 files"), (40, "the request has too many parts")],
+    ids=["counted-by-the-gateway", "form-parts-cap"],
+)
+def test_too_many_files_in_one_batch_request_says_files_not_bytes(offline_settings, sent, said):
+    import io
+
+    client = create_app(offline_settings.replace(max_files_per_request=3)).test_client()
+    files = [(io.BytesIO(images.png_digit(1)), f"{i}.png") for i in range(sent)]
+    response = client.post("/v1/batches", data={"files": files}, content_type="multipart/form-data")
+    message = _error(response, 413, "too_many_files")
+    assert message.startswith(said) and "the limit is 3 files a request" in message
+    _assert_nothing_stored(offline_settings.image_dir)

@@ -31,7 +31,9 @@ def test_probabilities_are_a_distribution(recogniser):
 
 def test_blank_and_broken_images_do_not_disturb_the_batch(recogniser):
     blobs = [images.png_digit(0), images.blank_png(), b"not an image", images.png_digit(6)]
-    out = recogniser.recognise_bytes(blobs, 1_000_000).predictions
+    outcome = recogniser.recognise_bytes(blobs, 1_000_000)
+    out = outcome.predictions
+    assert outcome.batch_size == 2, "only images with ink reach the model"
     assert out[0].label == "0" and out[3].label == "6"
     assert out[1].label is None and out[1].reason == NO_DIGIT
     assert isinstance(out[2], ImageRejected)

@@ -84,8 +84,8 @@ def test_every_number_has_bounds_and_every_setting_a_reader():
     for f in dataclasses.fields(Settings):
         assert f.metadata["read_by"], f.name
         if isinstance(f.default, int | float) and not isinstance(f.default, bool):
-            low, high = f.metadata["low"], f.metadata["high"]
-            assert low is not None and low <= f.default <= high, f.name
+            low, high, choices = f.metadata["low"], f.metadata["high"], f.metadata["choices"]
+            assert f.default in choices or (low is not None and low <= f.default <= high), f.name
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,8 @@ def test_every_number_has_bounds_and_every_setting_a_reader():
     [
         ("RECOG_SWEEP_SECONDS", "0"),  # a sweeper that never sleeps
         ("RECOG_WORKER_CONCURRENCY", "0"),
-        ("RECOG_MAX_WAIT_SECONDS", "-1"),
+        ("RECOG_MAX_WAIT_SECONDS", "5"),  # below the page's 10 s
+        ("RECOG_MAX_IMAGE_PIXELS", "100000000"),  # above what Pillow opens
         ("RECOG_WORKER_METRICS_PORT", "70000"),
         ("RECOG_SWEEP_HOURS", "100000"),
     ],
@@ -107,3 +108,8 @@ def test_a_number_out_of_range_names_the_variable_and_the_range(variable, value)
 
 def test_zero_turns_the_worker_metrics_off_and_is_allowed():
     assert Settings.from_env({"RECOG_WORKER_METRICS_PORT": "0"}).worker_metrics_port == 0
+
+
+def test_a_choice_outside_the_list_names_the_variable_and_the_choices():
+    with pytest.raises(SettingsError, match=r"RECOG_CASSANDRA_PROTOCOL_VERSION=2; use one of 0, 3, 4, 5"):
+        Settings.from_env({"RECOG_CASSANDRA_PROTOCOL_VERSION": "2"})

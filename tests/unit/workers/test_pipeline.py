@@ -103,6 +103,14 @@ def test_a_bad_image_does_not_count_in_the_batch_size(runtime):
     assert outcomes[good.job_id].batch_size == 1
 
 
+def test_jobs_are_marked_running_before_they_end_and_finished_ones_are_not(runtime):
+    done = queue(runtime, b"digit:1")
+    run_jobs(runtime, [done], "w1")
+    fresh = queue(runtime, b"digit:2")
+    run_jobs(runtime, [done, fresh], "w1")
+    assert runtime.store.marked_running == [done.key, fresh.key]
+
+
 def test_batch_jobs_end_in_their_batch_line_too(runtime):
     batch_id = uuid.uuid4()
     messages = [queue(runtime, b"digit:1", batch_id=batch_id), queue(runtime, b"bad", batch_id=batch_id)]
