@@ -170,3 +170,21 @@ def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway,
     assert (final["status"], final["total"], final["done"], final["failed"]) == ("done", 600, 600, 0)
     rows = list(store.batch_rows(uuid.UUID(batch_id)))
     assert len(rows) == 600 and len({r["job_id"] for r in rows}) == 600
+
+
+def test_results_past_one_page_come_back_whole_and_in_order(gateway):
+    """Results are read from Cassandra 1,000 rows a page; 1,010 files cross a page boundary."""
+    files = digit_files(1010, prefix="many")
+    first = post_batch(gateway, files[:600]).json()
+    more = requests.post(
+        f"{gateway}{first['links']['files']}", files=[("files", f) for f in files[600:]], timeout=120
+    )
+    assert more.status_code == 202 and more.json()["accepted"] == 410
+    status = wait_for_batch(gateway, first["id"], timeout=300)
+    assert status["total"] == 1010 and status["done"] == 1010
+    results = f"{gateway}{first['links']['results']}"
+    csv_rows = list(csv.DictReader(io.StringIO(requests.get(results, timeout=60).text)))
+    assert [r["file"] for r in csv_rows] == sorted(name for name, _ in files)
+    json_rows = requests.get(results, params={"format": "json"}, timeout=60).json()
+    assert [r["file"] for r in json_rows] == [r["file"] for r in csv_rows]
+    assert labels_right(json_rows) >= 1000

@@ -160,3 +160,35 @@ def test_too_many_files_in_one_batch_request_says_files_not_bytes(offline_settin
     message = _error(response, 413, "too_many_files")
     assert message.startswith(said) and "the limit is 3 files a request" in message
     _assert_nothing_stored(offline_settings.image_dir)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/jobs/0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b", "/v1/batches/0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b"],
+)
+def test_reads_while_cassandra_is_down_are_503_not_500(client, path):
+    message = _error(client.get(path), 503, "store_unavailable")
+    assert "retry in a little while" in message
+
+
+def test_a_batch_while_cassandra_is_down_is_503_and_keeps_no_image(client, offline_settings):
+    import io
+
+    files = [(io.BytesIO(images.png_digit(d)), f"{d}.png") for d in range(3)]
+    response = client.post("/v1/batches", data={"files": files}, content_type="multipart/form-data")
+    _error(response, 503, "store_unavailable")
+    _assert_nothing_stored(offline_settings.image_dir)
+
+
+def test_an_unexpected_error_is_a_logged_json_500(offline_settings, monkeypatch, caplog):
+    """A bug cannot be produced on purpose, so one is planted: the page's handler raises."""
+    app = create_app(offline_settings)
+
+    def broken():
+        raise RuntimeError("a planted bug")
+
+    monkeypatch.setitem(app.view_functions, "page.index", broken)
+    response = app.test_client().get("/")
+    assert response.status_code == 500 and response.get_json()["error"]["code"] == "internal_error"
+    assert "planted bug" not in response.get_data(as_text=True), "internals stay in the log"
+    assert "RuntimeError: a planted bug" in caplog.text
