@@ -8,9 +8,9 @@ import click
 
 from devstack.stack import LocalStack
 from shared.jobs import hour_bucket, utcnow
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import STATE_DIR, Settings
 
-STATE = PROJECT_ROOT / ".recog"
+STATE = STATE_DIR
 
 
 def local_stack() -> LocalStack:

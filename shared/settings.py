@@ -12,6 +12,17 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_state_dir() -> Path:
+    """Where local state lives (uploads, the local stack's data and logs): beside the code in a
+    checkout (.recog/), the user's state folder for an installed package, never site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".recog"
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "recog"
+
+
+STATE_DIR = default_state_dir()
+
+
 class SettingsError(ValueError):
     """A RECOG_* variable has a value that cannot be used; the message names it."""
 
@@ -54,10 +65,11 @@ class Settings:
     # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
     cassandra_replication: str = setting("SimpleStrategy:1", (CLI, STACK))
     cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES, choices=CONSISTENCY_NAMES)
-    image_dir: Path = setting(PROJECT_ROOT / ".recog" / "images", (GATEWAY, WORKERS))
+    image_dir: Path = setting(STATE_DIR / "images", (GATEWAY, WORKERS))
     # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
     # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
     image_store: str = setting("volume", (GATEWAY, WORKERS), choices=IMAGE_STORES)
+    # The shipped models are package data: read-only, beside the code in a checkout or install.
     models_dir: Path = setting(PROJECT_ROOT / "model" / "models", (GATEWAY, WORKERS, CLI))
     model: str = setting("digits", (GATEWAY, WORKERS, CLI))
     queue: str = setting("recog", (GATEWAY, WORKERS, STACK))

@@ -113,3 +113,27 @@ def test_zero_turns_the_worker_metrics_off_and_is_allowed():
 def test_a_choice_outside_the_list_names_the_variable_and_the_choices():
     with pytest.raises(SettingsError, match=r"RECOG_CASSANDRA_PROTOCOL_VERSION=2; use one of 0, 3, 4, 5"):
         Settings.from_env({"RECOG_CASSANDRA_PROTOCOL_VERSION": "2"})
+
+
+def test_an_installed_package_keeps_its_state_outside_site_packages(tmp_path):
+    """The same code, copied where pip would put it (no pyproject.toml beside it)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from shared.settings import PROJECT_ROOT
+
+    site = tmp_path / "site-packages"
+    shutil.copytree(PROJECT_ROOT / "shared", site / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "from shared.settings import Settings; print(Settings.from_env({}).image_dir)"
+    env = {"PYTHONPATH": str(site), "XDG_STATE_HOME": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path / "state" / "recog" / "images")
+
+
+def test_a_checkout_keeps_its_state_beside_the_code():
+    from shared.settings import PROJECT_ROOT
+
+    assert Settings.from_env({}).image_dir == PROJECT_ROOT / ".recog" / "images"
