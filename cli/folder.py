@@ -43,6 +43,8 @@ class FolderRun:
             raise click.ClickException(
                 f"no images under {self.folder} (looked for {', '.join(IMAGE_SUFFIXES)})"
             )
+        if self.state["batch_id"]:  # resuming: trust the batch itself over the state file
+            self.state["uploaded"] = sorted(set(self.state["uploaded"]) | self._in_the_batch())
         self._upload(self.remaining(files), len(files))
         status = self._follow()
         self._write_csv()
@@ -75,6 +77,18 @@ class FolderRun:
                 for failed in body["failed"]:
                     tqdm.write(f"  refused {failed['file']}: {failed['error']}")
                 bar.update(len(names))
+
+    def _in_the_batch(self) -> set[str]:
+        """The files the gateway already holds for this batch. A chunk it accepted in the instant
+        before an interruption is in the batch but not yet in the state file."""
+        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
+        try:
+            rows = check(requests.get(url, params={"format": "json"}, timeout=300))
+        except requests.ConnectionError as exc:
+            raise click.ClickException(
+                f"cannot reach the gateway at {self.gateway}: is the stack up (make up)?"
+            ) from exc
+        return {row["file"] for row in rows}
 
     def _post(self, names: list[str]) -> dict:
         parts = [("files", (name, (self.folder / name).read_bytes())) for name in names]

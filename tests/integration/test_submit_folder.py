@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests import images
 
@@ -59,3 +60,44 @@ def test_empty_folder_is_a_clear_error(gateway, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run_folder(gateway, tmp_path / "empty", tmp_path / "out.csv")
     assert result.returncode != 0 and "no images" in result.stderr
+
+
+def test_a_run_killed_mid_upload_resumes_without_uploading_twice(gateway, tmp_path):
+    """SIGKILL after the first chunks were accepted, one more usually in flight (the gateway takes
+    it though its client died): the second run finishes the same batch and uploads nothing the
+    gateway already holds."""
+    import signal
+    import time
+
+    folder, out = tmp_path / "scans", tmp_path / "results.csv"
+    write_digits(folder, 0, 240)
+    state = out.with_name("results.csv.state.json")
+    env = {**os.environ, "RECOG_GATEWAY_URL": gateway}
+    argv = [str(RECOG), "submit-folder", str(folder), "--out", str(out), "--chunk", "8"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (
+        state.exists() and len(json.loads(state.read_text())["uploaded"]) >= 16
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    uploaded = len(json.loads(state.read_text())["uploaded"])
+    assert 16 <= uploaded < 240, "the kill must land mid-upload for this test to prove anything"
+    assert not out.exists()
+    # The gateway goes on storing the chunk that was in flight; a person restarts later than that.
+    batch = f"{gateway}/v1/batches/{json.loads(state.read_text())['batch_id']}"
+    totals = [-1]
+    while time.monotonic() < deadline and totals[-1] != (
+        total := requests.get(batch, timeout=30).json()["total"]
+    ):
+        totals.append(total)
+        time.sleep(1)
+
+    second = run_folder(gateway, folder, out)
+    assert second.returncode == 0, second.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(r["file"] for r in rows) == sorted(
+        p.relative_to(folder).as_posix() for p in folder.rglob("*.png")
+    )
+    assert "240 done" in second.stdout, "a file the gateway had accepted was uploaded again"
