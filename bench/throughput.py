@@ -178,9 +178,10 @@ def drive(url: str, field: str, blobs: list[bytes], clients: int, seconds: float
     }
 
 
-def bench_stack(max_batch: int | None = None) -> LocalStack:
+def bench_stack(max_batch: int | None = None, image_store: str = "volume") -> LocalStack:
     settings = Settings.from_env(
         {},
+        image_store=image_store,
         redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
         cassandra_port=PORTS["cassandra"],
         cassandra_protocol_version=3,
@@ -192,6 +193,22 @@ def bench_stack(max_batch: int | None = None) -> LocalStack:
     return LocalStack(
         settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
     )
+
+
+def start_fresh(stack: LocalStack) -> None:
+    """A new stack in an empty state folder: Redis, Cassandra, schema, one worker, the gateway."""
+    stack.down()
+    shutil.rmtree(STATE / "stack", ignore_errors=True)
+    for step in (
+        stack.start_redis,
+        stack.start_cassandra,
+        stack.create_schema,
+        stack.start_worker,
+        stack.start_gateway,
+        stack.wait_gateway_ready,
+        stack.wait_worker_ready,
+    ):
+        step()
 
 
 def main() -> None:
@@ -217,19 +234,8 @@ def main() -> None:
     make_folder(folder, args.images, cache)
     blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
 
-    stack.down()
-    shutil.rmtree(STATE / "stack", ignore_errors=True)
     try:
-        for step in (
-            stack.start_redis,
-            stack.start_cassandra,
-            stack.create_schema,
-            stack.start_worker,
-            stack.start_gateway,
-            stack.wait_gateway_ready,
-            stack.wait_worker_ready,
-        ):
-            step()
+        start_fresh(stack)
         print("bulk: submit-folder ...", flush=True)
         results["bulk"] = measure_bulk(stack.settings, folder, args.images)
         jobs_url = f"{stack.settings.gateway_url}/v1/jobs"

@@ -3,6 +3,7 @@ one place for the driver's settings and its known quirks."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -62,6 +63,10 @@ def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[C
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=3.0,
         control_connection_timeout=3.0,
+        # The driver leaves Nagle's algorithm on: a request over ~4 KB (an image, a chunk's batch
+        # of lines) then waited ~44 ms for a delayed ACK on every call (measured: 44 ms against
+        # 1 ms for a 1 KB insert).
+        sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         **({"protocol_version": protocol} if protocol else {}),
     )
     try:
