@@ -21,18 +21,10 @@ def check(response: requests.Response) -> dict:
     return body
 
 
-def submit(gateway: str, path: Path, wait: float | None, model: str | None) -> dict:
-    params = {"wait": wait} if wait else {}
-    data = {"model": model} if model else {}
-    with path.open("rb") as fh:
-        response = _post(f"{gateway}/v1/jobs", params, data, fh, path.name, wait)
-    return check(response)
-
-
-def status(gateway: str, job_id: str, wait: float | None) -> dict:
-    params = {"wait": wait} if wait else {}
+def call(gateway: str, method: str, path: str, **options) -> dict:
+    """One request to the gateway, its answer checked; an unreachable gateway is a clear error."""
     try:
-        response = requests.get(f"{gateway}/v1/jobs/{job_id}", params=params, timeout=(wait or 0) + 10)
+        response = requests.request(method, f"{gateway}{path}", **options)
     except requests.ConnectionError as exc:
         raise click.ClickException(
             f"cannot reach the gateway at {gateway}: is the stack up (make up)?"
@@ -40,10 +32,16 @@ def status(gateway: str, job_id: str, wait: float | None) -> dict:
     return check(response)
 
 
-def _post(url, params, data, fh, name, wait):
-    try:
-        return requests.post(
-            url, params=params, data=data, files={"file": (name, fh)}, timeout=(wait or 0) + 30
+def submit(gateway: str, path: Path, wait: float | None, model: str | None) -> dict:
+    params = {"wait": wait} if wait else {}
+    data = {"model": model} if model else {}
+    with path.open("rb") as fh:
+        files = {"file": (path.name, fh)}
+        return call(
+            gateway, "POST", "/v1/jobs", params=params, data=data, files=files, timeout=(wait or 0) + 30
         )
-    except requests.ConnectionError as exc:
-        raise click.ClickException(f"cannot reach the gateway at {url}: is the stack up (make up)?") from exc
+
+
+def status(gateway: str, job_id: str, wait: float | None) -> dict:
+    params = {"wait": wait} if wait else {}
+    return call(gateway, "GET", f"/v1/jobs/{job_id}", params=params, timeout=(wait or 0) + 10)

@@ -15,7 +15,7 @@ import click
 import requests
 from tqdm import tqdm
 
-from cli.client import check
+from cli.client import call, check
 from shared.decode import IMAGE_SUFFIXES
 
 
@@ -81,30 +81,17 @@ class FolderRun:
     def _in_the_batch(self) -> set[str]:
         """The files the gateway already holds for this batch. A chunk it accepted in the instant
         before an interruption is in the batch but not yet in the state file."""
-        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
-        try:
-            rows = check(requests.get(url, params={"format": "json"}, timeout=300))
-        except requests.ConnectionError as exc:
-            raise click.ClickException(
-                f"cannot reach the gateway at {self.gateway}: is the stack up (make up)?"
-            ) from exc
+        path = f"/v1/batches/{self.state['batch_id']}/results"
+        rows = call(self.gateway, "GET", path, params={"format": "json"}, timeout=300)
         return {row["file"] for row in rows}
 
     def _post(self, names: list[str]) -> dict:
         parts = [("files", (name, (self.folder / name).read_bytes())) for name in names]
         if self.state["batch_id"]:
-            url, data = f"{self.gateway}/v1/batches/{self.state['batch_id']}/files", {}
+            path, data = f"/v1/batches/{self.state['batch_id']}/files", {}
         else:
-            url, data = (
-                f"{self.gateway}/v1/batches",
-                {"name": self.name, **({"model": self.model} if self.model else {})},
-            )
-        try:
-            return check(requests.post(url, files=parts, data=data, timeout=300))
-        except requests.ConnectionError as exc:
-            raise click.ClickException(
-                f"cannot reach the gateway at {self.gateway}: is the stack up (make up)?"
-            ) from exc
+            path, data = "/v1/batches", {"name": self.name, **({"model": self.model} if self.model else {})}
+        return call(self.gateway, "POST", path, files=parts, data=data, timeout=300)
 
     def _follow(self) -> dict:
         url = f"{self.gateway}/v1/batches/{self.state['batch_id']}"

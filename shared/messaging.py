@@ -69,11 +69,19 @@ class JobMessage:
         )
 
 
+def read_message(raw: object) -> JobMessage | None:
+    """A message as it came off the queue or out of storage, or None if it is not one."""
+    try:
+        return JobMessage.from_dict(raw)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def stored_message(text: str | None) -> JobMessage | None:
     """A message kept as JSON text (the open-job rows), or None where it is missing or unreadable."""
     try:
-        return JobMessage.from_dict(json.loads(text)) if text else None
-    except (AttributeError, KeyError, TypeError, ValueError):
+        return read_message(json.loads(text)) if text else None
+    except ValueError:
         return None
 
 

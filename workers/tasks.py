@@ -16,7 +16,7 @@ import redis
 from celery import Task
 from celery_batches import Batches
 
-from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, send_single_job
+from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
 from workers.batch_events import report_flush
@@ -95,10 +95,11 @@ def _readable(raw_messages: list[dict]) -> list[JobMessage]:
     """The messages that parse; one that does not (no job id to fail) is logged and dropped."""
     messages = []
     for raw in raw_messages:
-        try:
-            messages.append(JobMessage.from_dict(raw))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            log.error("dropped an unreadable task message %r: %s", raw, exc)
+        message = read_message(raw)
+        if message is None:
+            log.error("dropped an unreadable task message %r", raw)
+        else:
+            messages.append(message)
     return messages
 
 
