@@ -63,7 +63,7 @@ def unique(png: bytes, n: int) -> bytes:
 def heldout_digits(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     from model import mnist_data
 
-    digits, labels, _ = mnist_data.load(cache)
+    digits, labels = mnist_data.load(cache)
     _, held = mnist_data.split(len(digits))
     return digits[held], labels[held]
 

@@ -63,7 +63,10 @@ class FolderRun:
         return {"folder": str(self.folder), "batch_id": None, "uploaded": []}
 
     def _save_state(self) -> None:
-        self.state_path.write_text(json.dumps(self.state))
+        """Written aside and renamed: a run killed mid-write leaves the old state, never half of one."""
+        part = self.state_path.with_name(self.state_path.name + ".part")
+        part.write_text(json.dumps(self.state))
+        part.replace(self.state_path)
 
     def _upload(self, todo: list[str], total: int) -> None:
         done_before = total - len(todo)

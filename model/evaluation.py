@@ -23,7 +23,7 @@ def evaluate(models_dir: Path, cache_dir: Path, name: str = "digits") -> Evaluat
     from model.recogniser import Recogniser
     from model.training import prepare
 
-    images, labels, _ = mnist_data.load(cache_dir)
+    images, labels = mnist_data.load(cache_dir)
     _, held = mnist_data.split(len(images))
     x, y = prepare(images[held]), labels[held]
     probs = Recogniser(models_dir, name).predict_arrays(x)

@@ -57,7 +57,7 @@ def train(
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(SEED)
-    images, labels, _ = mnist_data.load(cache_dir)
+    images, labels = mnist_data.load(cache_dir)
     train_idx, held_idx = mnist_data.split(len(images))
     x_train, y_train = prepare(images[train_idx])[..., 0], labels[train_idx]
     x_held, y_held = prepare(images[held_idx]), labels[held_idx]

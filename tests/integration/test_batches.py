@@ -5,10 +5,13 @@ import io
 import time
 import uuid
 import zipfile
+from collections import Counter
+from datetime import timedelta
 
 import pytest
 import requests
 
+from shared.jobs import hour_bucket, utcnow
 from tests import images
 from tests.stack import stored_images
 
@@ -154,7 +157,21 @@ def test_batch_errors_are_json(gateway, mixed_batch):
     assert "'xml'" in bad_format.json()["error"]["message"]
 
 
+def audit_rows_per_job(store, since, job_ids) -> Counter:
+    """How often each job appears in the audit table, where a job recognised twice would show
+    (its batch line and job row are overwritten in place; predictions_by_hour gains a row)."""
+    spanned = int((utcnow() - since).total_seconds() // 3600) + 2
+    hours = {hour_bucket(since + timedelta(hours=h)) for h in range(spanned)}
+    counts = Counter()
+    for hour in hours:
+        for row in store.session.execute("SELECT job_id FROM predictions_by_hour WHERE hour = %s", (hour,)):
+            if row["job_id"] in job_ids:
+                counts[row["job_id"]] += 1
+    return counts
+
+
 def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway, store):
+    since = utcnow()
     response = post_batch(gateway, digit_files(600, prefix="crash"), timeout=300)
     batch_id = response.json()["id"]
     deadline = time.monotonic() + 120
@@ -170,6 +187,10 @@ def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway,
     assert (final["status"], final["total"], final["done"], final["failed"]) == ("done", 600, 600, 0)
     rows = list(store.batch_rows(uuid.UUID(batch_id)))
     assert len(rows) == 600 and len({r["job_id"] for r in rows}) == 600
+    audited = audit_rows_per_job(store, since, {r["job_id"] for r in rows})
+    assert len(audited) == 600, "a finished job is missing from the audit table"
+    twice = {str(job): n for job, n in audited.items() if n > 1}
+    assert not twice, f"jobs recognised more than once: {twice}"
 
 
 def test_results_past_one_page_come_back_whole_and_in_order(gateway):
