@@ -118,6 +118,8 @@ def send_chunk(app, settings: Settings, messages: Sequence[JobMessage]) -> None:
 
 
 def celery_config(settings: Settings) -> dict:
+    """What every process that sends or runs tasks agrees on (workers add their own, see
+    workers.worker_config)."""
     return {
         "broker_url": settings.redis_url,
         "broker_connection_retry_on_startup": True,
@@ -148,11 +150,6 @@ def celery_config(settings: Settings) -> dict:
         # Flower shows tasks from these events.
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        # Loading TensorFlow and the model in worker_process_init takes longer than 4 s.
-        "worker_proc_alive_timeout": 120,
-        "worker_concurrency": settings.worker_concurrency,
-        # celery-batches can only gather what the worker has prefetched.
-        "worker_prefetch_multiplier": max(4, settings.max_batch),
         "task_routes": {
             TASK_RECOGNISE: {"queue": settings.queue},
             TASK_RECOGNISE_CHUNK: {"queue": settings.bulk_queue},

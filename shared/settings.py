@@ -36,7 +36,8 @@ CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE
 
 
 # Who reads a setting: the gateway, the workers, the `recog` command (cli), `make up` / `recog up`
-# (stack), Flower. The configuration reference (docs/configuration.md) is checked against these.
+# (stack), Flower. The configuration reference (docs/configuration.md) is checked against these,
+# and these against the code (tests/settings_readers.py).
 GATEWAY, WORKERS, CLI, STACK, FLOWER = "gateway", "workers", "cli", "stack", "flower"
 SERVICES = (GATEWAY, WORKERS, CLI, STACK)
 
@@ -56,7 +57,7 @@ def setting(
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = setting("redis://127.0.0.1:6379/0", (*SERVICES, FLOWER))
+    redis_url: str = setting("redis://127.0.0.1:6379/0", (GATEWAY, WORKERS, STACK, FLOWER))
     cassandra_hosts: tuple[str, ...] = setting(("127.0.0.1",), SERVICES)
     cassandra_port: int = setting(9042, SERVICES, 1, 65535)
     # 0 negotiates (Cassandra 5.0 in compose) and falls back to 3 for the local 2.1.
@@ -79,7 +80,7 @@ class Settings:
     # At least 10: the page waits up to 10 s for a drawing's answer.
     max_wait_seconds: float = setting(30.0, (GATEWAY,), 10, 300)
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
-    visibility_timeout: int = setting(3600, (GATEWAY, WORKERS), 1, 7 * 24 * 3600)
+    visibility_timeout: int = setting(3600, (GATEWAY, WORKERS, STACK), 1, 7 * 24 * 3600)
     # How often workers look for jobs whose task message was lost, and how far back.
     sweep_seconds: int = setting(60, (WORKERS,), 1, 3600)
     sweep_hours: int = setting(24, (WORKERS,), 1, 24 * 30)
@@ -101,8 +102,8 @@ class Settings:
     zip_max_bytes: int = setting(1024 * 1024 * 1024, (GATEWAY,), 1, 2**40)
     gateway_url: str = setting("http://127.0.0.1:8000", (CLI, STACK))
     # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
-    worker_metrics_host: str = setting("127.0.0.1", (WORKERS,))
-    worker_metrics_port: int = setting(9100, (WORKERS,), 0, 65535)
+    worker_metrics_host: str = setting("127.0.0.1", (WORKERS, STACK))
+    worker_metrics_port: int = setting(9100, (WORKERS, STACK), 0, 65535)
     flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
     flower_user: str = setting("recog", (STACK, FLOWER))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.

@@ -35,9 +35,21 @@ class WorkerApp(Celery):
             runtime.close()
 
 
+def worker_config(settings: Settings) -> dict:
+    """The settings only a consuming worker needs, on top of what senders share."""
+    return {
+        **celery_config(settings),
+        # Loading TensorFlow and the model in worker_process_init takes longer than 4 s.
+        "worker_proc_alive_timeout": 120,
+        "worker_concurrency": settings.worker_concurrency,
+        # celery-batches can only gather what the worker has prefetched.
+        "worker_prefetch_multiplier": max(4, settings.max_batch),
+    }
+
+
 def create_celery(settings: Settings) -> WorkerApp:
     app = WorkerApp(settings)
-    app.config_from_object(celery_config(settings))
+    app.config_from_object(worker_config(settings))
     from workers import signals  # noqa: F401  (connects the per-process signals)
     from workers.tasks import register_tasks
 

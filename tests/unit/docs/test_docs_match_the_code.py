@@ -2,14 +2,16 @@
 without its docs fails here, and so does a link to a page that does not exist."""
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
 import click
 
 from cli.main import cli
-from shared.settings import PROJECT_ROOT
+from shared.settings import FLOWER, PROJECT_ROOT, Settings
 from tests.docs_tables import expected_cells, table_rows
+from tests.settings_readers import readers
 
 DOCS = PROJECT_ROOT / "docs"
 
@@ -22,6 +24,18 @@ def test_every_setting_is_documented_with_its_type_default_bounds_and_readers():
         assert documented[name][:4] == cells, (
             f"{name}: the row should start | `{name}` | {' | '.join(cells)} |"
         )
+
+
+def test_each_setting_is_read_by_the_processes_it_names_and_no_other():
+    """The "read by" column comes from Settings' declarations; this holds those to the code."""
+    found = readers()
+    declared = {f.name: set(f.metadata["read_by"]) - {FLOWER} for f in dataclasses.fields(Settings)}
+    wrong = {
+        name: f"declared {sorted(processes)}, read by {sorted(found.get(name, ()))}"
+        for name, processes in declared.items()
+        if processes != found.get(name, set())
+    }
+    assert not wrong, wrong
 
 
 def error_codes_in_the_code() -> dict[str, int]:
