@@ -81,8 +81,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    settings = Settings.from_env({}, cassandra_port=29142, cassandra_protocol_version=3)
-    stack = LocalStack(settings, STATE, PROJECT_ROOT / ".recog" / "cache", storage_port=27100)
+    settings = Settings.from_env(
+        {}, cassandra_port=29142, cassandra_storage_port=27100, cassandra_protocol_version=3
+    )
+    stack = LocalStack(settings, STATE, PROJECT_ROOT / ".recog" / "cache")
     stack.down()
     shutil.rmtree(STATE, ignore_errors=True)
     rates: dict[str, list[float]] = {"logged batch per job": [], "unlogged per partition": []}

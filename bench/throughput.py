@@ -184,15 +184,14 @@ def bench_stack(max_batch: int | None = None, image_store: str = "volume") -> Lo
         image_store=image_store,
         redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
         cassandra_port=PORTS["cassandra"],
+        cassandra_storage_port=PORTS["storage"],
         cassandra_protocol_version=3,
         image_dir=STATE / "stack" / "images",
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url="http://127.0.0.1:28555",
         **({"max_batch": max_batch} if max_batch else {}),
     )
-    return LocalStack(
-        settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
-    )
+    return LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
 
 
 def start_fresh(stack: LocalStack) -> None:

@@ -25,13 +25,12 @@ BIN = Path(sys.executable).parent
 
 
 class LocalStack:
-    def __init__(self, settings: Settings, root: Path, cache: Path, storage_port: int = 7000) -> None:
+    def __init__(self, settings: Settings, root: Path, cache: Path) -> None:
         self.settings = settings
         self.root = root
         self.cache = cache
         self.run_dir = root / "run"
         self.log_dir = root / "logs"
-        self.storage_port = storage_port
 
     @property
     def redis_port(self) -> int:
@@ -92,7 +91,7 @@ class LocalStack:
             return
         home = cassandra.ensure_unpacked(self.cache / "cassandra")
         config = cassandra.write_config(
-            home, self.root / "cassandra", self.settings.cassandra_port, self.storage_port
+            home, self.root / "cassandra", self.settings.cassandra_port, self.settings.cassandra_storage_port
         )
         processes.start(
             "cassandra", cassandra.command(home, config, self.log_dir), self.run_dir, self.log_dir
@@ -192,9 +191,10 @@ class LocalStack:
             "flower",
             f"--address={url.hostname}",
             f"--port={url.port}",
-            f"--basic-auth={self.settings.flower_user}:{self.flower_password()}",
         ]
-        processes.start("flower", argv, self.run_dir, self.log_dir, env=self.env())
+        # Flower reads FLOWER_* variables: the password stays off the command line (ps shows it).
+        env = {**self.env(), "FLOWER_BASIC_AUTH": f"{self.settings.flower_user}:{self.flower_password()}"}
+        processes.start("flower", argv, self.run_dir, self.log_dir, env=env)
 
     def wait_gateway_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -13,8 +13,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def default_state_dir() -> Path:
-    """Where local state lives (uploads, the local stack's data and logs): beside the code in a
-    checkout (.recog/), the user's state folder for an installed package, never site-packages."""
+    """Where local state lives (uploads, the local stack's data and logs): RECOG_STATE_DIR if set,
+    else beside the code in a checkout (.recog/), the user's state folder for an installed package,
+    never site-packages."""
+    if os.environ.get("RECOG_STATE_DIR"):
+        return Path(os.environ["RECOG_STATE_DIR"]).resolve()
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return PROJECT_ROOT / ".recog"
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "recog"
@@ -60,6 +63,8 @@ class Settings:
     redis_url: str = setting("redis://127.0.0.1:6379/0", (GATEWAY, WORKERS, STACK, FLOWER))
     cassandra_hosts: tuple[str, ...] = setting(("127.0.0.1",), SERVICES)
     cassandra_port: int = setting(9042, SERVICES, 1, 65535)
+    # The local Cassandra's own inter-node port (and +1 for its TLS twin); `recog up` only.
+    cassandra_storage_port: int = setting(7000, (STACK,), 1, 65534)
     # 0 negotiates (Cassandra 5.0 in compose) and falls back to 3 for the local 2.1.
     cassandra_protocol_version: int = setting(0, SERVICES, choices=(0, 3, 4, 5))
     cassandra_keyspace: str = setting("recognition", SERVICES)

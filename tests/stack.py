@@ -41,6 +41,7 @@ def stack_settings(image_store: str) -> Settings:
         image_store=image_store,
         redis_url=f"redis://127.0.0.1:{PORTS['redis']}/0",
         cassandra_port=PORTS["cassandra"],
+        cassandra_storage_port=PORTS["storage"],
         cassandra_protocol_version=3,
         image_dir=ROOT / "images",
         models_dir=ROOT / "models",
@@ -71,9 +72,7 @@ def stack_lock():
 def stack(request, stack_lock):
     """The stack's start has its own deadlines (Cassandra 180 s, the worker 120 s); pytest-timeout
     limits test functions only (timeout_func_only in pyproject.toml)."""
-    stack = LocalStack(
-        stack_settings(request.param), ROOT, PROJECT_ROOT / ".recog" / "cache", storage_port=PORTS["storage"]
-    )
+    stack = LocalStack(stack_settings(request.param), ROOT, PROJECT_ROOT / ".recog" / "cache")
     stack.down()  # what a killed earlier run of this checkout left behind
     busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
     if busy:  # another checkout's run, or a service of the machine: leave it alone

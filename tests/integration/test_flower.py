@@ -1,6 +1,7 @@
 """Flower on the test stack: basic auth, the live worker, and finished tasks showing ids, not files."""
 
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -40,6 +41,19 @@ def test_flower_api_needs_the_password(flower):
     url, (user, _) = flower
     assert requests.get(f"{url}/api/workers", timeout=10).status_code == 401
     assert requests.get(f"{url}/api/workers", auth=(user, "wrong"), timeout=10).status_code == 401
+
+
+def test_the_password_is_on_no_command_line(flower):
+    """Any local user can read every process's command line (ps, /proc/<pid>/cmdline)."""
+    _, (_, password) = flower
+    shown = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if password.encode() in cmdline.read_bytes():
+                shown.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200])
+        except OSError:  # the process ended while we looked
+            pass
+    assert not shown, shown
 
 
 def test_flower_lists_the_worker(flower):

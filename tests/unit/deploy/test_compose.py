@@ -140,7 +140,9 @@ def test_stateful_services_keep_their_data(rendered):
     assert any(v.endswith(":/var/lib/cassandra:rw") for v in services["cassandra"]["volumes"])
     assert "--appendonly" in services["redis"]["command"]
     assert any(v.endswith(":/data:rw") for v in services["redis"]["volumes"])
-    assert "--basic-auth" in " ".join(services["flower"]["command"])
+    flower = " ".join(services["flower"]["command"])
+    assert 'FLOWER_BASIC_AUTH="$$RECOG_FLOWER_USER:$$RECOG_FLOWER_PASSWORD"' in flower
+    assert "--basic-auth" not in flower, "a password on the command line shows in ps"
 
 
 def test_gateway_image_has_no_tensorflow():
