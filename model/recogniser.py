@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from model import registry
 from model.preprocess import to_mnist
 from shared.decode import ImageRejected, open_image
 
+log = logging.getLogger(__name__)
 NO_DIGIT = "no digit found: the image is blank or holds only a dot"
 
 
@@ -62,38 +63,33 @@ class Recogniser:
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch).numpy()
 
-    def recognise_images(self, images: list[Image.Image]) -> BatchOutcome:
-        """Preprocess, one model call for all images that have ink, then map back in order."""
-        inputs: list[np.ndarray] = []
-        slots: list[int | None] = []
-        for img in images:
-            digit = to_mnist(img)
-            slots.append(None if digit is None else len(inputs))
-            if digit is not None:
-                inputs.append(digit)
+    def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
+        """Decode and preprocess one image at a time, so a chunk of large images never sits decoded
+        all at once (a 4000x4000 PNG is ~70 KB uploaded, ~50 MB decoded); then one model call for
+        all that have ink. An image that fails becomes its own ImageRejected; the rest go on."""
+        digits: list[np.ndarray | None | ImageRejected] = []
+        for blob in blobs:
+            try:
+                digits.append(to_mnist(open_image(blob, max_pixels)))
+            except ImageRejected as exc:
+                digits.append(exc)
+            except Exception as exc:  # a flaw of ours on one odd image must not fail its chunk
+                log.exception("preprocessing an image failed")
+                digits.append(ImageRejected(f"the image could not be prepared for the model ({exc})"))
+        inputs = [d for d in digits if isinstance(d, np.ndarray)]
         started = time.perf_counter()
         probs = self.predict_arrays(np.stack(inputs)[..., None]) if inputs else np.zeros((0, 0))
         elapsed_ms = (time.perf_counter() - started) * 1000.0
+        rows = iter(probs)
         out: list[Prediction | ImageRejected] = []
-        for slot in slots:
-            out.append(
-                Prediction(None, None, [], NO_DIGIT) if slot is None else self._prediction(probs[slot])
-            )
+        for d in digits:
+            if isinstance(d, ImageRejected):
+                out.append(d)
+            elif d is None:
+                out.append(Prediction(None, None, [], NO_DIGIT))
+            else:
+                out.append(self._prediction(next(rows)))
         return BatchOutcome(out, elapsed_ms, len(inputs))
-
-    def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
-        """Decode each blob; one that fails becomes its own ImageRejected, the rest run together."""
-        decoded: list[Image.Image | ImageRejected] = []
-        for blob in blobs:
-            try:
-                decoded.append(open_image(blob, max_pixels))
-            except ImageRejected as exc:
-                decoded.append(exc)
-        good = [d for d in decoded if not isinstance(d, ImageRejected)]
-        outcome = self.recognise_images(good)
-        results = iter(outcome.predictions)
-        merged = [d if isinstance(d, ImageRejected) else next(results) for d in decoded]
-        return BatchOutcome(merged, outcome.inference_ms, outcome.batch_size)
 
     def _prediction(self, probs: np.ndarray) -> Prediction:
         rounded = [round(float(p), 6) for p in probs]

@@ -41,6 +41,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             ) from exc
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many_pixels(None, max_pixels) from exc
+        except Exception as exc:  # Pillow's parsers raise OSError, ValueError, struct.error, ...
+            raise _damaged("image", exc) from exc
         width, height = img.size
         if width * height > max_pixels:
             raise _too_many_pixels((width, height), max_pixels)
@@ -48,12 +50,16 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many_pixels(img.size, max_pixels) from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise ImageRejected(
-                f"the {img.format} image is damaged or truncated ({exc}); re-export or re-upload it",
-                code="corrupt_image",
-            ) from exc
+        except Exception as exc:  # whatever a damaged file makes a decoder raise
+            raise _damaged(f"{img.format} image", exc) from exc
     return img
+
+
+def _damaged(what: str, exc: Exception) -> ImageRejected:
+    return ImageRejected(
+        f"the {what} is damaged or truncated ({type(exc).__name__}: {exc}); re-export or re-upload it",
+        code="corrupt_image",
+    )
 
 
 def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> ImageRejected:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -61,6 +63,19 @@ def blank_png(size: int = 120) -> bytes:
 
 def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
+
+
+def jpeg_cut_in_its_headers() -> bytes:
+    """Pillow's Image.open itself raises OSError on this, before any pixel is read."""
+    return encode(Image.new("L", (64, 64), 200), "JPEG")[:40]
+
+
+def png_with_text_bomb() -> bytes:
+    """A zTXt chunk that inflates past Pillow's text limit: Image.open raises ValueError."""
+    text = b"Comment\x00\x00" + zlib.compress(b"\0" * (2 * 1024 * 1024))
+    chunk = struct.pack(">I", len(text)) + b"zTXt" + text + struct.pack(">I", zlib.crc32(b"zTXt" + text))
+    data = png_digit(3)
+    return data[:33] + chunk + data[33:]  # after the signature (8 bytes) and IHDR (25)
 
 
 def huge_blank_png(width: int, height: int) -> bytes:

@@ -39,6 +39,25 @@ def test_blank_and_broken_images_do_not_disturb_the_batch(recogniser):
     assert isinstance(out[2], ImageRejected)
 
 
+def test_an_image_our_preprocessing_trips_on_fails_alone(recogniser, monkeypatch):
+    """A flaw of ours (no known image triggers one, so to_mnist is made to raise for one size)
+    fails that image with its reason; the chunk's other images are still answered."""
+    from model import recogniser as module
+
+    real = module.to_mnist
+
+    def flawed(img):
+        if img.size == (183, 183):  # ink_on_paper adds a 30 px margin
+            raise IndexError("index 28 is out of bounds")
+        return real(img)
+
+    monkeypatch.setattr(module, "to_mnist", flawed)
+    odd = images.encode(images.ink_on_paper(4, size=123))
+    out = recogniser.recognise_bytes([images.png_digit(1), odd, images.png_digit(2)], 1_000_000).predictions
+    assert out[0].label == "1" and out[2].label == "2"
+    assert isinstance(out[1], ImageRejected) and "index 28 is out of bounds" in str(out[1])
+
+
 def test_the_version_follows_the_weights_and_nothing_else(recogniser, tmp_path):
     """Same bytes, same version, whatever the folder or the file's age; other bytes, another."""
     import os
