@@ -9,6 +9,9 @@ from gateway.metrics import JOBS_REJECTED
 from shared.store import StoreUnavailable
 
 STORE_DOWN = "the job store (Cassandra) is not answering"
+# Sent with every 503 and 429: how long a client should wait before trying again. A restarted
+# Redis or Cassandra is back within seconds; clients back off further on their own.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -32,6 +35,8 @@ def error_response(status: int, code: str, message: str, **extra):
         JOBS_REJECTED.labels(code).inc()
     response = jsonify({"error": {"code": code, "message": message, **extra}})
     response.status_code = status
+    if status in (429, 503):
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -64,7 +69,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        response = error_response(exc.code or 500, code, exc.description or exc.name)
+        for name, value in exc.get_headers():  # Allow with a 405, say
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

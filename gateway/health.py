@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
 
+from gateway.errors import RETRY_AFTER_SECONDS
 from shared.version import service_version
 
 bp = Blueprint("health", __name__)
@@ -22,7 +23,9 @@ def readyz():
     body = {"status": "ready" if not down else "not ready", "checks": checks}
     if down:
         body["message"] = f"{' and '.join(down)} not answering"
-    return jsonify(body), 503 if down else 200
+    if down:
+        return jsonify(body), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return jsonify(body), 200
 
 
 def _check(probe) -> str:

@@ -47,6 +47,10 @@ def _error(response, status, code, described=True):
         API.validate_response(RequestsOpenAPIRequest(asked), WerkzeugOpenAPIResponse(response))
     body = response.get_json()["error"]
     assert body["code"] == code and len(body["message"]) > 20
+    if status in (429, 503):  # a client that rides out an outage needs to know when to come back
+        assert int(response.headers["Retry-After"]) > 0
+    else:
+        assert "Retry-After" not in response.headers
     return body["message"]
 
 
@@ -130,8 +134,10 @@ def test_unknown_route_is_json_404(client):
     _error(client.get("/v2/nothing"), 404, "not_found", described=False)
 
 
-def test_wrong_method_is_json_405(client):
-    _error(client.delete("/v1/jobs"), 405, "method_not_allowed", described=False)
+def test_wrong_method_is_json_405_and_says_which_are_allowed(client):
+    response = client.delete("/v1/jobs")
+    _error(response, 405, "method_not_allowed", described=False)
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
 
 
 def test_cassandra_down_at_submit_is_503_and_leaves_no_file(client, offline_settings):
@@ -142,7 +148,7 @@ def test_cassandra_down_at_submit_is_503_and_leaves_no_file(client, offline_sett
 
 def test_readyz_names_what_is_down(client):
     response = client.get("/readyz")
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     body = response.get_json()
     assert body["checks"]["redis"].startswith("error") and body["checks"]["cassandra"].startswith("error")
     assert "redis and cassandra" in body["message"]
