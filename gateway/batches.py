@@ -137,13 +137,27 @@ def _batch_or_404(services, batch_id: str) -> dict:
     return header
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> object:
+    """A client's file name (or a model's label) as text a spreadsheet will not run: OWASP's
+    advice, a leading apostrophe. The JSON format gives the names untouched."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(RESULT_COLUMNS)
     for row in rows:
         result = batch_line_view(row)
-        writer.writerow(["" if result[c] is None else result[c] for c in RESULT_COLUMNS])
+        writer.writerow([csv_cell(result[c]) for c in RESULT_COLUMNS])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -145,6 +145,18 @@ def test_files_can_be_added_to_an_open_batch(gateway):
     assert wait_for_batch(gateway, first["id"])["total"] == 12
 
 
+def test_the_csv_never_hands_a_spreadsheet_a_formula(gateway):
+    names = ['=HYPERLINK("http://example.invalid").png', "-3.png", "@4.png", "plain-5.png"]
+    files = [(name, images.png_digit(i + 2, 7)) for i, name in enumerate(names)]
+    batch = post_batch(gateway, files).json()
+    wait_for_batch(gateway, batch["id"])
+    results = f"{gateway}{batch['links']['results']}"
+    in_csv = [r["file"] for r in csv.DictReader(io.StringIO(requests.get(results, timeout=30).text))]
+    assert sorted(in_csv) == sorted(["'" + n for n in names[:3]] + ["plain-5.png"])
+    in_json = [r["file"] for r in requests.get(results, params={"format": "json"}, timeout=30).json()]
+    assert sorted(in_json) == sorted(names), "JSON keeps the names as sent"
+
+
 def test_batch_errors_are_json(gateway, mixed_batch):
     assert (
         requests.post(f"{gateway}/v1/batches", data={"name": "x"}, timeout=10).json()["error"]["code"]
