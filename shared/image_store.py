@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 class ImageMissing(FileNotFoundError):
     """The job names bytes the store does not hold (volume not shared, or deleted)."""
+
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class ImageStore(Protocol):
@@ -41,6 +45,9 @@ class VolumeImageStore:
         self.root = Path(root)
 
     def path(self, sha256: str) -> Path:
+        """Checked first: a message's sha256 is only text from the queue, and '../..' is text too."""
+        if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
+            raise ImageMissing(f"{str(sha256)[:80]!r} is not a sha256 (64 lower-case hex digits)")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes) -> tuple[str, bool]:
@@ -63,8 +70,9 @@ class VolumeImageStore:
 
     def get(self, sha256: str) -> bytes:
         """The bytes, or ImageMissing."""
+        path = self.path(sha256)
         try:
-            return self.path(sha256).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError as exc:
             raise ImageMissing(f"image {sha256} is not in the image store at {self.root}") from exc
 

@@ -53,3 +53,16 @@ def test_the_setting_chooses_the_backend_and_only_cassandra_asks_for_a_session(t
     assert isinstance(volume, VolumeImageStore) and volume.root == tmp_path
     cassandra = open_image_store(Settings.from_env({}, image_store="cassandra"), session)
     assert type(cassandra).__name__ == "CassandraImageStore" and not asked
+
+
+@pytest.mark.parametrize("bad", ["../../../../etc/passwd", "AB" * 32, "ab" * 31, "ab" * 32 + "/x", "", None])
+def test_a_sha256_that_is_not_one_is_missing_and_never_a_path(tmp_path, bad):
+    """A task message is text from the queue: a crafted sha256 must not read outside the store."""
+    root = tmp_path / "images"
+    (tmp_path / "secret").write_bytes(b"not yours")
+    store = VolumeImageStore(root)
+    (found,) = store.get_many([bad])
+    assert isinstance(found, ImageMissing) and "is not a sha256" in str(found)
+    with pytest.raises(ImageMissing):
+        store.delete(bad)
+    assert (tmp_path / "secret").exists()
