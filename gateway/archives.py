@@ -1,7 +1,9 @@
 """Read the images out of an uploaded zip without trusting it.
 
-Limits on the number of entries and on each entry's and the whole archive's uncompressed bytes
-are counted while reading, not taken from the headers (which a zip bomb lies in). Directories,
+The number of entries and the directory's size are checked from the end record before zipfile
+parses the directory (a lie there can only make us refuse), and counted again by zipfile. Each
+entry's and the whole archive's uncompressed bytes are counted while reading, never taken from
+the headers (which a zip bomb lies in). Directories,
 symbolic links, nested archives and files that are not images by name are skipped and reported.
 Entry names are only ever used as text, never as paths.
 """
@@ -9,6 +11,7 @@ Entry names are only ever used as text, never as paths.
 from __future__ import annotations
 
 import stat
+import struct
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +21,13 @@ from gateway.errors import ApiError
 from shared.decode import IMAGE_SUFFIXES
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar", ".jar")
+# zipfile reads the whole central directory into memory and parses every record before anyone
+# can count them; the end record says how many there are and how large it is, so both are
+# checked first. A record is 46 bytes and a name; 1 KiB an entry allows long names and extras.
+DIRECTORY_BYTES_PER_ENTRY = 1024
+END = struct.Struct("<4s4H2LH")  # end of central directory: signature ... entries, size, offset
+END64_LOCATOR = struct.Struct("<4sLQL")
+END64 = struct.Struct("<4sQ2H2L4Q")
 
 
 @dataclass
@@ -30,6 +40,7 @@ class Entry:
 def read_zip(
     stream: IO[bytes], max_entries: int, max_entry_bytes: int, max_total_bytes: int
 ) -> Iterator[Entry]:
+    _check_directory(stream, max_entries)
     try:
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -55,6 +66,52 @@ def read_zip(
                 f"the zip expands to more than {max_total_bytes:,} bytes; split it into smaller ones",
             )
         yield Entry(name, data=data)
+
+
+def _check_directory(stream: IO[bytes], max_entries: int) -> None:
+    """Refuse from the end record alone a directory with too many entries or too many bytes.
+    No end record, or a broken one, is left for zipfile to report as a bad archive."""
+    entries, size = _directory_size(stream)
+    stream.seek(0)
+    if entries is None:
+        return
+    if entries > max_entries:
+        raise ApiError(
+            413, "too_many_entries", f"the zip has {entries:,} entries; the limit is {max_entries:,}"
+        )
+    if size > max_entries * DIRECTORY_BYTES_PER_ENTRY:
+        raise ApiError(
+            413,
+            "too_many_entries",
+            f"the zip's directory is {size:,} bytes, more than {max_entries:,} entries can need "
+            f"({DIRECTORY_BYTES_PER_ENTRY:,} bytes each); it is damaged or not a zip of images",
+        )
+
+
+def _directory_size(stream: IO[bytes]) -> tuple[int | None, int]:
+    """(entries, bytes) of the central directory as the end record states them, or (None, 0)."""
+    end = stream.seek(0, 2)
+    tail_start = max(0, end - END.size - 0xFFFF)  # the record, then a comment of up to 64 KiB
+    stream.seek(tail_start)
+    tail = stream.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < END.size:
+        return None, 0
+    _, _, _, _, entries, size, _, _ = END.unpack_from(tail, at)
+    if entries == 0xFFFF or size == 0xFFFFFFFF:  # Zip64: the real numbers are in another record
+        located = tail_start + at - END64_LOCATOR.size
+        if located < 0:
+            return None, 0
+        stream.seek(located)
+        signature, _, offset, _ = END64_LOCATOR.unpack(stream.read(END64_LOCATOR.size))
+        if signature != b"PK\x06\x07" or offset > end - END64.size:
+            return None, 0
+        stream.seek(offset)
+        record = stream.read(END64.size)
+        if len(record) < END64.size or not record.startswith(b"PK\x06\x06"):
+            return None, 0
+        entries, size = END64.unpack(record)[7:9]
+    return entries, size
 
 
 def _skip_reason(info: zipfile.ZipInfo) -> str | None:

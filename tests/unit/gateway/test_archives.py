@@ -2,6 +2,7 @@
 
 import io
 import stat
+import struct
 import zipfile
 
 import pytest
@@ -56,6 +57,44 @@ def test_too_many_entries_is_refused_before_reading_any():
     with pytest.raises(ApiError) as caught:
         read(make_zip([(f"{i}.png", b"x") for i in range(4)]), entries=3)
     assert caught.value.status == 413 and caught.value.code == "too_many_entries"
+
+
+def with_end_record(buffer: io.BytesIO, entries: int | None = None, size: int | None = None) -> io.BytesIO:
+    """The same zip with its end-of-central-directory record lying about the directory."""
+    data = bytearray(buffer.getvalue())
+    at = data.rfind(b"PK\x05\x06")
+    if entries is not None:
+        struct.pack_into("<HH", data, at + 8, entries, entries)
+    if size is not None:
+        struct.pack_into("<L", data, at + 12, size)
+    return io.BytesIO(bytes(data))
+
+
+def test_the_end_record_is_checked_before_zipfile_reads_the_directory():
+    """zipfile would read and parse a directory of any size; the end record's numbers come first."""
+    small = make_zip([("1.png", b"x")])
+    with pytest.raises(ApiError) as caught:
+        read(with_end_record(small, entries=60_000), entries=100)
+    assert caught.value.code == "too_many_entries" and "60,000 entries" in caught.value.message
+    with pytest.raises(ApiError) as caught:
+        read(with_end_record(make_zip([("1.png", b"x")]), size=400_000_000), entries=100)
+    assert caught.value.code == "too_many_entries" and "400,000,000 bytes" in caught.value.message
+
+
+def test_a_zip64_directory_is_counted_from_its_own_record():
+    names = [(f"{i}.png", b"") for i in range(70_000)]  # over 65,535: zipfile writes Zip64 records
+    buffer = make_zip(names, compression=zipfile.ZIP_STORED)
+    assert b"PK\x06\x06" in buffer.getvalue()
+    with pytest.raises(ApiError) as caught:
+        read(buffer, entries=10_000)
+    assert "70,000 entries" in caught.value.message
+
+
+def test_a_zip_without_an_end_record_is_a_bad_archive():
+    data = make_zip([("1.png", b"x")]).getvalue()
+    with pytest.raises(ApiError) as caught:
+        read(io.BytesIO(data[: data.rfind(b"PK\x05\x06")]))
+    assert caught.value.status == 422 and caught.value.code == "bad_archive"
 
 
 def test_an_entry_over_the_image_limit_is_refused_by_what_it_expands_to():
