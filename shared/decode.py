@@ -48,6 +48,9 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             raise _too_many_pixels((width, height), max_pixels)
         try:
             img.load()
+            # Counting frames parses every frame's header (TIFF, GIF, WebP): a damaged later frame
+            # shows here, not when the worker prepares the image.
+            getattr(img, "n_frames", 1)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _too_many_pixels(img.size, max_pixels) from exc
         except Exception as exc:  # whatever a damaged file makes a decoder raise

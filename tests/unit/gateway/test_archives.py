@@ -97,6 +97,15 @@ def test_a_zip_without_an_end_record_is_a_bad_archive():
     assert caught.value.status == 422 and caught.value.code == "bad_archive"
 
 
+def test_a_damaged_deflate_stream_is_a_bad_archive_not_a_500():
+    """zlib.error is none of zipfile's own exceptions; it used to escape as a 500."""
+    data = bytearray(make_zip([("1.png", bytes(range(256)) * 40)]).getvalue())
+    data[40:48] = b"\xff" * 8  # the start of the entry's compressed bytes
+    with pytest.raises(ApiError) as caught:
+        read(io.BytesIO(bytes(data)), entry_bytes=100_000, total_bytes=10**6)
+    assert caught.value.status == 422 and caught.value.code == "bad_archive"
+
+
 def test_an_entry_over_the_image_limit_is_refused_by_what_it_expands_to():
     buffer = make_zip([("bomb.png", b"\0" * 100_000)])
     assert len(buffer.getvalue()) < 1000, "the header is small; only reading shows the size"
