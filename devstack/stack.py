@@ -176,8 +176,9 @@ class LocalStack:
         path = self.root / "flower-password"
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(12) + "\n")
-            path.chmod(0o600)
+            # Created with mode 600: never readable by others, not even between write and chmod.
+            with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as fh:
+                fh.write(secrets.token_urlsafe(12) + "\n")
         return path.read_text().strip()
 
     def start_flower(self) -> None:

@@ -1,7 +1,9 @@
 """Read the images out of an uploaded zip without trusting it.
 
-The number of entries and the directory's size are checked from the end record before zipfile
-parses the directory (a lie there can only make us refuse), and counted again by zipfile. Each
+The number of entries and the directory's size are checked from the end records zipfile will
+trust, before it parses the directory (at most 1 KiB an allowed entry, so a directory of minimal
+records can still hold ~20 times the limit: zipfile's own count then refuses it, after reading
+at most that much). Each
 entry's and the whole archive's uncompressed bytes are counted while reading, never taken from
 the headers (which a zip bomb lies in). Directories,
 symbolic links, nested archives and files that are not images by name are skipped and reported.
@@ -26,7 +28,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
 # checked first. A record is 46 bytes and a name; 1 KiB an entry allows long names and extras.
 DIRECTORY_BYTES_PER_ENTRY = 1024
 END = struct.Struct("<4s4H2LH")  # end of central directory: signature ... entries, size, offset
-END64_LOCATOR = struct.Struct("<4sLQL")
+END64_LOCATOR = struct.Struct("<4sLQL")  # only its size and signature matter, as to zipfile
 END64 = struct.Struct("<4sQ2H2L4Q")
 
 
@@ -89,28 +91,33 @@ def _check_directory(stream: IO[bytes], max_entries: int) -> None:
 
 
 def _directory_size(stream: IO[bytes]) -> tuple[int | None, int]:
-    """(entries, bytes) of the central directory as the end record states them, or (None, 0)."""
+    """(entries, bytes) of the central directory as the end record states them, or (None, 0).
+
+    Finds the records exactly where zipfile will (its _EndRecData and _EndRecData64): the end
+    record in the last 22 bytes, else the last signature within a comment's reach; a Zip64
+    record just before its locator, just before the end record. Checking any other record than
+    the one zipfile then trusts would let a crafted file past."""
     end = stream.seek(0, 2)
-    tail_start = max(0, end - END.size - 0xFFFF)  # the record, then a comment of up to 64 KiB
-    stream.seek(tail_start)
-    tail = stream.read()
-    at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < END.size:
+    if end < END.size:
         return None, 0
-    _, _, _, _, entries, size, _, _ = END.unpack_from(tail, at)
-    if entries == 0xFFFF or size == 0xFFFFFFFF:  # Zip64: the real numbers are in another record
-        located = tail_start + at - END64_LOCATOR.size
-        if located < 0:
+    stream.seek(end - END.size)
+    last = stream.read(END.size)
+    if last.startswith(b"PK\x05\x06") and last.endswith(b"\x00\x00"):
+        position, record = end - END.size, last
+    else:
+        tail_start = max(0, end - END.size - 0xFFFF)  # the record, then a comment of up to 64 KiB
+        stream.seek(tail_start)
+        tail = stream.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < END.size:
             return None, 0
-        stream.seek(located)
-        signature, _, offset, _ = END64_LOCATOR.unpack(stream.read(END64_LOCATOR.size))
-        if signature != b"PK\x06\x07" or offset > end - END64.size:
-            return None, 0
-        stream.seek(offset)
-        record = stream.read(END64.size)
-        if len(record) < END64.size or not record.startswith(b"PK\x06\x06"):
-            return None, 0
-        entries, size = END64.unpack(record)[7:9]
+        position, record = tail_start + at, tail[at : at + END.size]
+    _, _, _, _, entries, size, _, _ = END.unpack(record)
+    if position >= END64_LOCATOR.size + END64.size:
+        stream.seek(position - END64_LOCATOR.size - END64.size)
+        zip64 = stream.read(END64.size + END64_LOCATOR.size)
+        if zip64[END64.size :].startswith(b"PK\x06\x07") and zip64.startswith(b"PK\x06\x06"):
+            entries, size = END64.unpack(zip64[: END64.size])[7:9]
     return entries, size
 
 

@@ -71,8 +71,8 @@ def register(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
         for name, value in exc.get_headers():  # Allow with a 405, say
-            if name.lower() != "content-type":
-                response.headers[name] = value
+            if name.lower() not in ("content-type", "retry-after"):
+                response.headers.add(name, value)
         return response
 
     @app.errorhandler(Exception)

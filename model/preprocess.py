@@ -23,7 +23,7 @@ DOT_EXTENT = 2.0  # ink spanning fewer pen widths than this is a dot (1.5-1.7), 
 
 def to_grey(img: Image.Image) -> np.ndarray:
     """Grey in [0, 1], upright, first frame, transparency shown as white paper."""
-    if getattr(img, "n_frames", 1) > 1:
+    if getattr(img, "is_animated", False):  # probes one frame more; n_frames would parse them all
         img.seek(0)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):

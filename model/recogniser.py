@@ -44,7 +44,7 @@ def configure_threads(threads: int) -> None:
 
 
 class Recogniser:
-    """One model held in memory; `recognise` runs one model call for a whole batch."""
+    """One model held in memory; `recognise_bytes` runs one model call for a whole batch."""
 
     def __init__(self, models_dir: Path, name: str) -> None:
         import keras
@@ -72,7 +72,9 @@ class Recogniser:
             try:
                 digits.append(to_mnist(open_image(blob, max_pixels)))
             except ImageRejected as exc:
-                digits.append(exc)
+                digits.append(exc.with_traceback(None))  # keeps no decoded image alive
+            except MemoryError:
+                raise
             except Exception as exc:  # a flaw of ours on one odd image must not fail its chunk
                 log.exception("preprocessing an image failed")
                 digits.append(ImageRejected(f"the image could not be prepared for the model ({exc})"))

@@ -17,7 +17,7 @@ def default_state_dir() -> Path:
     else beside the code in a checkout (.recog/), the user's state folder for an installed package,
     never site-packages."""
     if os.environ.get("RECOG_STATE_DIR"):
-        return Path(os.environ["RECOG_STATE_DIR"]).resolve()
+        return Path(os.environ["RECOG_STATE_DIR"]).expanduser().resolve()
     if (PROJECT_ROOT / "pyproject.toml").is_file():
         return PROJECT_ROOT / ".recog"
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "recog"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import PROJECT_ROOT, STATE_DIR, Settings
 
 
 def default_cell(field: dataclasses.Field) -> str:
@@ -13,6 +13,8 @@ def default_cell(field: dataclasses.Field) -> str:
     if isinstance(value, tuple):
         return f"`{','.join(value)}`"
     if isinstance(value, Path):
+        if value.is_relative_to(STATE_DIR):  # shown as in a checkout, whatever RECOG_STATE_DIR says
+            return f"`{Path('.recog') / value.relative_to(STATE_DIR)}`"
         return f"`{value.relative_to(PROJECT_ROOT)}`"
     return f"`{value}`" if value != "" else "(empty)"
 

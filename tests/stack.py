@@ -8,6 +8,7 @@ store backend (RECOG_IMAGE_STORE): pytest groups the tests by backend, so the st
 from __future__ import annotations
 
 import fcntl
+import secrets
 import shutil
 import time
 import uuid
@@ -24,6 +25,8 @@ from shared.store.cassandra_results import CassandraStore
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
 LOCK = PROJECT_ROOT / ".recog" / "test-stack.lock"
+# New each session: the Flower test looks for it on every command line of the machine.
+FLOWER_PASSWORD = secrets.token_urlsafe(12)
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots and each stack's logs, kept after a run
 PORTS = {
     "redis": 16379,
@@ -47,7 +50,7 @@ def stack_settings(image_store: str) -> Settings:
         models_dir=ROOT / "models",
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url=f"http://127.0.0.1:{PORTS['flower']}",
-        flower_password="test-flower-password",
+        flower_password=FLOWER_PASSWORD,
         worker_metrics_port=PORTS["worker_metrics"],
         # Short, so a job held by a SIGKILLed worker comes back within the test's patience.
         visibility_timeout=10,

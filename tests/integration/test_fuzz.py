@@ -10,6 +10,7 @@ import requests
 from devstack import processes
 from tests.fuzz import SEED, lying_zips, mutated_files
 from tests.integration.test_batches import wait_for_batch
+from tests.stack import wait_until_final
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -20,7 +21,7 @@ def worker_log_tail(stack, since: int) -> str:
         return fh.read().decode(errors="replace")
 
 
-def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gateway):
+def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gateway, store):
     worker = processes.running_pid(stack.run_dir, "worker1")
     log_start = stack.log("worker1").stat().st_size
     files = mutated_files(SEED)
@@ -38,10 +39,15 @@ def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gatew
         refused += len(body["failed"])
         assert all(f["error"] for f in body["failed"])
     assert accepted + refused == len(files)
+    singles = []
     for name, data in files[:: len(files) // 200]:  # the single-image endpoint on a sample
         single = requests.post(f"{gateway}/v1/jobs", files={"file": (name, data)}, timeout=60)
         assert single.status_code < 500, (name, single.text[:300])
-    final = wait_for_batch(gateway, batch_id, timeout=400)
+        if single.status_code == 202:
+            singles.append(single.json()["id"])
+    final = wait_for_batch(gateway, batch_id, timeout=300)
+    rows = wait_until_final(store, singles, timeout=120)  # none left to spill into the next test
+    assert all(r and r["status"] in ("done", "failed") for r in rows.values())
     took = time.monotonic() - started
     print(f"fuzz: {len(files)} files, {accepted} accepted, {refused} refused by the gateway, {took:.0f} s")
     # Refused files are in the batch too, failed with the gateway's reason.

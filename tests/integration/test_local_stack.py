@@ -3,6 +3,7 @@ empty state folder, on ports of their own (so the test stack and a `make up` sta
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -28,14 +29,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 @pytest.fixture
-def up_env(tmp_path):
-    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
-    if busy:
-        pytest.fail(f"ports this test needs are taken: {', '.join(busy)}; is another checkout testing?")
-    state = tmp_path / "state"
-    state.mkdir()
-    # Cassandra's unpacked package is the only thing shared: fetching it again would take minutes.
-    (state / "cache").symlink_to(STATE_DIR / "cache")
+def up_env():
+    # A fixed folder, so what a killed run left running is stopped by the next one's `recog down`.
+    state = STATE_DIR / "up-test"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RECOG_")},
         "RECOG_STATE_DIR": str(state),
@@ -46,6 +42,14 @@ def up_env(tmp_path):
         "RECOG_FLOWER_URL": f"http://127.0.0.1:{PORTS['flower']}",
         "RECOG_WORKER_METRICS_PORT": str(PORTS["metrics"]),
     }
+    subprocess.run([RECOG, "down"], env=env, capture_output=True, timeout=180)
+    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
+    if busy:
+        pytest.fail(f"ports this test needs are taken: {', '.join(busy)}; is another checkout testing?")
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    # Cassandra's unpacked package is the only thing shared: fetching it again would take minutes.
+    (state / "cache").symlink_to(STATE_DIR / "cache")
     yield state, env
     subprocess.run([RECOG, "down"], env=env, capture_output=True, timeout=180)
 

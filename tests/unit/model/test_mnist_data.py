@@ -1,4 +1,4 @@
-"""The training digits: taken from the two registry packages, distinct, with a held-out split that
+"""The training digits: taken from the npm package, distinct, with a held-out split that
 never changes (so an accuracy quoted today is comparable with one quoted next month)."""
 
 import hashlib
@@ -9,7 +9,7 @@ import pytest
 from model import mnist_data
 from shared.settings import STATE_DIR
 
-CACHE = STATE_DIR / "cache" / "training"  # where `recog train` keeps the two archives
+CACHE = STATE_DIR / "cache" / "training"  # where `recog train` keeps the package archive
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_the_package_gives_ten_thousand_digits_of_every_class(digits):
 
 def test_no_digit_appears_twice(digits):
     """A digit twice could sit in training and held-out at once and flatter the accuracy. Near
-    copies count: the same digit within 8 grey levels."""
+    copies count: two digits identical once quantised to 32 grey levels."""
     images, _ = digits
     keys = {hashlib.blake2b((img // 8).tobytes(), digest_size=16).digest() for img in images}
     assert len(keys) == len(images)
