@@ -114,11 +114,10 @@ def _definitions(module: str) -> dict[Ref, tuple[set[str], set[Ref]]]:
             elif isinstance(n, ast.Name) and n.id in named:
                 refs.add((module, n.id))
             elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
-                local = {**imported, **_imports(nodes)}.get(n.value.id)
-                if local and local[1] == BODY:  # module.attribute
-                    sub = f"{local[0]}.{n.attr}"
-                    refs.add((sub, BODY) if sub in MODULES else (local[0], n.attr))
-        refs.update(_imports(nodes).values())
+                target = imported.get(n.value.id)
+                if target and target[1] == BODY:  # module.attribute
+                    sub = f"{target[0]}.{n.attr}"
+                    refs.add((sub, BODY) if sub in MODULES else (target[0], n.attr))
         out[(module, name)] = (_reads(nodes), refs)
     return out
 

@@ -58,6 +58,13 @@ def stack_settings(image_store: str) -> Settings:
     )
 
 
+def fail_if_taken(ports: dict[str, int], needed_by: str) -> None:
+    """Another checkout's run, or a service of the machine, holds one: leave it alone and say so."""
+    busy = [f"{name} ({port})" for name, port in ports.items() if not processes.port_is_free(port)]
+    if busy:
+        pytest.fail(f"ports needed by {needed_by} are taken: {', '.join(busy)}; is another checkout testing?")
+
+
 @pytest.fixture(scope="session")
 def stack_lock():
     """One test run per checkout owns its test stack: a second run fails its stack tests instead
@@ -77,11 +84,7 @@ def stack(request, stack_lock):
     limits test functions only (timeout_func_only in pyproject.toml)."""
     stack = LocalStack(stack_settings(request.param), ROOT, PROJECT_ROOT / ".recog" / "cache")
     stack.down()  # what a killed earlier run of this checkout left behind
-    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
-    if busy:  # another checkout's run, or a service of the machine: leave it alone
-        pytest.fail(
-            f"ports needed by the test stack are taken: {', '.join(busy)}; is another checkout testing?"
-        )
+    fail_if_taken(PORTS, "the test stack")
     shutil.rmtree(ROOT, ignore_errors=True)
     # A models folder of the session's own, so a test can add a model without touching model/models.
     shutil.copytree(Settings.from_env({}).models_dir, ROOT / "models")

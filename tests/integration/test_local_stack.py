@@ -14,6 +14,7 @@ import requests
 from devstack import processes
 from shared.settings import STATE_DIR
 from tests import images
+from tests.stack import fail_if_taken
 
 RECOG = os.path.join(os.path.dirname(sys.executable), "recog")
 PORTS = {
@@ -43,9 +44,7 @@ def up_env():
         "RECOG_WORKER_METRICS_PORT": str(PORTS["metrics"]),
     }
     subprocess.run([RECOG, "down"], env=env, capture_output=True, timeout=180)
-    busy = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
-    if busy:
-        pytest.fail(f"ports this test needs are taken: {', '.join(busy)}; is another checkout testing?")
+    fail_if_taken(PORTS, "the recog up test")
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
     # Cassandra's unpacked package is the only thing shared: fetching it again would take minutes.
