@@ -1,11 +1,25 @@
-"""Talk to the gateway over HTTP and turn its JSON errors into readable messages."""
+"""Talk to the gateway over HTTP, ride out its outages, and turn its JSON errors into messages.
+
+A 503 or 429 (the gateway says when to come back, in Retry-After) and a connection that was never
+made are tried again with backoff until --retry-for runs out. A connection that broke after an
+upload was sent is not: the upload may have been accepted, and sending it again would make a
+second job. urllib3's own Retry has no overall deadline and no way to say that it is waiting,
+hence this loop.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 import requests
+from urllib3.exceptions import NewConnectionError
+
+RETRY_FOR = 600.0  # the default of --retry-for: ten minutes
+TRANSIENT_STATUS = (429, 503)
+MAX_DELAY = 30.0
 
 
 def check(response: requests.Response) -> dict:
@@ -21,27 +35,98 @@ def check(response: requests.Response) -> dict:
     return body
 
 
+def say_waiting(reason: str) -> None:
+    click.echo(f"waiting for the service: {reason}", err=True)
+
+
+def request(
+    gateway: str,
+    method: str,
+    path: str,
+    retry_for: float = RETRY_FOR,
+    on_wait: Callable[[str], None] = say_waiting,
+    **options,
+) -> requests.Response:
+    """The gateway's answer, after waiting out 503s, 429s and a gateway that is not there."""
+    deadline = time.monotonic() + retry_for
+    delay = 1.0
+    while True:
+        try:
+            response = requests.request(method, f"{gateway}{path}", **options)
+            if response.status_code not in TRANSIENT_STATUS:
+                return response
+            reason = f"{response.status_code} {_code(response)}"
+            pause = _retry_after(response) or delay
+            if time.monotonic() + pause > deadline:
+                return response
+        except requests.ConnectionError as exc:
+            if method != "GET" and not _never_sent(exc):
+                raise click.ClickException(
+                    f"the connection to {gateway} broke after the upload was sent, so it may have been "
+                    "accepted; check with `recog status`, or run `recog submit-folder` again (it asks "
+                    "the batch what it holds)"
+                ) from exc
+            reason, pause = f"cannot reach the gateway at {gateway}", delay
+            if time.monotonic() + pause > deadline:
+                raise click.ClickException(
+                    f"cannot reach the gateway at {gateway} (tried for {retry_for:.0f} s): "
+                    "is the stack up (make up)?"
+                ) from exc
+        on_wait(reason)
+        time.sleep(pause)
+        delay = min(delay * 2, MAX_DELAY)
+        for part in options.get("files") or []:  # an open file is read again from its start
+            handle = part[1][1] if isinstance(part, tuple) else None
+            if hasattr(handle, "seek"):
+                handle.seek(0)
+
+
 def call(gateway: str, method: str, path: str, **options) -> dict:
-    """One request to the gateway, its answer checked; an unreachable gateway is a clear error."""
+    """One request to the gateway (waiting out outages), its answer checked."""
+    return check(request(gateway, method, path, **options))
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when no byte reached the gateway (refused, or no connection in time)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, NewConnectionError)
+
+
+def _retry_after(response: requests.Response) -> float | None:
     try:
-        response = requests.request(method, f"{gateway}{path}", **options)
-    except requests.ConnectionError as exc:
-        raise click.ClickException(
-            f"cannot reach the gateway at {gateway}: is the stack up (make up)?"
-        ) from exc
-    return check(response)
+        return min(max(float(response.headers["Retry-After"]), 0.0), MAX_DELAY)
+    except (KeyError, ValueError):
+        return None
 
 
-def submit(gateway: str, path: Path, wait: float | None, model: str | None) -> dict:
+def _code(response: requests.Response) -> str:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return response.reason or ""
+
+
+def submit(
+    gateway: str, path: Path, wait: float | None, model: str | None, retry_for: float = RETRY_FOR
+) -> dict:
     params = {"wait": wait} if wait else {}
     data = {"model": model} if model else {}
     with path.open("rb") as fh:
-        files = {"file": (path.name, fh)}
+        files = [("file", (path.name, fh))]
         return call(
-            gateway, "POST", "/v1/jobs", params=params, data=data, files=files, timeout=(wait or 0) + 30
+            gateway,
+            "POST",
+            "/v1/jobs",
+            retry_for=retry_for,
+            params=params,
+            data=data,
+            files=files,
+            timeout=(wait or 0) + 30,
         )
 
 
-def status(gateway: str, job_id: str, wait: float | None) -> dict:
+def status(gateway: str, job_id: str, wait: float | None, retry_for: float = RETRY_FOR) -> dict:
     params = {"wait": wait} if wait else {}
-    return call(gateway, "GET", f"/v1/jobs/{job_id}", params=params, timeout=(wait or 0) + 10)
+    return call(
+        gateway, "GET", f"/v1/jobs/{job_id}", retry_for=retry_for, params=params, timeout=(wait or 0) + 10
+    )

@@ -12,10 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import click
-import requests
 from tqdm import tqdm
 
-from cli.client import call, check
+from cli.client import RETRY_FOR, check, request
 from shared.decode import IMAGE_SUFFIXES
 
 
@@ -29,10 +28,19 @@ def find_images(folder: Path) -> list[str]:
 
 class FolderRun:
     def __init__(
-        self, gateway: str, folder: Path, out: Path, model: str | None, chunk: int, name: str
+        self,
+        gateway: str,
+        folder: Path,
+        out: Path,
+        model: str | None,
+        chunk: int,
+        name: str,
+        retry_for: float = RETRY_FOR,
     ) -> None:
         self.gateway, self.folder, self.out = gateway, folder.resolve(), out
         self.model, self.chunk, self.name = model, chunk, name
+        self.retry_for = retry_for
+        self.bar: tqdm | None = None
         self.state_path = out.with_name(out.name + ".state.json")
         self.state = self._load_state()
 
@@ -71,6 +79,7 @@ class FolderRun:
     def _upload(self, todo: list[str], total: int) -> None:
         done_before = total - len(todo)
         with tqdm(total=total, initial=done_before, unit="img", desc="upload", dynamic_ncols=True) as bar:
+            self.bar = bar
             for start in range(0, len(todo), self.chunk):
                 names = todo[start : start + self.chunk]
                 body = self._post(names)
@@ -80,12 +89,13 @@ class FolderRun:
                 for failed in body["failed"]:
                     tqdm.write(f"  refused {failed['file']}: {failed['error']}")
                 bar.update(len(names))
+                bar.set_description("upload")
 
     def _in_the_batch(self) -> set[str]:
         """The files the gateway already holds for this batch. A chunk it accepted in the instant
         before an interruption is in the batch but not yet in the state file."""
         path = f"/v1/batches/{self.state['batch_id']}/results"
-        rows = call(self.gateway, "GET", path, params={"format": "json"}, timeout=300)
+        rows = self._call("GET", path, params={"format": "json"}, timeout=300)
         return {row["file"] for row in rows}
 
     def _post(self, names: list[str]) -> dict:
@@ -94,24 +104,41 @@ class FolderRun:
             path, data = f"/v1/batches/{self.state['batch_id']}/files", {}
         else:
             path, data = "/v1/batches", {"name": self.name, **({"model": self.model} if self.model else {})}
-        return call(self.gateway, "POST", path, files=parts, data=data, timeout=300)
+        return self._call("POST", path, files=parts, data=data, timeout=300)
+
+    def _call(self, method: str, path: str, **options) -> dict:
+        return check(self._request(method, path, **options))
+
+    def _request(self, method: str, path: str, **options):
+        """Through outages, with the bar saying so while it waits."""
+        return request(self.gateway, method, path, self.retry_for, self._waiting, **options)
+
+    def _waiting(self, reason: str) -> None:
+        if self.bar is None:
+            tqdm.write(f"waiting for the service: {reason}")
+        else:
+            self.bar.set_description("waiting for the service")
+            self.bar.set_postfix_str(reason)
 
     def _follow(self) -> dict:
-        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}"
-        status = check(requests.get(url, timeout=60))
+        path = f"/v1/batches/{self.state['batch_id']}"
+        status = self._call("GET", path, timeout=60)
         with tqdm(total=status["total"], unit="img", desc="recognise", dynamic_ncols=True) as bar:
+            self.bar = bar
             while True:
+                bar.set_description("recognise")
                 bar.total = status["total"]
                 bar.update(status["done"] + status["failed"] - bar.n)
                 bar.set_postfix(failed=status["failed"], eta=status["eta_seconds"])
                 if status["status"] in ("done", "partial", "failed"):
+                    self.bar = None
                     return status
                 time.sleep(0.5)
-                status = check(requests.get(url, timeout=60))
+                status = self._call("GET", path, timeout=60)
 
     def _write_csv(self) -> None:
-        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
-        with requests.get(url, params={"format": "csv"}, stream=True, timeout=300) as response:
+        path = f"/v1/batches/{self.state['batch_id']}/results"
+        with self._request("GET", path, params={"format": "csv"}, stream=True, timeout=300) as response:
             if response.status_code >= 400:
                 check(response)
             tmp = self.out.with_name(self.out.name + ".partial")
@@ -121,8 +148,8 @@ class FolderRun:
             tmp.replace(self.out)
 
     def _summary(self, status: dict, elapsed: float) -> dict:
-        url = f"{self.gateway}/v1/batches/{self.state['batch_id']}/results"
-        rows = check(requests.get(url, params={"format": "json"}, timeout=300))
+        path = f"/v1/batches/{self.state['batch_id']}/results"
+        rows = self._call("GET", path, params={"format": "json"}, timeout=300)
         labels = Counter(
             r["label"] if r["label"] is not None else "(none)" for r in rows if r["status"] == "done"
         )

@@ -29,9 +29,17 @@ cli.add_command(down)
 # No upper bound here: the gateway's RECOG_MAX_WAIT_SECONDS is the limit, and it says so when passed.
 @click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for the result.")
 @click.option("--model", help="Model name (default: RECOG_MODEL).")
-def submit(file: Path, wait: float | None, model: str | None) -> None:
+@click.option(
+    "--retry-for",
+    default=client.RETRY_FOR,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
+)
+def submit(file: Path, wait: float | None, model: str | None, retry_for: float) -> None:
     """Upload one image; print the job (with its result when --wait is given and it finished)."""
-    click.echo(json.dumps(client.submit(Settings.from_env().gateway_url, file, wait, model), indent=2))
+    job = client.submit(Settings.from_env().gateway_url, file, wait, model, retry_for)
+    click.echo(json.dumps(job, indent=2))
 
 
 @cli.command("submit-folder")
@@ -44,7 +52,16 @@ def submit(file: Path, wait: float | None, model: str | None) -> None:
     "--chunk", default=200, show_default=True, type=click.IntRange(1, 1000), help="Files per upload."
 )
 @click.option("--name", default=None, help="Batch name (default: the folder's name).")
-def submit_folder(folder: Path, out: Path, model: str | None, chunk: int, name: str | None) -> None:
+@click.option(
+    "--retry-for",
+    default=client.RETRY_FOR,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
+)
+def submit_folder(
+    folder: Path, out: Path, model: str | None, chunk: int, name: str | None, retry_for: float
+) -> None:
     """Upload every image under FOLDER as one batch, follow it, and write the results as CSV.
 
     Run it again with the same FOLDER and --out after an interruption: files already accepted
@@ -52,7 +69,8 @@ def submit_folder(folder: Path, out: Path, model: str | None, chunk: int, name: 
     """
     from cli.folder import FolderRun
 
-    summary = FolderRun(Settings.from_env().gateway_url, folder, out, model, chunk, name or folder.name).run()
+    gateway = Settings.from_env().gateway_url
+    summary = FolderRun(gateway, folder, out, model, chunk, name or folder.name, retry_for).run()
     click.echo(
         f"batch {summary['batch']}: {summary['done']} done ({summary['cached']} from cache), "
         f"{summary['failed']} failed of {summary['total']} in {summary['seconds']} s "
@@ -64,9 +82,16 @@ def submit_folder(folder: Path, out: Path, model: str | None, chunk: int, name: 
 @cli.command()
 @click.argument("job_id")
 @click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for it to finish.")
-def status(job_id: str, wait: float | None) -> None:
+@click.option(
+    "--retry-for",
+    default=client.RETRY_FOR,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
+)
+def status(job_id: str, wait: float | None, retry_for: float) -> None:
     """Show one job."""
-    click.echo(json.dumps(client.status(Settings.from_env().gateway_url, job_id, wait), indent=2))
+    click.echo(json.dumps(client.status(Settings.from_env().gateway_url, job_id, wait, retry_for), indent=2))
 
 
 @cli.command()

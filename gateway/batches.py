@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from gateway.archives import read_zip
 from gateway.batch_progress import batch_progress
 from gateway.errors import ApiError, too_many_files
-from gateway.intake import Intake, check_model, commit, discard, take
+from gateway.intake import Intake, check_model, commit, take
 from gateway.views import RESULT_COLUMNS, batch_line_view
 from shared.jobs import parse_job_id, utcnow
 
@@ -32,11 +32,7 @@ def create():
     name = request.form.get("name", "")[:200]
     intake = Intake(check_model(services.settings, request.form.get("model")), utcnow(), uuid.uuid4())
     skipped = _take_uploads(services, intake)
-    try:
-        services.store.insert_batch(intake.batch_id, name, intake.model_name, intake.created_at)
-    except Exception:
-        discard(services, intake)
-        raise
+    services.store.insert_batch(intake.batch_id, name, intake.model_name, intake.created_at)
     commit(services, intake)
     return _accepted(intake, skipped, name)
 
@@ -78,7 +74,8 @@ def results(batch_id: str):
 
 
 def _take_uploads(services, intake: Intake) -> list[dict]:
-    """Store every part; a 4xx half-way removes what this request stored."""
+    """Store every part; a 4xx half-way refuses the whole request (bytes already stored stay, as
+    another upload may share them)."""
     settings = services.settings
     files = request.files.getlist("files")
     archive = request.files.get("archive")
@@ -91,20 +88,16 @@ def _take_uploads(services, intake: Intake) -> list[dict]:
     if len(files) > settings.max_files_per_request:
         raise too_many_files(settings.max_files_per_request, len(files))
     skipped: list[dict] = []
-    try:
-        for upload in files:
-            take(services, intake, upload.read(), upload.filename, strict=False)
-        if archive is not None:
-            for entry in read_zip(
-                archive.stream, settings.zip_max_entries, settings.max_upload_bytes, settings.zip_max_bytes
-            ):
-                if entry.skipped:
-                    skipped.append({"file": entry.name, "reason": entry.skipped})
-                else:
-                    take(services, intake, entry.data, entry.name, strict=False)
-    except Exception:  # a refused part, or the image store failing half-way: keep nothing
-        discard(services, intake)
-        raise
+    for upload in files:
+        take(services, intake, upload.read(), upload.filename, strict=False)
+    if archive is not None:
+        for entry in read_zip(
+            archive.stream, settings.zip_max_entries, settings.max_upload_bytes, settings.zip_max_bytes
+        ):
+            if entry.skipped:
+                skipped.append({"file": entry.name, "reason": entry.skipped})
+            else:
+                take(services, intake, entry.data, entry.name, strict=False)
     return skipped
 
 

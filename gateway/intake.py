@@ -1,7 +1,9 @@
 """Taking uploads in: check, store the bytes, write the rows, queue the work, in that order.
 
-Shared by single jobs and batches. If Cassandra fails, nothing is kept; if Redis fails, the
-rows written are marked failed, so no job is ever left 'queued' with nothing to run it.
+Shared by single jobs and batches. If Cassandra fails, the request is refused (a job row already
+written is finished by the sweeper from its open work); if Redis fails, the rows written are
+marked failed. Stored bytes are never deleted here: a concurrent upload of the same bytes, or
+open work, may refer to them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
 from shared.jobs import NewJob, Outcome, new_job_id
-from shared.messaging import JobMessage, send_chunk, send_single_job
+from shared.messaging import JobMessage, Work, send_work
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,7 @@ class Intake:
     batch_id: uuid.UUID | None = None
     accepted: list[NewJob] = field(default_factory=list)
     refused: list[tuple[NewJob, str]] = field(default_factory=list)
-    new_files: list[str] = field(default_factory=list)
+    new_files: set[str] = field(default_factory=set)
 
 
 def check_model(settings, name: str | None) -> str:
@@ -74,7 +76,7 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
         return
     sha256, created = services.images.put(data)
     if created:
-        intake.new_files.append(sha256)
+        intake.new_files.add(sha256)
     intake.accepted.append(
         _new_job(intake, filename, sha256, len(data), img.format or "", img.width, img.height)
     )
@@ -84,28 +86,17 @@ def commit(services, intake: Intake) -> None:
     """Write the rows, then queue the work (single jobs one task each, batches in chunks)."""
     settings = services.settings
     jobs = intake.accepted + [job for job, _ in intake.refused]
-    new_bytes = set(intake.new_files)
-    messages = [
-        JobMessage(
-            j.job_id, j.sha256, j.filename, j.model_name, j.created_at, j.batch_id, j.sha256 in new_bytes
-        )
-        for j in intake.accepted
-    ]
+    work = plan_work(intake, settings.chunk_size)
     try:
-        services.store.insert_jobs(jobs, messages)
+        services.store.insert_jobs(jobs, work)
         services.store.finish([_failed(job, error, "gateway") for job, error in intake.refused])
     except StoreUnavailable as exc:
-        discard(services, intake)
         raise ApiError(
-            503, "store_unavailable", f"{STORE_DOWN}; nothing was kept. Retry in a little while"
+            503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
         ) from exc
     try:
-        if intake.batch_id is None:
-            for message in messages:
-                send_single_job(services.celery, settings, message)
-        else:
-            for start in range(0, len(messages), settings.chunk_size):
-                send_chunk(services.celery, settings, messages[start : start + settings.chunk_size])
+        for unit in work:
+            send_work(services.celery, settings, unit)
     except QUEUE_DOWN as exc:
         _fail_unqueued(services, intake)
         raise ApiError(
@@ -115,22 +106,32 @@ def commit(services, intake: Intake) -> None:
             "recorded as failed. Resubmit in a little while",
             job_ids=[str(j.job_id) for j in intake.accepted],
         ) from exc
-    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(messages))
+    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(intake.accepted))
 
 
-def discard(services, intake: Intake) -> None:
-    """Remove the images this intake created (bytes another job stored stay).
-
-    Best effort: an image left behind when the store is down is only unreferenced bytes."""
-    try:
-        for sha256 in intake.new_files:
-            services.images.delete(sha256)
-    except StoreUnavailable as exc:
-        log.warning("could not remove %d images of a refused upload: %s", len(intake.new_files), exc)
+def plan_work(intake: Intake, chunk_size: int) -> list[Work]:
+    """The task messages: one per single job (its work id is the job id), one per chunk of a batch."""
+    messages = [
+        JobMessage(
+            j.job_id,
+            j.sha256,
+            j.filename,
+            j.model_name,
+            j.created_at,
+            j.batch_id,
+            j.sha256 in intake.new_files,
+        )
+        for j in intake.accepted
+    ]
+    if intake.batch_id is None:
+        return [Work(m.job_id, (m,), False, intake.created_at) for m in messages]
+    return [
+        Work(uuid.uuid4(), tuple(messages[start : start + chunk_size]), True, intake.created_at)
+        for start in range(0, len(messages), chunk_size)
+    ]
 
 
 def _fail_unqueued(services, intake: Intake) -> None:
-    discard(services, intake)
     error = "the job could not be queued (Redis was not answering); resubmit the image"
     try:
         services.store.finish([_failed(job, error, "gateway") for job in intake.accepted])

@@ -56,7 +56,7 @@ class Outcome:
     batch_size: int = 0
     batch_id: uuid.UUID | None = None
     cached: bool = False
-    # When the job was created: locates its open-job row, removed with the final write.
+    # When the job was created: what its queue time is measured from.
     created_at: datetime | None = None
 
 
@@ -80,6 +80,11 @@ def utcnow() -> datetime:
 def hour_bucket(moment: datetime) -> str:
     """The audit partition of a moment: 'YYYY-MM-DDTHH' in UTC, easy to type in cqlsh."""
     return as_utc(moment).strftime("%Y-%m-%dT%H")
+
+
+def minute_bucket(moment: datetime) -> str:
+    """The open-work partition of a moment: 'YYYY-MM-DDTHH:MM' in UTC."""
+    return as_utc(moment).strftime("%Y-%m-%dT%H:%M")
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -3,6 +3,7 @@ and the Redis "job finished" channel."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ class JobMessage:
 
     new_bytes: the image store had never held these bytes, so no earlier result can exist and
     the worker skips looking for one. attempt: how often a transient failure sent it again.
+    work_id and sent_at name the task message it travelled in and when that was sent (see Work):
+    a worker reports the work it holds, and how far into each queue it has read, by them.
     """
 
     job_id: uuid.UUID
@@ -37,6 +40,8 @@ class JobMessage:
     batch_id: uuid.UUID | None = None
     new_bytes: bool = False
     attempt: int = 0
+    work_id: uuid.UUID | None = None
+    sent_at: datetime | None = None
 
     @property
     def key(self) -> JobKey:
@@ -52,11 +57,13 @@ class JobMessage:
             "batch_id": str(self.batch_id) if self.batch_id else None,
             "new_bytes": self.new_bytes,
             "attempt": self.attempt,
+            "work_id": str(self.work_id) if self.work_id else None,
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> JobMessage:
-        """Also reads messages queued by earlier versions, which had no 'attempt' when it was 0."""
+        """Also reads messages queued by earlier versions (no attempt, work_id or sent_at)."""
         return cls(
             job_id=uuid.UUID(raw["id"]),
             sha256=raw["sha256"],
@@ -66,7 +73,52 @@ class JobMessage:
             batch_id=uuid.UUID(raw["batch_id"]) if raw.get("batch_id") else None,
             new_bytes=bool(raw.get("new_bytes")),
             attempt=int(raw.get("attempt", 0)),
+            work_id=uuid.UUID(raw["work_id"]) if raw.get("work_id") else None,
+            sent_at=datetime.fromisoformat(raw["sent_at"]) if raw.get("sent_at") else None,
         )
+
+
+@dataclass(frozen=True)
+class Work:
+    """One task message: a single job, or a chunk of a bulk submission (one model call's worth).
+
+    Cassandra keeps each Work in open_work from before it is first sent, so the sweeper can send
+    again whatever is neither final, held by a live worker nor still waiting in its queue.
+    """
+
+    work_id: uuid.UUID
+    messages: tuple[JobMessage, ...]
+    chunk: bool
+    sent_at: datetime
+
+    def queue(self, settings: Settings) -> str:
+        return settings.bulk_queue if self.chunk else settings.queue
+
+    def stamped(self) -> list[JobMessage]:
+        """The messages as they travel: each names this work and when it was sent."""
+        return [dataclasses.replace(m, work_id=self.work_id, sent_at=self.sent_at) for m in self.messages]
+
+    def to_json(self) -> str:
+        return json.dumps([m.to_dict() for m in self.messages])
+
+
+def stored_messages(text: str | None) -> tuple[JobMessage, ...] | None:
+    """The messages of a stored Work, or None where they are missing or unreadable."""
+    try:
+        raw = json.loads(text) if text else None
+    except ValueError:
+        return None
+    messages = [read_message(item) for item in raw] if isinstance(raw, list) else [None]
+    return None if any(m is None for m in messages) else tuple(messages)
+
+
+def send_work(app, settings: Settings, work: Work) -> None:
+    """Send a Work as its task: a single job to the singles queue, a chunk to the bulk queue."""
+    messages = work.stamped()
+    if work.chunk:
+        send_chunk(app, settings, messages)
+    else:
+        send_single_job(app, settings, messages[0])
 
 
 def read_message(raw: object) -> JobMessage | None:
@@ -74,14 +126,6 @@ def read_message(raw: object) -> JobMessage | None:
     try:
         return JobMessage.from_dict(raw)
     except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-
-
-def stored_message(text: str | None) -> JobMessage | None:
-    """A message kept as JSON text (the open-job rows), or None where it is missing or unreadable."""
-    try:
-        return read_message(json.loads(text)) if text else None
-    except ValueError:
         return None
 
 
@@ -95,7 +139,7 @@ def ids_repr(messages: Sequence[JobMessage]) -> str:
 def send_single_job(app, settings: Settings, message: JobMessage, **options) -> None:
     """Queue one single-image job: its task id is the job id, Flower shows only that id.
 
-    The gateway, the sweeper and the worker's retry all send these, the same way.
+    The gateway and the sweeper (through send_work) and the worker's retry send these.
     """
     app.send_task(
         TASK_RECOGNISE,

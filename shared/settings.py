@@ -86,9 +86,13 @@ class Settings:
     max_wait_seconds: float = setting(30.0, (GATEWAY,), 10, 300)
     # Redis redelivers an unacknowledged task after this long; must exceed queue wait + run time.
     visibility_timeout: int = setting(3600, (GATEWAY, WORKERS, STACK), 1, 7 * 24 * 3600)
-    # How often workers look for jobs whose task message was lost, and how far back.
-    sweep_seconds: int = setting(60, (WORKERS,), 1, 3600)
-    sweep_hours: int = setting(24, (WORKERS,), 1, 24 * 30)
+    # How often workers look for work whose task message was lost, and how far back (open work
+    # is kept that long).
+    sweep_seconds: int = setting(15, (WORKERS,), 1, 3600)
+    sweep_hours: int = setting(24, (GATEWAY, WORKERS), 1, 24 * 30)
+    # A worker's claim on the work it holds lives this long unless renewed (every third of it):
+    # how soon the work of a SIGKILLed worker is sent again.
+    lease_seconds: int = setting(30, (WORKERS,), 6, 3600)
     tf_threads: int = setting(1, (WORKERS, CLI), 1, 256)
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.

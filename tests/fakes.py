@@ -8,7 +8,6 @@ that could be produced for real.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,18 +15,20 @@ from pathlib import Path
 from model.recogniser import BatchOutcome, Prediction
 from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, hour_bucket
-from shared.messaging import stored_message
+from shared.jobs import DONE, FAILED, QUEUED, RUNNING, minute_bucket
+from shared.messaging import stored_messages
 from shared.store import StoreUnavailable
 
 
 class MemoryStore:
-    """The job, open-job and cache rows of a ResultStore, in dicts; batch lines as a dict of statuses.
-    `down = True` makes every call raise StoreUnavailable."""
+    """The job, open-work, lease and cache rows of a ResultStore, in dicts; batch lines as a dict of
+    statuses. `down = True` makes every call raise StoreUnavailable."""
 
     def __init__(self) -> None:
         self.jobs: dict[uuid.UUID, dict] = {}
         self.open: dict[str, dict[uuid.UUID, dict]] = {}
+        self.settled: set[str] = set()
+        self.lease_rows: dict[str, dict] = {}
         self.cache: dict[tuple[str, str, str], dict] = {}
         self.batch_lines: dict[uuid.UUID, str] = {}
         self.marked_running: list = []
@@ -43,22 +44,14 @@ class MemoryStore:
     def ping(self) -> None:
         self._check()
 
-    def insert_jobs(self, jobs, messages=()) -> None:
+    def insert_jobs(self, jobs, work=()) -> None:
         self._check()
+        for w in work:
+            self.resent(minute_bucket(w.sent_at), w)
         for job in jobs:
             self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
             if job.batch_id is not None:
                 self.batch_lines[job.job_id] = QUEUED
-        for m in messages:
-            self._open_row(m, m.created_at)
-
-    def _open_row(self, message, sent_at) -> None:
-        # Stored as the adapter stores it: JSON text and a naive UTC time.
-        self.open.setdefault(hour_bucket(message.created_at), {})[message.job_id] = {
-            "job_id": message.job_id,
-            "message": json.dumps(message.to_dict()),
-            "sent_at": sent_at.replace(tzinfo=None),
-        }
 
     def get_job(self, job_id):
         self._check()
@@ -73,8 +66,8 @@ class MemoryStore:
         self._check()
         self.marked_running.extend(keys)
         for key in keys:  # as the adapter does: a batch job shows 'running' in its batch line only
-            if key.batch_id is None:
-                self.jobs[key.job_id]["status"] = RUNNING
+            if key.batch_id is None:  # an UPDATE makes the row if it is not there
+                self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
             else:
                 self.batch_lines[key.job_id] = RUNNING
         return []
@@ -93,22 +86,43 @@ class MemoryStore:
                     "probabilities": o.probabilities,
                     "reason": o.reason,
                 }
-            if o.created_at is not None:
-                self.open.get(hour_bucket(o.created_at), {}).pop(o.job_id, None)
 
-    def open_jobs(self, hour):
+    def open_work(self, minute):
         self._check()
         return [
-            {**row, "message": stored_message(row["message"])} for row in self.open.get(hour, {}).values()
+            {**row, "messages": stored_messages(row["messages"])}
+            for row in self.open.get(minute, {}).values()
         ]
 
-    def resent(self, hour, message, sent_at) -> None:
+    def resent(self, minute, work) -> None:
         self._check()
-        self._open_row(message, sent_at)  # the whole row, as the adapter writes it
+        # Stored as the adapter stores it: JSON text and a naive UTC time.
+        self.open.setdefault(minute, {})[work.work_id] = {
+            "work_id": work.work_id,
+            "chunk": work.chunk,
+            "messages": work.to_json(),
+            "sent_at": work.sent_at.replace(tzinfo=None),
+        }
 
-    def forget_open(self, hour, job_id) -> None:
+    def settled_minutes(self, day):
         self._check()
-        self.open[hour].pop(job_id, None)
+        return {minute for minute in self.settled if minute.startswith(day)}
+
+    def settle(self, minute) -> None:
+        self._check()
+        self.settled.add(minute)
+
+    def renew_lease(self, instance, held, newest_sent, ttl) -> None:
+        self._check()
+        self.lease_rows[instance] = {
+            "instance": instance,
+            "held": set(held),
+            "newest_sent": dict(newest_sent),
+        }
+
+    def leases(self):
+        self._check()
+        return list(self.lease_rows.values())
 
 
 @dataclass

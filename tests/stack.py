@@ -52,9 +52,8 @@ def stack_settings(image_store: str) -> Settings:
         flower_url=f"http://127.0.0.1:{PORTS['flower']}",
         flower_password=FLOWER_PASSWORD,
         worker_metrics_port=PORTS["worker_metrics"],
-        # Short, so a job held by a SIGKILLed worker comes back within the test's patience.
-        visibility_timeout=10,
-        sweep_seconds=2,
+        # Recovery is tested with what a user runs: the visibility timeout, lease and sweep
+        # interval are the defaults.
     )
 
 

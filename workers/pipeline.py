@@ -21,6 +21,8 @@ from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CAC
 
 log = logging.getLogger(__name__)
 
+UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
+
 
 def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     """Idempotent: a redelivered message for a finished job does nothing.
@@ -40,8 +42,12 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     if not todo:
         return []
     started = utcnow()
+    # Work is written before its job rows; a job sent again by the sweeper with still no row is
+    # one whose intake failed half-way (the client was answered 503): failed for the record.
+    unrecorded = [m for m in todo if m.job_id not in statuses and _sent_again(m)]
+    todo = [m for m in todo if m not in unrecorded]
+    outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
     pending = runtime.store.mark_running([m.key for m in todo], worker, started, wait=False)
-    outcomes: list[Outcome] = []
     for model_name in sorted({m.model for m in todo}):
         group = [m for m in todo if m.model == model_name]
         recogniser = models[model_name]
@@ -53,6 +59,10 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     _announce(runtime.redis, [o.job_id for o in outcomes])
     _count(outcomes)
     return outcomes
+
+
+def _sent_again(m: JobMessage) -> bool:
+    return m.sent_at is not None and m.sent_at > m.created_at
 
 
 def _count(outcomes: list[Outcome]) -> None:

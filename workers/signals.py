@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 from celery import current_app
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import task_received, worker_process_init, worker_process_shutdown, worker_ready
 
 
 @worker_process_init.connect
@@ -17,10 +19,20 @@ def _close(**_kwargs) -> None:
     current_app.close_runtime()
 
 
+@task_received.connect
+def _hold(request=None, **_kwargs) -> None:
+    from workers.leases import HELD
+
+    HELD.received(request)
+
+
 @worker_ready.connect
 def _start_main_process_threads(sender=None, **_kwargs) -> None:
+    from workers.leases import start_renewing
     from workers.metrics import serve_metrics
     from workers.sweeper import start_sweeping
 
+    # New at every start: a restarted worker never inherits the claims of the one it replaced.
+    start_renewing(sender.app, f"{sender.hostname}/{uuid.uuid4().hex[:12]}")
     start_sweeping(sender.app)
     serve_metrics(sender.app.settings)

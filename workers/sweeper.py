@@ -1,77 +1,187 @@
-"""Send again the jobs whose task message was lost.
+"""Send again the work whose task message was lost: by Redis dying, or with a SIGKILLed worker.
 
-Kombu's Redis transport pops a message before it records it as unacknowledged; a worker killed
-between the two loses the message for good (seen here about once in twelve SIGKILL tests).
-Every job sent to the queue has a row in open_jobs until its final write removes it, so a job
-still open long after it was last sent is sent again. Tasks are idempotent, so a job that was
-merely slow costs one extra status read.
+Every task message (a single job or a chunk) has an open_work row from before it is first sent.
+Once a minute's rows are all final, the minute is settled and never read again, so the sweep costs
+what is open, not what has finished. An open row is sent again when it is
+
+- not held: no live worker's lease claims it (workers/leases.py), and
+- not waiting: its queue in Redis is empty, or a live worker has already read a send made more
+  than one lease after it (queues are first in, first out, so it was passed over: lost), and
+- not new: it was last sent more than one lease ago.
+
+Only the jobs of a row that are not yet final are sent again, a chunk as one chunk, to the queue it
+came from. Tasks skip final jobs, so a message that surfaces later costs one status read.
+Only one sweeper acts at a time (a Redis lock); the others skip their turn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.jobs import FINAL_STATES, as_utc, hour_bucket, utcnow
-from shared.messaging import JobMessage, send_single_job
+import redis
+
+from shared.jobs import FINAL_STATES, as_utc, minute_bucket, utcnow
+from shared.messaging import Work, send_work
 from shared.store import ResultStore, StoreUnavailable, open_store
 
 log = logging.getLogger(__name__)
 
+# A minute is settled only this long after it ended (and after one lease): a slow or skewed
+# sender could still be writing into it before then.
+SETTLE_AFTER = timedelta(minutes=5)
+# A store failing this many minutes in a row is down: the sweep stops and tries again next time.
+GIVE_UP_AFTER = 3
+
+
+@dataclass
+class SweepReport:
+    resent_work: int = 0
+    resent_jobs: int = 0
+    minutes_read: int = 0
+    rows_read: int = 0
+    failed_minutes: list[str] = field(default_factory=list)
+
 
 def sweep(
     store: ResultStore,
-    send: Callable[[JobMessage], None],
-    stale_after: timedelta,
+    send: Callable[[Work], None],
+    queue_length: Callable[[bool], int],
+    lease: timedelta,
     look_back_hours: int,
     now: datetime | None = None,
-) -> int:
-    """Re-send open jobs last sent more than stale_after ago; returns how many were sent."""
+) -> SweepReport:
+    """One pass over the unsettled minutes of the look-back; queue_length(chunk) is the length of
+    that kind's queue in Redis."""
     now = now or utcnow()
-    resent = 0
-    for hours_ago in range(look_back_hours, -1, -1):
-        hour = hour_bucket(now - timedelta(hours=hours_ago))
-        rows = [r for r in store.open_jobs(hour) if now - as_utc(r["sent_at"]) > stale_after]
-        statuses = store.look_up([r["job_id"] for r in rows], [])[0] if rows else {}
-        for row in rows:
-            if statuses.get(row["job_id"]) in FINAL_STATES:
-                store.forget_open(hour, row["job_id"])
-                continue
-            if row["message"] is None:  # missing or unreadable (see open_jobs): nothing to send
-                log.warning("open job %s has no task message to send again; left alone", row["job_id"])
-                continue
-            send(row["message"])
-            store.resent(hour, row["message"], now)
-            resent += 1
-    if resent:
-        log.warning("sent %d open jobs again (their messages were lost or late)", resent)
-    return resent
+    report = SweepReport()
+    leases = store.leases()
+    held = set().union(*(lease_row["held"] for lease_row in leases))
+    newest = _newest_reads(leases)
+    lengths: dict[bool, int] = {}
+
+    def waiting(row: dict) -> bool:
+        chunk = bool(row["chunk"])
+        if chunk not in lengths:
+            lengths[chunk] = queue_length(chunk)
+        read_up_to = newest.get(chunk)
+        return lengths[chunk] > 0 and (read_up_to is None or as_utc(row["sent_at"]) > read_up_to - lease)
+
+    def passed_over(row: dict) -> bool:
+        return row["work_id"] not in held and now - as_utc(row["sent_at"]) > lease and not waiting(row)
+
+    failures_in_a_row = 0
+    for minute in _minutes(now, look_back_hours, lease, store):
+        try:
+            report.minutes_read += 1
+            _sweep_minute(store, send, minute, passed_over, now, lease, report)
+            failures_in_a_row = 0
+        except StoreUnavailable as exc:
+            report.failed_minutes.append(minute)
+            failures_in_a_row += 1
+            log.warning("could not sweep minute %s, going on with the rest: %s", minute, exc)
+            if failures_in_a_row >= GIVE_UP_AFTER:
+                raise
+    if report.resent_work:
+        log.warning(
+            "sent %d jobs again in %d task messages (their messages were lost)",
+            report.resent_jobs,
+            report.resent_work,
+        )
+    return report
+
+
+def _newest_reads(leases: list[dict]) -> dict[bool, datetime]:
+    """{chunk?: the newest send any live worker has read from that kind's queue}."""
+    newest: dict[bool, datetime] = {}
+    for lease_row in leases:
+        for kind, moment in lease_row["newest_sent"].items():
+            chunk = kind == "chunk"
+            moment = as_utc(moment)
+            if chunk not in newest or moment > newest[chunk]:
+                newest[chunk] = moment
+    return newest
+
+
+def _minutes(now: datetime, look_back_hours: int, lease: timedelta, store: ResultStore) -> list[str]:
+    """The minutes of the look-back not yet settled, oldest first, up to one lease ago."""
+    first, last = now - timedelta(hours=look_back_hours), now - lease
+    days = sorted({minute_bucket(first)[:10], minute_bucket(last)[:10]})
+    settled = set().union(*(store.settled_minutes(day) for day in days))
+    minutes, moment = [], first.replace(second=0, microsecond=0)
+    while moment <= last:
+        if minute_bucket(moment) not in settled:
+            minutes.append(minute_bucket(moment))
+        moment += timedelta(minutes=1)
+    return minutes
+
+
+def _sweep_minute(store, send, minute: str, passed_over, now: datetime, lease, report: SweepReport) -> None:
+    rows = store.open_work(minute)
+    report.rows_read += len(rows)
+    unreadable = [row for row in rows if row["messages"] is None]
+    for row in unreadable:
+        log.warning("open work %s in minute %s cannot be read; left alone", row["work_id"], minute)
+    candidates = [row for row in rows if row["messages"] is not None and passed_over(row)]
+    still_open = len(rows) - len(unreadable) - len(candidates)
+    job_ids = [m.job_id for row in candidates for m in row["messages"]]
+    statuses = store.look_up(job_ids, [])[0] if job_ids else {}
+    for row in candidates:
+        todo = tuple(m for m in row["messages"] if statuses.get(m.job_id) not in FINAL_STATES)
+        if not todo:
+            continue
+        still_open += 1
+        work = Work(row["work_id"], todo, bool(row["chunk"]), now)
+        send(work)
+        store.resent(minute, work)
+        report.resent_work += 1
+        report.resent_jobs += len(todo)
+    minute_start = datetime.strptime(minute, "%Y-%m-%dT%H:%M").replace(tzinfo=now.tzinfo)
+    if not still_open and now - (minute_start + timedelta(minutes=1)) > lease + SETTLE_AFTER:
+        store.settle(minute)
 
 
 def start_sweeping(app) -> threading.Thread:
-    """A daemon thread in the worker's main process; several workers sweeping is harmless."""
+    """A daemon thread in every worker's main process; a Redis lock lets one sweep at a time."""
     settings = app.settings
+    lease = timedelta(seconds=settings.lease_seconds)
 
-    def send(message: JobMessage) -> None:
-        send_single_job(app, settings, message)
+    def send(work: Work) -> None:
+        send_work(app, settings, work)
 
     def loop() -> None:
         store = None
-        stale_after = timedelta(seconds=settings.visibility_timeout + settings.sweep_seconds)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+
+        def queue_length(chunk: bool) -> int:
+            return client.llen(settings.bulk_queue if chunk else settings.queue)
+
         while not stop.wait(settings.sweep_seconds):
             try:
                 store = store or open_store(settings)
-                sweep(store, send, stale_after, settings.sweep_hours)
+                lock = client.lock("recog:sweeper", timeout=max(120, 4 * settings.sweep_seconds))
+                if not lock.acquire(blocking=False):
+                    continue
+                try:
+                    sweep(store, send, queue_length, lease, settings.sweep_hours)
+                finally:
+                    # Expired, or Redis gone: the lock's timeout frees it anyway.
+                    with contextlib.suppress(redis.RedisError):
+                        lock.release()
             except StoreUnavailable as exc:
                 # A shut-down connection never comes back by itself: the next sweep connects anew.
-                log.warning("sweeping open jobs failed, connecting again next time: %s", exc)
+                log.warning("sweeping open work failed, connecting again next time: %s", exc)
                 if store is not None:
                     store.close()
                 store = None
+            except redis.RedisError as exc:
+                log.warning("sweeping open work needs Redis, trying again next time: %s", exc)
             except Exception:  # a sweep that fails is tried again next time
-                log.exception("sweeping open jobs failed")
+                log.exception("sweeping open work failed")
 
     stop = threading.Event()
     thread = threading.Thread(target=loop, name="recog-sweeper", daemon=True)

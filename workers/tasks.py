@@ -16,6 +16,7 @@ import redis
 from celery import Task
 from celery_batches import Batches
 
+from shared.jobs import utcnow
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
@@ -82,7 +83,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
-            again = dataclasses.replace(message, attempt=message.attempt + 1)
+            again = dataclasses.replace(message, attempt=message.attempt + 1, sent_at=utcnow())
             if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, [message], worker, exc):
                 continue
             send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from shared.jobs import JobKey, NewJob, Outcome
-    from shared.messaging import JobMessage
+    from shared.messaging import Work
     from shared.settings import Settings
 
 
@@ -33,9 +33,9 @@ class ResultStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def insert_jobs(self, jobs: Sequence[NewJob], messages: Sequence[JobMessage] = ()) -> None:
-        """New job rows, 'queued'; messages: the task of each job about to be queued, kept with
-        its open job until the job is final, so a lost message can be sent again."""
+    def insert_jobs(self, jobs: Sequence[NewJob], work: Sequence[Work] = ()) -> None:
+        """New job rows, 'queued', written after the work (task messages) that will finish them:
+        kept until it expires, so the sweeper can send again what Redis lost."""
 
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 
@@ -52,14 +52,24 @@ class ResultStore(Protocol):
     def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
         """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
 
-    def open_jobs(self, hour: str) -> list[dict]:
-        """Jobs created in that UTC hour and not yet known final: job_id, message (a JobMessage, or
-        None for a row an earlier version left without one), sent_at."""
+    def open_work(self, minute: str) -> list[dict]:
+        """The work first sent in that UTC minute: work_id, chunk, messages (a tuple of
+        JobMessage, or None for a row that cannot be read), sent_at (of the latest send)."""
 
-    def resent(self, hour: str, message: JobMessage, sent_at: datetime) -> None:
-        """Record that the job was sent again; writes its whole open row, message included."""
+    def resent(self, minute: str, work: Work) -> None:
+        """Record that the work was sent again: its whole row, in the minute it was first sent."""
 
-    def forget_open(self, hour: str, job_id: uuid.UUID) -> None: ...
+    def settled_minutes(self, day: str) -> set[str]:
+        """The minutes of that UTC day ('YYYY-MM-DD') whose every job is known final."""
+
+    def settle(self, minute: str) -> None: ...
+
+    def renew_lease(self, instance: str, held: Sequence[uuid.UUID], newest_sent: dict, ttl: int) -> None:
+        """A worker's claim, for ttl seconds, on the work it holds; newest_sent: {queue: the newest
+        sent_at it has read from that queue}."""
+
+    def leases(self) -> list[dict]:
+        """The live leases: instance, held (a set of work ids), newest_sent ({queue: datetime})."""
 
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None: ...
 

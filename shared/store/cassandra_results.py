@@ -14,8 +14,19 @@ from datetime import datetime
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
 
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, JobKey, NewJob, Outcome, hour_bucket
-from shared.messaging import JobMessage, stored_message
+from shared.jobs import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    JobKey,
+    NewJob,
+    Outcome,
+    hour_bucket,
+    minute_bucket,
+    utcnow,
+)
+from shared.messaging import Work, stored_messages
 from shared.settings import Settings
 from shared.store import statements as cql
 from shared.store.session import Statements, connect, translated
@@ -38,15 +49,17 @@ def _store_errors(method):
 class CassandraStore:
     """Statements are prepared once per store and always bound."""
 
-    def __init__(self, cluster: Cluster, session: Session) -> None:
+    def __init__(self, cluster: Cluster, session: Session, keep_seconds: int) -> None:
         self.cluster = cluster
         self.session = session
+        # How long open work and settled minutes are kept: as far back as the sweeper looks.
+        self.keep_seconds = keep_seconds
         self._cql = Statements(lambda: session)
 
     @classmethod
     def open(cls, settings: Settings) -> CassandraStore:
         with translated():
-            return cls(*connect(settings, settings.cassandra_keyspace))
+            return cls(*connect(settings, settings.cassandra_keyspace), settings.sweep_hours * 3600)
 
     def close(self) -> None:
         self.cluster.shutdown()
@@ -56,12 +69,12 @@ class CassandraStore:
         self.session.execute("SELECT release_version FROM system.local", timeout=3.0)
 
     @_store_errors
-    def insert_jobs(self, jobs: Sequence[NewJob], messages: Sequence[JobMessage] = ()) -> None:
-        """Job rows one by one; a batch's lines together, one unlogged batch per partition."""
-        writes = [
-            (cql.OPEN_JOB, (hour_bucket(m.created_at), m.job_id, json.dumps(m.to_dict()), m.created_at))
-            for m in messages
-        ]
+    def insert_jobs(self, jobs: Sequence[NewJob], work: Sequence[Work] = ()) -> None:
+        """The work first, then job rows one by one and a batch's lines together (one unlogged
+        batch per partition): a job row never exists without the work that will finish it, so a
+        write that fails halfway leaves nothing 'queued' for good."""
+        self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work], [])
+        writes = []
         for job in jobs:
             values = (
                 job.job_id,
@@ -85,6 +98,16 @@ class CassandraStore:
             if job.batch_id is not None
         ]
         self._write(writes, lines)
+
+    def _work_values(self, work: Work, minute: str | None = None) -> tuple:
+        return (
+            minute or minute_bucket(work.sent_at),
+            work.work_id,
+            work.chunk,
+            work.to_json(),
+            work.sent_at,
+            self.keep_seconds,
+        )
 
     @_store_errors
     def get_job(self, job_id: uuid.UUID) -> dict | None:
@@ -122,21 +145,36 @@ class CassandraStore:
         return self._write(writes, lines, wait)
 
     @_store_errors
-    def open_jobs(self, hour: str) -> list[dict]:
-        """A row whose message is missing (earlier code could leave one, see RESENT_JOB) or cannot be
-        read has message None, so one bad row never hides the others."""
+    def open_work(self, minute: str) -> list[dict]:
+        """A row whose messages cannot be read has messages None, so one bad row never hides
+        the others."""
         return [
-            {**row, "message": stored_message(row["message"])}
-            for row in self._cql.run(cql.SELECT_OPEN, (hour,))
+            {**row, "messages": stored_messages(row["messages"])}
+            for row in self._cql.run(cql.SELECT_OPEN_WORK, (minute,))
         ]
 
     @_store_errors
-    def resent(self, hour: str, message: JobMessage, sent_at: datetime) -> None:
-        self._cql.run(cql.RESENT_JOB, (hour, message.job_id, json.dumps(message.to_dict()), sent_at))
+    def resent(self, minute: str, work: Work) -> None:
+        self._cql.run(cql.OPEN_WORK, self._work_values(work, minute))
 
     @_store_errors
-    def forget_open(self, hour: str, job_id: uuid.UUID) -> None:
-        self._cql.run(cql.CLOSE_JOB, (hour, job_id))
+    def settled_minutes(self, day: str) -> set[str]:
+        return {row["minute"] for row in self._cql.run(cql.SELECT_SETTLED, (day,))}
+
+    @_store_errors
+    def settle(self, minute: str) -> None:
+        self._cql.run(cql.SETTLE_MINUTE, (minute[:10], minute, self.keep_seconds + 86_400))
+
+    @_store_errors
+    def renew_lease(self, instance: str, held: Sequence, newest_sent: dict, ttl: int) -> None:
+        held_text = json.dumps(sorted(str(work_id) for work_id in held))
+        newest = json.dumps({queue: moment.isoformat() for queue, moment in newest_sent.items()})
+        self._cql.run(cql.RENEW_LEASE, (instance, held_text, newest, utcnow(), ttl))
+
+    @_store_errors
+    def leases(self) -> list[dict]:
+        """Live workers' leases: held (a set of work ids) and newest_sent ({queue: datetime})."""
+        return [_lease(row) for row in self._cql.run(cql.SELECT_LEASES, ())]
 
     @_store_errors
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
@@ -196,6 +234,15 @@ class CassandraStore:
         return []
 
 
+def _lease(row: dict) -> dict:
+    try:
+        held = {uuid.UUID(text) for text in json.loads(row["held"] or "[]")}
+        newest = {q: datetime.fromisoformat(t) for q, t in json.loads(row["newest_sent"] or "{}").items()}
+    except (ValueError, TypeError, AttributeError):  # unreadable: claims nothing
+        held, newest = set(), {}
+    return {"instance": row["instance"], "held": held, "newest_sent": newest}
+
+
 def _translated_rows(rows: Iterator[dict]) -> Iterator[dict]:
     """Later pages are fetched while the caller iterates; their failures are translated too."""
     with translated():
@@ -204,7 +251,7 @@ def _translated_rows(rows: Iterator[dict]) -> Iterator[dict]:
 
 def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
     """The writes that record one finished job: its row, its audit row, its batch line (batch
-    jobs), its cache row (real inferences only) and the removal of its open-job row."""
+    jobs) and its cache row (real inferences only)."""
     hour = hour_bucket(o.finished_at)
     batch_key = (o.batch_id, o.filename, o.job_id)
     model = (o.model_name, o.model_version)
@@ -252,6 +299,4 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
         writes.append(line)
     if not o.cached and remember is not None:
         writes.append(remember)
-    if o.created_at is not None:
-        writes.append((cql.CLOSE_JOB, (hour_bucket(o.created_at), o.job_id)))
     return writes

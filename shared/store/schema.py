@@ -97,16 +97,36 @@ TABLES = (
 )
 
 TABLES += (
-    # Jobs sent to the queue and not yet final, by the UTC hour they were created in, with the
-    # task message: Redis can lose a message when a worker dies at the wrong instant (kombu pops
-    # it before recording it as unacknowledged), so a sweeper sends again what stays open too long.
-    """CREATE TABLE IF NOT EXISTS open_jobs (
-        hour text,
-        job_id uuid,
-        message text,
+    # Every task message (a single job or a chunk) by the UTC minute it was first sent in, with
+    # its job messages: Redis loses messages when it is killed, or when a worker dies at the wrong
+    # instant, so a sweeper sends again what is neither final, held by a live worker nor still
+    # queued. Rows are never deleted: they expire (USING TTL, RECOG_SWEEP_HOURS), so reading a
+    # minute meets no tombstones.
+    """CREATE TABLE IF NOT EXISTS open_work (
+        minute text,
+        work_id uuid,
+        chunk boolean,
+        messages text,
         sent_at timestamp,
-        PRIMARY KEY ((hour), job_id)
+        PRIMARY KEY ((minute), work_id)
     )""",
+    # The minutes whose every job is final, by UTC day: the sweeper reads one day's partition
+    # and never reads those minutes again, so its cost follows the open work, not the finished.
+    """CREATE TABLE IF NOT EXISTS settled_minutes (
+        day text,
+        minute text,
+        PRIMARY KEY ((day), minute)
+    )""",
+    # Each running worker's lease, renewed every third of RECOG_LEASE_SECONDS with that TTL: the
+    # work it holds (prefetched, gathered, running) and the newest send it has read from each
+    # queue. A SIGKILLed worker's lease expires, and with it its claim on that work. Only
+    # expiring cells live here, so tombstones may be dropped after an hour.
+    """CREATE TABLE IF NOT EXISTS worker_leases (
+        instance text PRIMARY KEY,
+        held text,
+        newest_sent text,
+        renewed_at timestamp
+    ) WITH gc_grace_seconds = 3600""",
     # Uploaded bytes by their sha256, for RECOG_IMAGE_STORE=cassandra: workers on other hosts
     # then need no shared folder. One row an image; its size is capped by the upload limit.
     """CREATE TABLE IF NOT EXISTS images (

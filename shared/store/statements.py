@@ -45,12 +45,15 @@ REMEMBER_BLANK = """INSERT INTO results_by_image (sha256, model_name, model_vers
 RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_image
     WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT 1"""
 
-OPEN_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?, ?, ?)"
-SELECT_OPEN = "SELECT job_id, message, sent_at FROM open_jobs WHERE hour = ?"
-CLOSE_JOB = "DELETE FROM open_jobs WHERE hour = ? AND job_id = ?"
-# The whole row, not an UPDATE of sent_at: a job finished between its new send and this write has
-# had its row deleted, and an UPDATE would bring the row back without its message.
-RESENT_JOB = "INSERT INTO open_jobs (hour, job_id, message, sent_at) VALUES (?, ?, ?, ?)"
+# Written whole, first send and every send again alike, each time with a fresh TTL.
+OPEN_WORK = """INSERT INTO open_work (minute, work_id, chunk, messages, sent_at) VALUES (?, ?, ?, ?, ?)
+    USING TTL ?"""
+SELECT_OPEN_WORK = "SELECT work_id, chunk, messages, sent_at FROM open_work WHERE minute = ?"
+SETTLE_MINUTE = "INSERT INTO settled_minutes (day, minute) VALUES (?, ?) USING TTL ?"
+SELECT_SETTLED = "SELECT minute FROM settled_minutes WHERE day = ?"
+RENEW_LEASE = """INSERT INTO worker_leases (instance, held, newest_sent, renewed_at) VALUES (?, ?, ?, ?)
+    USING TTL ?"""
+SELECT_LEASES = "SELECT instance, held, newest_sent, renewed_at FROM worker_leases"
 
 IMAGE_EXISTS = "SELECT sha256 FROM images WHERE sha256 = ?"
 INSERT_IMAGE = "INSERT INTO images (sha256, data, size_bytes, stored_at) VALUES (?, ?, ?, ?)"

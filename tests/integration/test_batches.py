@@ -195,7 +195,9 @@ def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway,
     stack.kill("worker1")
     assert status["done"] < 600, "the batch finished before the kill; the test proved nothing"
     stack.start_worker("worker1")
+    restarted = time.monotonic()
     final = wait_for_batch(gateway, batch_id, timeout=240)
+    print(f"\nthe batch was all final {time.monotonic() - restarted:.0f} s after the worker restarted")
     assert (final["status"], final["total"], final["done"], final["failed"]) == ("done", 600, 600, 0)
     rows = list(store.batch_rows(uuid.UUID(batch_id)))
     assert len(rows) == 600 and len({r["job_id"] for r in rows}) == 600

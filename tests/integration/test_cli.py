@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests import images
@@ -43,8 +44,43 @@ def test_a_wait_longer_than_the_gateway_allows_is_its_clear_error(settings, tmp_
 def test_status_of_an_unknown_job_and_an_unreachable_gateway_say_so(settings):
     unknown = recog(settings, "status", "0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b")
     assert unknown.returncode == 1 and "404 unknown_job" in unknown.stderr
-    nowhere = recog(settings.replace(gateway_url="http://127.0.0.1:9"), "status", "x")
+    nowhere = recog(settings.replace(gateway_url="http://127.0.0.1:9"), "status", "x", "--retry-for", "0")
     assert nowhere.returncode == 1 and "cannot reach the gateway" in nowhere.stderr
+
+
+def test_a_client_gives_up_when_retry_for_runs_out(settings):
+    started = time.monotonic()
+    result = recog(settings.replace(gateway_url="http://127.0.0.1:9"), "status", JOB, "--retry-for", "4")
+    assert result.returncode == 1 and "tried for 4 s" in result.stderr
+    assert result.stderr.count("waiting for the service") >= 2, "it waited, with backoff, and said so"
+    assert 3 <= time.monotonic() - started < 30
+
+
+def test_submit_rides_out_a_sigkilled_gateway(stack, settings, tmp_path):
+    """The gateway is SIGKILLed; `recog submit` started meanwhile waits, says so, and gets its
+    answer once the gateway is back (with the default --retry-for)."""
+    digit = tmp_path / "two.png"
+    digit.write_bytes(images.encode(images.ink_on_paper(2, 5, size=233)))  # a size no other test uses
+    stack.kill("gateway")
+    try:
+        env = {**os.environ, **settings.to_env()}
+        proc = subprocess.Popen(
+            [str(RECOG), "submit", str(digit), "--wait", "20"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        time.sleep(4)
+        assert proc.poll() is None, "the client gave up while the gateway was down"
+    finally:
+        stack.start_gateway()
+        stack.wait_gateway_ready()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "waiting for the service: cannot reach the gateway" in err
+    job = json.loads(out)
+    assert job["status"] == "done" and job["label"] == "2"
 
 
 def test_schema_adds_the_columns_an_older_keyspace_lacks(settings, store):
@@ -79,5 +115,5 @@ def test_schema_adds_the_columns_an_older_keyspace_lacks(settings, store):
             "SELECT columnfamily_name FROM system.schema_columnfamilies WHERE keyspace_name = 'recog_upgrade'"
         )
     }
-    assert {"images", "open_jobs", "batch_jobs", "predictions_by_hour"} <= tables
+    assert {"images", "open_work", "worker_leases", "batch_jobs", "predictions_by_hour"} <= tables
     store.session.execute("DROP KEYSPACE recog_upgrade")

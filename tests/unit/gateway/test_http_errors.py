@@ -140,10 +140,10 @@ def test_wrong_method_is_json_405_and_says_which_are_allowed(client):
     assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
 
 
-def test_cassandra_down_at_submit_is_503_and_leaves_no_file(client, offline_settings):
+def test_cassandra_down_at_submit_is_503_and_accepts_nothing(client):
+    """The bytes may stay in the image store: another upload, or open work, may share them."""
     message = _error(_post(client, images.png_digit(4)), 503, "store_unavailable")
-    assert "nothing was kept" in message
-    _assert_nothing_stored(offline_settings.image_dir)
+    assert "nothing was accepted" in message and "Retry" in message
 
 
 def test_readyz_names_what_is_down(client):
@@ -185,13 +185,12 @@ def test_reads_while_cassandra_is_down_are_503_not_500(client, path):
     assert "retry in a little while" in message
 
 
-def test_a_batch_while_cassandra_is_down_is_503_and_keeps_no_image(client, offline_settings):
+def test_a_batch_while_cassandra_is_down_is_503(client):
     import io
 
     files = [(io.BytesIO(images.png_digit(d)), f"{d}.png") for d in range(3)]
     response = client.post("/v1/batches", data={"files": files}, content_type="multipart/form-data")
     _error(response, 503, "store_unavailable")
-    _assert_nothing_stored(offline_settings.image_dir)
 
 
 def test_an_unexpected_error_is_a_logged_json_500(offline_settings, monkeypatch, caplog):

@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from shared.messaging import JobMessage, ids_repr, stored_message
+from shared.messaging import JobMessage, Work, ids_repr, stored_messages
 
 CREATED = datetime(2026, 11, 24, 14, 5, 6, 789000, tzinfo=UTC)
 
@@ -27,14 +27,23 @@ def test_a_message_queued_by_the_previous_version_is_read():
     }
     message = JobMessage.from_dict(old)
     assert message.attempt == 0 and message.batch_id is None and message.created_at == CREATED
-    assert message.key.job_id == uuid.UUID(old["id"]) and message.to_dict() == {**old, "attempt": 0}
+    assert message.key.job_id == uuid.UUID(old["id"])
+    assert message.to_dict() == {**old, "attempt": 0, "work_id": None, "sent_at": None}
 
 
-def test_a_stored_copy_that_is_missing_or_unreadable_is_none():
+def test_a_message_names_the_work_it_travelled_in():
     message = JobMessage(uuid.uuid4(), "ab" * 32, "a.png", "digits", CREATED)
-    assert stored_message(json.dumps(message.to_dict())) == message
-    assert stored_message(None) is None and stored_message("{not json") is None
-    assert stored_message(json.dumps({"id": "x"})) is None
+    sent = CREATED.replace(minute=9)
+    (stamped,) = Work(uuid.uuid4(), (message,), False, sent).stamped()
+    again = JobMessage.from_dict(json.loads(json.dumps(stamped.to_dict())))
+    assert again.sent_at == sent and again.work_id is not None and again.job_id == message.job_id
+
+
+def test_stored_work_that_is_missing_or_unreadable_is_none():
+    messages = tuple(JobMessage(uuid.uuid4(), "ab" * 32, f"{n}.png", "digits", CREATED) for n in "ab")
+    assert stored_messages(Work(uuid.uuid4(), messages, True, CREATED).to_json()) == messages
+    assert stored_messages(None) is None and stored_messages("{not json") is None
+    assert stored_messages(json.dumps([{"id": "x"}])) is None and stored_messages('{"id": 1}') is None
 
 
 def test_flower_sees_job_ids_never_file_names():

@@ -3,67 +3,163 @@
 import uuid
 from datetime import timedelta
 
-from shared.jobs import NewJob, utcnow
-from shared.messaging import JobMessage
+import pytest
+
+from shared.jobs import NewJob, minute_bucket, utcnow
+from shared.messaging import JobMessage, Work
+from shared.store import StoreUnavailable
 from tests.fakes import MemoryStore
 from workers.sweeper import sweep
 
-STALE = timedelta(minutes=61)
-# One fixed moment in the middle of an hour: the jobs of a test share their hour whenever it runs.
-NOW = utcnow().replace(minute=30, second=0, microsecond=0)
+LEASE = timedelta(seconds=30)
+NOW = utcnow().replace(second=30, microsecond=0)
 
 
-def open_job(store: MemoryStore, age: timedelta) -> JobMessage:
+def open_work(store: MemoryStore, age: timedelta, jobs: int = 1, chunk: bool = False) -> Work:
+    """Work recorded as the gateway records it, sent `age` ago."""
     created = NOW - age
-    message = JobMessage(uuid.uuid4(), "ab" * 32, "x.png", "digits", created)
-    store.insert_jobs(
-        [NewJob(message.job_id, "x.png", "ab" * 32, 1, "PNG", 1, 1, "digits", created)], [message]
+    batch = uuid.uuid4() if chunk else None
+    messages = tuple(
+        JobMessage(uuid.uuid4(), "ab" * 32, f"{n}.png", "digits", created, batch) for n in range(jobs)
     )
-    return message
+    work = Work(messages[0].job_id if not chunk else uuid.uuid4(), messages, chunk, created)
+    store.insert_jobs(
+        [NewJob(m.job_id, m.filename, m.sha256, 1, "PNG", 1, 1, "digits", created, batch) for m in messages],
+        [work],
+    )
+    return work
 
 
-def test_a_job_open_past_the_timeout_is_sent_again_once():
+def run(store, sent, queued=0, now=NOW, look_back_hours=24):
+    return sweep(store, sent.append, lambda chunk: queued, LEASE, look_back_hours, now=now)
+
+
+def test_lost_work_is_sent_again_once_and_recorded_as_sent():
     store, sent = MemoryStore(), []
-    lost = open_job(store, timedelta(minutes=90))
-    now = NOW
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=now) == 1
-    assert sent == [lost]
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=now + timedelta(minutes=1)) == 0
-    assert sent == [lost], "a job just sent again must wait a whole timeout before the next"
+    lost = open_work(store, timedelta(minutes=3))
+    assert run(store, sent).resent_work == 1
+    assert [w.work_id for w in sent] == [lost.work_id] and sent[0].sent_at == NOW
+    assert run(store, sent, now=NOW + timedelta(seconds=15)).resent_work == 0
+    assert len(sent) == 1, "work just sent again waits a whole lease before the next"
 
 
-def test_a_recent_job_is_left_to_its_worker():
+def test_work_sent_less_than_a_lease_ago_is_left_alone():
     store, sent = MemoryStore(), []
-    open_job(store, timedelta(minutes=5))
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=NOW) == 0 and sent == []
+    open_work(store, timedelta(seconds=20))
+    assert run(store, sent).resent_work == 0 and sent == []
 
 
-def test_a_final_job_still_listed_as_open_is_forgotten_not_sent():
+def test_work_a_live_worker_holds_is_left_alone_until_its_lease_is_gone():
     store, sent = MemoryStore(), []
-    message = open_job(store, timedelta(minutes=90))
-    store.jobs[message.job_id]["status"] = "done"  # its final write landed, its open row did not go
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=NOW) == 0
-    assert sent == [] and not any(store.open.values())
+    held = open_work(store, timedelta(minutes=10))
+    store.renew_lease("w1/abc", [held.work_id], {}, 30)
+    assert run(store, sent).resent_work == 0
+    del store.lease_rows["w1/abc"]  # the worker was SIGKILLed: its lease expired
+    assert run(store, sent).resent_work == 1 and sent[0].work_id == held.work_id
 
 
-def test_jobs_older_than_the_look_back_are_not_read():
+def test_work_still_waiting_in_its_queue_is_left_alone_until_a_worker_reads_past_it():
     store, sent = MemoryStore(), []
-    open_job(store, timedelta(hours=30))
-    recent = open_job(store, timedelta(hours=3))
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=NOW) == 1 and sent == [recent]
+    waiting = open_work(store, timedelta(minutes=10))
+    assert run(store, sent, queued=500).resent_work == 0, "no worker has read anything yet"
+    store.renew_lease("w1/abc", [], {"single": NOW - timedelta(minutes=10)}, 30)
+    assert run(store, sent, queued=500).resent_work == 0, "the worker reads sends of its time"
+    store.renew_lease("w1/abc", [], {"single": NOW - timedelta(minutes=5)}, 30)
+    assert run(store, sent, queued=500).resent_work == 1 and sent[0].work_id == waiting.work_id
 
 
-def test_a_row_without_a_message_does_not_stop_the_sweep():
-    """Earlier code could leave an open row with no message (see RESENT_JOB), and a row could be
-    unreadable; neither may keep the sweeper from sending the other lost jobs of its hour."""
+def test_a_newer_read_of_the_other_queue_says_nothing_about_this_one():
     store, sent = MemoryStore(), []
-    final = open_job(store, timedelta(minutes=90))
-    stuck = open_job(store, timedelta(minutes=90))
-    lost = open_job(store, timedelta(minutes=90))
-    hour = next(iter(store.open))
-    store.jobs[final.job_id]["status"] = "done"
-    store.open[hour][final.job_id]["message"] = None
-    store.open[hour][stuck.job_id]["message"] = "{not json"
-    assert sweep(store, sent.append, STALE, look_back_hours=24, now=NOW) == 1
-    assert sent == [lost]
-    assert set(store.open[hour]) == {stuck.job_id, lost.job_id}, "the final job's row is forgotten"
+    open_work(store, timedelta(minutes=10))
+    store.renew_lease("w1/abc", [], {"chunk": NOW}, 30)
+    assert run(store, sent, queued=500).resent_work == 0
+
+
+def test_only_the_unfinished_jobs_of_a_chunk_go_again_as_one_chunk():
+    store, sent = MemoryStore(), []
+    work = open_work(store, timedelta(minutes=3), jobs=5, chunk=True)
+    for m in work.messages[:3]:
+        store.jobs[m.job_id]["status"] = "done"
+    report = run(store, sent)
+    assert (report.resent_work, report.resent_jobs) == (1, 2)
+    assert sent[0].chunk and [m.job_id for m in sent[0].messages] == [m.job_id for m in work.messages[3:]]
+    row = store.open[minute_bucket(work.sent_at)][work.work_id]
+    assert (
+        row["sent_at"] == NOW.replace(tzinfo=None)
+        and len(store.open_work(minute_bucket(work.sent_at))[0]["messages"]) == 2
+    )
+
+
+class ReadRecordingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.minutes_read: list[str] = []
+
+    def open_work(self, minute):
+        self.minutes_read.append(minute)
+        return super().open_work(minute)
+
+
+def test_a_finished_minute_is_settled_and_never_read_again():
+    store, sent = ReadRecordingStore(), []
+    work = open_work(store, timedelta(minutes=20))
+    minute = minute_bucket(work.sent_at)
+    store.jobs[work.messages[0].job_id]["status"] = "done"
+    run(store, sent)
+    assert minute in store.settled and minute in store.minutes_read and sent == []
+    store.minutes_read.clear()
+    run(store, sent)
+    assert minute not in store.minutes_read and store.minutes_read, "newer minutes are still read"
+
+
+def test_a_minute_is_not_settled_while_a_late_write_could_still_land_in_it():
+    store, sent = MemoryStore(), []
+    work = open_work(store, timedelta(minutes=2))
+    store.jobs[work.messages[0].job_id]["status"] = "done"
+    run(store, sent)
+    assert minute_bucket(work.sent_at) not in store.settled
+
+
+def test_work_older_than_the_look_back_is_not_read():
+    store, sent = MemoryStore(), []
+    open_work(store, timedelta(hours=30))
+    recent = open_work(store, timedelta(hours=3))
+    assert run(store, sent).resent_work == 1 and sent[0].work_id == recent.work_id
+
+
+def test_an_unreadable_row_does_not_stop_the_others_of_its_minute():
+    store, sent = MemoryStore(), []
+    stuck = open_work(store, timedelta(minutes=3))
+    lost = open_work(store, timedelta(minutes=3))
+    store.open[minute_bucket(stuck.sent_at)][stuck.work_id]["messages"] = "{not json"
+    assert run(store, sent).resent_work == 1 and sent[0].work_id == lost.work_id
+
+
+class FlakyMinuteStore(MemoryStore):
+    """A minute whose read fails, as a partition over the tombstone limit fails in Cassandra."""
+
+    def __init__(self, bad_minutes: set[str]) -> None:
+        super().__init__()
+        self.bad_minutes = bad_minutes
+
+    def open_work(self, minute):
+        if minute in self.bad_minutes:
+            raise StoreUnavailable("ReadFailure: tombstone_failure_threshold")
+        return super().open_work(minute)
+
+
+def test_one_failing_minute_does_not_stop_the_newer_ones():
+    old = NOW - timedelta(minutes=9)
+    store, sent = FlakyMinuteStore({minute_bucket(old)}), []
+    open_work(store, timedelta(minutes=9))
+    lost = open_work(store, timedelta(minutes=3))
+    report = run(store, sent)
+    assert report.failed_minutes == [minute_bucket(old)]
+    assert [w.work_id for w in sent] == [lost.work_id]
+
+
+def test_a_store_that_fails_minute_after_minute_stops_the_sweep():
+    minutes = {minute_bucket(NOW - timedelta(minutes=n)) for n in range(1, 30)}
+    store = FlakyMinuteStore(minutes)
+    with pytest.raises(StoreUnavailable):
+        run(store, [], look_back_hours=1)

@@ -24,10 +24,10 @@ LABELLED = {"label": "7", "confidence": 0.9, "probabilities": [0.1] * 10}
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        (LABELLED, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.REMEMBER_LABELLED, cql.CLOSE_JOB]),
-        ({"reason": "no digit"}, [cql.FINISH_BLANK, cql.AUDIT_BLANK, cql.REMEMBER_BLANK, cql.CLOSE_JOB]),
-        ({"error": "damaged"}, [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.CLOSE_JOB]),
-        ({**LABELLED, "cached": True}, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.CLOSE_JOB]),
+        (LABELLED, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.REMEMBER_LABELLED]),
+        ({"reason": "no digit"}, [cql.FINISH_BLANK, cql.AUDIT_BLANK, cql.REMEMBER_BLANK]),
+        ({"error": "damaged"}, [cql.FINISH_FAILED, cql.AUDIT_FAILED]),
+        ({**LABELLED, "cached": True}, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED]),
         (
             {**LABELLED, "batch_id": uuid.uuid4()},
             [
@@ -35,16 +35,14 @@ LABELLED = {"label": "7", "confidence": 0.9, "probabilities": [0.1] * 10}
                 cql.AUDIT_LABELLED,
                 cql.BATCH_ROW_LABELLED,
                 cql.REMEMBER_LABELLED,
-                cql.CLOSE_JOB,
             ],
         ),
         (
             {"error": "damaged", "batch_id": uuid.uuid4()},
-            [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.BATCH_ROW_FAILED, cql.CLOSE_JOB],
+            [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.BATCH_ROW_FAILED],
         ),
-        ({**LABELLED, "created_at": None}, [cql.FINISH_LABELLED, cql.AUDIT_LABELLED, cql.REMEMBER_LABELLED]),
     ],
-    ids=["labelled", "blank", "failed", "cached", "batch", "batch-failed", "no-open-row"],
+    ids=["labelled", "blank", "failed", "cached", "batch", "batch-failed"],
 )
 def test_the_rows_written_for_each_kind_of_end(fields, expected):
     writes = finish_statements(outcome(**fields))
@@ -54,7 +52,14 @@ def test_the_rows_written_for_each_kind_of_end(fields, expected):
         assert None not in values, f"binding None writes a tombstone: {text}"
 
 
-def test_the_audit_row_lands_in_the_hour_it_finished_and_the_open_row_is_found_by_creation():
+def test_the_audit_row_lands_in_the_hour_it_finished():
     writes = dict(finish_statements(outcome(**LABELLED)))
     assert writes[cql.AUDIT_LABELLED][0] == "2026-11-24T14"
-    assert writes[cql.CLOSE_JOB][0] == "2026-11-24T13"
+
+
+def test_finishing_deletes_nothing():
+    """Open work expires by itself; a delete per job would leave a tombstone the sweeper reads."""
+    for fields in (LABELLED, {"reason": "no digit"}, {"error": "damaged", "batch_id": uuid.uuid4()}):
+        assert not any(
+            text.lstrip().upper().startswith("DELETE") for text, _ in finish_statements(outcome(**fields))
+        )

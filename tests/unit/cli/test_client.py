@@ -1,0 +1,96 @@
+"""cli.client against a real HTTP server in this process that answers as a gateway in trouble does:
+503 with Retry-After, or a connection dropped after the upload arrived. (The live gateway going
+away for real is tested in tests/integration/test_cli.py.)"""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import click
+import pytest
+
+from cli.client import call
+
+BUSY = json.dumps({"error": {"code": "queue_unavailable", "message": "Redis is not answering"}}).encode()
+
+
+class Gateway(BaseHTTPRequestHandler):
+    """Answers 503 (Retry-After: 1) to the first `busy` requests, then 200; or drops the connection."""
+
+    busy = 0
+    drop = False
+    seen: list[str] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        type(self).seen.append(self.command)
+        if type(self).drop:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if type(self).busy > 0:
+            type(self).busy -= 1
+            self.send_response(503)
+            self.send_header("Retry-After", "1")
+            body = BUSY
+        else:
+            self.send_response(200)
+            body = b'{"id": "abc"}'
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway():
+    Gateway.busy, Gateway.drop, Gateway.seen = 0, False, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_503s_are_waited_out_as_retry_after_says(gateway):
+    Gateway.busy = 2
+    waits: list[str] = []
+    started = time.monotonic()
+    body = call(gateway, "POST", "/v1/jobs", on_wait=waits.append, data={"x": "1"}, timeout=5)
+    assert body == {"id": "abc"} and Gateway.seen == ["POST"] * 3
+    assert waits == ["503 queue_unavailable"] * 2
+    assert time.monotonic() - started >= 2, "Retry-After: 1 was honoured each time"
+
+
+def test_a_503_past_the_deadline_is_the_gateways_own_error(gateway):
+    Gateway.busy = 100
+    with pytest.raises(click.ClickException, match="503 queue_unavailable: Redis is not answering"):
+        call(gateway, "GET", "/v1/jobs/x", retry_for=1.5, on_wait=lambda reason: None, timeout=5)
+    assert 2 <= len(Gateway.seen) <= 3
+
+
+def test_an_upload_whose_answer_was_lost_is_not_sent_twice(gateway):
+    Gateway.drop = True
+    with pytest.raises(click.ClickException, match="may have been accepted"):
+        call(gateway, "POST", "/v1/jobs", on_wait=lambda reason: None, data={"x": "1"}, timeout=5)
+    assert Gateway.seen == ["POST"], "sending it again could make a second job"
+
+
+def test_a_read_whose_answer_was_lost_is_asked_again(gateway):
+    Gateway.drop = True
+    waits: list[str] = []
+
+    def recover(reason: str) -> None:
+        waits.append(reason)
+        Gateway.drop = False
+
+    assert call(gateway, "GET", "/v1/jobs/x", on_wait=recover, timeout=5) == {"id": "abc"}
+    assert Gateway.seen == ["GET", "GET"] and len(waits) == 1
