@@ -21,7 +21,7 @@ from gateway.errors import STORE_DOWN, ApiError
 from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED
 from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
-from shared.jobs import NewJob, Outcome, new_job_id
+from shared.jobs import NewJob, Outcome, new_job_id, utcnow
 from shared.messaging import JobMessage, Work, send_work
 from shared.store import StoreUnavailable
 
@@ -86,7 +86,9 @@ def commit(services, intake: Intake) -> None:
     """Write the rows, then queue the work (single jobs one task each, batches in chunks)."""
     settings = services.settings
     jobs = intake.accepted + [job for job, _ in intake.refused]
-    work = plan_work(intake, settings.chunk_size)
+    # Stamped now, not when the request began: a long upload must not write work that already
+    # looks old to the sweeper, nor into a minute it may have settled.
+    work = plan_work(intake, settings.chunk_size, utcnow())
     try:
         services.store.insert_jobs(jobs, work)
         services.store.finish([_failed(job, error, "gateway") for job, error in intake.refused])
@@ -109,7 +111,7 @@ def commit(services, intake: Intake) -> None:
     JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(intake.accepted))
 
 
-def plan_work(intake: Intake, chunk_size: int) -> list[Work]:
+def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
     """The task messages: one per single job (its work id is the job id), one per chunk of a batch."""
     messages = [
         JobMessage(
@@ -124,9 +126,9 @@ def plan_work(intake: Intake, chunk_size: int) -> list[Work]:
         for j in intake.accepted
     ]
     if intake.batch_id is None:
-        return [Work(m.job_id, (m,), False, intake.created_at) for m in messages]
+        return [Work(m.job_id, (m,), False, sent_at) for m in messages]
     return [
-        Work(uuid.uuid4(), tuple(messages[start : start + chunk_size]), True, intake.created_at)
+        Work(uuid.uuid4(), tuple(messages[start : start + chunk_size]), True, sent_at)
         for start in range(0, len(messages), chunk_size)
     ]
 

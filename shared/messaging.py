@@ -30,6 +30,7 @@ class JobMessage:
     the worker skips looking for one. attempt: how often a transient failure sent it again.
     work_id and sent_at name the task message it travelled in and when that was sent (see Work):
     a worker reports the work it holds, and how far into each queue it has read, by them.
+    resent: the sweeper sent it (its first send was lost).
     """
 
     job_id: uuid.UUID
@@ -42,6 +43,7 @@ class JobMessage:
     attempt: int = 0
     work_id: uuid.UUID | None = None
     sent_at: datetime | None = None
+    resent: bool = False
 
     @property
     def key(self) -> JobKey:
@@ -59,6 +61,7 @@ class JobMessage:
             "attempt": self.attempt,
             "work_id": str(self.work_id) if self.work_id else None,
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "resent": self.resent,
         }
 
     @classmethod
@@ -75,6 +78,7 @@ class JobMessage:
             attempt=int(raw.get("attempt", 0)),
             work_id=uuid.UUID(raw["work_id"]) if raw.get("work_id") else None,
             sent_at=datetime.fromisoformat(raw["sent_at"]) if raw.get("sent_at") else None,
+            resent=bool(raw.get("resent")),
         )
 
 
@@ -90,13 +94,17 @@ class Work:
     messages: tuple[JobMessage, ...]
     chunk: bool
     sent_at: datetime
+    resent: bool = False
 
     def queue(self, settings: Settings) -> str:
         return settings.bulk_queue if self.chunk else settings.queue
 
     def stamped(self) -> list[JobMessage]:
         """The messages as they travel: each names this work and when it was sent."""
-        return [dataclasses.replace(m, work_id=self.work_id, sent_at=self.sent_at) for m in self.messages]
+        return [
+            dataclasses.replace(m, work_id=self.work_id, sent_at=self.sent_at, resent=self.resent)
+            for m in self.messages
+        ]
 
     def to_json(self) -> str:
         return json.dumps([m.to_dict() for m in self.messages])

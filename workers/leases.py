@@ -34,6 +34,9 @@ class HeldWork:
         self._lock = threading.Lock()
         self._requests: dict[int, tuple[object, float, uuid.UUID]] = {}
         self.newest_sent: dict[str, datetime] = {}
+        # Set on every receipt: the lease is renewed at once (at most once a second), so work is
+        # claimed long before the sweeper would judge it unheld (one lease after its send).
+        self.arrived = threading.Event()
 
     def received(self, request) -> None:
         messages = _messages(request)
@@ -46,6 +49,7 @@ class HeldWork:
             self._requests[id(request)] = (request, time.monotonic(), work_ids.pop())
             if sent is not None and (kind not in self.newest_sent or sent > self.newest_sent[kind]):
                 self.newest_sent[kind] = sent
+        self.arrived.set()
 
     def snapshot(self, max_age: float) -> tuple[set[uuid.UUID], dict[str, datetime]]:
         """(work ids held, {"single" or "chunk": the newest send read from that kind's queue}),
@@ -90,7 +94,9 @@ def start_renewing(app, instance: str) -> threading.Thread:
                 store = None
             except Exception:
                 log.exception("could not renew this worker's lease")
-            if stop.wait(every):
+            arrived = HELD.arrived.wait(every)
+            HELD.arrived.clear()
+            if stop.wait(1.0 if arrived else 0):
                 return
 
     stop = threading.Event()

@@ -44,7 +44,7 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     started = utcnow()
     # Work is written before its job rows; a job sent again by the sweeper with still no row is
     # one whose intake failed half-way (the client was answered 503): failed for the record.
-    unrecorded = [m for m in todo if m.job_id not in statuses and _sent_again(m)]
+    unrecorded = [m for m in todo if m.job_id not in statuses and m.resent]
     todo = [m for m in todo if m not in unrecorded]
     outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
     pending = runtime.store.mark_running([m.key for m in todo], worker, started, wait=False)
@@ -59,10 +59,6 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     _announce(runtime.redis, [o.job_id for o in outcomes])
     _count(outcomes)
     return outcomes
-
-
-def _sent_again(m: JobMessage) -> bool:
-    return m.sent_at is not None and m.sent_at > m.created_at
 
 
 def _count(outcomes: list[Outcome]) -> None:

@@ -110,8 +110,9 @@ def _newest_reads(leases: list[dict]) -> dict[bool, datetime]:
 def _minutes(now: datetime, look_back_hours: int, lease: timedelta, store: ResultStore) -> list[str]:
     """The minutes of the look-back not yet settled, oldest first, up to one lease ago."""
     first, last = now - timedelta(hours=look_back_hours), now - lease
-    days = sorted({minute_bucket(first)[:10], minute_bucket(last)[:10]})
-    settled = set().union(*(store.settled_minutes(day) for day in days))
+    days = {minute_bucket(first + timedelta(days=n))[:10] for n in range((last - first).days + 1)}
+    days.add(minute_bucket(last)[:10])
+    settled = set().union(*(store.settled_minutes(day) for day in sorted(days)))
     minutes, moment = [], first.replace(second=0, microsecond=0)
     while moment <= last:
         if minute_bucket(moment) not in settled:
@@ -135,7 +136,7 @@ def _sweep_minute(store, send, minute: str, passed_over, now: datetime, lease, r
         if not todo:
             continue
         still_open += 1
-        work = Work(row["work_id"], todo, bool(row["chunk"]), now)
+        work = Work(row["work_id"], todo, bool(row["chunk"]), now, resent=True)
         send(work)
         store.resent(minute, work)
         report.resent_work += 1

@@ -110,7 +110,7 @@ def test_open_work_expires_by_itself_and_finishing_deletes_nothing(settings, sto
     sender = Celery("test-sender")
     sender.config_from_object(celery_config(settings))
     send_work(sender, settings, Work(job_id, (message,), False, created))
-    wait_until_final(store, [str(job_id)], timeout=30)
+    assert wait_until_final(store, [str(job_id)], timeout=30)[str(job_id)]["status"] == "done"
     row = store.session.execute(
         "SELECT TTL(messages) AS ttl, messages FROM open_work WHERE minute = %s AND work_id = %s",
         (minute_bucket(created), job_id),

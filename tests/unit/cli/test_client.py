@@ -21,10 +21,11 @@ class Gateway(BaseHTTPRequestHandler):
     busy = 0
     drop = False
     seen: list[str] = []
+    bodies: list[bytes] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
+        type(self).bodies.append(self.rfile.read(length))
         type(self).seen.append(self.command)
         if type(self).drop:
             self.close_connection = True
@@ -51,7 +52,7 @@ class Gateway(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gateway():
-    Gateway.busy, Gateway.drop, Gateway.seen = 0, False, []
+    Gateway.busy, Gateway.drop, Gateway.seen, Gateway.bodies = 0, False, [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -68,6 +69,24 @@ def test_503s_are_waited_out_as_retry_after_says(gateway):
     assert body == {"id": "abc"} and Gateway.seen == ["POST"] * 3
     assert waits == ["503 queue_unavailable"] * 2
     assert time.monotonic() - started >= 2, "Retry-After: 1 was honoured each time"
+
+
+def test_a_file_upload_sent_again_is_sent_whole(gateway, tmp_path):
+    """requests reads an open file to its end; a retry must rewind it, not send nothing."""
+    Gateway.busy = 1
+    image = tmp_path / "digit.png"
+    image.write_bytes(b"\x89PNG" + bytes(range(256)) * 40)
+    with image.open("rb") as fh:
+        call(
+            gateway,
+            "POST",
+            "/v1/jobs",
+            on_wait=lambda reason: None,
+            files=[("file", ("d.png", fh))],
+            timeout=5,
+        )
+    first, second = Gateway.bodies
+    assert image.read_bytes() in first and image.read_bytes() in second
 
 
 def test_a_503_past_the_deadline_is_the_gateways_own_error(gateway):

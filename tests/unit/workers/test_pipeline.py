@@ -132,7 +132,7 @@ def test_a_job_sent_again_whose_row_was_never_written_is_failed_for_the_record(r
     unrecorded = queue(runtime, b"digit:6")
     del runtime.store.jobs[unrecorded.job_id]
     resent_at = unrecorded.created_at + timedelta(minutes=2)
-    resent = [dataclasses.replace(m, sent_at=resent_at) for m in (recorded, unrecorded)]
+    resent = [dataclasses.replace(m, sent_at=resent_at, resent=True) for m in (recorded, unrecorded)]
     outcomes = {o.job_id: o for o in run_jobs(runtime, resent, "w1")}
     assert outcomes[recorded.job_id].label == "2"
     assert "not completely recorded" in outcomes[unrecorded.job_id].error
@@ -144,5 +144,6 @@ def test_a_first_send_is_recognised_even_before_its_row_can_be_read(runtime):
     """Only a job sent again is judged unrecorded: a first send is never failed for a slow read."""
     message = queue(runtime, b"digit:5")
     del runtime.store.jobs[message.job_id]
-    (outcome,) = run_jobs(runtime, [dataclasses.replace(message, sent_at=message.created_at)], "w1")
+    slow_first_send = dataclasses.replace(message, sent_at=message.created_at + timedelta(minutes=5))
+    (outcome,) = run_jobs(runtime, [slow_first_send], "w1")
     assert outcome.label == "5"

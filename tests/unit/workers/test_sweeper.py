@@ -30,15 +30,17 @@ def open_work(store: MemoryStore, age: timedelta, jobs: int = 1, chunk: bool = F
     return work
 
 
-def run(store, sent, queued=0, now=NOW, look_back_hours=24):
-    return sweep(store, sent.append, lambda chunk: queued, LEASE, look_back_hours, now=now)
+def run(store, sent, queued=0, now=NOW, look_back_hours=24, chunks_queued=None):
+    """queued: the singles queue's length; chunks_queued: the bulk queue's (default: the same)."""
+    lengths = {False: queued, True: queued if chunks_queued is None else chunks_queued}
+    return sweep(store, sent.append, lengths.__getitem__, LEASE, look_back_hours, now=now)
 
 
 def test_lost_work_is_sent_again_once_and_recorded_as_sent():
     store, sent = MemoryStore(), []
     lost = open_work(store, timedelta(minutes=3))
     assert run(store, sent).resent_work == 1
-    assert [w.work_id for w in sent] == [lost.work_id] and sent[0].sent_at == NOW
+    assert [w.work_id for w in sent] == [lost.work_id] and sent[0].sent_at == NOW and sent[0].resent
     assert run(store, sent, now=NOW + timedelta(seconds=15)).resent_work == 0
     assert len(sent) == 1, "work just sent again waits a whole lease before the next"
 
@@ -73,6 +75,31 @@ def test_a_newer_read_of_the_other_queue_says_nothing_about_this_one():
     open_work(store, timedelta(minutes=10))
     store.renew_lease("w1/abc", [], {"chunk": NOW}, 30)
     assert run(store, sent, queued=500).resent_work == 0
+
+
+def test_an_empty_bulk_queue_says_nothing_about_singles_waiting():
+    store, sent = MemoryStore(), []
+    single = open_work(store, timedelta(minutes=10))
+    chunk = open_work(store, timedelta(minutes=10), jobs=3, chunk=True)
+    assert run(store, sent, queued=500, chunks_queued=0).resent_work == 1
+    assert [w.work_id for w in sent] == [chunk.work_id] and single.work_id not in {w.work_id for w in sent}
+
+
+def test_held_or_waiting_work_keeps_its_minute_unsettled():
+    store, sent = MemoryStore(), []
+    held = open_work(store, timedelta(minutes=20))
+    store.renew_lease("w1/abc", [held.work_id], {}, 30)
+    run(store, sent)
+    assert minute_bucket(held.sent_at) not in store.settled
+
+
+def test_a_look_back_over_several_days_reads_each_days_settled_minutes():
+    store, sent = MemoryStore(), []
+    days_read = []
+    store.settled_minutes = lambda day: days_read.append(day) or set()
+    now = NOW.replace(hour=12, minute=0)
+    sweep(store, sent.append, lambda chunk: 0, LEASE, 72, now=now)
+    assert days_read == sorted({(now - timedelta(days=n)).strftime("%Y-%m-%d") for n in range(4)})
 
 
 def test_only_the_unfinished_jobs_of_a_chunk_go_again_as_one_chunk():
