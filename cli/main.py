@@ -24,18 +24,21 @@ cli.add_command(up)
 cli.add_command(down)
 
 
-@cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-# No upper bound here: the gateway's RECOG_MAX_WAIT_SECONDS is the limit, and it says so when passed.
-@click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for the result.")
-@click.option("--model", help="Model name (default: RECOG_MODEL).")
-@click.option(
+retry_for_option = click.option(
     "--retry-for",
     default=client.RETRY_FOR,
     show_default=True,
     type=click.FloatRange(0),
     help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
 )
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+# No upper bound here: the gateway's RECOG_MAX_WAIT_SECONDS is the limit, and it says so when passed.
+@click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for the result.")
+@click.option("--model", help="Model name (default: RECOG_MODEL).")
+@retry_for_option
 def submit(file: Path, wait: float | None, model: str | None, retry_for: float) -> None:
     """Upload one image; print the job (with its result when --wait is given and it finished)."""
     job = client.submit(Settings.from_env().gateway_url, file, wait, model, retry_for)
@@ -52,13 +55,7 @@ def submit(file: Path, wait: float | None, model: str | None, retry_for: float) 
     "--chunk", default=200, show_default=True, type=click.IntRange(1, 1000), help="Files per upload."
 )
 @click.option("--name", default=None, help="Batch name (default: the folder's name).")
-@click.option(
-    "--retry-for",
-    default=client.RETRY_FOR,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
-)
+@retry_for_option
 def submit_folder(
     folder: Path, out: Path, model: str | None, chunk: int, name: str | None, retry_for: float
 ) -> None:
@@ -82,13 +79,7 @@ def submit_folder(
 @cli.command()
 @click.argument("job_id")
 @click.option("--wait", type=click.FloatRange(0, min_open=True), help="Seconds to wait for it to finish.")
-@click.option(
-    "--retry-for",
-    default=client.RETRY_FOR,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds to keep retrying while the service answers 503/429 or cannot be reached.",
-)
+@retry_for_option
 def status(job_id: str, wait: float | None, retry_for: float) -> None:
     """Show one job."""
     click.echo(json.dumps(client.status(Settings.from_env().gateway_url, job_id, wait, retry_for), indent=2))
