@@ -96,9 +96,6 @@ class Work:
     sent_at: datetime
     resent: bool = False
 
-    def queue(self, settings: Settings) -> str:
-        return settings.bulk_queue if self.chunk else settings.queue
-
     def stamped(self) -> list[JobMessage]:
         """The messages as they travel: each names this work and when it was sent."""
         return [

@@ -18,7 +18,8 @@ from datetime import datetime
 
 from shared.jobs import as_utc
 from shared.messaging import TASK_RECOGNISE, read_message
-from shared.store import StoreUnavailable, open_store
+from shared.store import StoreUnavailable
+from workers.store_connection import StoreConnection
 
 log = logging.getLogger(__name__)
 
@@ -81,26 +82,20 @@ def start_renewing(app, instance: str) -> threading.Thread:
     every = settings.lease_seconds / 3
 
     def loop() -> None:
-        store = None
+        connection = StoreConnection(settings)
         while True:
             try:
-                store = store or open_store(settings)
                 held, newest_sent = HELD.snapshot(settings.visibility_timeout)
-                store.renew_lease(instance, held, newest_sent, settings.lease_seconds)
+                connection.get().renew_lease(instance, held, newest_sent, settings.lease_seconds)
             except StoreUnavailable as exc:
                 log.warning("could not renew this worker's lease, trying again: %s", exc)
-                if store is not None:
-                    store.close()
-                store = None
+                connection.drop()
             except Exception:
                 log.exception("could not renew this worker's lease")
-            arrived = HELD.arrived.wait(every)
-            HELD.arrived.clear()
-            if stop.wait(1.0 if arrived else 0):
-                return
+            if HELD.arrived.wait(every):
+                HELD.arrived.clear()
+                time.sleep(1.0)  # at most one renewal a second while work arrives
 
-    stop = threading.Event()
     thread = threading.Thread(target=loop, name="recog-lease", daemon=True)
-    thread.stop = stop
     thread.start()
     return thread

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +28,8 @@ import redis
 
 from shared.jobs import FINAL_STATES, as_utc, minute_bucket, utcnow
 from shared.messaging import Work, send_work
-from shared.store import ResultStore, StoreUnavailable, open_store
+from shared.store import ResultStore, StoreUnavailable
+from workers.store_connection import StoreConnection
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +157,16 @@ def start_sweeping(app) -> threading.Thread:
         send_work(app, settings, work)
 
     def loop() -> None:
-        store = None
+        connection = StoreConnection(settings)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
 
         def queue_length(chunk: bool) -> int:
             return client.llen(settings.bulk_queue if chunk else settings.queue)
 
-        while not stop.wait(settings.sweep_seconds):
+        while True:
+            time.sleep(settings.sweep_seconds)
             try:
-                store = store or open_store(settings)
+                store = connection.get()
                 lock = client.lock("recog:sweeper", timeout=max(120, 4 * settings.sweep_seconds))
                 if not lock.acquire(blocking=False):
                     continue
@@ -174,18 +177,13 @@ def start_sweeping(app) -> threading.Thread:
                     with contextlib.suppress(redis.RedisError):
                         lock.release()
             except StoreUnavailable as exc:
-                # A shut-down connection never comes back by itself: the next sweep connects anew.
                 log.warning("sweeping open work failed, connecting again next time: %s", exc)
-                if store is not None:
-                    store.close()
-                store = None
+                connection.drop()
             except redis.RedisError as exc:
                 log.warning("sweeping open work needs Redis, trying again next time: %s", exc)
             except Exception:  # a sweep that fails is tried again next time
                 log.exception("sweeping open work failed")
 
-    stop = threading.Event()
     thread = threading.Thread(target=loop, name="recog-sweeper", daemon=True)
-    thread.stop = stop
     thread.start()
     return thread

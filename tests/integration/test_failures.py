@@ -80,18 +80,21 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     assert [rows[j]["label"] for j in job_ids] == [str(d) for d in labels]
 
 
+def record_single_job(settings, store, data: bytes, name: str) -> Work:
+    """A single job as the gateway records it (bytes, open work, job row), not yet sent."""
+    sha256 = put_image(settings, store, data)
+    job_id, created = uuid.uuid4(), utcnow()
+    work = Work(job_id, (JobMessage(job_id, sha256, name, "digits", created),), False, created)
+    store.insert_jobs([NewJob(job_id, name, sha256, len(data), "PNG", 260, 260, "digits", created)], [work])
+    return work
+
+
 def test_a_job_whose_message_was_lost_is_sent_again(settings, store):
     """Kombu can lose a message when a worker dies between popping and recording it; that race
     is too narrow to hit on purpose, so this test makes the loss itself: work recorded as sent
     whose message never reaches Redis. The workers' sweeper must send it again."""
-    data = images.png_digit(3, 9)
-    sha256 = put_image(settings, store, data)
-    job_id, created = uuid.uuid4(), utcnow()
-    message = JobMessage(job_id, sha256, "lost.png", "digits", created)
-    store.insert_jobs(
-        [NewJob(job_id, "lost.png", sha256, len(data), "PNG", 260, 260, "digits", created)],
-        [Work(job_id, (message,), False, created)],
-    )
+    work = record_single_job(settings, store, images.png_digit(3, 9), "lost.png")
+    job_id = work.work_id
     rows = wait_until_final(store, [str(job_id)], timeout=120)
     assert rows[str(job_id)]["status"] == "done" and rows[str(job_id)]["label"] == "3"
 
@@ -99,17 +102,11 @@ def test_a_job_whose_message_was_lost_is_sent_again(settings, store):
 def test_open_work_expires_by_itself_and_finishing_deletes_nothing(settings, store):
     """On the real Cassandra: open work carries a TTL of the sweep look-back, and finishing a
     job writes no tombstone into it (the sweeper reads those partitions)."""
-    data = images.png_digit(5, 1)
-    sha256 = put_image(settings, store, data)
-    job_id, created = uuid.uuid4(), utcnow()
-    message = JobMessage(job_id, sha256, "ttl.png", "digits", created)
-    store.insert_jobs(
-        [NewJob(job_id, "ttl.png", sha256, len(data), "PNG", 260, 260, "digits", created)],
-        [Work(job_id, (message,), False, created)],
-    )
+    work = record_single_job(settings, store, images.png_digit(5, 1), "ttl.png")
+    job_id, created = work.work_id, work.sent_at
     sender = Celery("test-sender")
     sender.config_from_object(celery_config(settings))
-    send_work(sender, settings, Work(job_id, (message,), False, created))
+    send_work(sender, settings, work)
     assert wait_until_final(store, [str(job_id)], timeout=30)[str(job_id)]["status"] == "done"
     row = store.session.execute(
         "SELECT TTL(messages) AS ttl, messages FROM open_work WHERE minute = %s AND work_id = %s",

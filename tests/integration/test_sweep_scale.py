@@ -10,6 +10,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 
 from shared.jobs import DONE, utcnow
 from shared.messaging import JobMessage, Work
+from shared.store import statements as cql
 from shared.store.cassandra_results import CassandraStore
 from shared.store.schema import create_schema
 from shared.store.session import connect
@@ -54,9 +55,7 @@ def write_finished_work(store: CassandraStore, now) -> None:
         work_rows.append(store._work_values(work))
         job_rows.extend((m.job_id, DONE) for m in messages)
     session = store.session
-    insert_work = session.prepare(
-        "INSERT INTO open_work (minute, work_id, chunk, messages, sent_at) VALUES (?, ?, ?, ?, ?) USING TTL ?"
-    )
+    insert_work = session.prepare(cql.OPEN_WORK)
     insert_job = session.prepare("INSERT INTO jobs (job_id, status) VALUES (?, ?)")
     for statement, rows in ((insert_work, work_rows), (insert_job, job_rows)):
         for result in execute_concurrent_with_args(session, statement, rows, concurrency=200):
