@@ -17,13 +17,16 @@ from tests import images
 from tests.stack import fail_if_taken
 
 RECOG = os.path.join(os.path.dirname(sys.executable), "recog")
+# Below the kernel's ephemeral range (32768 and up): there, the busy test run's own outgoing
+# connections can hold the port (once, Cassandra logged listening on 39042 and stayed
+# unreachable for the whole 180 s wait).
 PORTS = {
-    "redis": 36379,
-    "cassandra": 39042,
-    "storage": 37000,
-    "gateway": 38000,
-    "flower": 35555,
-    "metrics": 39100,
+    "redis": 26379,
+    "cassandra": 29042,
+    "storage": 27000,
+    "gateway": 28000,
+    "flower": 25555,
+    "metrics": 29100,
 }
 # A fresh Cassandra and a worker loading TensorFlow on two cores: minutes, not seconds.
 pytestmark = pytest.mark.timeout(600)
