@@ -104,6 +104,30 @@ def stack(request, stack_lock):
             shutil.copytree(stack.log_dir, ARTIFACTS / f"stack-logs-{request.param}", dirs_exist_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def stack_made_whole(request):
+    """A fault test that fails before restarting what it killed would fail every test after it
+    too; after each test of the stack, start again whatever of it is no longer running."""
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+    yield
+    if stack is None:
+        return
+    starts = {
+        "redis": stack.start_redis,
+        "cassandra": stack.start_cassandra,
+        "worker1": stack.start_worker,
+        "gateway": stack.start_gateway,
+        "flower": stack.start_flower,
+    }
+    dead = [name for name in starts if processes.running_pid(stack.run_dir, name) is None]
+    for name in dead:
+        starts[name]()
+    if "gateway" in dead:
+        stack.wait_gateway_ready()
+    if "worker1" in dead:
+        stack.wait_worker_ready()
+
+
 @pytest.fixture(scope="session")
 def settings(stack) -> Settings:
     return stack.settings
