@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from gateway.archives import read_zip
 from gateway.batch_progress import batch_progress
 from gateway.errors import ApiError, too_many_files
-from gateway.intake import Intake, check_model, commit, take
+from gateway.intake import Intake, check_model, commit, take, take_part
 from gateway.views import RESULT_COLUMNS, batch_line_view
 from shared.jobs import parse_job_id, utcnow
 
@@ -89,7 +89,7 @@ def _take_uploads(services, intake: Intake) -> list[dict]:
         raise too_many_files(settings.max_files_per_request, len(files))
     skipped: list[dict] = []
     for upload in files:
-        take(services, intake, upload.read(), upload.filename, strict=False)
+        take_part(services, intake, upload.stream, upload.filename)
     if archive is not None:
         for entry in read_zip(
             archive.stream, settings.zip_max_entries, settings.max_upload_bytes, settings.zip_max_bytes

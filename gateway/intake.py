@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 import redis
 from kombu.exceptions import OperationalError
@@ -28,6 +29,7 @@ from shared.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 QUEUE_DOWN = (OperationalError, redis.RedisError, OSError)
+PIECE_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -51,14 +53,16 @@ def check_model(settings, name: str | None) -> str:
     return name
 
 
+def too_large(size: int, limit: int) -> ImageRejected:
+    return ImageRejected(
+        f"the file is {size:,} bytes; the limit is {limit:,} bytes", status=413, code="too_large"
+    )
+
+
 def examine(settings, data: bytes):
     """The decoded image, or ImageRejected saying what is wrong with the bytes."""
     if len(data) > settings.max_upload_bytes:
-        raise ImageRejected(
-            f"the file is {len(data):,} bytes; the limit is {settings.max_upload_bytes:,} bytes",
-            status=413,
-            code="too_large",
-        )
+        raise too_large(len(data), settings.max_upload_bytes)
     return open_image(data, settings.max_image_pixels)
 
 
@@ -70,9 +74,7 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
     except ImageRejected as exc:
         if strict:
             raise ApiError(exc.status, exc.code, str(exc)) from exc
-        JOBS_REJECTED.labels(exc.code).inc()
-        sha256 = hashlib.sha256(data).hexdigest()
-        intake.refused.append((_new_job(intake, filename, sha256, len(data), "", 0, 0), str(exc)))
+        _refuse(intake, filename, hashlib.sha256(data).hexdigest(), len(data), exc)
         return
     sha256, created = services.images.put(data)
     if created:
@@ -82,16 +84,37 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
     )
 
 
+def take_part(services, intake: Intake, stream: BinaryIO, filename: str) -> None:
+    """One file part of a batch: a bulk request may carry hundreds of megabytes in one part, so
+    at most the upload limit is read into memory; a bigger part is refused from its size and a
+    hash read in pieces."""
+    limit = services.settings.max_upload_bytes
+    data = stream.read(limit + 1)
+    if len(data) <= limit:
+        take(services, intake, data, filename, strict=False)
+        return
+    digest, size = hashlib.sha256(data), len(data)
+    del data
+    while piece := stream.read(PIECE_BYTES):
+        digest.update(piece)
+        size += len(piece)
+    _refuse(intake, (filename or "upload")[:255], digest.hexdigest(), size, too_large(size, limit))
+
+
+def _refuse(intake: Intake, filename: str, sha256: str, size: int, exc: ImageRejected) -> None:
+    JOBS_REJECTED.labels(exc.code).inc()
+    intake.refused.append((_new_job(intake, filename, sha256, size, "", 0, 0), str(exc)))
+
+
 def commit(services, intake: Intake) -> None:
     """Write the rows, then queue the work (single jobs one task each, batches in chunks)."""
     settings = services.settings
-    jobs = intake.accepted + [job for job, _ in intake.refused]
     # Stamped now, not when the request began: a long upload must not write work that already
     # looks old to the sweeper, nor into a minute it may have settled.
     work = plan_work(intake, settings.chunk_size, utcnow())
+    refused = [(job, _failed(job, error, "gateway")) for job, error in intake.refused]
     try:
-        services.store.insert_jobs(jobs, work)
-        services.store.finish([_failed(job, error, "gateway") for job, error in intake.refused])
+        services.store.insert_jobs(intake.accepted, work, refused)
     except StoreUnavailable as exc:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"

@@ -44,7 +44,7 @@ class MemoryStore:
     def ping(self) -> None:
         self._check()
 
-    def insert_jobs(self, jobs, work=()) -> None:
+    def insert_jobs(self, jobs, work=(), refused=()) -> None:
         self._check()
         for w in work:
             self.resent(minute_bucket(w.sent_at), w)
@@ -52,6 +52,9 @@ class MemoryStore:
             self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
             if job.batch_id is not None:
                 self.batch_lines[job.job_id] = QUEUED
+        for job, outcome in refused:
+            self.jobs[job.job_id] = {"job_id": job.job_id, "sha256": job.sha256}
+            self.finish([outcome])
 
     def get_job(self, job_id):
         self._check()

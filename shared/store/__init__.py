@@ -33,9 +33,15 @@ class ResultStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def insert_jobs(self, jobs: Sequence[NewJob], work: Sequence[Work] = ()) -> None:
+    def insert_jobs(
+        self,
+        jobs: Sequence[NewJob],
+        work: Sequence[Work] = (),
+        refused: Sequence[tuple[NewJob, Outcome]] = (),
+    ) -> None:
         """New job rows, 'queued', written after the work (task messages) that will finish them:
-        kept until it expires, so the sweeper can send again what Redis lost."""
+        kept until it expires, so the sweeper can send again what Redis lost. refused: files
+        failed at upload, each written failed with its outcome at once, never 'queued'."""
 
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 

@@ -69,35 +69,34 @@ class CassandraStore:
         self.session.execute("SELECT release_version FROM system.local", timeout=3.0)
 
     @_store_errors
-    def insert_jobs(self, jobs: Sequence[NewJob], work: Sequence[Work] = ()) -> None:
+    def insert_jobs(
+        self,
+        jobs: Sequence[NewJob],
+        work: Sequence[Work] = (),
+        refused: Sequence[tuple[NewJob, Outcome]] = (),
+    ) -> None:
         """The work first, then job rows one by one and a batch's lines together (one unlogged
         batch per partition): a job row never exists without the work that will finish it, so a
-        write that fails halfway leaves nothing 'queued' for good."""
+        write that fails halfway leaves nothing 'queued' for good. A refused file's rows are
+        written failed, with its outcome, in one logged batch: never 'queued' either."""
         self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work], [])
-        writes = []
-        for job in jobs:
-            values = (
-                job.job_id,
-                QUEUED,
-                job.filename,
-                job.sha256,
-                job.size_bytes,
-                job.image_format,
-                job.width,
-                job.height,
-                job.model_name,
-                job.created_at,
-            )
-            if job.batch_id is None:
-                writes.append((cql.INSERT_JOB, values))
-            else:
-                writes.append((cql.INSERT_BATCH_JOB, (*values, job.batch_id)))
+        writes = [_job_row(job, QUEUED) for job in jobs]
         lines = [
             (job.batch_id, (cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, QUEUED)))
             for job in jobs
             if job.batch_id is not None
         ]
-        self._write(writes, lines)
+        futures = self._write(writes, lines, wait=False)
+        for job, outcome in refused:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            statements = [_job_row(job, FAILED), *finish_statements(outcome)]
+            if job.batch_id is not None:
+                statements.append((cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, FAILED)))
+            for text, values in statements:
+                batch.add(self._cql.prepare(text), values)
+            futures.append(self.session.execute_async(batch))
+        for future in futures:
+            future.result()
 
     def _work_values(self, work: Work, minute: str | None = None) -> tuple:
         return (
@@ -232,6 +231,24 @@ class CassandraStore:
         for future in futures:
             future.result()
         return []
+
+
+def _job_row(job: NewJob, status: str) -> tuple[str, tuple]:
+    values = (
+        job.job_id,
+        status,
+        job.filename,
+        job.sha256,
+        job.size_bytes,
+        job.image_format,
+        job.width,
+        job.height,
+        job.model_name,
+        job.created_at,
+    )
+    if job.batch_id is None:
+        return cql.INSERT_JOB, values
+    return cql.INSERT_BATCH_JOB, (*values, job.batch_id)
 
 
 def _lease(row: dict) -> dict:

@@ -1,0 +1,46 @@
+"""A batch's file parts are read within the upload limit, however big the part."""
+
+import hashlib
+import io
+import uuid
+from types import SimpleNamespace
+
+from gateway.intake import PIECE_BYTES, Intake, take_part
+from shared.image_store import VolumeImageStore
+from shared.jobs import utcnow
+from tests import images
+
+
+class ReadSizes(io.BytesIO):
+    """A part's stream that records how many bytes each read handed back."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.sizes: list[int] = []
+
+    def read(self, size=-1):
+        data = super().read(size)
+        self.sizes.append(len(data))
+        return data
+
+
+def test_a_part_over_the_limit_is_refused_without_holding_it_in_memory(offline_settings):
+    limit = 100_000
+    services = SimpleNamespace(
+        settings=offline_settings.replace(max_upload_bytes=limit),
+        images=VolumeImageStore(offline_settings.image_dir),
+    )
+    big = b"\x89PNG" + bytes(5_000_000)
+    stream = ReadSizes(big)
+    intake = Intake("digits", utcnow(), uuid.uuid4())
+    take_part(services, intake, stream, "huge.png")
+    assert max(stream.sizes) <= max(limit + 1, PIECE_BYTES) < len(big), "the part was read whole"
+    ((job, error),) = intake.refused
+    assert error == f"the file is 5,000,004 bytes; the limit is {limit:,} bytes"
+    assert (job.size_bytes, job.sha256) == (len(big), hashlib.sha256(big).hexdigest())
+    assert not intake.accepted and not any(p.is_file() for p in offline_settings.image_dir.rglob("*"))
+
+    digit = images.png_digit(7)
+    take_part(services, intake, ReadSizes(digit), "seven.png")
+    (accepted,) = intake.accepted
+    assert accepted.sha256 == hashlib.sha256(digit).hexdigest() and accepted.size_bytes == len(digit)
