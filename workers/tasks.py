@@ -14,19 +14,18 @@ import time
 
 import redis
 from celery import Task
-from celery_batches import Batches
 
 from shared.jobs import utcnow
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
 from workers.batch_events import report_flush
+from workers.gathering import MAX_ATTEMPTS, GatheredBatches
 from workers.pipeline import fail_jobs, run_jobs
 
 log = logging.getLogger(__name__)
 
 TRANSIENT = (StoreUnavailable, redis.ConnectionError)
-MAX_ATTEMPTS = 8
 
 
 class ChunkTask(Task):
@@ -47,7 +46,7 @@ class ChunkTask(Task):
 def register_tasks(app: WorkerApp) -> None:
     @app.task(
         name=TASK_RECOGNISE,
-        base=Batches,
+        base=GatheredBatches,
         acks_late=True,
         flush_every=app.settings.max_batch,
         flush_interval=app.settings.max_wait_ms / 1000,
@@ -79,7 +78,15 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     again later, anything else fails the jobs with the reason."""
     messages = _readable(raw_messages)
     try:
-        run_jobs(app.runtime, messages, worker)
+        spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
+        if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
+            fail_jobs(
+                app.runtime,
+                spent,
+                worker,
+                f"gave up after {MAX_ATTEMPTS} attempts: the store was down or its worker process died each time",
+            )
+        run_jobs(app.runtime, [m for m in messages if m.attempt <= MAX_ATTEMPTS], worker)
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:

@@ -2,11 +2,15 @@
 lost message; with the production visibility timeout (an hour), lease and sweep interval."""
 
 import io
+import os
+import signal
 import time
 import uuid
+from pathlib import Path
 
 from celery import Celery
 
+from devstack import processes
 from gateway import create_app
 from shared.jobs import NewJob, minute_bucket, utcnow
 from shared.messaging import JobMessage, Work, celery_config, send_single_job, send_work
@@ -80,6 +84,52 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     stuck = [j for j in job_ids if rows[j]["status"] != "done"]
     assert not stuck, f"{len(stuck)} not done, e.g. {stuck[:3]}"
     assert [rows[j]["label"] for j in job_ids] == [str(d) for d in labels]
+
+
+def pool_processes(stack) -> list[int]:
+    """The worker's pool processes: the children of its main process."""
+    main = processes.running_pid(stack.run_dir, "worker1")
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == main:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_a_sigkilled_pool_process_loses_none_of_its_gathered_jobs(stack, store, gateway):
+    """Only a pool process dies (as when the kernel kills it for memory), not the worker: the
+    single jobs celery-batches had gathered into its batch go back to the queue at once, instead
+    of staying claimed by the live worker's lease until the hour's visibility timeout."""
+    stack.kill("worker1")
+    labels = [i % 10 for i in range(200)]
+    job_ids = [
+        submit(gateway, images.png_digit(d, (i + 3) % 10), f"{d}.png").json()["id"]
+        for i, d in enumerate(labels)
+    ]
+    stack.start_worker("worker1")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(store.get_job(uuid.UUID(j))["status"] == "done" for j in job_ids[:3]):
+            break
+        time.sleep(0.02)
+    pool = pool_processes(stack)
+    for pid in pool:
+        os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    assert pool, "the worker has no pool processes to kill"
+    in_flight = [j for j in job_ids if store.get_job(uuid.UUID(j))["status"] != "done"]
+    assert in_flight, "the worker finished everything before its pool was killed; the test proved nothing"
+
+    rows = wait_until_final(store, job_ids, timeout=120)
+    print(f"\nevery job final {time.monotonic() - killed:.0f} s after the pool processes were killed")
+    stuck = [j for j in job_ids if rows[j]["status"] != "done"]
+    assert not stuck, f"{len(stuck)} not done, e.g. {stuck[:3]}"
+    assert [rows[j]["label"] for j in job_ids] == [str(d) for d in labels]
+    assert processes.running_pid(stack.run_dir, "worker1"), "the worker itself must live on"
 
 
 def record_single_job(settings, store, data: bytes, name: str) -> Work:

@@ -11,6 +11,7 @@ from shared.settings import Settings
 from shared.store import StoreUnavailable
 from tests.fakes import FakeRuntime
 from tests.unit.workers.test_pipeline import queue
+from workers.gathering import send_again
 from workers.tasks import MAX_ATTEMPTS, run_gathered
 
 
@@ -95,3 +96,50 @@ def test_an_unreadable_message_is_dropped_and_the_others_run(app):
     message = queue(app.runtime, b"digit:5")
     run_gathered(app, [{"id": "not a uuid"}, message.to_dict()], "w1")
     assert app.runtime.store.jobs[message.job_id]["label"] == "5" and app.sent == []
+
+
+def test_a_job_sent_again_past_its_attempts_is_failed_and_its_neighbours_run(app):
+    """A main process sends the jobs of a batch whose pool process died again whatever their
+    count (it has no store to fail them in); the next pool process to gather one fails it."""
+    spent = dataclasses.replace(queue(app.runtime, b"digit:3"), attempt=MAX_ATTEMPTS + 1)
+    fresh = queue(app.runtime, b"digit:5")
+    run_gathered(app, [spent.to_dict(), fresh.to_dict()], "w1")
+    assert app.sent == []
+    assert app.runtime.store.jobs[spent.job_id]["status"] == "failed"
+    assert f"gave up after {MAX_ATTEMPTS} attempts" in app.runtime.store.jobs[spent.job_id]["error"]
+    assert app.runtime.store.jobs[fresh.job_id]["label"] == "5"
+
+
+class LostRequest:
+    """What send_again uses of a Celery request: its args, acknowledge and reject."""
+
+    def __init__(self, message) -> None:
+        self.args, self.outcome = [message.to_dict()], None
+
+    def acknowledge(self) -> None:
+        self.outcome = "acknowledged"
+
+    def reject(self, requeue: bool) -> None:
+        self.outcome = f"rejected, requeue={requeue}"
+
+
+def test_a_job_of_a_dead_pool_process_goes_back_with_one_attempt_more_then_is_acknowledged(app):
+    message = queue(app.runtime, b"digit:3")
+    request = LostRequest(message)
+    send_again(app, request)
+    ((_, again, _),) = app.sent
+    assert again["id"] == str(message.job_id) and again["attempt"] == 1
+    assert request.outcome == "acknowledged"
+
+
+def test_a_job_that_cannot_be_sent_again_goes_back_to_redis_itself(app):
+    """Redis down when the pool process died: the request is rejected with requeue, which leaves
+    it to Redis's own redelivery and takes it out of this worker's lease."""
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Redis is not answering")
+
+    app.send_task = refuse
+    request = LostRequest(queue(app.runtime, b"digit:3"))
+    send_again(app, request)
+    assert request.outcome == "rejected, requeue=True"

@@ -1,0 +1,67 @@
+"""celery-batches' Batches, and what happens when the pool process running a gathered batch dies.
+
+celery-batches hands a gathered batch to the pool with a callback for success only. A pool
+process SIGKILLed or killed for memory mid-batch then leaves every request of that batch
+unacknowledged: this worker's lease would claim them, and Redis keep them, until the visibility
+timeout (an hour). Here each job of a lost batch is sent again with one attempt more, then its
+request is acknowledged; a job past MAX_ATTEMPTS is failed by the next process that gathers it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
+
+from shared.jobs import utcnow
+from shared.messaging import read_message, send_single_job
+
+log = logging.getLogger(__name__)
+
+# How often a job may be sent again after a transient failure or a dead pool process.
+MAX_ATTEMPTS = 8
+
+
+class GatheredBatches(Batches):
+    """For tasks declared acks_late: a request is acknowledged once its batch ran, or was sent
+    again after its pool process died."""
+
+    def flush(self, requests):
+        requests = list(requests)
+
+        def ran(_result) -> None:
+            for request in requests:
+                request.acknowledge()
+
+        def lost(einfo) -> None:
+            log.error(
+                "a pool process died running %d gathered jobs; sending them again: %s",
+                len(requests),
+                getattr(einfo, "exception", einfo),
+            )
+            for request in requests:
+                send_again(self.app, request)
+
+        return self._pool.apply_async(
+            apply_batches_task,
+            (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
+            callback=ran,
+            error_callback=lost,
+        )
+
+
+def send_again(app, request) -> None:
+    """In the worker's main process: no store or model here, so even a job out of attempts goes
+    back to the queue, to be failed with its reason by a pool process."""
+    message = read_message(request.args[0])
+    try:
+        if message is not None:
+            again = dataclasses.replace(message, attempt=message.attempt + 1, sent_at=utcnow())
+            send_single_job(app, app.settings, again)
+    except Exception:  # Redis is down too: leave the message to Redis's own redelivery
+        log.exception("could not send job %s again", message.job_id if message else "?")
+        request.reject(requeue=True)
+        return
+    request.acknowledge()
