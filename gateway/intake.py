@@ -1,9 +1,9 @@
 """Taking uploads in: check, store the bytes, write the rows, queue the work, in that order.
 
 Shared by single jobs and batches. If Cassandra fails, the request is refused (a job row already
-written is finished by the sweeper from its open work); if Redis fails, the rows written are
-marked failed. Stored bytes are never deleted here: a concurrent upload of the same bytes, or
-open work, may refer to them.
+written is finished by the sweeper from its open work); if Redis fails, the request is accepted
+all the same and the sweeper sends the work once Redis is back. Stored bytes are never deleted
+here: a concurrent upload of the same bytes, or open work, may refer to them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import redis
 from kombu.exceptions import OperationalError
 
 from gateway.errors import STORE_DOWN, ApiError
-from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED
+from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED, QUEUED_LATER
 from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
 from shared.jobs import NewJob, Outcome, new_job_id, utcnow
@@ -123,14 +123,12 @@ def commit(services, intake: Intake) -> None:
         for unit in work:
             send_work(services.celery, settings, unit)
     except QUEUE_DOWN as exc:
-        _fail_unqueued(services, intake)
-        raise ApiError(
-            503,
-            "queue_unavailable",
-            "the job queue (Redis) is not answering; the jobs were "
-            "recorded as failed. Resubmit in a little while",
-            job_ids=[str(j.job_id) for j in intake.accepted],
-        ) from exc
+        # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
+        # not queued once Redis answers again (within a lease and a sweep, about 45 s).
+        log.warning(
+            "Redis refused %d jobs' task messages; the sweeper will send them: %s", len(intake.accepted), exc
+        )
+        QUEUED_LATER.inc(len(intake.accepted))
     JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(intake.accepted))
 
 
@@ -154,14 +152,6 @@ def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
         Work(uuid.uuid4(), tuple(messages[start : start + chunk_size]), True, sent_at)
         for start in range(0, len(messages), chunk_size)
     ]
-
-
-def _fail_unqueued(services, intake: Intake) -> None:
-    error = "the job could not be queued (Redis was not answering); resubmit the image"
-    try:
-        services.store.finish([_failed(job, error, "gateway") for job in intake.accepted])
-    except StoreUnavailable:
-        log.exception("could not record the queueing failure of %d jobs", len(intake.accepted))
 
 
 def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJob:

@@ -39,7 +39,7 @@ def _errors(*statuses: int) -> dict:
         413: "the upload, or an image's pixel count, is over the limit",
         415: "not an image in a format recog reads",
         422: "an image (or a zip) that is truncated or corrupt",
-        503: "Cassandra or Redis is not answering; retry later",
+        503: "Cassandra is not answering; retry later",
     }
     return {str(s): _json(_ref("Error"), meaning[s]) for s in statuses}
 
