@@ -51,7 +51,9 @@ def create_celery(settings: Settings) -> WorkerApp:
     app = WorkerApp(settings)
     app.config_from_object(worker_config(settings))
     from workers import signals  # noqa: F401  (connects the per-process signals)
+    from workers.leases import ForgetHeldOnReconnect
     from workers.tasks import register_tasks
 
+    app.steps["consumer"].add(ForgetHeldOnReconnect)
     register_tasks(app)
     return app

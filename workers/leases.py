@@ -16,6 +16,8 @@ import time
 import uuid
 from datetime import datetime
 
+from celery import bootsteps
+
 from shared.jobs import as_utc
 from shared.messaging import TASK_RECOGNISE, read_message
 from shared.store import StoreUnavailable
@@ -52,6 +54,14 @@ class HeldWork:
                 self.newest_sent[kind] = sent
         self.arrived.set()
 
+    def forget_all(self) -> None:
+        """The connection to Redis broke: Celery drops the requests it had prefetched without
+        acknowledging them, and nothing received on the old connection can be acknowledged any
+        more. Claiming them would keep the sweeper off them until the visibility timeout; a job
+        among them that still finishes here is final before the sweeper looks (one lease on)."""
+        with self._lock:
+            self._requests.clear()
+
     def snapshot(self, max_age: float) -> tuple[set[uuid.UUID], dict[str, datetime]]:
         """(work ids held, {"single" or "chunk": the newest send read from that kind's queue}),
         dropping what was acknowledged since."""
@@ -74,6 +84,17 @@ def _messages(request) -> list:
 
 
 HELD = HeldWork()
+
+
+class ForgetHeldOnReconnect(bootsteps.StartStopStep):
+    """A step of the worker's consumer: Celery stops its consumer steps when the connection to
+    the broker breaks (before connecting again) and at shutdown, and either way the requests
+    received so far will not be acknowledged through it."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def stop(self, consumer) -> None:
+        HELD.forget_all()
 
 
 def start_renewing(app, instance: str) -> threading.Thread:

@@ -84,7 +84,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
                 app.runtime,
                 spent,
                 worker,
-                f"gave up after {MAX_ATTEMPTS} attempts: the store was down or its worker process died each time",
+                f"gave up after {MAX_ATTEMPTS} attempts: the store was down or the process died each time",
             )
         run_jobs(app.runtime, [m for m in messages if m.attempt <= MAX_ATTEMPTS], worker)
     except TRANSIENT as exc:

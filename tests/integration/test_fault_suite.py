@@ -52,7 +52,7 @@ class SingleJobs(threading.Thread):
         n = 0
         while not self.stop.wait(0.25):
             label = n % 10
-            data = images.png_digit(label, 10 + n % 7)  # variants the batch does not use
+            data = images.png_digit(label, n % 10)
             try:
                 response = requests.post(
                     f"{self.gateway}/v1/jobs", files={"file": ("s.png", data)}, timeout=10

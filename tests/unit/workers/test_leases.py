@@ -64,3 +64,14 @@ def test_a_message_from_an_earlier_version_claims_nothing():
     held.received(Request(TASK_RECOGNISE, [message.to_dict()]))
     held.received(Request(TASK_RECOGNISE, []))
     assert held.snapshot(3600) == (set(), {})
+
+
+def test_a_broken_broker_connection_releases_every_claim_but_keeps_how_far_the_queues_were_read():
+    held = HeldWork()
+    (_, one_request), (_, many_request) = single(SENT), chunk(SENT + timedelta(seconds=5))
+    held.received(one_request)
+    held.received(many_request)
+    held.forget_all()
+    claimed, newest = held.snapshot(3600)
+    assert claimed == set()
+    assert newest == {"single": SENT, "chunk": SENT + timedelta(seconds=5)}
