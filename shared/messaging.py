@@ -188,7 +188,8 @@ def celery_config(settings: Settings) -> dict:
             "unacked_restore_interval": min(10, max(1, settings.visibility_timeout // 10)),
             "unacked_restore_throttle": 1,
         },
-        # Publishing must fail fast when Redis is down, so the gateway can answer 503.
+        # Publishing must fail fast when Redis is down: the upload is answered at once (its work is
+        # recorded, and the sweeper sends it later), never held up by a dead broker.
         "task_publish_retry_policy": {
             "max_retries": 2,
             "interval_start": 0,

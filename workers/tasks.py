@@ -15,7 +15,7 @@ import time
 import redis
 from celery import Task
 
-from shared.jobs import utcnow
+from shared.jobs import FINAL_STATES, utcnow
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
@@ -80,6 +80,8 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     try:
         spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
+            statuses, _ = app.runtime.store.look_up([m.job_id for m in spent], [])
+            spent = [m for m in spent if statuses.get(m.job_id) not in FINAL_STATES]  # never undo a result
             fail_jobs(
                 app.runtime,
                 spent,

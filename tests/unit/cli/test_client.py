@@ -12,7 +12,7 @@ import pytest
 
 from cli.client import call
 
-BUSY = json.dumps({"error": {"code": "queue_unavailable", "message": "Redis is not answering"}}).encode()
+BUSY = json.dumps({"error": {"code": "store_unavailable", "message": "Cassandra is not answering"}}).encode()
 
 
 class Gateway(BaseHTTPRequestHandler):
@@ -67,7 +67,7 @@ def test_503s_are_waited_out_as_retry_after_says(gateway):
     started = time.monotonic()
     body = call(gateway, "POST", "/v1/jobs", on_wait=waits.append, data={"x": "1"}, timeout=5)
     assert body == {"id": "abc"} and Gateway.seen == ["POST"] * 3
-    assert waits == ["503 queue_unavailable"] * 2
+    assert waits == ["503 store_unavailable"] * 2
     assert time.monotonic() - started >= 2, "Retry-After: 1 was honoured each time"
 
 
@@ -91,7 +91,7 @@ def test_a_file_upload_sent_again_is_sent_whole(gateway, tmp_path):
 
 def test_a_503_past_the_deadline_is_the_gateways_own_error(gateway):
     Gateway.busy = 100
-    with pytest.raises(click.ClickException, match="503 queue_unavailable: Redis is not answering"):
+    with pytest.raises(click.ClickException, match="503 store_unavailable: Cassandra is not answering"):
         call(gateway, "GET", "/v1/jobs/x", retry_for=1.5, on_wait=lambda reason: None, timeout=5)
     assert 2 <= len(Gateway.seen) <= 3
 

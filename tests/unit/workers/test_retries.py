@@ -143,3 +143,11 @@ def test_a_job_that_cannot_be_sent_again_goes_back_to_redis_itself(app):
     request = LostRequest(queue(app.runtime, b"digit:3"))
     send_again(app, request)
     assert request.outcome == "rejected, requeue=True"
+
+
+def test_a_job_sent_again_past_its_attempts_that_already_finished_keeps_its_result(app):
+    done = queue(app.runtime, b"digit:4")
+    run_gathered(app, [done.to_dict()], "w1")
+    run_gathered(app, [dataclasses.replace(done, attempt=MAX_ATTEMPTS + 1).to_dict()], "w1")
+    assert app.runtime.store.jobs[done.job_id]["status"] == "done"
+    assert app.runtime.store.jobs[done.job_id]["label"] == "4"
