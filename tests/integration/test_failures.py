@@ -54,6 +54,17 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
     assert rows[good]["status"] == "done" and rows[good]["label"] == "4"
 
 
+def wait_for_the_first_done(store, job_ids: list[str]) -> None:
+    """Until the first three jobs are done, so a kill lands with work in flight. The queue is
+    first in, first out, so watching three is enough, and it keeps each poll short: reading all
+    200 rows took longer than the worker needed to finish them all."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all(store.get_job(uuid.UUID(j))["status"] == "done" for j in job_ids[:3]):
+            return
+        time.sleep(0.02)
+
+
 def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     """Jobs queued and held by a worker that is SIGKILLed all finish on its replacement."""
     stack.kill("worker1")
@@ -64,14 +75,7 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     ]
 
     stack.start_worker("worker1")
-    # Kill as soon as the first jobs are done. The queue is first in, first out, so watching the
-    # first three is enough, and it keeps each poll short: reading all 200 rows took longer
-    # than the worker needed to finish them all.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if all(store.get_job(uuid.UUID(j))["status"] == "done" for j in job_ids[:3]):
-            break
-        time.sleep(0.02)
+    wait_for_the_first_done(store, job_ids)
     stack.kill("worker1")
     in_flight = [j for j in job_ids if store.get_job(uuid.UUID(j))["status"] != "done"]
     assert in_flight, "the worker finished everything before it could be killed; the test proved nothing"
@@ -116,11 +120,7 @@ def test_a_sigkilled_pool_process_loses_none_of_its_gathered_jobs(stack, store, 
         for i, d in enumerate(labels)
     ]
     stack.start_worker("worker1")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if all(store.get_job(uuid.UUID(j))["status"] == "done" for j in job_ids[:3]):
-            break
-        time.sleep(0.02)
+    wait_for_the_first_done(store, job_ids)
     pool = pool_processes(stack)
     for pid in pool:
         os.kill(pid, signal.SIGKILL)
