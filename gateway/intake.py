@@ -68,7 +68,6 @@ def examine(settings, data: bytes):
 
 def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> None:
     """Store one upload. strict (single jobs): a bad image raises its 4xx; else it is refused."""
-    filename = (filename or "upload")[:255]
     try:
         img = examine(services.settings, data)
     except ImageRejected as exc:
@@ -98,7 +97,7 @@ def take_part(services, intake: Intake, stream: BinaryIO, filename: str) -> None
     while piece := stream.read(PIECE_BYTES):
         digest.update(piece)
         size += len(piece)
-    _refuse(intake, (filename or "upload")[:255], digest.hexdigest(), size, too_large(size, limit))
+    _refuse(intake, filename, digest.hexdigest(), size, too_large(size, limit))
 
 
 def _refuse(intake: Intake, filename: str, sha256: str, size: int, exc: ImageRejected) -> None:
@@ -157,7 +156,7 @@ def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
 def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJob:
     return NewJob(
         new_job_id(),
-        filename,
+        (filename or "upload")[:255],
         sha256,
         size,
         fmt,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import JobKey
+from shared.jobs import JobKey, utcnow
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
@@ -48,6 +48,10 @@ class JobMessage:
     @property
     def key(self) -> JobKey:
         return JobKey(self.job_id, self.batch_id, self.filename)
+
+    def next_attempt(self) -> JobMessage:
+        """This job sent again by a worker: one attempt more, stamped now."""
+        return dataclasses.replace(self, attempt=self.attempt + 1, sent_at=utcnow())
 
     def to_dict(self) -> dict:
         return {

@@ -9,13 +9,11 @@ request is acknowledged; a job past MAX_ATTEMPTS is failed by the next process t
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
-from shared.jobs import utcnow
 from shared.messaging import read_message, send_single_job
 
 log = logging.getLogger(__name__)
@@ -58,8 +56,7 @@ def send_again(app, request) -> None:
     message = read_message(request.args[0])
     try:
         if message is not None:
-            again = dataclasses.replace(message, attempt=message.attempt + 1, sent_at=utcnow())
-            send_single_job(app, app.settings, again)
+            send_single_job(app, app.settings, message.next_attempt())
     except Exception:  # Redis is down too: leave the message to Redis's own redelivery
         log.exception("could not send job %s again", message.job_id if message else "?")
         request.reject(requeue=True)

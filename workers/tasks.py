@@ -8,14 +8,13 @@ Both are registered by the app factory, since their batching limits are settings
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
 import redis
 from celery import Task
 
-from shared.jobs import FINAL_STATES, utcnow
+from shared.jobs import FINAL_STATES
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
@@ -92,7 +91,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
-            again = dataclasses.replace(message, attempt=message.attempt + 1, sent_at=utcnow())
+            again = message.next_attempt()
             if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, [message], worker, exc):
                 continue
             send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))
