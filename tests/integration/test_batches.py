@@ -38,6 +38,17 @@ def wait_for_batch(gateway, batch_id, timeout=180):
     pytest.fail(f"batch {batch_id} not finished after {timeout} s: {body}")
 
 
+def wait_for_done(gateway, batch_id, done: int, timeout: float) -> dict:
+    """The batch's progress once at least `done` of its jobs are done (or as it stands at the
+    timeout), polled often: a fault test kills a service then, with work still in flight."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        if status["done"] >= done or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
 def digit_files(n, prefix="d"):
     return [(f"{prefix}/{i:04d}-{i % 10}.png", images.png_digit(i % 10, (i // 10) % 10)) for i in range(n)]
 
@@ -191,12 +202,7 @@ def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway,
     since = utcnow()
     response = post_batch(gateway, digit_files(600, prefix="crash"), timeout=300)
     batch_id = response.json()["id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        status = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
-        if status["done"] >= 64:
-            break
-        time.sleep(0.05)
+    status = wait_for_done(gateway, batch_id, 64, timeout=120)
     stack.kill("worker1")
     assert status["done"] < 600, "the batch finished before the kill; the test proved nothing"
     stack.start_worker("worker1")

@@ -19,7 +19,7 @@ import requests
 
 from shared.jobs import utcnow
 from tests import images
-from tests.integration.test_batches import audit_rows_per_job
+from tests.integration.test_batches import audit_rows_per_job, wait_for_done
 from tests.stack import wait_until_final
 
 RECOG = Path(sys.executable).parent / "recog"
@@ -94,12 +94,7 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
     singles.start()
 
     batch_id = batch_id_of(out)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        progress = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=10).json()
-        if progress["done"] >= 100:
-            break
-        time.sleep(0.1)
+    progress = wait_for_done(gateway, batch_id, 100, timeout=60)
     stack.kill(service)
     killed = time.monotonic()
     assert progress["total"] < IMAGES or progress["done"] < IMAGES, "the batch ended before the kill"
