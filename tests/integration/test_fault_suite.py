@@ -52,7 +52,7 @@ class SingleJobs(threading.Thread):
         n = 0
         while not self.stop.wait(0.25):
             label = n % 10
-            data = images.png_digit(label, n % 10)
+            data = images.fresh_png_digit(label, n % 10)  # recognised, not recalled from the batch's
             try:
                 response = requests.post(
                     f"{self.gateway}/v1/jobs", files={"file": ("s.png", data)}, timeout=10
