@@ -58,12 +58,13 @@ def png_digit(label: int, index: int = 0) -> bytes:
     return encode(ink_on_paper(label, index))
 
 
-def fresh_png_digit(label: int, index: int = 0) -> bytes:
-    """The same pixels as png_digit, in bytes no upload ever had (a random text chunk), so the
-    worker recognises it instead of recalling an earlier result for the same bytes."""
+def fresh_png_digit(label: int, index: int = 0, size: int = 200) -> bytes:
+    """The pixels of png_digit (drawn size pixels wide), in bytes no upload ever had (a random
+    text chunk), so the worker recognises it instead of recalling an earlier result for the same
+    bytes."""
     info = PngImagePlugin.PngInfo()
     info.add_text("nonce", uuid.uuid4().hex)
-    return encode(ink_on_paper(label, index), pnginfo=info)
+    return encode(ink_on_paper(label, index, size), pnginfo=info)
 
 
 def blank_png(size: int = 120) -> bytes:

@@ -53,6 +53,12 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
     assert rows[good]["status"] == "done" and rows[good]["label"] == "4"
 
 
+# Digits this many pixels wide take the worker about 25 ms each to decode and shrink, so 200 of
+# them keep it busy for seconds: a kill after the first batch lands with work in flight. Small
+# digits were all done within a poll of the first batch, and the test failed as proving nothing.
+HEAVY = 2000
+
+
 def wait_for_the_first_done(store, job_ids: list[str]) -> None:
     """Until the first three jobs are done, so a kill lands with work in flight. The queue is
     first in, first out, so watching three is enough, and it keeps each poll short: reading all
@@ -70,7 +76,7 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     # More than two batches' worth, so the kill lands with work gathered, prefetched and queued.
     labels = [i % 10 for i in range(200)]
     job_ids = [
-        submit(gateway, images.fresh_png_digit(d, i % 10), f"{d}.png").json()["id"]
+        submit(gateway, images.fresh_png_digit(d, i % 10, HEAVY), f"{d}.png").json()["id"]
         for i, d in enumerate(labels)
     ]
 
@@ -79,6 +85,7 @@ def test_sigkilled_worker_loses_no_job(stack, store, gateway):
     stack.kill("worker1")
     in_flight = [j for j in job_ids if store.get_job(uuid.UUID(j))["status"] != "done"]
     assert in_flight, "the worker finished everything before it could be killed; the test proved nothing"
+    print(f"\n{len(in_flight)} of {len(job_ids)} jobs not done when the worker was killed")
 
     stack.start_worker("worker1")
     restarted = time.monotonic()
@@ -113,7 +120,7 @@ def test_a_sigkilled_pool_process_loses_none_of_its_gathered_jobs(stack, store, 
     stack.kill("worker1")
     labels = [i % 10 for i in range(200)]
     job_ids = [
-        submit(gateway, images.fresh_png_digit(d, (i + 3) % 10), f"{d}.png").json()["id"]
+        submit(gateway, images.fresh_png_digit(d, (i + 3) % 10, HEAVY), f"{d}.png").json()["id"]
         for i, d in enumerate(labels)
     ]
     stack.start_worker("worker1")
@@ -125,6 +132,7 @@ def test_a_sigkilled_pool_process_loses_none_of_its_gathered_jobs(stack, store, 
     assert pool, "the worker has no pool processes to kill"
     in_flight = [j for j in job_ids if store.get_job(uuid.UUID(j))["status"] != "done"]
     assert in_flight, "the worker finished everything before its pool was killed; the test proved nothing"
+    print(f"\n{len(in_flight)} of {len(job_ids)} jobs not done when the pool processes were killed")
 
     rows = wait_until_final(store, job_ids, timeout=120)
     print(f"\nevery job final {time.monotonic() - killed:.0f} s after the pool processes were killed")
