@@ -194,13 +194,13 @@ def bench_stack(max_batch: int | None = None, image_store: str = "volume") -> Lo
     return LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
 
 
-def start_fresh(stack: LocalStack) -> None:
+def start_fresh(stack: LocalStack, commitlog_sync: str = "batch") -> None:
     """A new stack in an empty state folder: Redis, Cassandra, schema, one worker, the gateway."""
     stack.down()
     shutil.rmtree(STATE / "stack", ignore_errors=True)
     for step in (
         stack.start_redis,
-        stack.start_cassandra,
+        lambda: stack.start_cassandra(commitlog_sync=commitlog_sync),
         stack.create_schema,
         stack.start_worker,
         stack.start_gateway,
@@ -216,6 +216,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--commitlog-sync",
+        choices=("batch", "periodic"),
+        default="batch",
+        help="Cassandra's commit log: batch (what recog runs) or periodic (to see what durability costs)",
+    )
     args = parser.parse_args()
     cache = PROJECT_ROOT / ".recog" / "cache" / "training"
     results: dict = {
@@ -223,6 +229,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "clients": args.clients,
         "seconds": args.seconds,
+        "commitlog_sync": args.commitlog_sync,
     }
 
     stack = bench_stack()
@@ -234,7 +241,7 @@ def main() -> None:
     blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
 
     try:
-        start_fresh(stack)
+        start_fresh(stack, args.commitlog_sync)
         print("bulk: submit-folder ...", flush=True)
         results["bulk"] = measure_bulk(stack.settings, folder, args.images)
         jobs_url = f"{stack.settings.gateway_url}/v1/jobs"

@@ -122,9 +122,12 @@ def _group_alive(pgid: int) -> bool:
 def _in_group(proc: Path, pgid: int) -> bool:
     try:
         fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+        threads = sum(1 for _ in proc.joinpath("task").iterdir())
     except OSError:
         return False
-    return fields[0] != "Z" and int(fields[2]) == pgid
+    # A SIGKILLed JVM's main thread turns zombie while its other threads are still exiting, and
+    # those still hold its files: Cassandra's port answered after kill() had returned.
+    return int(fields[2]) == pgid and (fields[0] != "Z" or threads > 1)
 
 
 def kill(run_dir: Path, name: str) -> None:

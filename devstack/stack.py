@@ -86,12 +86,16 @@ class LocalStack:
         processes.start("redis", argv, self.run_dir, self.log_dir)
         processes.wait_for_port("127.0.0.1", self.redis_port, 30, "Redis", self.log("redis"))
 
-    def start_cassandra(self, timeout: float = 180) -> None:
+    def start_cassandra(self, timeout: float = 180, commitlog_sync: str = "batch") -> None:
         if self._claim_port("cassandra", self.settings.cassandra_port):
             return
         home = cassandra.ensure_unpacked(self.cache / "cassandra")
         config = cassandra.write_config(
-            home, self.root / "cassandra", self.settings.cassandra_port, self.settings.cassandra_storage_port
+            home,
+            self.root / "cassandra",
+            self.settings.cassandra_port,
+            self.settings.cassandra_storage_port,
+            commitlog_sync,
         )
         processes.start(
             "cassandra", cassandra.command(home, config, self.log_dir), self.run_dir, self.log_dir

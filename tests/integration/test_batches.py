@@ -29,9 +29,16 @@ def post_batch(gateway, files=(), archive=None, name="test", timeout=120):
 
 
 def wait_for_batch(gateway, batch_id, timeout=180):
+    """Until the batch is final; a 503 (a store the gateway has yet to reach again) is waited out
+    as the CLI does, any other error fails."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        response = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30)
+        body = response.json()
+        if response.status_code == 503:
+            time.sleep(0.5)
+            continue
+        assert response.status_code == 200, body
         if body["status"] in TERMINAL:
             return body
         time.sleep(0.5)

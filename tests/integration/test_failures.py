@@ -14,8 +14,10 @@ from devstack import processes
 from gateway import create_app
 from shared.jobs import NewJob, minute_bucket, utcnow
 from shared.messaging import JobMessage, Work, celery_config, send_single_job, send_work
+from shared.store import StoreUnavailable
 from tests import images
 from tests.conftest import unused_port
+from tests.integration.test_batches import post_batch, wait_for_batch
 from tests.stack import put_image, submit, wait_until_final
 
 
@@ -57,6 +59,38 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
 # them keep it busy for seconds: a kill after the first batch lands with work in flight. Small
 # digits were all done within a poll of the first batch, and the test failed as proving nothing.
 HEAVY = 2000
+
+
+def wait_for_answers(store, timeout: float = 60) -> None:
+    """Until the test's own session reaches the restarted Cassandra again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.get_job(uuid.uuid4())
+            return
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_a_sigkilled_cassandra_keeps_every_job_it_had_accepted(stack, store, gateway):
+    """Cassandra SIGKILLed right after the gateway answered 202: after its restart every job and
+    the batch are there and finish. With the commit log synced every 10 s (the package's default),
+    the last seconds' writes were gone, an accepted batch among them (404 unknown_batch)."""
+    job_ids = [submit(gateway, images.fresh_png_digit(d, 6), f"{d}.png").json()["id"] for d in range(10)]
+    response = post_batch(gateway, [(f"b/{d}-{d}.png", images.fresh_png_digit(d, 7)) for d in range(10)])
+    assert response.status_code == 202, response.text
+    batch_id = response.json()["id"]
+    stack.kill("cassandra")
+    stack.start_cassandra()
+    wait_for_answers(store)
+    lost = [j for j in job_ids if store.get_job(uuid.UUID(j)) is None]
+    assert not lost, f"{len(lost)} of {len(job_ids)} accepted jobs were lost with Cassandra"
+    batch = wait_for_batch(gateway, batch_id, timeout=120)  # a lost batch fails it with 404
+    assert batch["done"] == 10, batch
+    rows = wait_until_final(store, job_ids, timeout=120)
+    assert [rows[j]["label"] for j in job_ids] == [str(d) for d in range(10)]
 
 
 def wait_for_the_first_done(store, job_ids: list[str]) -> None:

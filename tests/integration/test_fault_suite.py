@@ -76,9 +76,7 @@ def batch_id_of(out: Path, timeout: float = 60) -> str:
 
 
 @pytest.mark.parametrize("stack", ["volume"], indirect=True)  # the image store plays no part
-# Not Cassandra yet: killed so, the local Cassandra 2.1 (periodic commit log, synced every 10 s)
-# lost writes it had acknowledged, a batch's header among them; see docs/reliability.md.
-@pytest.mark.parametrize("service", ["redis", "worker1", "gateway"])
+@pytest.mark.parametrize("service", ["redis", "cassandra", "worker1", "gateway"])
 def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stack, store, service, tmp_path):
     gateway = stack.settings.gateway_url
     folder, out = tmp_path / service, tmp_path / f"{service}.csv"

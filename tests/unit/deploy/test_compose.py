@@ -145,6 +145,22 @@ def test_stateful_services_keep_their_data(rendered):
     assert "--basic-auth" not in flower, "a password on the command line shows in ps"
 
 
+def test_cassandra_acknowledges_a_write_only_once_it_is_on_disk(rendered, tmp_path):
+    """The entrypoint's edit, run on the lines cassandra:5.0's own cassandra.yaml has: batch sync,
+    and no sync period left (Cassandra refuses to start with one beside batch)."""
+    script = rendered["services"]["cassandra"]["entrypoint"][2].replace("$$", "$")
+    config = tmp_path / "cassandra.yaml"
+    config.write_text(
+        "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n# commitlog_sync_group_window: 1000ms\n"
+    )
+    edit = script.replace("/etc/cassandra/cassandra.yaml", str(config)).split("&& exec")[0]
+    subprocess.run(["bash", "-c", edit], check=True, timeout=30)
+    lines = config.read_text().splitlines()
+    assert "commitlog_sync: batch" in lines
+    assert not [line for line in lines if line.startswith("commitlog_sync_period")]
+    assert script.endswith("exec docker-entrypoint.sh cassandra -f"), "the image's own start must follow"
+
+
 def test_gateway_image_has_no_tensorflow():
     dockerfile = (PROJECT_ROOT / "Dockerfile.gateway").read_text()
     assert re.search(r"pip install \.(\s|$)", dockerfile)  # no extras: the project's base dependencies
