@@ -39,8 +39,7 @@ class GatheredBatches(Batches):
                 len(requests),
                 getattr(einfo, "exception", einfo),
             )
-            for request in requests:
-                send_again(self.app, request)
+            send_all_again(self.app, requests)
 
         return self._pool.apply_async(
             apply_batches_task,
@@ -50,15 +49,34 @@ class GatheredBatches(Batches):
         )
 
 
-def send_again(app, request) -> None:
+def send_all_again(app, requests) -> None:
     """In the worker's main process: no store or model here, so even a job out of attempts goes
-    back to the queue, to be failed with its reason by a pool process."""
+    back to the queue, to be failed with its reason by a pool process. Once one send fails Redis
+    is taken to be down: the rest are handed back to Redis's own redelivery without trying, as
+    each try would hold up this process's event loop for seconds."""
+    sending = True
+    for request in requests:
+        if sending:
+            sending = _send_again(app, request)
+        else:
+            _reject(request)
+
+
+def _send_again(app, request) -> bool:
     message = read_message(request.args[0])
     try:
         if message is not None:
             send_single_job(app, app.settings, message.next_attempt())
-    except Exception:  # Redis is down too: leave the message to Redis's own redelivery
+    except Exception:
         log.exception("could not send job %s again", message.job_id if message else "?")
-        request.reject(requeue=True)
-        return
+        _reject(request)
+        return False
     request.acknowledge()
+    return True
+
+
+def _reject(request) -> None:
+    try:
+        request.reject(requeue=True)
+    except Exception:  # the message stays unacknowledged: Redis redelivers it after the timeout
+        log.exception("could not hand a job back to Redis")

@@ -11,7 +11,7 @@ from shared.settings import Settings
 from shared.store import StoreUnavailable
 from tests.fakes import FakeRuntime
 from tests.unit.workers.test_pipeline import queue
-from workers.gathering import send_again
+from workers.gathering import send_all_again
 from workers.tasks import MAX_ATTEMPTS, run_gathered
 
 
@@ -111,7 +111,7 @@ def test_a_job_sent_again_past_its_attempts_is_failed_and_its_neighbours_run(app
 
 
 class LostRequest:
-    """What send_again uses of a Celery request: its args, acknowledge and reject."""
+    """What send_all_again uses of a Celery request: its args, acknowledge and reject."""
 
     def __init__(self, message) -> None:
         self.args, self.outcome = [message.to_dict()], None
@@ -126,7 +126,7 @@ class LostRequest:
 def test_a_job_of_a_dead_pool_process_goes_back_with_one_attempt_more_then_is_acknowledged(app):
     message = queue(app.runtime, b"digit:3")
     request = LostRequest(message)
-    send_again(app, request)
+    send_all_again(app, [request])
     ((_, again, _),) = app.sent
     assert again["id"] == str(message.job_id) and again["attempt"] == 1
     assert request.outcome == "acknowledged"
@@ -141,8 +141,41 @@ def test_a_job_that_cannot_be_sent_again_goes_back_to_redis_itself(app):
 
     app.send_task = refuse
     request = LostRequest(queue(app.runtime, b"digit:3"))
-    send_again(app, request)
+    send_all_again(app, [request])
     assert request.outcome == "rejected, requeue=True"
+
+
+def test_after_one_failed_send_the_rest_go_back_to_redis_without_trying(app):
+    """Each try on a dead Redis holds the worker's event loop up for seconds: one is enough."""
+    tries = []
+
+    def refuse(*args, **kwargs):
+        tries.append(args)
+        raise ConnectionError("Redis is not answering")
+
+    app.send_task = refuse
+    requests = [LostRequest(queue(app.runtime, f"digit:{d}".encode())) for d in range(5)]
+    send_all_again(app, requests)
+    assert len(tries) == 1
+    assert [r.outcome for r in requests] == ["rejected, requeue=True"] * 5
+
+
+def test_a_reject_that_fails_too_is_logged_and_the_rest_go_on(app):
+    """Redis gone even for the reject: the message stays unacknowledged, nothing raises into
+    the worker's event loop."""
+
+    class Unrejectable(LostRequest):
+        def reject(self, requeue: bool) -> None:
+            raise ConnectionError("Redis is not answering")
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Redis is not answering")
+
+    app.send_task = refuse
+    first = Unrejectable(queue(app.runtime, b"digit:1"))
+    second = LostRequest(queue(app.runtime, b"digit:2"))
+    send_all_again(app, [first, second])
+    assert first.outcome is None and second.outcome == "rejected, requeue=True"
 
 
 def test_a_job_sent_again_past_its_attempts_that_already_finished_keeps_its_result(app):
