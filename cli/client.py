@@ -1,15 +1,17 @@
 """Talk to the gateway over HTTP, ride out its outages, and turn its JSON errors into messages.
 
 A 503 or 429 (the gateway says when to come back, in Retry-After) and a connection that was never
-made are tried again with backoff until --retry-for runs out. A connection that broke after an
-upload was sent is not: the upload may have been accepted, and sending it again would make a
-second job. urllib3's own Retry has no overall deadline and no way to say that it is waiting,
+made are tried again with backoff until --retry-for runs out. So is an upload whose connection
+broke after it was sent, if it carries an Idempotency-Key: the gateway answers its retry with the
+first answer, never a second job. Without a key it is not tried again, as it may have been
+accepted. urllib3's own Retry has no overall deadline and no way to say that it is waiting,
 hence this loop.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +20,15 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 RETRY_FOR = 600.0  # the default of --retry-for: ten minutes
-TRANSIENT_STATUS = (429, 503)
+# 409: an upload under the same Idempotency-Key is still being recorded; its answer comes soon.
+TRANSIENT_STATUS = (409, 429, 503)
 MAX_DELAY = 30.0
+IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+def upload_headers() -> dict:
+    """A new key for one upload, kept across its retries."""
+    return {IDEMPOTENCY_KEY: str(uuid.uuid4())}
 
 
 def check(response: requests.Response) -> dict:
@@ -60,13 +69,16 @@ def request(
             if time.monotonic() + pause > deadline:
                 return response
         except requests.ConnectionError as exc:
-            if method != "GET" and not _never_sent(exc):
+            keyed = IDEMPOTENCY_KEY in (options.get("headers") or {})
+            if method != "GET" and not _never_sent(exc) and not keyed:
                 raise click.ClickException(
                     f"the connection to {gateway} broke after the upload was sent, so it may have been "
                     "accepted; check with `recog status`, or run `recog submit-folder` again (it asks "
                     "the batch what it holds)"
                 ) from exc
             reason, pause = f"cannot reach the gateway at {gateway}", delay
+            if method != "GET" and not _never_sent(exc):
+                reason = "the connection broke; sending the upload again under its Idempotency-Key"
             if time.monotonic() + pause > deadline:
                 raise click.ClickException(
                     f"cannot reach the gateway at {gateway} (tried for {retry_for:.0f} s): "
@@ -121,6 +133,7 @@ def submit(
             params=params,
             data=data,
             files=files,
+            headers=upload_headers(),
             timeout=(wait or 0) + 30,
         )
 

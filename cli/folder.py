@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from cli.client import RETRY_FOR, check, request
+from cli.client import RETRY_FOR, check, request, upload_headers
 from shared.decode import IMAGE_SUFFIXES
 
 
@@ -104,7 +104,7 @@ class FolderRun:
             path, data = f"/v1/batches/{self.state['batch_id']}/files", {}
         else:
             path, data = "/v1/batches", {"name": self.name, **({"model": self.model} if self.model else {})}
-        return self._call("POST", path, files=parts, data=data, timeout=300)
+        return self._call("POST", path, files=parts, data=data, headers=upload_headers(), timeout=300)
 
     def _call(self, method: str, path: str, **options) -> dict:
         return check(self._request(method, path, **options))

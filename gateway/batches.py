@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from gateway.archives import read_zip
 from gateway.batch_progress import batch_progress
 from gateway.errors import ApiError, too_many_files
+from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take, take_part
 from gateway.views import RESULT_COLUMNS, batch_line_view
 from shared.jobs import parse_job_id, utcnow
@@ -29,23 +30,46 @@ def _allow_bulk_bodies():
 @bp.post("")
 def create():
     services = current_app.extensions["recog"]
+    key = upload_key()
     name = request.form.get("name", "")[:200]
-    intake = Intake(check_model(services.settings, request.form.get("model")), utcnow(), uuid.uuid4())
-    skipped = _take_uploads(services, intake)
-    services.store.insert_batch(intake.batch_id, name, intake.model_name, intake.created_at)
-    commit(services, intake)
-    return _accepted(intake, skipped, name)
+    with claimed(services, "batches", key) as claim:
+        batch_id = claim.id_for("batch") if claim else uuid.uuid4()
+        model = check_model(services.settings, request.form.get("model"))
+        intake = Intake(model, utcnow(), batch_id, claim=claim)
+        skipped = _take_uploads(services, intake)
+        if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
+            return _replayed(earlier)
+        # A retry after a first attempt that failed half-way keeps the header it may have written.
+        if claim is None or claim.earlier is None or services.store.get_batch(batch_id) is None:
+            services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at)
+        return _record(services, intake, skipped, name)
 
 
 @bp.post("/<batch_id>/files")
 def add_files(batch_id: str):
     """More files for an open batch: how the CLI uploads a big folder in chunks."""
     services = current_app.extensions["recog"]
+    key = upload_key()
     header = _batch_or_404(services, batch_id)
-    intake = Intake(header["model_name"], utcnow(), header["batch_id"])
-    skipped = _take_uploads(services, intake)
+    with claimed(services, f"batch:{header['batch_id']}", key) as claim:
+        intake = Intake(header["model_name"], utcnow(), header["batch_id"], claim=claim)
+        skipped = _take_uploads(services, intake)
+        if claim is not None and (earlier := earlier_answer(services, claim, intake)) is not None:
+            return _replayed(earlier)
+        return _record(services, intake, skipped, header["name"])
+
+
+def _record(services, intake: Intake, skipped: list[dict], name: str):
     commit(services, intake)
-    return _accepted(intake, skipped, header["name"])
+    body = _accepted_body(intake, skipped, name)
+    if intake.claim is not None:
+        remember_answer(services, intake.claim, body)
+    return jsonify(body), 202, {"Location": body["links"]["self"]}
+
+
+def _replayed(body: dict):
+    """The answer the first attempt got (it may have been lost on its way)."""
+    return jsonify(body), 202, {"Location": body["links"]["self"]}
 
 
 @bp.get("/<batch_id>")
@@ -101,14 +125,14 @@ def _take_uploads(services, intake: Intake) -> list[dict]:
     return skipped
 
 
-def _accepted(intake: Intake, skipped: list[dict], name: str):
+def _accepted_body(intake: Intake, skipped: list[dict], name: str) -> dict:
     batch_id = str(intake.batch_id)
     links = {
         "self": url_for("batches.show", batch_id=batch_id),
         "results": url_for("batches.results", batch_id=batch_id),
         "files": url_for("batches.add_files", batch_id=batch_id),
     }
-    body = {
+    return {
         "id": batch_id,
         "name": name,
         "model": intake.model_name,
@@ -117,7 +141,6 @@ def _accepted(intake: Intake, skipped: list[dict], name: str):
         "skipped": skipped,
         "links": links,
     }
-    return jsonify(body), 202, {"Location": links["self"]}
 
 
 def _batch_or_404(services, batch_id: str) -> dict:

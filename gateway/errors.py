@@ -12,6 +12,8 @@ STORE_DOWN = "the job store (Cassandra) is not answering"
 # Sent with every 503 and 429: how long a client should wait before trying again. A restarted
 # Redis or Cassandra is back within seconds; clients back off further on their own.
 RETRY_AFTER_SECONDS = 5
+# 409 is an upload under an Idempotency-Key still being recorded (gateway/idempotency.py).
+RETRY_LATER = (409, 429, 503)
 
 
 class ApiError(Exception):
@@ -35,7 +37,7 @@ def error_response(status: int, code: str, message: str, **extra):
         JOBS_REJECTED.labels(code).inc()
     response = jsonify({"error": {"code": code, "message": message, **extra}})
     response.status_code = status
-    if status in (429, 503):
+    if status in RETRY_LATER:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

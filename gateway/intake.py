@@ -19,6 +19,7 @@ import redis
 from kombu.exceptions import OperationalError
 
 from gateway.errors import STORE_DOWN, ApiError
+from gateway.idempotency import Claim
 from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED, QUEUED_LATER
 from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
@@ -42,6 +43,15 @@ class Intake:
     accepted: list[NewJob] = field(default_factory=list)
     refused: list[tuple[NewJob, str]] = field(default_factory=list)
     new_files: set[str] = field(default_factory=set)
+    # With an Idempotency-Key: job ids derived from its seed, and the jobs an earlier attempt
+    # recorded for good.
+    claim: Claim | None = None
+    recorded: set[uuid.UUID] = field(default_factory=set)
+
+    def next_job_id(self) -> uuid.UUID:
+        if self.claim is None:
+            return new_job_id()
+        return self.claim.id_for(f"file {len(self.accepted) + len(self.refused)}")
 
 
 def check_model(settings, name: str | None) -> str:
@@ -111,9 +121,14 @@ def commit(services, intake: Intake) -> None:
     # Stamped now, not when the request began: a long upload must not write work that already
     # looks old to the sweeper, nor into a minute it may have settled.
     work = plan_work(intake, settings.chunk_size, utcnow())
-    refused = [(job, _failed(job, error, "gateway")) for job, error in intake.refused]
+    fresh = [job for job in intake.accepted if job.job_id not in intake.recorded]
+    refused = [
+        (job, _failed(job, error, "gateway"))
+        for job, error in intake.refused
+        if job.job_id not in intake.recorded
+    ]
     try:
-        services.store.insert_jobs(intake.accepted, work, refused)
+        services.store.insert_jobs(fresh, work, refused)
     except StoreUnavailable as exc:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
@@ -124,11 +139,9 @@ def commit(services, intake: Intake) -> None:
     except QUEUE_DOWN as exc:
         # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
         # not queued once Redis answers again (within a lease and a sweep, about 45 s).
-        log.warning(
-            "Redis refused %d jobs' task messages; the sweeper will send them: %s", len(intake.accepted), exc
-        )
-        QUEUED_LATER.inc(len(intake.accepted))
-    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(intake.accepted))
+        log.warning("Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc)
+        QUEUED_LATER.inc(len(fresh))
+    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
 
 
 def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
@@ -144,6 +157,7 @@ def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
             j.sha256 in intake.new_files,
         )
         for j in intake.accepted
+        if j.job_id not in intake.recorded
     ]
     if intake.batch_id is None:
         return [Work(m.job_id, (m,), False, sent_at) for m in messages]
@@ -155,7 +169,7 @@ def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
 
 def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJob:
     return NewJob(
-        new_job_id(),
+        intake.next_job_id(),
         (filename or "upload")[:255],
         sha256,
         size,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from gateway.errors import ApiError
+from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take
 from gateway.views import job_view
 from gateway.waiting import wait_for_final
@@ -19,6 +20,7 @@ def submit():
     services = current_app.extensions["recog"]
     settings = services.settings
     wait = _wait_seconds(settings.max_wait_seconds)
+    key = upload_key()
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(
@@ -27,16 +29,20 @@ def submit():
             "send the image in the multipart form field 'file', "
             "e.g. curl -F file=@digit.png http://HOST/v1/jobs",
         )
-    intake = Intake(check_model(settings, request.form.get("model")), utcnow())
-    take(services, intake, upload.read(), upload.filename, strict=True)
-    commit(services, intake)
-    job_id = intake.accepted[0].job_id
+    with claimed(services, "jobs", key) as claim:
+        intake = Intake(check_model(settings, request.form.get("model")), utcnow(), claim=claim)
+        take(services, intake, upload.read(), upload.filename, strict=True)
+        job_id = intake.accepted[0].job_id
+        location = url_for("jobs.show", job_id=str(job_id))
+        body = {"id": str(job_id), "status": QUEUED, "links": {"self": location}}
+        if claim is None or earlier_answer(services, claim, intake) is None:
+            commit(services, intake)
+            if claim is not None:
+                remember_answer(services, claim, body)
     if wait:
         row = _wait_quietly(services, job_id, wait)
         if row is not None and row["status"] in FINAL_STATES:
             return jsonify(job_view(row)), 200
-    location = url_for("jobs.show", job_id=str(job_id))
-    body = {"id": str(job_id), "status": QUEUED, "links": {"self": location}}
     return jsonify(body), 202, {"Location": location}
 
 

@@ -14,6 +14,9 @@ JOBS_ACCEPTED = Counter(
 JOBS_REJECTED = Counter(
     "recog_jobs_rejected", "Refused: a whole request, or one file of a batch, by error code", ["reason"]
 )
+UPLOADS_REPLAYED = Counter(
+    "recog_uploads_replayed", "Uploads retried under an Idempotency-Key and answered as the first time"
+)
 QUEUED_LATER = Counter(
     "recog_jobs_queued_later", "Images accepted while Redis was down: the workers' sweeper queues them"
 )

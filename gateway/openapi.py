@@ -36,9 +36,10 @@ def _errors(*statuses: int) -> dict:
     meaning = {
         400: "a missing or malformed parameter, or an unknown model",
         404: "no such job or batch",
+        409: "an upload under this Idempotency-Key is still being recorded; retry after Retry-After",
         413: "the upload, or an image's pixel count, is over the limit",
         415: "not an image in a format recog reads",
-        422: "an image (or a zip) that is truncated or corrupt",
+        422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
         503: "Cassandra is not answering; retry later",
     }
     return {str(s): _json(_ref("Error"), meaning[s]) for s in statuses}
@@ -58,6 +59,18 @@ WAIT = {
     "required": False,
     "description": "Seconds (up to RECOG_MAX_WAIT_SECONDS) to wait for the job to finish before answering.",
     "schema": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A new key (a UUID, say) with every upload, the same key to retry one: a retry within "
+        "RECOG_IDEMPOTENCY_HOURS gets the first answer and makes no second job."
+    ),
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
 }
 
 
@@ -200,7 +213,7 @@ PATHS = {
     "/v1/jobs": {
         "post": {
             "summary": "Recognise one image",
-            "parameters": [WAIT],
+            "parameters": [WAIT, IDEMPOTENCY_KEY],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -219,7 +232,7 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("Job"), "finished within ?wait="),
                 "202": _json(_ref("JobAccepted"), "accepted and queued"),
-                **_errors(400, 413, 415, 422, 503),
+                **_errors(400, 409, 413, 415, 422, 503),
             },
         }
     },
@@ -233,10 +246,11 @@ PATHS = {
     "/v1/batches": {
         "post": {
             "summary": "Recognise many images (files or a zip) as one batch",
+            "parameters": [IDEMPOTENCY_KEY],
             "requestBody": {"required": True, "content": BATCH_FORM},
             "responses": {
                 "202": _json(_ref("BatchAccepted"), "accepted and queued"),
-                **_errors(400, 413, 422, 503),
+                **_errors(400, 409, 413, 422, 503),
             },
         }
     },
@@ -250,11 +264,11 @@ PATHS = {
     "/v1/batches/{batch_id}/files": {
         "post": {
             "summary": "Add more files to a batch",
-            "parameters": [_id_param("batch_id")],
+            "parameters": [_id_param("batch_id"), IDEMPOTENCY_KEY],
             "requestBody": {"required": True, "content": BATCH_FORM},
             "responses": {
                 "202": _json(_ref("BatchAccepted"), "accepted and queued"),
-                **_errors(400, 404, 413, 422, 503),
+                **_errors(400, 404, 409, 413, 422, 503),
             },
         }
     },

@@ -32,6 +32,7 @@ class MemoryStore:
         self.cache: dict[tuple[str, str, str], dict] = {}
         self.batch_lines: dict[uuid.UUID, str] = {}
         self.marked_running: list = []
+        self.upload_keys: dict[tuple[str, str], dict] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -59,6 +60,31 @@ class MemoryStore:
     def get_job(self, job_id):
         self._check()
         return self.jobs.get(job_id)
+
+    def claim_upload(self, scope, key, seed, claimed_at, ttl):
+        self._check()
+        row = self.upload_keys.get((scope, key))
+        if row is not None:
+            return dict(row)
+        self.upload_keys[(scope, key)] = {
+            "seed": seed,
+            "claimed_at": claimed_at,
+            "fingerprint": None,
+            "answer": None,
+        }
+        return None
+
+    def reclaim_upload(self, scope, key, was, claimed_at) -> bool:
+        self._check()
+        row = self.upload_keys[(scope, key)]
+        if row["claimed_at"] != was:
+            return False
+        row["claimed_at"] = claimed_at
+        return True
+
+    def remember_upload(self, scope, key, fingerprint, answer, ttl) -> None:
+        self._check()
+        self.upload_keys[(scope, key)].update(fingerprint=fingerprint, answer=answer)
 
     def look_up(self, job_ids, recall_keys):
         self._check()

@@ -79,6 +79,18 @@ class ResultStore(Protocol):
 
     def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None: ...
 
+    def claim_upload(
+        self, scope: str, key: str, seed: uuid.UUID, claimed_at: datetime, ttl: int
+    ) -> dict | None:
+        """Take up an Idempotency-Key: None if it was new (its row now holds seed and claimed_at,
+        for ttl seconds), else its row as it stands (seed, claimed_at, fingerprint, answer)."""
+
+    def reclaim_upload(self, scope: str, key: str, was: datetime, claimed_at: datetime) -> bool:
+        """Take up a key again, if no other request did since it was claimed at `was`."""
+
+    def remember_upload(self, scope: str, key: str, fingerprint: str, answer: str | None, ttl: int) -> None:
+        """The upload's fingerprint, and its JSON answer once it is recorded (None before)."""
+
     def get_batch(self, batch_id: uuid.UUID) -> dict | None: ...
 
     def batch_rows(self, batch_id: uuid.UUID, page_size: int = 1000) -> Iterator[dict]:

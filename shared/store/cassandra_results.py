@@ -180,6 +180,21 @@ class CassandraStore:
         self._cql.run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
 
     @_store_errors
+    def claim_upload(
+        self, scope: str, key: str, seed: uuid.UUID, claimed_at: datetime, ttl: int
+    ) -> dict | None:
+        row = self._cql.run(cql.CLAIM_UPLOAD, (scope, key, seed, claimed_at, ttl)).one()
+        return None if row["[applied]"] else row
+
+    @_store_errors
+    def reclaim_upload(self, scope: str, key: str, was: datetime, claimed_at: datetime) -> bool:
+        return self._cql.run(cql.RECLAIM_UPLOAD, (claimed_at, scope, key, was)).one()["[applied]"]
+
+    @_store_errors
+    def remember_upload(self, scope: str, key: str, fingerprint: str, answer: str | None, ttl: int) -> None:
+        self._cql.run(cql.REMEMBER_UPLOAD, (ttl, fingerprint, answer, scope, key))
+
+    @_store_errors
     def get_batch(self, batch_id: uuid.UUID) -> dict | None:
         return self._cql.run(cql.SELECT_BATCH, (batch_id,)).one()
 

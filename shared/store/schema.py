@@ -56,6 +56,18 @@ TABLES = (
         worker text,
         PRIMARY KEY ((hour), finished_at, job_id)
     ) WITH CLUSTERING ORDER BY (finished_at DESC, job_id ASC)""",
+    # An upload's Idempotency-Key (gateway/idempotency.py), kept RECOG_IDEMPOTENCY_HOURS: the
+    # seed its ids derive from, when a request last took it up, what was uploaded under it (a
+    # fingerprint) and, once it was recorded, the answer it got.
+    """CREATE TABLE IF NOT EXISTS upload_keys (
+        scope text,
+        key text,
+        seed uuid,
+        claimed_at timestamp,
+        fingerprint text,
+        answer text,
+        PRIMARY KEY ((scope, key))
+    )""",
     # A bulk submission's header.
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,

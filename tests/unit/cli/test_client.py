@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import click
 import pytest
 
-from cli.client import call
+from cli.client import call, upload_headers
 
 BUSY = json.dumps({"error": {"code": "store_unavailable", "message": "Cassandra is not answering"}}).encode()
 
@@ -22,11 +22,13 @@ class Gateway(BaseHTTPRequestHandler):
     drop = False
     seen: list[str] = []
     bodies: list[bytes] = []
+    keys: list[str | None] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         type(self).bodies.append(self.rfile.read(length))
         type(self).seen.append(self.command)
+        type(self).keys.append(self.headers.get("Idempotency-Key"))
         if type(self).drop:
             self.close_connection = True
             self.connection.shutdown(2)
@@ -52,7 +54,7 @@ class Gateway(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def gateway():
-    Gateway.busy, Gateway.drop, Gateway.seen, Gateway.bodies = 0, False, [], []
+    Gateway.busy, Gateway.drop, Gateway.seen, Gateway.bodies, Gateway.keys = 0, False, [], [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -96,7 +98,7 @@ def test_a_503_past_the_deadline_is_the_gateways_own_error(gateway):
     assert 2 <= len(Gateway.seen) <= 3
 
 
-def test_an_upload_whose_answer_was_lost_is_not_sent_twice(gateway):
+def test_an_upload_without_a_key_whose_answer_was_lost_is_not_sent_twice(gateway):
     Gateway.drop = True
     with pytest.raises(click.ClickException, match="may have been accepted"):
         call(gateway, "POST", "/v1/jobs", on_wait=lambda reason: None, data={"x": "1"}, timeout=5)
@@ -113,3 +115,23 @@ def test_a_read_whose_answer_was_lost_is_asked_again(gateway):
 
     assert call(gateway, "GET", "/v1/jobs/x", on_wait=recover, timeout=5) == {"id": "abc"}
     assert Gateway.seen == ["GET", "GET"] and len(waits) == 1
+
+
+def test_an_upload_with_a_key_whose_answer_was_lost_is_sent_again_under_the_same_key(gateway):
+    """The gateway answers a retry under the same Idempotency-Key with the first answer."""
+    Gateway.drop = True
+    waits: list[str] = []
+
+    def recover(reason: str) -> None:
+        waits.append(reason)
+        Gateway.drop = False
+
+    headers = upload_headers()
+    body = call(gateway, "POST", "/v1/jobs", on_wait=recover, data={"x": "1"}, headers=headers, timeout=5)
+    assert body == {"id": "abc"} and Gateway.seen == ["POST", "POST"]
+    assert Gateway.keys == [headers["Idempotency-Key"]] * 2
+    assert waits == ["the connection broke; sending the upload again under its Idempotency-Key"]
+
+
+def test_every_upload_gets_a_key_of_its_own():
+    assert upload_headers() != upload_headers()

@@ -159,6 +159,9 @@ def test_cassandra_acknowledges_a_write_only_once_it_is_on_disk(rendered, tmp_pa
     assert "commitlog_sync: batch" in lines
     assert not [line for line in lines if line.startswith("commitlog_sync_period")]
     assert script.endswith("exec docker-entrypoint.sh cassandra -f"), "the image's own start must follow"
+    # An image whose file reads otherwise must not start Cassandra with a sync nobody chose.
+    config.write_text("commitlog_sync: group\ncommitlog_sync_group_window: 15ms\n")
+    assert subprocess.run(["bash", "-c", edit], timeout=30).returncode != 0
 
 
 def test_gateway_image_has_no_tensorflow():

@@ -47,7 +47,7 @@ def _error(response, status, code, described=True):
         API.validate_response(RequestsOpenAPIRequest(asked), WerkzeugOpenAPIResponse(response))
     body = response.get_json()["error"]
     assert body["code"] == code and len(body["message"]) > 20
-    if status in (429, 503):  # a client that rides out an outage needs to know when to come back
+    if status in (409, 429, 503):  # a client that rides out an outage needs to know when to come back
         assert int(response.headers["Retry-After"]) > 0
     else:
         assert "Retry-After" not in response.headers
