@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from flask import request
 
 from gateway.errors import ApiError
-from gateway.metrics import UPLOADS_REPLAYED
+from gateway.metrics import UPLOADS_IN_PROGRESS, UPLOADS_REPLAYED
 from shared.jobs import DONE, FAILED, RUNNING, UNRECORDED, utcnow
 from shared.store import StoreUnavailable
 
@@ -37,8 +37,11 @@ HEADER = "Idempotency-Key"
 KEY_FORMAT = re.compile(r"[\x21-\x7e]{1,255}")
 # A key taken up this recently, with no answer yet, is an upload still being recorded: a request
 # under it is asked to retry (409). Older, its request died (a gateway SIGKILLed mid-upload) and
-# the retry takes over. A request that fails on its own (a 4xx, a 503) frees its key at once.
-IN_PROGRESS = timedelta(seconds=30)
+# the retry takes over. A request that fails on its own (a 4xx, a 503, its client gone) frees its
+# key at once. Recording even 1,000 files takes a few seconds here; were one to take longer and
+# its client retry meanwhile, both would write the same ids (one job each, perhaps recognised
+# twice), which is why this is not shorter.
+IN_PROGRESS = timedelta(seconds=10)
 FREED = datetime(1970, 1, 1)
 
 
@@ -81,6 +84,7 @@ def claim(services, scope: str, key: str) -> Claim:
         if now.replace(tzinfo=None) - was.replace(tzinfo=None) < IN_PROGRESS or not store.reclaim_upload(
             scope, key, was, now
         ):
+            UPLOADS_IN_PROGRESS.inc()
             raise ApiError(
                 409,
                 "upload_in_progress",

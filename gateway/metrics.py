@@ -17,6 +17,10 @@ JOBS_REJECTED = Counter(
 UPLOADS_REPLAYED = Counter(
     "recog_uploads_replayed", "Uploads retried under an Idempotency-Key and answered as the first time"
 )
+UPLOADS_IN_PROGRESS = Counter(
+    "recog_uploads_in_progress",
+    "Uploads refused 409: another request under their Idempotency-Key had it, or had died with it",
+)
 QUEUED_LATER = Counter(
     "recog_jobs_queued_later", "Images accepted while Redis was down: the workers' sweeper queues them"
 )

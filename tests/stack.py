@@ -21,6 +21,7 @@ from devstack.stack import LocalStack
 from shared.image_store import open_image_store
 from shared.jobs import FINAL_STATES
 from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
+from shared.store import StoreUnavailable
 from shared.store.cassandra_results import CassandraStore
 
 ROOT = PROJECT_ROOT / ".recog" / "test-stack"
@@ -124,6 +125,8 @@ def stack_made_whole(request):
         starts[name]()
     if "gateway" in dead:
         stack.wait_gateway_ready()
+    if "cassandra" in dead:
+        wait_for_cassandra_everywhere(request.getfixturevalue("store"), stack.settings.gateway_url)
     if "worker1" in dead:
         stack.wait_worker_ready()
 
@@ -150,6 +153,25 @@ def submit(
 ) -> requests.Response:
     params = {"wait": wait} if wait else {}
     return requests.post(f"{gateway}/v1/jobs", params=params, files={"file": (name, data)}, timeout=60)
+
+
+def wait_for_cassandra_everywhere(store: CassandraStore, gateway: str, timeout: float = 60) -> None:
+    """After a Cassandra restart: until this test's own session and every gateway process reach
+    it again. An idle gateway process finds its old connection dead only on its next request,
+    which gets a 503 then (the next test's uploads did); ten ready answers in a row reach both."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.get_job(uuid.uuid4())
+            break
+        except StoreUnavailable:
+            assert time.monotonic() < deadline, "the test's session never reached Cassandra again"
+            time.sleep(0.5)
+    ready = 0
+    while ready < 10:
+        assert time.monotonic() < deadline, "the gateway never reached Cassandra again"
+        ready = ready + 1 if requests.get(f"{gateway}/readyz", timeout=10).status_code == 200 else 0
+        time.sleep(0.1)
 
 
 def wait_until_final(store: CassandraStore, job_ids: list[str], timeout: float) -> dict[str, dict]:

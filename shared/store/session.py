@@ -71,8 +71,11 @@ def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[C
         # 1 ms for a 1 KB insert).
         sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         # The driver's default waits up to 10 minutes between tries to reach a node that went
-        # down; once Cassandra is back after a crash, work should resume within seconds.
+        # down; once Cassandra is back after a crash, work should resume within seconds. An idle
+        # process (one of the gateway's) notices a dead connection by this heartbeat, rather than
+        # by failing its next request (default: every 30 s).
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=RECONNECT_MAX_SECONDS),
+        idle_heartbeat_interval=RECONNECT_MAX_SECONDS,
         **({"protocol_version": protocol} if protocol else {}),
     )
     try:

@@ -14,11 +14,10 @@ from devstack import processes
 from gateway import create_app
 from shared.jobs import NewJob, minute_bucket, utcnow
 from shared.messaging import JobMessage, Work, celery_config, send_single_job, send_work
-from shared.store import StoreUnavailable
 from tests import images
 from tests.conftest import unused_port
 from tests.integration.test_batches import post_batch, wait_for_batch
-from tests.stack import put_image, submit, wait_until_final
+from tests.stack import put_image, submit, wait_for_cassandra_everywhere, wait_until_final
 
 
 def test_redis_down_at_submit_is_accepted_and_the_sweeper_queues_it(settings, store):
@@ -61,19 +60,6 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
 HEAVY = 2000
 
 
-def wait_for_answers(store, timeout: float = 60) -> None:
-    """Until the test's own session reaches the restarted Cassandra again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            store.get_job(uuid.uuid4())
-            return
-        except StoreUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_a_sigkilled_cassandra_keeps_every_job_it_had_accepted(stack, store, gateway):
     """Cassandra SIGKILLed right after the gateway answered 202: after its restart every job and
     the batch are there and finish. With the commit log synced every 10 s (the package's default),
@@ -85,7 +71,7 @@ def test_a_sigkilled_cassandra_keeps_every_job_it_had_accepted(stack, store, gat
     stack.kill("cassandra")
     stack.start_cassandra()
     restarted = time.monotonic()
-    wait_for_answers(store)
+    wait_for_cassandra_everywhere(store, gateway)
     lost = [j for j in job_ids if store.get_job(uuid.UUID(j)) is None]
     assert not lost, f"{len(lost)} of {len(job_ids)} accepted jobs were lost with Cassandra"
     batch = wait_for_batch(gateway, batch_id, timeout=120)  # a lost batch fails it with 404

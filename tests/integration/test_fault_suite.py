@@ -21,7 +21,7 @@ from shared.jobs import utcnow
 from tests import images
 from tests.integration.test_batches import audit_rows_per_job, wait_for_done
 from tests.integration.test_metrics import samples, value
-from tests.stack import wait_until_final
+from tests.stack import wait_for_cassandra_everywhere, wait_until_final
 
 RECOG = Path(sys.executable).parent / "recog"
 IMAGES = 1000
@@ -101,6 +101,8 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
     time.sleep(5)
     restart(stack, service)
     restarted = time.monotonic()
+    if service == "cassandra":  # before this test reads rows with its own session
+        wait_for_cassandra_everywhere(store, gateway)
 
     try:
         # One run to the end, whatever died: an upload whose answer was lost with the gateway is
@@ -119,12 +121,13 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
     )
     recovered = time.monotonic() - restarted
     # The gateway's counters start again from zero when it is the one killed.
-    replays = value(samples(f"{gateway}/metrics"), "recog_uploads_replayed_total") - (
-        0 if service == "gateway" else replayed
-    )
+    after = samples(f"{gateway}/metrics")
+    replays = value(after, "recog_uploads_replayed_total") - (0 if service == "gateway" else replayed)
     print(
         f"\n{service} SIGKILLed: down {restarted - killed:.0f} s; batch and {len(single_ids)} single jobs "
-        f"all final {recovered:.0f} s after the restart; uploads answered from their key: {replays:.0f}"
+        f"all final {recovered:.0f} s after the restart; uploads answered from their key: {replays:.0f}, "
+        f"told to wait for their key: {value(after, 'recog_uploads_in_progress_total'):.0f} (since the "
+        "gateway started)"
     )
     assert recovered <= RECOVERY_LIMIT
     assert len(batch_jobs) == IMAGES, "a file of the batch is missing or counted twice"

@@ -1,9 +1,12 @@
 """Idempotency-Key on the real stack: a retried upload gets its first answer and makes no second
 job, single or batch; the same key with other files is refused."""
 
+import contextlib
+import threading
 import time
 import uuid
 
+import pytest
 import requests
 
 from shared.jobs import utcnow
@@ -96,3 +99,54 @@ def test_a_batch_and_its_added_files_sent_twice_under_their_keys_are_counted_onc
     assert len(job_ids) == 12
     assert set(audit_rows_per_job(store, since, job_ids).values()) == {1}, "a job recognised twice"
     assert post_batch(gateway, files[:6]).json()["id"] != batch_id, "no key, a new batch"
+
+
+@pytest.mark.parametrize("stack", ["volume"], indirect=True)  # the image store plays no part
+def test_a_batch_upload_cut_off_by_a_sigkilled_gateway_is_finished_by_its_retry(stack, store):
+    """The gateway is SIGKILLed while it records a 400-file upload; the same upload sent again
+    under its key, once the gateway is back, ends with every file in the batch once."""
+    gateway, since, key = stack.settings.gateway_url, utcnow(), str(uuid.uuid4())
+    files = [(f"c/{i:04d}-{i % 10}.png", images.fresh_png_digit(i % 10, i // 10 % 10)) for i in range(400)]
+
+    def send():
+        return requests.post(
+            f"{gateway}/v1/batches",
+            files=[("files", f) for f in files],
+            data={"name": "cut off"},
+            headers={"Idempotency-Key": key},
+            timeout=120,
+        )
+
+    def send_and_lose_the_answer():
+        with contextlib.suppress(requests.RequestException):
+            send()
+
+    first = threading.Thread(target=send_and_lose_the_answer, daemon=True)
+    first.start()
+    deadline = time.monotonic() + 60
+    while (row := key_row(store, key)) is None or row["fingerprint"] is None:  # recording has begun
+        assert time.monotonic() < deadline and first.is_alive(), "the upload was never being recorded"
+        time.sleep(0.005)
+    stack.kill("gateway")
+    first.join(timeout=30)
+    assert key_row(store, key)["answer"] is None, "the kill came after the upload was recorded"
+    stack.start_gateway()
+    stack.wait_gateway_ready()
+
+    deadline = time.monotonic() + 60
+    while (retry := send()).status_code == 409:  # the dead request's claim, until it lapses
+        assert time.monotonic() < deadline, retry.text
+        time.sleep(float(retry.headers["Retry-After"]))
+    assert retry.status_code == 202, retry.text
+    batch = wait_for_batch(gateway, retry.json()["id"], timeout=180)
+    assert (batch["total"], batch["done"]) == (400, 400), batch
+    time.sleep(2)  # time for a second recognition to land, were any job queued twice
+    job_ids = {row["job_id"] for row in store.batch_rows(uuid.UUID(retry.json()["id"]))}
+    assert len(job_ids) == 400
+    assert set(audit_rows_per_job(store, since, job_ids).values()) == {1}, "a job recognised twice"
+
+
+def key_row(store, key: str) -> dict | None:
+    return store.session.execute(
+        "SELECT fingerprint, answer FROM upload_keys WHERE scope = 'batches' AND key = %s", (key,)
+    ).one()
