@@ -68,7 +68,7 @@ def request(
             pause = _retry_after(response) or delay
             if time.monotonic() + pause > deadline:
                 return response
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.ReadTimeout) as exc:
             keyed = IDEMPOTENCY_KEY in (options.get("headers") or {})
             if method != "GET" and not _never_sent(exc) and not keyed:
                 raise click.ClickException(

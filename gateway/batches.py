@@ -40,7 +40,7 @@ def create():
         if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
             return _replayed(earlier)
         # A retry after a first attempt that failed half-way keeps the header it may have written.
-        if claim is None or claim.earlier is None or services.store.get_batch(batch_id) is None:
+        if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
             services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at)
         return _record(services, intake, skipped, name)
 
@@ -51,6 +51,7 @@ def add_files(batch_id: str):
     services = current_app.extensions["recog"]
     key = upload_key()
     header = _batch_or_404(services, batch_id)
+    request.files  # noqa: B018 - the body is read before the key is taken up, not while it is held
     with claimed(services, f"batch:{header['batch_id']}", key) as claim:
         intake = Intake(header["model_name"], utcnow(), header["batch_id"], claim=claim)
         skipped = _take_uploads(services, intake)

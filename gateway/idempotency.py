@@ -7,8 +7,8 @@ holds a random seed that every job id (and a new batch's id) of the upload deriv
 retry can only write the rows the first attempt did; a key used again after its row expired gets
 a new seed and new ids. The row also holds a fingerprint of what was uploaded (the same key with
 other files is refused) and, once the upload is recorded, the answer it got. A retry after a
-first attempt that failed half-way records what that attempt did not: jobs a worker took up or
-finished are left alone.
+first attempt that failed half-way records what that attempt did not: jobs it recorded are left
+alone.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from flask import request
 
 from gateway.errors import ApiError
 from gateway.metrics import UPLOADS_IN_PROGRESS, UPLOADS_REPLAYED
-from shared.jobs import DONE, FAILED, RUNNING, UNRECORDED, utcnow
+from shared.jobs import utcnow
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,17 @@ FREED = datetime(1970, 1, 1)
 
 @dataclass
 class Claim:
-    """A key this request has taken up: the seed of its ids, and its row as an earlier request
-    left it (None if this request is the first)."""
+    """A key this request holds: its row as this request wrote it (seed, claimed_at, fingerprint,
+    answer), and whether an earlier request had the key first."""
 
     scope: str
     key: str
-    seed: uuid.UUID
-    earlier: dict | None
-    claimed_at: datetime
-    fingerprint: str = ""
+    row: dict
+    earlier: bool
+
+    @property
+    def seed(self) -> uuid.UUID:
+        return self.row["seed"]
 
     def id_for(self, name: str) -> uuid.UUID:
         return uuid.uuid5(self.seed, name)
@@ -74,24 +76,20 @@ def upload_key() -> str | None:
 
 
 def claim(services, scope: str, key: str) -> Claim:
-    store, now = services.store, utcnow()
-    seed = uuid.uuid4()
-    row = store.claim_upload(scope, key, seed, now, _ttl(services))
+    now = utcnow()
+    fresh = {"seed": uuid.uuid4(), "claimed_at": now, "fingerprint": None, "answer": None}
+    row = services.store.claim_upload(scope, key, fresh["seed"], now, _ttl(services))
     if row is None:
-        return Claim(scope, key, seed, None, now)
+        return Claim(scope, key, fresh, earlier=False)
+    row = {name: row[name] for name in fresh}
     if row["answer"] is None:
         was = row["claimed_at"]
-        if now.replace(tzinfo=None) - was.replace(tzinfo=None) < IN_PROGRESS or not store.reclaim_upload(
-            scope, key, was, now
-        ):
+        held = _naive(now) - _naive(was) < IN_PROGRESS
+        if held or not _write(services, scope, key, was, row, claimed_at=now):
             UPLOADS_IN_PROGRESS.inc()
-            raise ApiError(
-                409,
-                "upload_in_progress",
-                f"an upload under this {HEADER} is still being recorded; retry in a few seconds "
-                "and you get its answer",
-            )
-    return Claim(scope, key, row["seed"], row, now)
+            raise _in_progress()
+        row["claimed_at"] = now
+    return Claim(scope, key, row, earlier=True)
 
 
 @contextmanager
@@ -110,10 +108,12 @@ def claimed(services, scope: str, key: str | None) -> Iterator[Claim | None]:
 
 def free(services, claim: Claim) -> None:
     """This request failed: a retry under its key may take it up at once. Best effort."""
+    if claim.row["answer"] is not None:
+        return  # answered: nothing held
     try:
-        services.store.reclaim_upload(claim.scope, claim.key, claim.claimed_at, FREED)
+        _write(services, claim.scope, claim.key, claim.row["claimed_at"], claim.row, claimed_at=FREED)
     except StoreUnavailable as exc:
-        log.warning("could not free an %s after a failed upload (a retry waits): %s", HEADER, exc)
+        log.warning("could not free an %s after a failed upload (a retry waits 10 s): %s", HEADER, exc)
 
 
 def fingerprint(intake, name: str = "") -> str:
@@ -127,9 +127,8 @@ def fingerprint(intake, name: str = "") -> str:
 def earlier_answer(services, claim: Claim, intake, name: str = "") -> dict | None:
     """The first answer under this key, if its upload was recorded. Otherwise None: the upload
     is to be recorded now, with what an earlier attempt recorded left out of intake."""
-    stamp = claim.fingerprint = fingerprint(intake, name)
-    earlier = claim.earlier or {}
-    if earlier.get("fingerprint") not in (None, stamp):
+    stamp = fingerprint(intake, name)
+    if claim.row["fingerprint"] not in (None, stamp):
         hours = services.settings.idempotency_hours
         raise ApiError(
             422,
@@ -137,40 +136,55 @@ def earlier_answer(services, claim: Claim, intake, name: str = "") -> dict | Non
             f"this {HEADER} came with other files (or another name or model) within the last "
             f"{hours} hours; send a new key with every new upload, and the same key only to retry one",
         )
-    if earlier.get("answer"):
+    if claim.row["answer"] is not None:
         UPLOADS_REPLAYED.inc()
-        return json.loads(earlier["answer"])
-    if claim.earlier is not None:
+        return json.loads(claim.row["answer"])
+    if claim.earlier:
         intake.recorded.update(_recorded(services.store, intake))
-    services.store.remember_upload(claim.scope, claim.key, stamp, None, _ttl(services))
+    if not _write(services, claim.scope, claim.key, claim.row["claimed_at"], claim.row, fingerprint=stamp):
+        raise _in_progress()  # held so long that a retry took it over: that one records it
+    claim.row["fingerprint"] = stamp
     return None
 
 
 def remember_answer(services, claim: Claim, answer: dict) -> None:
     """Best effort: the upload is recorded already, and a retry that finds no answer finds its
     jobs instead."""
+    text = json.dumps(answer)
     try:
-        services.store.remember_upload(
-            claim.scope, claim.key, claim.fingerprint, json.dumps(answer), _ttl(services)
-        )
+        _write(services, claim.scope, claim.key, claim.row["claimed_at"], claim.row, answer=text)
     except StoreUnavailable as exc:
         log.warning("upload recorded, its %s answer not (a retry finds the jobs): %s", HEADER, exc)
+        return
+    claim.row["answer"] = text
+
+
+def _write(services, scope: str, key: str, was: datetime, row: dict, **changes) -> bool:
+    return services.store.update_upload(scope, key, was, {**row, **changes}, _ttl(services))
+
+
+def _in_progress() -> ApiError:
+    return ApiError(
+        409,
+        "upload_in_progress",
+        f"an upload under this {HEADER} is still being recorded; retry in a few seconds and you "
+        "get its answer",
+    )
 
 
 def _recorded(store, intake) -> set[uuid.UUID]:
-    """Of this upload's jobs, those an earlier attempt recorded for good: a refused file's failed
-    row; an accepted job a worker took up or finished, unless it failed it for want of a row. A
-    job still queued is written again, batch line and all (its line may be what was missing)."""
-    refused = [job.job_id for job, _ in intake.refused]
-    statuses, _ = store.look_up([job.job_id for job in intake.accepted] + refused, [])
-    recorded = {job_id for job_id in refused if job_id in statuses}
-    for job in intake.accepted:
-        status = statuses.get(job.job_id)
-        if status in (RUNNING, DONE) or (
-            status == FAILED and (store.get_job(job.job_id) or {}).get("error") != UNRECORDED
-        ):
-            recorded.add(job.job_id)
-    return recorded
+    """Of this upload's jobs, those an earlier attempt recorded: any with a row. Its work was
+    recorded before its row, so the sweeper sends whatever of it never reached a worker; writing
+    the row again could take a job a worker has under way back to queued. (A batch job whose line
+    was lost with that attempt gets its line when it finishes; a job failed "not completely
+    recorded" stays failed, and says to submit the image again.)"""
+    ids = [job.job_id for job in intake.accepted] + [job.job_id for job, _ in intake.refused]
+    statuses, _ = store.look_up(ids, [])
+    return set(statuses)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None)
 
 
 def _ttl(services) -> int:

@@ -74,17 +74,13 @@ class MemoryStore:
         }
         return None
 
-    def reclaim_upload(self, scope, key, was, claimed_at) -> bool:
+    def update_upload(self, scope, key, was, row, ttl) -> bool:
         self._check()
-        row = self.upload_keys[(scope, key)]
-        if row["claimed_at"] != was:
+        current = self.upload_keys.get((scope, key))
+        if current is None or current["claimed_at"] != was:
             return False
-        row["claimed_at"] = claimed_at
+        current.update(row)
         return True
-
-    def remember_upload(self, scope, key, fingerprint, answer, ttl) -> None:
-        self._check()
-        self.upload_keys[(scope, key)].update(fingerprint=fingerprint, answer=answer)
 
     def look_up(self, job_ids, recall_keys):
         self._check()

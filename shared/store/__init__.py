@@ -85,11 +85,9 @@ class ResultStore(Protocol):
         """Take up an Idempotency-Key: None if it was new (its row now holds seed and claimed_at,
         for ttl seconds), else its row as it stands (seed, claimed_at, fingerprint, answer)."""
 
-    def reclaim_upload(self, scope: str, key: str, was: datetime, claimed_at: datetime) -> bool:
-        """Take up a key again, if no other request did since it was claimed at `was`."""
-
-    def remember_upload(self, scope: str, key: str, fingerprint: str, answer: str | None, ttl: int) -> None:
-        """The upload's fingerprint, and its JSON answer once it is recorded (None before)."""
+    def update_upload(self, scope: str, key: str, was: datetime, row: dict, ttl: int) -> bool:
+        """Write the key's whole row (seed, claimed_at, fingerprint, answer) for ttl seconds, if
+        it is still claimed at `was`, by the caller; False if another request took it since."""
 
     def get_batch(self, batch_id: uuid.UUID) -> dict | None: ...
 

@@ -187,12 +187,9 @@ class CassandraStore:
         return None if row["[applied]"] else row
 
     @_store_errors
-    def reclaim_upload(self, scope: str, key: str, was: datetime, claimed_at: datetime) -> bool:
-        return self._cql.run(cql.RECLAIM_UPLOAD, (claimed_at, scope, key, was)).one()["[applied]"]
-
-    @_store_errors
-    def remember_upload(self, scope: str, key: str, fingerprint: str, answer: str | None, ttl: int) -> None:
-        self._cql.run(cql.REMEMBER_UPLOAD, (ttl, fingerprint, answer, scope, key))
+    def update_upload(self, scope: str, key: str, was: datetime, row: dict, ttl: int) -> bool:
+        values = (ttl, row["seed"], row["claimed_at"], row["fingerprint"], row["answer"], scope, key, was)
+        return self._cql.run(cql.UPDATE_UPLOAD, values).one()["[applied]"]
 
     @_store_errors
     def get_batch(self, batch_id: uuid.UUID) -> dict | None:

@@ -59,8 +59,10 @@ IMAGE_EXISTS = "SELECT sha256 FROM images WHERE sha256 = ?"
 INSERT_IMAGE = "INSERT INTO images (sha256, data, size_bytes, stored_at) VALUES (?, ?, ?, ?)"
 SELECT_IMAGE = "SELECT data FROM images WHERE sha256 = ?"
 DELETE_IMAGE = "DELETE FROM images WHERE sha256 = ?"
-# Lightweight transactions: of two requests under one key at once, one takes it up.
+# Lightweight transactions: of two requests under one key at once, one takes it up, and only the
+# request that holds a key writes to it. Every update rewrites every column with the same TTL, so
+# a key's row expires whole (a cell left without a TTL would keep a half row alive for good).
 CLAIM_UPLOAD = """INSERT INTO upload_keys (scope, key, seed, claimed_at) VALUES (?, ?, ?, ?)
     IF NOT EXISTS USING TTL ?"""
-RECLAIM_UPLOAD = "UPDATE upload_keys SET claimed_at = ? WHERE scope = ? AND key = ? IF claimed_at = ?"
-REMEMBER_UPLOAD = "UPDATE upload_keys USING TTL ? SET fingerprint = ?, answer = ? WHERE scope = ? AND key = ?"
+UPDATE_UPLOAD = """UPDATE upload_keys USING TTL ? SET seed = ?, claimed_at = ?, fingerprint = ?, answer = ?
+    WHERE scope = ? AND key = ? IF claimed_at = ?"""

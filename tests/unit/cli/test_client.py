@@ -23,12 +23,16 @@ class Gateway(BaseHTTPRequestHandler):
     seen: list[str] = []
     bodies: list[bytes] = []
     keys: list[str | None] = []
+    slow = 0
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         type(self).bodies.append(self.rfile.read(length))
         type(self).seen.append(self.command)
         type(self).keys.append(self.headers.get("Idempotency-Key"))
+        if type(self).slow:
+            type(self).slow -= 1
+            time.sleep(2)  # past the client's timeout: its answer is lost to it
         if type(self).drop:
             self.close_connection = True
             self.connection.shutdown(2)
@@ -55,6 +59,7 @@ class Gateway(BaseHTTPRequestHandler):
 @pytest.fixture
 def gateway():
     Gateway.busy, Gateway.drop, Gateway.seen, Gateway.bodies, Gateway.keys = 0, False, [], [], []
+    Gateway.slow = 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -131,6 +136,13 @@ def test_an_upload_with_a_key_whose_answer_was_lost_is_sent_again_under_the_same
     assert body == {"id": "abc"} and Gateway.seen == ["POST", "POST"]
     assert Gateway.keys == [headers["Idempotency-Key"]] * 2
     assert waits == ["the connection broke; sending the upload again under its Idempotency-Key"]
+
+
+def test_an_upload_with_a_key_whose_answer_timed_out_is_sent_again_under_the_same_key(gateway):
+    Gateway.slow = 1
+    headers = upload_headers()
+    body = call(gateway, "POST", "/v1/jobs", on_wait=lambda r: None, data={}, headers=headers, timeout=1)
+    assert body == {"id": "abc"} and Gateway.keys == [headers["Idempotency-Key"]] * 2
 
 
 def test_every_upload_gets_a_key_of_its_own():

@@ -29,10 +29,11 @@ def keyed_intake(taken, shas: list[str]) -> Intake:
     return intake
 
 
-def age(services, scope, key, seconds) -> None:
-    """As if the key had been taken up that long ago."""
-    row = services.store.upload_keys[(scope, key)]
-    row["claimed_at"] -= timedelta(seconds=seconds)
+def age(services, holder, seconds: float) -> None:
+    """As if the holder had taken its key up that long ago."""
+    earlier = holder.row["claimed_at"] - timedelta(seconds=seconds)
+    services.store.upload_keys[(holder.scope, holder.key)]["claimed_at"] = earlier
+    holder.row["claimed_at"] = earlier
 
 
 def test_a_retry_gets_the_first_ids_and_the_first_answer(services):
@@ -69,21 +70,45 @@ def test_a_key_taken_up_moments_ago_with_no_answer_is_in_progress(services):
 
 def test_a_key_whose_request_died_is_taken_over_once_in_progress_has_passed(services):
     first = claim(services, "jobs", "k")
-    age(services, "jobs", "k", IN_PROGRESS.total_seconds() + 1)
+    age(services, first, IN_PROGRESS.total_seconds() + 1)
     assert claim(services, "jobs", "k").seed == first.seed
     with pytest.raises(ApiError):  # the taker-over is in progress now
         claim(services, "jobs", "k")
 
 
 def test_a_request_that_fails_frees_its_key_at_once(services):
-    with pytest.raises(ApiError), claimed(services, "jobs", "k"):
+    with pytest.raises(ApiError), claimed(services, "jobs", "k") as first:
         raise ApiError(415, "not_an_image", "not an image")
-    assert claim(services, "jobs", "k") is not None, "a retry need not wait for the in-progress window"
+    assert claim(services, "jobs", "k").seed == first.seed, "a retry need not wait 10 s"
+
+
+def test_a_holder_that_lost_its_key_to_a_retry_records_nothing(services):
+    """Held past the in-progress window, a request's key was taken over: the late holder stops
+    before it records anything, and leaves the fingerprint to the one that holds the key."""
+    slow = claim(services, "jobs", "k")
+    age(services, slow, IN_PROGRESS.total_seconds() + 1)
+    claim(services, "jobs", "k")
+    with pytest.raises(ApiError) as lost:
+        earlier_answer(services, slow, keyed_intake(slow, ["a"]))
+    assert lost.value.status == 409
+    assert services.store.upload_keys[("jobs", "k")]["fingerprint"] is None
+
+
+def test_an_answer_is_written_only_by_the_holder(services):
+    slow = claim(services, "jobs", "k")
+    earlier_answer(services, slow, keyed_intake(slow, ["a"]))
+    age(services, slow, IN_PROGRESS.total_seconds() + 1)
+    retry = claim(services, "jobs", "k")
+    remember_answer(services, slow, {"id": "late"})
+    assert services.store.upload_keys[("jobs", "k")]["answer"] is None
+    remember_answer(services, retry, {"id": "x"})
+    assert services.store.upload_keys[("jobs", "k")]["answer"] == '{"id": "x"}'
 
 
 def test_the_key_with_other_files_is_refused(services):
-    earlier_answer(services, claim(services, "jobs", "k"), keyed_intake(None, ["a"]))
-    age(services, "jobs", "k", IN_PROGRESS.total_seconds() + 1)
+    first = claim(services, "jobs", "k")
+    earlier_answer(services, first, keyed_intake(None, ["a"]))
+    age(services, first, IN_PROGRESS.total_seconds() + 1)
     retry = claim(services, "jobs", "k")
     with pytest.raises(ApiError) as refused:
         earlier_answer(services, retry, keyed_intake(retry, ["b"]))
@@ -91,9 +116,9 @@ def test_the_key_with_other_files_is_refused(services):
 
 
 def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missing(services):
-    """The first attempt died after writing some rows. Of its jobs, the retry leaves alone one a
-    worker finished and a refused file's failed row; it writes again one still queued (its batch
-    line may be what was missing), one the worker failed for want of a row, and one never written."""
+    """The first attempt died after writing some rows. The retry leaves alone every job that has
+    a row (done, queued, failed for want of a row, a refused file's), since writing it again could
+    take a job a worker has under way back to queued; it records only the job never written."""
     first = claim(services, "batch:b", "k")
     intake = keyed_intake(first, ["done", "queued", "unrecorded", "new"])
     refused = NewJob(first.id_for("file 4"), "bad.png", "bad", 3, "", 0, 0, "digits", intake.created_at)
@@ -107,11 +132,11 @@ def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missin
     store.insert_jobs([], refused=[(refused, Outcome(refused.job_id, "bad", "bad.png", "gateway", utcnow()))])
     store.jobs[refused.job_id].update(status=FAILED, error="not an image")
 
-    age(services, "batch:b", "k", IN_PROGRESS.total_seconds() + 1)
+    age(services, first, IN_PROGRESS.total_seconds() + 1)
     retry = claim(services, "batch:b", "k")
     again = keyed_intake(retry, ["done", "queued", "unrecorded", "new"])
     again.refused.append((refused, "not an image"))
     assert earlier_answer(services, retry, again) is None
-    assert again.recorded == {done.job_id, refused.job_id}
+    assert again.recorded == {done.job_id, queued.job_id, unrecorded.job_id, refused.job_id}
     (work,) = plan_work(again, 64, utcnow())
-    assert [m.job_id for m in work.messages] == [queued.job_id, unrecorded.job_id, new.job_id]
+    assert [m.job_id for m in work.messages] == [new.job_id]
