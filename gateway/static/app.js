@@ -19,13 +19,54 @@ function el(tag, attrs = {}, ...children) {
 
 // ---------- the API ----------
 
+// Like `recog submit`: a 409, 429 or 503 (as long as Retry-After says) and a server that cannot
+// be reached are waited out, with backoff, for up to ten minutes, saying so meanwhile. Every
+// upload carries an Idempotency-Key, so one sent again after a lost answer makes no second job.
+const RETRY_FOR_MS = 10 * 60 * 1000;
+const MAX_DELAY_MS = 30 * 1000;
+const RETRY_LATER = new Set([409, 429, 503]);
+
+function waitingFor(reason) {
+  const line = $("#service-status");
+  line.textContent = reason ? `Waiting for the service: ${reason}` : "";
+  line.hidden = !reason;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function api(url, options = {}) {
-  let response;
-  try {
-    response = await fetch(url, options);
-  } catch (err) {
-    throw new Error(`The server could not be reached (${err.message}). Is recog running?`);
+  const deadline = Date.now() + RETRY_FOR_MS;
+  let delay = 1000;
+  for (;;) {
+    let response = null;
+    let reason;
+    let pause = delay;
+    try {
+      response = await fetch(url, options);
+    } catch (err) {
+      reason = "the server cannot be reached";
+      if (Date.now() + pause > deadline) {
+        waitingFor(null);
+        throw new Error(`The server could not be reached (${err.message}). Is recog running?`);
+      }
+    }
+    if (response && (!RETRY_LATER.has(response.status) || Date.now() + delay > deadline)) {
+      waitingFor(null);
+      return read(response);
+    }
+    if (response) {
+      const body = await response.clone().json().catch(() => null);
+      reason = body && body.error ? body.error.message : `the server answered ${response.status}`;
+      const after = Number(response.headers.get("Retry-After"));
+      if (after > 0) pause = Math.min(after * 1000, MAX_DELAY_MS);
+    }
+    waitingFor(reason);
+    await sleep(pause);
+    delay = Math.min(delay * 2, MAX_DELAY_MS);
   }
+}
+
+async function read(response) {
   const type = response.headers.get("Content-Type") || "";
   const body = type.includes("application/json") ? await response.json() : null;
   if (!response.ok) {
@@ -37,10 +78,14 @@ async function api(url, options = {}) {
   return body;
 }
 
+function upload(url, form) {
+  return api(url, { method: "POST", body: form, headers: { "Idempotency-Key": crypto.randomUUID() } });
+}
+
 function submitImage(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
-  return api("/v1/jobs?wait=10", { method: "POST", body: form });
+  return upload("/v1/jobs?wait=10", form);
 }
 
 // Follows a job until it is done or failed, calling show(job) at every change.
@@ -221,7 +266,7 @@ async function uploadBatch(form, name) {
   );
   $("#uploads").prepend(row);
   try {
-    const accepted = await api("/v1/batches", { method: "POST", body: form });
+    const accepted = await upload("/v1/batches", form);
     row.remove();
     openBatch(accepted.id, accepted);
   } catch (err) {

@@ -79,6 +79,24 @@ def test_draw_predict_shows_the_digit_and_ten_bars(page, strokes, label):
     page.screenshot(path=SHOTS / f"draw-{label}.png", full_page=True)
 
 
+def test_predict_waits_out_a_sigkilled_gateway_and_says_so(page, stack):
+    """The gateway dies after the page has loaded: Predict waits for it, saying so, and shows
+    the answer once it is back, sent again under the drawing's Idempotency-Key."""
+    stack.kill("gateway")
+    try:
+        draw(page, SEVEN)
+        page.get_by_role("button", name="Predict").click()
+        expect(page.locator("#service-status")).to_have_text(
+            "Waiting for the service: the server cannot be reached", timeout=15_000
+        )
+        page.screenshot(path=SHOTS / "waiting-for-the-service.png", full_page=True)
+    finally:
+        stack.start_gateway()
+        stack.wait_gateway_ready()
+    expect(page.locator("#answer .digit")).to_have_text("7", timeout=60_000)
+    expect(page.locator("#service-status")).to_be_hidden()
+
+
 def test_keyboard_clears_and_predict_asks_for_a_drawing(page):
     draw(page, SEVEN)
     page.locator("#clear").focus()
