@@ -78,8 +78,15 @@ async function read(response) {
   return body;
 }
 
+// crypto.randomUUID exists only in secure contexts; a page served over plain HTTP from another
+// host than localhost has getRandomValues alone.
+function newKey() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 function upload(url, form) {
-  return api(url, { method: "POST", body: form, headers: { "Idempotency-Key": crypto.randomUUID() } });
+  return api(url, { method: "POST", body: form, headers: { "Idempotency-Key": newKey() } });
 }
 
 function submitImage(blob, name) {

@@ -5,6 +5,7 @@ Screenshots of each screen are saved to test-artifacts/screenshots/.
 
 import csv
 import io
+import re
 import shutil
 import zipfile
 
@@ -95,6 +96,15 @@ def test_predict_waits_out_a_sigkilled_gateway_and_says_so(page, stack):
         stack.wait_gateway_ready()
     expect(page.locator("#answer .digit")).to_have_text("7", timeout=60_000)
     expect(page.locator("#service-status")).to_be_hidden()
+
+
+def test_uploads_get_a_key_where_the_page_is_not_a_secure_context(page):
+    """Served over plain HTTP from another host, the page has no crypto.randomUUID."""
+    keys = page.evaluate(
+        "() => { Object.defineProperty(crypto, 'randomUUID', {value: undefined});"
+        " return [newKey(), newKey()]; }"
+    )
+    assert keys[0] != keys[1] and all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)
 
 
 def test_keyboard_clears_and_predict_asks_for_a_drawing(page):
