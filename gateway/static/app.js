@@ -19,48 +19,63 @@ function el(tag, attrs = {}, ...children) {
 
 // ---------- the API ----------
 
-// Like `recog submit`: a 409, 429 or 503 (as long as Retry-After says) and a server that cannot
-// be reached are waited out, with backoff, for up to ten minutes, saying so meanwhile. Every
-// upload carries an Idempotency-Key, so one sent again after a lost answer makes no second job.
+// Like `recog submit`: a 409, 429 or 503 (waiting as long as Retry-After says, else with
+// backoff) and a server that cannot be reached are tried again for up to ten minutes a request,
+// saying so meanwhile. Every upload carries an Idempotency-Key, so one sent again after a lost
+// answer makes no second job.
 const RETRY_FOR_MS = 10 * 60 * 1000;
 const MAX_DELAY_MS = 30 * 1000;
 const RETRY_LATER = new Set([409, 429, 503]);
+const waiting = new Map(); // request number -> why it waits; the line shows while any waits
+let requests = 0;
 
-function waitingFor(reason) {
+function waitingFor(request, reason) {
+  if (reason) waiting.set(request, reason);
+  else waiting.delete(request);
   const line = $("#service-status");
-  line.textContent = reason ? `Waiting for the service: ${reason}` : "";
-  line.hidden = !reason;
+  const reasons = [...new Set(waiting.values())];
+  line.textContent = reasons.length ? `Waiting for the service: ${reasons.join("; ")}` : "";
+  line.hidden = !reasons.length;
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function api(url, options = {}) {
+  const request = ++requests;
+  try {
+    return await tryUntilDeadline(request, url, options);
+  } finally {
+    waitingFor(request, null);
+  }
+}
+
+async function tryUntilDeadline(request, url, options) {
   const deadline = Date.now() + RETRY_FOR_MS;
   let delay = 1000;
   for (;;) {
     let response = null;
-    let reason;
+    let reason = "the server cannot be reached";
     let pause = delay;
     try {
       response = await fetch(url, options);
     } catch (err) {
-      reason = "the server cannot be reached";
       if (Date.now() + pause > deadline) {
-        waitingFor(null);
-        throw new Error(`The server could not be reached (${err.message}). Is recog running?`);
+        throw new Error(`The server could not be reached for ten minutes (${err.message}). Is recog running?`);
       }
     }
-    if (response && (!RETRY_LATER.has(response.status) || Date.now() + delay > deadline)) {
-      waitingFor(null);
-      return read(response);
-    }
+    if (response && !RETRY_LATER.has(response.status)) return read(response);
     if (response) {
-      const body = await response.clone().json().catch(() => null);
+      const body = await response.json().catch(() => null);
       reason = body && body.error ? body.error.message : `the server answered ${response.status}`;
       const after = Number(response.headers.get("Retry-After"));
       if (after > 0) pause = Math.min(after * 1000, MAX_DELAY_MS);
+      if (Date.now() + pause > deadline) {
+        const error = new Error(reason);
+        error.status = response.status;
+        throw error;
+      }
     }
-    waitingFor(reason);
+    waitingFor(request, reason);
     await sleep(pause);
     delay = Math.min(delay * 2, MAX_DELAY_MS);
   }

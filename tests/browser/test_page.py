@@ -82,7 +82,12 @@ def test_draw_predict_shows_the_digit_and_ten_bars(page, strokes, label):
 
 def test_predict_waits_out_a_sigkilled_gateway_and_says_so(page, stack):
     """The gateway dies after the page has loaded: Predict waits for it, saying so, and shows
-    the answer once it is back, sent again under the drawing's Idempotency-Key."""
+    the answer once it is back; every try of the drawing's upload carries the same key."""
+    keys = []
+    page.on(
+        "request",
+        lambda r: keys.append(r.headers.get("idempotency-key")) if r.method == "POST" else None,
+    )
     stack.kill("gateway")
     try:
         draw(page, SEVEN)
@@ -96,6 +101,7 @@ def test_predict_waits_out_a_sigkilled_gateway_and_says_so(page, stack):
         stack.wait_gateway_ready()
     expect(page.locator("#answer .digit")).to_have_text("7", timeout=60_000)
     expect(page.locator("#service-status")).to_be_hidden()
+    assert len(keys) >= 2 and len(set(keys)) == 1 and keys[0], keys
 
 
 def test_uploads_get_a_key_where_the_page_is_not_a_secure_context(page):
