@@ -69,15 +69,15 @@ def request(
             if time.monotonic() + pause > deadline:
                 return response
         except (requests.ConnectionError, requests.ReadTimeout) as exc:
-            keyed = IDEMPOTENCY_KEY in (options.get("headers") or {})
-            if method != "GET" and not _never_sent(exc) and not keyed:
+            sent_upload = method != "GET" and not _never_sent(exc)
+            if sent_upload and IDEMPOTENCY_KEY not in (options.get("headers") or {}):
                 raise click.ClickException(
                     f"the connection to {gateway} broke after the upload was sent, so it may have been "
                     "accepted; check with `recog status`, or run `recog submit-folder` again (it asks "
                     "the batch what it holds)"
                 ) from exc
             reason, pause = f"cannot reach the gateway at {gateway}", delay
-            if method != "GET" and not _never_sent(exc):
+            if sent_upload:
                 reason = "the connection broke; sending the upload again under its Idempotency-Key"
             if time.monotonic() + pause > deadline:
                 raise click.ClickException(

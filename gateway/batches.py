@@ -38,7 +38,7 @@ def create():
         intake = Intake(model, utcnow(), batch_id, claim=claim)
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
-            return _replayed(earlier)
+            return _answer(earlier)
         # A retry after a first attempt that failed half-way keeps the header it may have written.
         if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
             services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at)
@@ -56,7 +56,7 @@ def add_files(batch_id: str):
         intake = Intake(header["model_name"], utcnow(), header["batch_id"], claim=claim)
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake)) is not None:
-            return _replayed(earlier)
+            return _answer(earlier)
         return _record(services, intake, skipped, header["name"])
 
 
@@ -65,11 +65,12 @@ def _record(services, intake: Intake, skipped: list[dict], name: str):
     body = _accepted_body(intake, skipped, name)
     if intake.claim is not None:
         remember_answer(services, intake.claim, body)
-    return jsonify(body), 202, {"Location": body["links"]["self"]}
+    return _answer(body)
 
 
-def _replayed(body: dict):
-    """The answer the first attempt got (it may have been lost on its way)."""
+def _answer(body: dict):
+    """202 with the upload's answer: just recorded, or the one a first attempt got (it may have
+    been lost on its way)."""
     return jsonify(body), 202, {"Location": body["links"]["self"]}
 
 

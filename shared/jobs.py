@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-# The error of a job whose work was recorded but not its row (a 503 half-way through an upload).
-UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
 FINAL_STATES = frozenset({DONE, FAILED})
 
 

@@ -15,11 +15,13 @@ import redis
 from model.registry import UnknownModel
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
-from shared.jobs import DONE, FAILED, FINAL_STATES, UNRECORDED, Outcome, utcnow
+from shared.jobs import DONE, FAILED, FINAL_STATES, Outcome, utcnow
 from shared.messaging import JobMessage, job_channel
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
+
+UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
 
 
 def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:

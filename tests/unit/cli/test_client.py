@@ -68,6 +68,16 @@ def gateway():
     server.server_close()
 
 
+def recovering(waits: list[str]):
+    """An on_wait that notes why the client waits, and lets the gateway answer from then on."""
+
+    def recover(reason: str) -> None:
+        waits.append(reason)
+        Gateway.drop = False
+
+    return recover
+
+
 def test_503s_are_waited_out_as_retry_after_says(gateway):
     Gateway.busy = 2
     waits: list[str] = []
@@ -113,12 +123,7 @@ def test_an_upload_without_a_key_whose_answer_was_lost_is_not_sent_twice(gateway
 def test_a_read_whose_answer_was_lost_is_asked_again(gateway):
     Gateway.drop = True
     waits: list[str] = []
-
-    def recover(reason: str) -> None:
-        waits.append(reason)
-        Gateway.drop = False
-
-    assert call(gateway, "GET", "/v1/jobs/x", on_wait=recover, timeout=5) == {"id": "abc"}
+    assert call(gateway, "GET", "/v1/jobs/x", on_wait=recovering(waits), timeout=5) == {"id": "abc"}
     assert Gateway.seen == ["GET", "GET"] and len(waits) == 1
 
 
@@ -126,13 +131,9 @@ def test_an_upload_with_a_key_whose_answer_was_lost_is_sent_again_under_the_same
     """The gateway answers a retry under the same Idempotency-Key with the first answer."""
     Gateway.drop = True
     waits: list[str] = []
-
-    def recover(reason: str) -> None:
-        waits.append(reason)
-        Gateway.drop = False
-
     headers = upload_headers()
-    body = call(gateway, "POST", "/v1/jobs", on_wait=recover, data={"x": "1"}, headers=headers, timeout=5)
+    on_wait = recovering(waits)
+    body = call(gateway, "POST", "/v1/jobs", on_wait=on_wait, data={"x": "1"}, headers=headers, timeout=5)
     assert body == {"id": "abc"} and Gateway.seen == ["POST", "POST"]
     assert Gateway.keys == [headers["Idempotency-Key"]] * 2
     assert waits == ["the connection broke; sending the upload again under its Idempotency-Key"]

@@ -12,8 +12,9 @@ import pytest
 from gateway.errors import ApiError
 from gateway.idempotency import IN_PROGRESS, claim, claimed, earlier_answer, remember_answer
 from gateway.intake import Intake, plan_work
-from shared.jobs import FAILED, UNRECORDED, NewJob, Outcome, utcnow
+from shared.jobs import FAILED, NewJob, Outcome, utcnow
 from tests.fakes import MemoryStore
+from workers.pipeline import UNRECORDED
 
 
 @pytest.fixture
