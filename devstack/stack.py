@@ -122,12 +122,15 @@ class LocalStack:
         finally:
             cluster.shutdown()
 
-    def start_worker(self, name: str = "worker1", settings: Settings | None = None) -> None:
-        """settings: this worker's own (another image folder, say), else the stack's."""
+    def start_worker(
+        self, name: str = "worker1", settings: Settings | None = None, app: str = "workers.main"
+    ) -> None:
+        """settings: this worker's own (another image folder, say), else the stack's. app: the
+        Celery app's module (a test's may wrap the real one)."""
         argv = [
             str(BIN / "celery"),
             "-A",
-            "workers.main",
+            app,
             "worker",
             "-Q",
             f"{self.settings.queue},{self.settings.bulk_queue}",

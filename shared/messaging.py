@@ -30,7 +30,8 @@ class JobMessage:
     the worker skips looking for one. attempt: how often a transient failure sent it again.
     work_id and sent_at name the task message it travelled in and when that was sent (see Work):
     a worker reports the work it holds, and how far into each queue it has read, by them.
-    resent: the sweeper sent it (its first send was lost).
+    resent: the sweeper sent it (its first send was lost). alone: a pool process died running it
+    among others, so it runs by itself next time (workers/alone.py).
     """
 
     job_id: uuid.UUID
@@ -44,14 +45,17 @@ class JobMessage:
     work_id: uuid.UUID | None = None
     sent_at: datetime | None = None
     resent: bool = False
+    alone: bool = False
 
     @property
     def key(self) -> JobKey:
         return JobKey(self.job_id, self.batch_id, self.filename)
 
-    def next_attempt(self) -> JobMessage:
-        """This job sent again by a worker: one attempt more, stamped now."""
-        return dataclasses.replace(self, attempt=self.attempt + 1, sent_at=utcnow())
+    def next_attempt(self, alone: bool = False) -> JobMessage:
+        """This job sent again by a worker: one attempt more, stamped now; alone once a pool
+        process died running it."""
+        again = dataclasses.replace(self, attempt=self.attempt + 1, sent_at=utcnow())
+        return dataclasses.replace(again, alone=self.alone or alone)
 
     def to_dict(self) -> dict:
         return {
@@ -66,6 +70,7 @@ class JobMessage:
             "work_id": str(self.work_id) if self.work_id else None,
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
             "resent": self.resent,
+            "alone": self.alone,
         }
 
     @classmethod
@@ -83,6 +88,7 @@ class JobMessage:
             work_id=uuid.UUID(raw["work_id"]) if raw.get("work_id") else None,
             sent_at=datetime.fromisoformat(raw["sent_at"]) if raw.get("sent_at") else None,
             resent=bool(raw.get("resent")),
+            alone=bool(raw.get("alone")),
         )
 
 

@@ -94,6 +94,14 @@ class Settings:
     # how soon the work of a SIGKILLed worker is sent again.
     lease_seconds: int = setting(30, (WORKERS,), 6, 3600)
     tf_threads: int = setting(1, (WORKERS, CLI), 1, 256)
+    # A task still running after this long is killed with its pool process (a decoder stuck on
+    # a hostile file); its jobs then run again one image at a time (workers/alone.py).
+    # A 64-image chunk of 16 MP images takes well under a minute on one core.
+    task_time_limit: int = setting(300, (WORKERS,), 10, 24 * 3600)
+    # A pool process whose resident memory passed this many MB after a task is replaced by a new
+    # one (0: never). One holding the digits model measured 560 MB, 620 MB after 16 MP images
+    # (860 MB at its peak while decoding one).
+    worker_max_memory_mb: int = setting(1536, (WORKERS,), 0, 1024 * 1024)
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.
     worker_concurrency: int = setting(2, (WORKERS, STACK), 1, 256)

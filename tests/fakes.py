@@ -33,6 +33,7 @@ class MemoryStore:
         self.batch_lines: dict[uuid.UUID, str] = {}
         self.marked_running: list = []
         self.upload_keys: dict[tuple[str, str], dict] = {}
+        self.starts: dict[uuid.UUID, list[str]] = {}
         self.down = False
 
     def _check(self) -> None:
@@ -81,6 +82,12 @@ class MemoryStore:
             return False
         current.update(row)
         return True
+
+    def start_work(self, work_id, worker) -> int:
+        self._check()
+        earlier = self.starts.setdefault(work_id, [])
+        earlier.append(worker)
+        return len(earlier) - 1
 
     def look_up(self, job_ids, recall_keys):
         self._check()

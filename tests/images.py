@@ -58,12 +58,14 @@ def png_digit(label: int, index: int = 0) -> bytes:
     return encode(ink_on_paper(label, index))
 
 
-def fresh_png_digit(label: int, index: int = 0, size: int = 200) -> bytes:
+def fresh_png_digit(label: int, index: int = 0, size: int = 200, mark: str | None = None) -> bytes:
     """The pixels of png_digit (drawn size pixels wide), in bytes no upload ever had (a random
     text chunk), so the worker recognises it instead of recalling an earlier result for the same
-    bytes."""
+    bytes. mark: one more text key, for tests/poisoned_worker.py to find."""
     info = PngImagePlugin.PngInfo()
     info.add_text("nonce", uuid.uuid4().hex)
+    if mark:
+        info.add_text(mark, "1")
     return encode(ink_on_paper(label, index, size), pnginfo=info)
 
 

@@ -44,6 +44,10 @@ def worker_config(settings: Settings) -> dict:
         "worker_concurrency": settings.worker_concurrency,
         # celery-batches can only gather what the worker has prefetched.
         "worker_prefetch_multiplier": max(4, settings.max_batch),
+        # The pool kills a process past the limit (SIGTERM, then SIGKILL): a soft limit would
+        # only raise between Python bytecodes, never inside the C decoder that is stuck.
+        "task_time_limit": settings.task_time_limit,
+        "worker_max_memory_per_child": settings.worker_max_memory_mb * 1024 or None,
     }
 
 

@@ -3,8 +3,10 @@
 celery-batches hands a gathered batch to the pool with a callback for success only. A pool
 process SIGKILLed or killed for memory mid-batch then leaves every request of that batch
 unacknowledged: this worker's lease would claim them, and Redis keep them, until the visibility
-timeout (an hour). Here each job of a lost batch is sent again with one attempt more, then its
+timeout (an hour). Here each job of a lost batch is sent again with one attempt more, marked to run
+alone (workers/alone.py, so one poison image cannot take its neighbours down again), then its
 request is acknowledged; a job past MAX_ATTEMPTS is failed by the next process that gathers it.
+The pool's time limit (RECOG_TASK_TIME_LIMIT) ends a gathered batch the same way.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _send_again(app, request) -> bool:
     message = read_message(request.args[0])
     try:
         if message is not None:
-            send_single_job(app, app.settings, message.next_attempt())
+            send_single_job(app, app.settings, message.next_attempt(alone=True))
     except Exception:
         log.exception("could not send job %s again", message.job_id if message else "?")
         _reject(request)

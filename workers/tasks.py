@@ -18,6 +18,7 @@ from shared.jobs import FINAL_STATES
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
+from workers.alone import run_alone, run_chunk
 from workers.batch_events import report_flush
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
 from workers.pipeline import fail_jobs, run_jobs
@@ -28,7 +29,11 @@ TRANSIENT = (StoreUnavailable, redis.ConnectionError)
 
 
 class ChunkTask(Task):
-    """When a chunk finally fails, its jobs are marked failed with the reason, never left running."""
+    """When a chunk finally fails, its jobs are marked failed with the reason, never left running.
+    A chunk past the time limit is handed back to Redis, as one whose process died is, to run
+    again one image at a time (workers/alone.py), not acknowledged with its jobs left running."""
+
+    acks_on_failure_or_timeout = False
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         try:
@@ -66,8 +71,11 @@ def register_tasks(app: WorkerApp) -> None:
         max_retries=MAX_ATTEMPTS,
     )
     def recognise_chunk(self, messages: list[dict]) -> None:
-        run_jobs(
-            app.runtime, [JobMessage.from_dict(raw) for raw in messages], self.request.hostname or "worker"
+        run_chunk(
+            app.runtime,
+            [JobMessage.from_dict(raw) for raw in messages],
+            self.request.hostname or "worker",
+            self.request.retries,
         )
 
 
@@ -87,7 +95,12 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
                 worker,
                 f"gave up after {MAX_ATTEMPTS} attempts: the store was down or the process died each time",
             )
-        run_jobs(app.runtime, [m for m in messages if m.attempt <= MAX_ATTEMPTS], worker)
+        fresh = [m for m in messages if m.attempt <= MAX_ATTEMPTS]
+        together = [m for m in fresh if not m.alone]
+        if together:
+            run_jobs(app.runtime, together, worker)
+        # After the rest, so a poison image that kills this process again takes no neighbour along.
+        run_alone(app.runtime, [m for m in fresh if m.alone], worker)
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:

@@ -65,6 +65,10 @@ class ResultStore(Protocol):
     def resent(self, minute: str, work: Work) -> None:
         """Record that the work was sent again: its whole row, in the minute it was first sent."""
 
+    def start_work(self, work_id: uuid.UUID, worker: str) -> int:
+        """Record that a worker begins this work (a chunk, or one job alone); returns how many
+        times it was begun before. Kept as long as open work."""
+
     def settled_minutes(self, day: str) -> set[str]:
         """The minutes of that UTC day ('YYYY-MM-DD') whose every job is known final."""
 

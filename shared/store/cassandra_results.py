@@ -157,6 +157,12 @@ class CassandraStore:
         self._cql.run(cql.OPEN_WORK, self._work_values(work, minute))
 
     @_store_errors
+    def start_work(self, work_id: uuid.UUID, worker: str) -> int:
+        earlier = self._cql.run(cql.COUNT_STARTS, (work_id,)).one()["count"]
+        self._cql.run(cql.START_WORK, (work_id, worker, self.keep_seconds))
+        return earlier
+
+    @_store_errors
     def settled_minutes(self, day: str) -> set[str]:
         return {row["minute"] for row in self._cql.run(cql.SELECT_SETTLED, (day,))}
 

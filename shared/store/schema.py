@@ -122,6 +122,17 @@ TABLES += (
         sent_at timestamp,
         PRIMARY KEY ((minute), work_id)
     )""",
+    # Each time a worker began a chunk, or one image alone, by its work id (a job's id when
+    # alone): a start that neither finished nor failed knowingly was a dead pool process, so the
+    # next run takes the chunk one image at a time, and an image that killed its process twice
+    # alone is failed (workers/alone.py). Kept here, not in the task message, because a message
+    # Redis hands back after a death is the same message. Rows expire with the open work.
+    """CREATE TABLE IF NOT EXISTS work_starts (
+        work_id uuid,
+        started timeuuid,
+        worker text,
+        PRIMARY KEY ((work_id), started)
+    )""",
     # The minutes whose every job is final, by UTC day: the sweeper reads one day's partition
     # and never reads those minutes again, so its cost follows the open work, not the finished.
     """CREATE TABLE IF NOT EXISTS settled_minutes (

@@ -48,6 +48,8 @@ RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_imag
 # Written whole, first send and every send again alike, each time with a fresh TTL.
 OPEN_WORK = """INSERT INTO open_work (minute, work_id, chunk, messages, sent_at) VALUES (?, ?, ?, ?, ?)
     USING TTL ?"""
+START_WORK = "INSERT INTO work_starts (work_id, started, worker) VALUES (?, now(), ?) USING TTL ?"
+COUNT_STARTS = "SELECT COUNT(*) FROM work_starts WHERE work_id = ?"
 SELECT_OPEN_WORK = "SELECT work_id, chunk, messages, sent_at FROM open_work WHERE minute = ?"
 SETTLE_MINUTE = "INSERT INTO settled_minutes (day, minute) VALUES (?, ?) USING TTL ?"
 SELECT_SETTLED = "SELECT minute FROM settled_minutes WHERE day = ?"

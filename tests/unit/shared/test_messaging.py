@@ -28,7 +28,8 @@ def test_a_message_queued_by_the_previous_version_is_read():
     message = JobMessage.from_dict(old)
     assert message.attempt == 0 and message.batch_id is None and message.created_at == CREATED
     assert message.key.job_id == uuid.UUID(old["id"])
-    assert message.to_dict() == {**old, "attempt": 0, "work_id": None, "sent_at": None, "resent": False}
+    added = {"attempt": 0, "work_id": None, "sent_at": None, "resent": False, "alone": False}
+    assert message.to_dict() == {**old, **added}
 
 
 def test_a_message_names_the_work_it_travelled_in():

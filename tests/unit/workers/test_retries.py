@@ -129,7 +129,17 @@ def test_a_job_of_a_dead_pool_process_goes_back_with_one_attempt_more_then_is_ac
     send_all_again(app, [request])
     ((_, again, _),) = app.sent
     assert again["id"] == str(message.job_id) and again["attempt"] == 1
+    assert again["alone"], "one poison image among them must not take its neighbours down again"
     assert request.outcome == "acknowledged"
+
+
+def test_gathered_jobs_marked_alone_run_after_the_others_each_in_a_model_call_of_its_own(app):
+    together = [queue(app.runtime, f"digit:{d}".encode()) for d in (1, 2)]
+    alone = [dataclasses.replace(queue(app.runtime, f"digit:{d}".encode()), alone=True) for d in (3, 4)]
+    run_gathered(app, [m.to_dict() for m in (alone[0], together[0], alone[1], together[1])], "w1")
+    assert app.runtime.model.calls == [[b"digit:1", b"digit:2"], [b"digit:3"], [b"digit:4"]]
+    assert [app.runtime.store.jobs[m.job_id]["label"] for m in alone] == ["3", "4"]
+    assert all(app.runtime.store.starts[m.job_id] == ["w1"] for m in alone)
 
 
 def test_a_job_that_cannot_be_sent_again_goes_back_to_redis_itself(app):

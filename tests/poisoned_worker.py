@@ -1,0 +1,30 @@
+"""The real worker app, with a decoder that fails the way a hostile file might make a C decoder
+fail: an image carrying the PNG text key CRASH SIGKILLs its own pool process, one carrying HANG
+never returns. A stand-in for the crash or the endless loop, which no file can be counted on to
+cause in today's Pillow; everything after it is real: the death, Redis handing the chunk back,
+the time limit's kill, the starts kept in Cassandra. Started only by tests/integration/test_poison.py
+as `celery -A tests.poisoned_worker worker`."""
+
+import os
+import signal
+import time
+
+import model.recogniser
+from workers.main import app  # noqa: F401  (the app celery -A finds here)
+
+CRASH = "recog-test-crash"
+HANG = "recog-test-hang"
+
+_real_open_image = model.recogniser.open_image
+
+
+def _open_image(data: bytes, max_pixels: int):
+    if CRASH.encode() in data:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if HANG.encode() in data:
+        while True:
+            time.sleep(1)
+    return _real_open_image(data, max_pixels)
+
+
+model.recogniser.open_image = _open_image

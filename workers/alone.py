@@ -1,0 +1,70 @@
+"""Work a pool process died on, run again one image at a time, with every start kept in Cassandra.
+
+A pool process dies under a job when its image crashes the decoder, outgrows the memory, or runs
+past RECOG_TASK_TIME_LIMIT (the pool then kills it). Redis hands the very same chunk message back
+(task_reject_on_worker_lost), or workers.gathering sends gathered single jobs again marked alone,
+so no count in a message can say how often this happened. Each start is written to Cassandra
+first (work_starts) instead:
+
+- a chunk begun more often than Celery retried it knowingly lost a pool process in one of those
+  starts: it runs again one image at a time;
+- an image begun alone KILLED_ALONE times that is still not final stopped its process each time:
+  it is failed with a message saying so, and its neighbours all end done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from shared.jobs import FINAL_STATES
+from shared.messaging import JobMessage
+from workers.pipeline import fail_jobs, run_jobs
+
+log = logging.getLogger(__name__)
+
+KILLED_ALONE = 2
+
+POISON = (
+    "this image stopped the worker process each of the {n} times it was recognised on its own "
+    "(a crash while decoding it, the worker's memory limit or RECOG_TASK_TIME_LIMIT); "
+    "it is not tried again"
+)
+CHUNK_KEEPS_DYING = (
+    "the chunk this image came in stopped its worker process {n} times, more than its images "
+    "alone can explain; the worker's log says why"
+)
+
+
+def run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -> None:
+    """retries: how often Celery sent this chunk again after a failure it caught (the store down)."""
+    work_id = messages[0].work_id if messages else None
+    if work_id is None:  # queued by an earlier version: nothing to count its starts by
+        run_jobs(runtime, messages, worker)
+        return
+    died = runtime.store.start_work(work_id, worker) - retries
+    if died <= 0:
+        run_jobs(runtime, messages, worker)
+    elif died > KILLED_ALONE * len(messages) + 1:  # every image killed its quota, and still
+        statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
+        left = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
+        log.error("chunk %s lost a pool process in %d starts; failing %d open jobs", work_id, died, len(left))
+        fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
+    else:
+        log.warning("chunk %s lost a pool process in %d starts: one image at a time now", work_id, died)
+        run_alone(runtime, messages, worker)
+
+
+def run_alone(runtime, messages: list[JobMessage], worker: str) -> None:
+    """Each open job in a model call of its own, its start recorded first."""
+    if not messages:
+        return
+    statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
+    for m in messages:
+        if statuses.get(m.job_id) in FINAL_STATES:
+            continue
+        earlier = runtime.store.start_work(m.job_id, worker)
+        if earlier >= KILLED_ALONE:
+            log.error("job %s stopped its worker process %d times on its own: failed", m.job_id, earlier)
+            fail_jobs(runtime, [m], worker, POISON.format(n=earlier))
+        else:
+            run_jobs(runtime, [m], worker)
