@@ -6,8 +6,11 @@ responses against it, so a change to a response that is not made here too fails 
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import copy
 
+from flask import Blueprint, current_app, jsonify
+
+from model.registry import available
 from shared.version import service_version
 
 bp = Blueprint("openapi", __name__)
@@ -58,8 +61,11 @@ WAIT = {
     "in": "query",
     "required": False,
     "description": "Seconds (up to RECOG_MAX_WAIT_SECONDS) to wait for the job to finish before answering.",
+    # maximum: RECOG_MAX_WAIT_SECONDS, filled in by described()
     "schema": {"type": "number", "exclusiveMinimum": 0},
 }
+# Filled in by described(): the models the server has now, and "" for RECOG_MODEL.
+MODEL = {"type": "string", "description": "a model the server has; empty or left out: RECOG_MODEL"}
 
 
 IDEMPOTENCY_KEY = {
@@ -75,7 +81,7 @@ IDEMPOTENCY_KEY = {
 
 
 def _id_param(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+    return {"name": name, "in": "path", "required": True, "schema": UUID}
 
 
 SCHEMAS = {
@@ -199,15 +205,24 @@ BATCH_FORM = {
                 "files": {
                     "type": "array",
                     "items": {"type": "string", "format": "binary"},
+                    "minItems": 1,
+                    # maxItems: RECOG_MAX_FILES_PER_REQUEST, filled in by described()
                     "description": "images; repeat the field",
                 },
                 "archive": {"type": "string", "format": "binary", "description": "one zip of images"},
-                "name": {"type": "string"},
-                "model": {"type": "string"},
+                # No type: a form field is text whatever it holds, and any text is a name.
+                "name": {"description": "any text, kept to its first 200 characters"},
+                "model": MODEL,
             },
+            "anyOf": [{"required": ["files"]}, {"required": ["archive"]}],
         }
     }
 }
+
+# More files for a batch: its name and model are the batch's own, so the form has neither.
+MORE_FILES_FORM = copy.deepcopy(BATCH_FORM)
+for _field in ("name", "model"):
+    del MORE_FILES_FORM["multipart/form-data"]["schema"]["properties"][_field]
 
 PATHS = {
     "/v1/jobs": {
@@ -221,8 +236,8 @@ PATHS = {
                         "schema": {
                             "type": "object",
                             "properties": {
-                                "file": {"type": "string", "format": "binary"},
-                                "model": {"type": "string", "description": "default: RECOG_MODEL"},
+                                "file": {"type": "string", "format": "binary", "minLength": 1},
+                                "model": MODEL,
                             },
                             "required": ["file"],
                         }
@@ -265,7 +280,7 @@ PATHS = {
         "post": {
             "summary": "Add more files to a batch",
             "parameters": [_id_param("batch_id"), IDEMPOTENCY_KEY],
-            "requestBody": {"required": True, "content": BATCH_FORM},
+            "requestBody": {"required": True, "content": MORE_FILES_FORM},
             "responses": {
                 "202": _json(_ref("BatchAccepted"), "accepted and queued"),
                 **_errors(400, 404, 409, 413, 422, 503),
@@ -341,4 +356,22 @@ SPEC = {
 
 @bp.get("/v1/openapi.json")
 def openapi():
-    return jsonify(SPEC)
+    return jsonify(described(current_app.extensions["recog"].settings))
+
+
+def described(settings) -> dict:
+    """SPEC with the bounds that are settings, and the models this server has now, so a request
+    the description allows is one the server takes."""
+    spec = copy.deepcopy(SPEC)
+    paths = spec["paths"]
+    for operation in (paths["/v1/jobs"]["post"], paths["/v1/jobs/{job_id}"]["get"]):
+        wait = next(p for p in operation["parameters"] if p["name"] == "wait")
+        wait["schema"]["maximum"] = settings.max_wait_seconds
+    models = ["", *available(settings.models_dir)]
+    for path in ("/v1/jobs", "/v1/batches", "/v1/batches/{batch_id}/files"):
+        form = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        if "model" in form["properties"]:
+            form["properties"]["model"]["enum"] = models
+        if "files" in form["properties"]:
+            form["properties"]["files"]["maxItems"] = settings.max_files_per_request
+    return spec

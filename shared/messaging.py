@@ -57,6 +57,10 @@ class JobMessage:
         again = dataclasses.replace(self, attempt=self.attempt + 1, sent_at=utcnow())
         return dataclasses.replace(again, alone=self.alone or alone)
 
+    def resend_alone(self) -> JobMessage:
+        """Sent again after a pool process died while it ran alone, stamped now; no attempt more."""
+        return dataclasses.replace(self, sent_at=utcnow())
+
     def to_dict(self) -> dict:
         return {
             "id": str(self.job_id),

@@ -98,7 +98,7 @@ class Settings:
     # a hostile file); its jobs then run again one image at a time (workers/alone.py).
     # A 64-image chunk of 16 MP images takes well under a minute on one core.
     task_time_limit: int = setting(300, (WORKERS,), 10, 24 * 3600)
-    # A pool process whose resident memory passed this many MB after a task is replaced by a new
+    # A pool process whose peak resident memory passed this many MB is replaced, after its task, by a new
     # one (0: never). One holding the digits model measured 560 MB, 620 MB after 16 MP images
     # (860 MB at its peak while decoding one).
     worker_max_memory_mb: int = setting(1536, (WORKERS,), 0, 1024 * 1024)

@@ -18,6 +18,7 @@ import logging
 
 from shared.jobs import FINAL_STATES
 from shared.messaging import JobMessage
+from workers.gathering import MAX_ATTEMPTS
 from workers.pipeline import fail_jobs, run_jobs
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ KILLED_ALONE = 2
 
 POISON = (
     "this image stopped the worker process each of the {n} times it was recognised on its own "
-    "(a crash while decoding it, the worker's memory limit or RECOG_TASK_TIME_LIMIT); "
+    "(a crash or an out-of-memory kill while decoding it, or RECOG_TASK_TIME_LIMIT); "
     "it is not tried again"
 )
 CHUNK_KEEPS_DYING = (
@@ -44,7 +45,10 @@ def run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) ->
     died = runtime.store.start_work(work_id, worker) - retries
     if died <= 0:
         run_jobs(runtime, messages, worker)
-    elif died > KILLED_ALONE * len(messages) + 1:  # every image killed its quota, and still
+    # Beyond what its images alone can explain: each open one killing its quota, the first whole
+    # run, and slack for starts a flapping store ended without Celery counting a retry (the
+    # sweeper's resend starts at none) or images that died and were failed before this resend.
+    elif died > KILLED_ALONE * len(messages) + 1 + MAX_ATTEMPTS:
         statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
         left = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
         log.error("chunk %s lost a pool process in %d starts; failing %d open jobs", work_id, died, len(left))

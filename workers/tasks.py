@@ -43,7 +43,7 @@ class ChunkTask(Task):
                 self.request.hostname or "worker",
                 f"recognition failed: {type(exc).__name__}: {exc}",
             )
-        except Exception:  # the store itself is down: the message stays for redelivery
+        except Exception:  # the store is down: its jobs stay open, and the sweeper sends them again
             log.exception("could not record failure of task %s", task_id)
 
 

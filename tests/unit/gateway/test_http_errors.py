@@ -13,11 +13,11 @@ from openapi_core.contrib.werkzeug import WerkzeugOpenAPIResponse
 from requests import Request
 
 from gateway import create_app
-from gateway.openapi import SPEC
-from shared.settings import PROJECT_ROOT
+from gateway.openapi import described
+from shared.settings import PROJECT_ROOT, Settings
 from tests import images
 
-API = OpenAPI.from_dict(SPEC)
+API = OpenAPI.from_dict(described(Settings.from_env({})))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from shared.settings import Settings
 from tests.fakes import FakeRuntime
 from tests.unit.workers.test_pipeline import queue
 from workers.alone import KILLED_ALONE, run_alone, run_chunk
+from workers.gathering import MAX_ATTEMPTS
 
 
 class ProcessDied(BaseException):
@@ -82,7 +83,7 @@ def test_a_chunk_retried_for_a_transient_failure_runs_whole_again(runtime):
 
 def test_a_chunk_that_dies_more_often_than_its_images_explain_is_failed_not_looped(runtime):
     messages = chunk(runtime, [b"digit:1", b"digit:2"])
-    for _ in range(KILLED_ALONE * len(messages) + 2):
+    for _ in range(KILLED_ALONE * len(messages) + 2 + MAX_ATTEMPTS):
         runtime.store.start_work(messages[0].work_id, "w1")
     assert deliver(runtime, messages)
     assert runtime.model.calls == []

@@ -133,6 +133,15 @@ def test_a_job_of_a_dead_pool_process_goes_back_with_one_attempt_more_then_is_ac
     assert request.outcome == "acknowledged"
 
 
+def test_a_job_that_was_alone_already_goes_back_without_an_attempt_more(app):
+    """Its solo starts in Cassandra bound it; counting here too would fail an innocent job that
+    waited behind a few poison ones in the same flush."""
+    message = dataclasses.replace(queue(app.runtime, b"digit:3"), alone=True, attempt=2)
+    send_all_again(app, [LostRequest(message)])
+    ((_, again, _),) = app.sent
+    assert again["alone"] and again["attempt"] == 2
+
+
 def test_gathered_jobs_marked_alone_run_after_the_others_each_in_a_model_call_of_its_own(app):
     together = [queue(app.runtime, f"digit:{d}".encode()) for d in (1, 2)]
     alone = [dataclasses.replace(queue(app.runtime, f"digit:{d}".encode()), alone=True) for d in (3, 4)]
