@@ -1,42 +1,52 @@
-"""A batch's progress, counted from its rows: a retried task rewrites a row, it never adds one."""
+"""A batch's progress, summed from its parts' counts (shared/parts.py); a batch made before parts
+existed is counted from its lines, as one part."""
 
 from __future__ import annotations
 
-from collections import Counter
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, iso
+from shared.jobs import iso
+from shared.parts import PartCount, count_lines
 
 
-def batch_progress(header: dict, rows: Iterable[dict], now: datetime) -> dict:
-    counts: Counter[str] = Counter()
-    cached = 0
+def batch_counts(store, header: dict) -> dict[uuid.UUID | None, PartCount]:
+    """{part id: its counts}; {None: the lines' counts} for a batch made before parts."""
+    if header.get("counted"):
+        return store.batch_parts(header["batch_id"])
+    return {None: count_lines(store.batch_rows(header["batch_id"]))}
+
+
+def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> dict:
+    total = running = done = failed = cached = 0
     first_finish = last_finish = None
-    for row in rows:
-        counts[row["status"]] += 1
-        cached += bool(row["cached"])
-        finished = row["finished_at"]
-        if finished is not None:
-            first_finish = finished if first_finish is None else min(first_finish, finished)
-            last_finish = finished if last_finish is None else max(last_finish, finished)
-    total = sum(counts.values())
-    final = counts[DONE] + counts[FAILED]
+    for part in parts:
+        total += part.total
+        # A chunk's 'running' mark can land after another run counted its part: never more
+        # running than are open.
+        running += min(part.running, part.total - part.final)
+        done += part.done
+        failed += part.failed
+        cached += part.cached
+        first_finish = _earlier(first_finish, part.first_finished)
+        last_finish = _later(last_finish, part.last_finished)
+    final = done + failed
     created = header["created_at"]
     complete = total > 0 and final == total
     # Throughput so far over the batch's own life, so queue time ahead of it counts too.
-    elapsed = ((last_finish if complete else _naive(now)) - created).total_seconds()
+    elapsed = ((last_finish if complete and last_finish else _naive(now)) - created).total_seconds()
     rate = final / elapsed if final and elapsed > 0 else None
     return {
         "id": str(header["batch_id"]),
         "name": header["name"],
         "model": header["model_name"],
-        "status": _status(total, counts, complete),
+        "status": _status(total, running, done, failed, complete),
         "total": total,
-        "queued": counts[QUEUED],
-        "running": counts[RUNNING],
-        "done": counts[DONE],
-        "failed": counts[FAILED],
+        "queued": total - final - running,
+        "running": running,
+        "done": done,
+        "failed": failed,
         "cached": cached,
         "progress_percent": round(100.0 * final / total, 1) if total else 0.0,
         "images_per_second": round(rate, 1) if rate else None,
@@ -47,12 +57,20 @@ def batch_progress(header: dict, rows: Iterable[dict], now: datetime) -> dict:
     }
 
 
-def _status(total: int, counts: Counter, complete: bool) -> str:
+def _status(total: int, running: int, done: int, failed: int, complete: bool) -> str:
     if not complete:
-        return "running" if counts[RUNNING] or counts[DONE] or counts[FAILED] else "queued"
-    if counts[FAILED] == 0:
+        return "running" if running or done or failed else "queued"
+    if failed == 0:
         return "done"
-    return "failed" if counts[DONE] == 0 else "partial"
+    return "failed" if done == 0 else "partial"
+
+
+def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _naive(moment: datetime) -> datetime:

@@ -10,10 +10,10 @@ import uuid
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from gateway.archives import read_zip
-from gateway.batch_progress import batch_progress
-from gateway.errors import ApiError, too_many_files
+from gateway.batch_progress import batch_counts, batch_progress
+from gateway.errors import ApiError, batch_full, too_many_files
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
-from gateway.intake import Intake, check_model, commit, take, take_part
+from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
 from gateway.views import RESULT_COLUMNS, batch_line_view
 from shared.jobs import parse_job_id, utcnow
 
@@ -39,6 +39,7 @@ def create():
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
             return _answer(earlier)
+        _check_room(services.settings, intake, held=0)
         # A retry after a first attempt that failed half-way keeps the header it may have written.
         if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
             services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at)
@@ -57,6 +58,7 @@ def add_files(batch_id: str):
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake)) is not None:
             return _answer(earlier)
+        _check_room(services.settings, intake, _files_held(services, header, intake))
         return _record(services, intake, skipped, header["name"])
 
 
@@ -78,7 +80,7 @@ def _answer(body: dict):
 def show(batch_id: str):
     services = current_app.extensions["recog"]
     header = _batch_or_404(services, batch_id)
-    return jsonify(batch_progress(header, services.store.batch_rows(header["batch_id"]), utcnow()))
+    return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
 
 
 @bp.get("/<batch_id>/results")
@@ -97,6 +99,21 @@ def results(batch_id: str):
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _files_held(services, header: dict, intake: Intake) -> int:
+    """Files the batch holds already, less this upload's own parts (written by an earlier attempt
+    under its key, they are not more files)."""
+    ours = {part.part_id for part in plan_work(intake, services.settings.chunk_size, utcnow())[1]}
+    counts = batch_counts(services.store, header)
+    return sum(count.total for part_id, count in counts.items() if part_id not in ours)
+
+
+def _check_room(settings, intake: Intake, held: int) -> None:
+    """Checked once the upload is read (its bytes stored, but no job recorded): concurrent uploads
+    to one batch can each pass, so a batch may end up to their sum past the limit."""
+    if held + intake.files > settings.max_files_per_batch:
+        raise batch_full(settings.max_files_per_batch, held, intake.files)
 
 
 def _take_uploads(services, intake: Intake) -> list[dict]:

@@ -32,6 +32,16 @@ def too_many_files(limit: int, sent: int | None = None) -> ApiError:
     )
 
 
+def batch_full(limit: int, held: int, sent: int) -> ApiError:
+    holds = f" and the batch already holds {held:,}" if held else ""
+    return ApiError(
+        413,
+        "batch_full",
+        f"this upload has {sent:,} files{holds}; a batch holds at most {limit:,} files "
+        "(RECOG_MAX_FILES_PER_BATCH). Start another batch for the rest",
+    )
+
+
 def error_response(status: int, code: str, message: str, **extra):
     if request.method == "POST":  # every refused upload passes here, whatever refused it
         JOBS_REJECTED.labels(code).inc()

@@ -23,8 +23,9 @@ from gateway.idempotency import Claim
 from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED, QUEUED_LATER
 from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
-from shared.jobs import NewJob, Outcome, new_job_id, utcnow
+from shared.jobs import JobKey, NewJob, Outcome, new_job_id, utcnow
 from shared.messaging import JobMessage, Work, send_work
+from shared.parts import Part
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ class Intake:
         if self.claim is None:
             return new_job_id()
         return self.claim.id_for(f"file {len(self.accepted) + len(self.refused)}")
+
+    def part_id(self, name: str) -> uuid.UUID:
+        """A retry under the same key names the same parts, so it rewrites them, never adds."""
+        return uuid.uuid4() if self.claim is None else self.claim.id_for(name)
+
+    @property
+    def files(self) -> int:
+        return len(self.accepted) + len(self.refused)
 
 
 def check_model(settings, name: str | None) -> str:
@@ -120,7 +129,7 @@ def commit(services, intake: Intake) -> None:
     settings = services.settings
     # Stamped now, not when the request began: a long upload must not write work that already
     # looks old to the sweeper, nor into a minute it may have settled.
-    work = plan_work(intake, settings.chunk_size, utcnow())
+    work, parts = plan_work(intake, settings.chunk_size, utcnow())
     fresh = [job for job in intake.accepted if job.job_id not in intake.recorded]
     refused = [
         (job, _failed(job, error, "gateway"))
@@ -128,7 +137,7 @@ def commit(services, intake: Intake) -> None:
         if job.job_id not in intake.recorded
     ]
     try:
-        services.store.insert_jobs(fresh, work, refused)
+        services.store.insert_jobs(fresh, work, refused, parts)
     except StoreUnavailable as exc:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
@@ -144,9 +153,31 @@ def commit(services, intake: Intake) -> None:
     JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
 
 
-def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
-    """The task messages: one per single job (its work id is the job id), one per chunk of a batch."""
-    messages = [
+def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> tuple[list[Work], list[Part]]:
+    """The task messages, one per single job (its work id is the job id) or one per chunk of a
+    batch, and a batch's parts: each chunk's files, and the refused files.
+
+    Parts hold every file of the upload, in the order it came, also those an earlier attempt under
+    the same key recorded, so a retry writes the same parts again; its work holds only the rest.
+    """
+    if intake.batch_id is None:
+        return [Work(m.job_id, (m,), False, sent_at) for m in _messages(intake, intake.accepted, None)], []
+    work, parts = [], []
+    for n, start in enumerate(range(0, len(intake.accepted), chunk_size)):
+        jobs = intake.accepted[start : start + chunk_size]
+        part = _part(intake, intake.part_id(f"part {n}"), jobs)
+        parts.append(part)
+        messages = _messages(intake, jobs, part.part_id)
+        if messages:
+            work.append(Work(uuid.uuid4(), messages, True, sent_at))
+    if intake.refused:
+        refused = [job for job, _ in intake.refused]
+        parts.append(_part(intake, intake.part_id("refused"), refused, refused_at=intake.created_at))
+    return work, parts
+
+
+def _messages(intake: Intake, jobs: list[NewJob], part: uuid.UUID | None) -> tuple[JobMessage, ...]:
+    return tuple(
         JobMessage(
             j.job_id,
             j.sha256,
@@ -155,16 +186,16 @@ def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> list[Work]:
             j.created_at,
             j.batch_id,
             j.sha256 in intake.new_files,
+            part=part,
         )
-        for j in intake.accepted
+        for j in jobs
         if j.job_id not in intake.recorded
-    ]
-    if intake.batch_id is None:
-        return [Work(m.job_id, (m,), False, sent_at) for m in messages]
-    return [
-        Work(uuid.uuid4(), tuple(messages[start : start + chunk_size]), True, sent_at)
-        for start in range(0, len(messages), chunk_size)
-    ]
+    )
+
+
+def _part(intake: Intake, part_id: uuid.UUID, jobs: list[NewJob], refused_at: datetime | None = None) -> Part:
+    members = tuple(JobKey(j.job_id, j.batch_id, j.filename, part_id) for j in jobs)
+    return Part(intake.batch_id, part_id, members, refused_at)
 
 
 def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJob:

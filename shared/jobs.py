@@ -12,11 +12,13 @@ FINAL_STATES = frozenset({DONE, FAILED})
 
 @dataclass(frozen=True)
 class JobKey:
-    """What locates a job's rows: its id, and for a batch job the batch and file name."""
+    """What locates a job's rows: its id, and for a batch job the batch, file name and the part
+    of the batch it is counted in (shared/parts.py)."""
 
     job_id: uuid.UUID
     batch_id: uuid.UUID | None = None
     filename: str = ""
+    part: uuid.UUID | None = None
 
 
 @dataclass

@@ -31,7 +31,8 @@ class JobMessage:
     work_id and sent_at name the task message it travelled in and when that was sent (see Work):
     a worker reports the work it holds, and how far into each queue it has read, by them.
     resent: the sweeper sent it (its first send was lost). alone: a pool process died running it
-    among others, so it runs by itself next time (workers/alone.py).
+    among others, so it runs by itself next time (workers/alone.py). part: the part of its batch
+    it is counted in (shared/parts.py).
     """
 
     job_id: uuid.UUID
@@ -46,10 +47,11 @@ class JobMessage:
     sent_at: datetime | None = None
     resent: bool = False
     alone: bool = False
+    part: uuid.UUID | None = None
 
     @property
     def key(self) -> JobKey:
-        return JobKey(self.job_id, self.batch_id, self.filename)
+        return JobKey(self.job_id, self.batch_id, self.filename, self.part)
 
     def next_attempt(self, alone: bool = False) -> JobMessage:
         """This job sent again by a worker: one attempt more, stamped now; alone once a pool
@@ -75,11 +77,12 @@ class JobMessage:
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
             "resent": self.resent,
             "alone": self.alone,
+            "part": str(self.part) if self.part else None,
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> JobMessage:
-        """Also reads messages queued by earlier versions (no attempt, work_id or sent_at)."""
+        """Also reads messages queued by earlier versions (no attempt, work_id, sent_at or part)."""
         return cls(
             job_id=uuid.UUID(raw["id"]),
             sha256=raw["sha256"],
@@ -93,6 +96,7 @@ class JobMessage:
             sent_at=datetime.fromisoformat(raw["sent_at"]) if raw.get("sent_at") else None,
             resent=bool(raw.get("resent")),
             alone=bool(raw.get("alone")),
+            part=uuid.UUID(raw["part"]) if raw.get("part") else None,
         )
 
 

@@ -114,6 +114,8 @@ class Settings:
     chunk_size: int = setting(64, (GATEWAY,), 1, 4096)
     bulk_queue: str = setting("recog.bulk", (GATEWAY, WORKERS, STACK))
     max_files_per_request: int = setting(1000, (GATEWAY,), 1, 100_000)
+    # A batch's lines are one Cassandra partition of about 150 bytes a file: 100,000 is 15 MB.
+    max_files_per_batch: int = setting(100_000, (GATEWAY,), 1, 1_000_000)
     # How long an upload's Idempotency-Key is remembered: a retry within it gets the first answer.
     idempotency_hours: int = setting(24, (GATEWAY,), 1, 24 * 30)
     max_batch_upload_bytes: int = setting(512 * 1024 * 1024, (GATEWAY,), 1, 2**40)

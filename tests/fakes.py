@@ -8,7 +8,9 @@ that could be produced for real.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,12 +19,14 @@ from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
 from shared.jobs import DONE, FAILED, QUEUED, RUNNING, minute_bucket
 from shared.messaging import stored_messages
+from shared.parts import PartCount, refused_count
 from shared.store import StoreUnavailable
 
 
 class MemoryStore:
-    """The job, open-work, lease and cache rows of a ResultStore, in dicts; batch lines as a dict of
-    statuses. `down = True` makes every call raise StoreUnavailable."""
+    """The job, open-work, lease and cache rows of a ResultStore, in dicts; batch lines by job id
+    (status, cached, finished_at) and batch parts by part id. `down = True` makes every call raise
+    StoreUnavailable."""
 
     def __init__(self) -> None:
         self.jobs: dict[uuid.UUID, dict] = {}
@@ -30,7 +34,9 @@ class MemoryStore:
         self.settled: set[str] = set()
         self.lease_rows: dict[str, dict] = {}
         self.cache: dict[tuple[str, str, str], dict] = {}
-        self.batch_lines: dict[uuid.UUID, str] = {}
+        self.lines: dict[uuid.UUID, dict] = {}
+        self.parts: dict[uuid.UUID, PartCount] = {}
+        self.members: dict[uuid.UUID, tuple] = {}
         self.marked_running: list = []
         self.upload_keys: dict[tuple[str, str], dict] = {}
         self.starts: dict[uuid.UUID, list[str]] = {}
@@ -46,14 +52,18 @@ class MemoryStore:
     def ping(self) -> None:
         self._check()
 
-    def insert_jobs(self, jobs, work=(), refused=()) -> None:
+    def insert_jobs(self, jobs, work=(), refused=(), parts=()) -> None:
         self._check()
         for w in work:
             self.resent(minute_bucket(w.sent_at), w)
+        for part in parts:
+            self.members[part.part_id] = part.members
+            count = refused_count(part) if part.refused_at else PartCount(len(part.members))
+            self.parts[part.part_id] = count
         for job in jobs:
             self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
             if job.batch_id is not None:
-                self.batch_lines[job.job_id] = QUEUED
+                self.lines[job.job_id] = {"status": QUEUED}
         for job, outcome in refused:
             self.jobs[job.job_id] = {"job_id": job.job_id, "sha256": job.sha256}
             self.finish([outcome])
@@ -101,7 +111,9 @@ class MemoryStore:
             if key.batch_id is None:  # an UPDATE makes the row if it is not there
                 self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
             else:
-                self.batch_lines[key.job_id] = RUNNING
+                self.lines[key.job_id] = {"status": RUNNING}
+        for part, n in Counter(k.part for k in keys if k.part is not None).items():
+            self.parts[part] = dataclasses.replace(self.parts[part], running=n)
         return []
 
     def finish(self, outcomes, after=()) -> None:
@@ -110,7 +122,8 @@ class MemoryStore:
             row = self.jobs.setdefault(o.job_id, {"job_id": o.job_id})
             row.update(status=FAILED if o.error else DONE, label=o.label, error=o.error, worker=o.worker)
             if o.batch_id is not None:
-                self.batch_lines[o.job_id] = row["status"]
+                line = {"status": row["status"], "cached": o.cached, "finished_at": o.finished_at}
+                self.lines[o.job_id] = line
             if o.error is None and not o.cached:
                 self.cache[(o.sha256, o.model_name, o.model_version)] = {
                     "label": o.label,
@@ -155,6 +168,26 @@ class MemoryStore:
     def leases(self):
         self._check()
         return list(self.lease_rows.values())
+
+    def batch_parts(self, batch_id):
+        self._check()
+        return {p: count for p, count in self.parts.items() if self.members[p][0].batch_id == batch_id}
+
+    def part_count(self, batch_id, part_id):
+        self._check()
+        return self.parts.get(part_id)
+
+    def part_members(self, batch_id, part_id):
+        self._check()
+        return self.members.get(part_id)
+
+    def batch_lines(self, keys):
+        self._check()
+        return [dict(self.lines.get(k.job_id, {})) for k in keys]
+
+    def count_part(self, batch_id, part_id, count) -> None:
+        self._check()
+        self.parts[part_id] = count
 
 
 @dataclass

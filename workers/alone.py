@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 
-from shared.jobs import FINAL_STATES
+from shared.jobs import FINAL_STATES, Outcome
 from shared.messaging import JobMessage
+from workers.counting import count_parts
 from workers.gathering import MAX_ATTEMPTS
 from workers.pipeline import fail_jobs, run_jobs
 
@@ -37,14 +38,18 @@ CHUNK_KEEPS_DYING = (
 
 
 def run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -> None:
-    """retries: how often Celery sent this chunk again after a failure it caught (the store down)."""
+    """retries: how often Celery sent this chunk again after a failure it caught (the store down).
+    However it ended, the parts of the batch it touched are counted again."""
+    count_parts(runtime.store, messages, _run_chunk(runtime, messages, worker, retries))
+
+
+def _run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -> list[Outcome]:
     work_id = messages[0].work_id if messages else None
     if work_id is None:  # queued by an earlier version: nothing to count its starts by
-        run_jobs(runtime, messages, worker)
-        return
+        return run_jobs(runtime, messages, worker)
     died = runtime.store.start_work(work_id, worker) - retries
     if died <= 0:
-        run_jobs(runtime, messages, worker)
+        return run_jobs(runtime, messages, worker)
     # Beyond what its images alone can explain: each open one killing its quota, the first whole
     # run, and slack for starts a flapping store ended without Celery counting a retry (the
     # sweeper's resend starts at none) or images that died and were failed before this resend.
@@ -52,23 +57,24 @@ def run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) ->
         statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
         left = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
         log.error("chunk %s lost a pool process in %d starts; failing %d open jobs", work_id, died, len(left))
-        fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
-    else:
-        log.warning("chunk %s lost a pool process in %d starts: one image at a time now", work_id, died)
-        run_alone(runtime, messages, worker)
+        return fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
+    log.warning("chunk %s lost a pool process in %d starts: one image at a time now", work_id, died)
+    return run_alone(runtime, messages, worker)
 
 
-def run_alone(runtime, messages: list[JobMessage], worker: str) -> None:
+def run_alone(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     """Each open job in a model call of its own, its start recorded first."""
     if not messages:
-        return
+        return []
     statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
+    outcomes: list[Outcome] = []
     for m in messages:
         if statuses.get(m.job_id) in FINAL_STATES:
             continue
         earlier = runtime.store.start_work(m.job_id, worker)
         if earlier >= KILLED_ALONE:
             log.error("job %s stopped its worker process %d times on its own: failed", m.job_id, earlier)
-            fail_jobs(runtime, [m], worker, POISON.format(n=earlier))
+            outcomes += fail_jobs(runtime, [m], worker, POISON.format(n=earlier))
         else:
-            run_jobs(runtime, [m], worker)
+            outcomes += run_jobs(runtime, [m], worker)
+    return outcomes

@@ -83,12 +83,13 @@ def _load_models(runtime, names: set[str]) -> dict:
     return models
 
 
-def fail_jobs(runtime, messages: list[JobMessage], worker: str, error: str) -> None:
+def fail_jobs(runtime, messages: list[JobMessage], worker: str, error: str) -> list[Outcome]:
     """Mark jobs failed after the task gave up, so none stays 'running' forever."""
     outcomes = [_outcome(m, worker, utcnow(), error=error) for m in messages]
     runtime.store.finish(outcomes)
     _announce(runtime.redis, [m.job_id for m in messages])
     _count(outcomes)
+    return outcomes
 
 
 def _recognise_group(

@@ -10,7 +10,8 @@ what is open, not what has finished. An open row is sent again when it is
 - not new: it was last sent more than one lease ago.
 
 Only the jobs of a row that are not yet final are sent again, a chunk as one chunk, to the queue it
-came from. Tasks skip final jobs, so a message that surfaces later costs one status read.
+came from. Tasks skip final jobs, so a message that surfaces later costs one status read. A chunk
+whose jobs are all final has its batch parts checked, and counted again where short.
 Only one sweeper acts at a time (a Redis lock); the others skip their turn.
 """
 
@@ -27,8 +28,9 @@ from datetime import datetime, timedelta
 import redis
 
 from shared.jobs import FINAL_STATES, as_utc, minute_bucket, utcnow
-from shared.messaging import Work, send_work
+from shared.messaging import JobMessage, Work, send_work
 from shared.store import ResultStore, StoreUnavailable
+from workers.counting import count_parts
 from workers.store_connection import StoreConnection
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class SweepReport:
     resent_jobs: int = 0
     minutes_read: int = 0
     rows_read: int = 0
+    recounted_parts: int = 0
     failed_minutes: list[str] = field(default_factory=list)
 
 
@@ -133,9 +136,12 @@ def _sweep_minute(store, send, minute: str, passed_over, now: datetime, lease, r
     still_open = len(rows) - len(unreadable) - len(candidates)
     job_ids = [m.job_id for row in candidates for m in row["messages"]]
     statuses = store.look_up(job_ids, [])[0] if job_ids else {}
+    ended_chunks = []
     for row in candidates:
         todo = tuple(m for m in row["messages"] if statuses.get(m.job_id) not in FINAL_STATES)
         if not todo:
+            if row["chunk"]:
+                ended_chunks.append(row["messages"])
             continue
         still_open += 1
         work = Work(row["work_id"], todo, bool(row["chunk"]), now, resent=True)
@@ -143,9 +149,26 @@ def _sweep_minute(store, send, minute: str, passed_over, now: datetime, lease, r
         store.resent(minute, work)
         report.resent_work += 1
         report.resent_jobs += len(todo)
+    report.recounted_parts += _count_stale_parts(store, ended_chunks)
     minute_start = datetime.strptime(minute, "%Y-%m-%dT%H:%M").replace(tzinfo=now.tzinfo)
     if not still_open and now - (minute_start + timedelta(minutes=1)) > lease + SETTLE_AFTER:
         store.settle(minute)
+
+
+def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
+    """A worker killed between ending a chunk and counting its part leaves the part short of what
+    is final: count it here. A part read here is one row; only a short one is counted again."""
+    recounted, seen = 0, set()
+    for messages in chunks:
+        for batch_id, part_id in {(m.batch_id, m.part) for m in messages if m.part is not None}:
+            if part_id in seen:
+                continue
+            seen.add(part_id)
+            count = store.part_count(batch_id, part_id)
+            if count is None or count.final < count.total:
+                count_parts(store, [m for m in messages if m.part == part_id])
+                recounted += 1
+    return recounted
 
 
 def start_sweeping(app) -> threading.Thread:

@@ -20,6 +20,7 @@ from shared.store import StoreUnavailable
 from workers import WorkerApp
 from workers.alone import run_alone, run_chunk
 from workers.batch_events import report_flush
+from workers.counting import count_parts
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
 from workers.pipeline import fail_jobs, run_jobs
 
@@ -37,12 +38,14 @@ class ChunkTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         try:
-            fail_jobs(
+            messages = [JobMessage.from_dict(raw) for raw in args[0]]
+            outcomes = fail_jobs(
                 self.app.runtime,
-                [JobMessage.from_dict(raw) for raw in args[0]],
+                messages,
                 self.request.hostname or "worker",
                 f"recognition failed: {type(exc).__name__}: {exc}",
             )
+            count_parts(self.app.runtime.store, messages, outcomes)
         except Exception:  # the store is down: its jobs stay open, and the sweeper sends them again
             log.exception("could not record failure of task %s", task_id)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from shared.jobs import JobKey, NewJob, Outcome
     from shared.messaging import Work
+    from shared.parts import Part, PartCount
     from shared.settings import Settings
 
 
@@ -38,10 +39,12 @@ class ResultStore(Protocol):
         jobs: Sequence[NewJob],
         work: Sequence[Work] = (),
         refused: Sequence[tuple[NewJob, Outcome]] = (),
+        parts: Sequence[Part] = (),
     ) -> None:
         """New job rows, 'queued', written after the work (task messages) that will finish them:
         kept until it expires, so the sweeper can send again what Redis lost. refused: files
-        failed at upload, each written failed with its outcome at once, never 'queued'."""
+        failed at upload, each written failed with its outcome at once, never 'queued'. parts:
+        the parts of a batch these jobs are counted in, written with the work."""
 
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 
@@ -53,7 +56,8 @@ class ResultStore(Protocol):
     def mark_running(
         self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True
     ) -> list[object]:
-        """With wait=False, returns opaque handles of writes in flight for finish(after=...)."""
+        """Also sets how many jobs of each part named in keys are running now. With wait=False,
+        returns opaque handles of writes in flight for finish(after=...)."""
 
     def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
         """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
@@ -97,6 +101,20 @@ class ResultStore(Protocol):
 
     def batch_rows(self, batch_id: uuid.UUID, page_size: int = 1000) -> Iterator[dict]:
         """The batch's job lines in file-name order, fetched lazily as the caller iterates."""
+
+    def batch_parts(self, batch_id: uuid.UUID) -> dict[uuid.UUID, PartCount]:
+        """{part id: its counts} for every part of a batch: what a progress poll reads."""
+
+    def part_count(self, batch_id: uuid.UUID, part_id: uuid.UUID) -> PartCount | None: ...
+
+    def part_members(self, batch_id: uuid.UUID, part_id: uuid.UUID) -> tuple[JobKey, ...] | None:
+        """The jobs a part counts, or None for a part never written."""
+
+    def batch_lines(self, keys: Sequence[JobKey]) -> list[dict]:
+        """Each key's batch line (status, cached, finished_at), or {} where it has none."""
+
+    def count_part(self, batch_id: uuid.UUID, part_id: uuid.UUID, count: PartCount) -> None:
+        """Write a part's counts whole."""
 
 
 def open_store(settings: Settings) -> ResultStore:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from shared.jobs import (
     utcnow,
 )
 from shared.messaging import Work, stored_messages
+from shared.parts import Part, PartCount, members_json, read_members, refused_count
 from shared.settings import Settings
 from shared.store import statements as cql
 from shared.store.session import Statements, connect, translated
@@ -74,12 +76,21 @@ class CassandraStore:
         jobs: Sequence[NewJob],
         work: Sequence[Work] = (),
         refused: Sequence[tuple[NewJob, Outcome]] = (),
+        parts: Sequence[Part] = (),
     ) -> None:
-        """The work first, then job rows one by one and a batch's lines together (one unlogged
-        batch per partition): a job row never exists without the work that will finish it, so a
-        write that fails halfway leaves nothing 'queued' for good. A refused file's rows are
-        written failed, with its outcome, in one logged batch: never 'queued' either."""
-        self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work], [])
+        """The work and the batch's parts first, then job rows one by one and a batch's lines
+        together (one unlogged batch per partition): a job row never exists without the work
+        that will finish it, so a write that fails halfway leaves nothing 'queued' for good. A
+        refused file's rows are written failed, with its outcome, in one logged batch: never
+        'queued' either."""
+        first = [(cql.OPEN_WORK, self._work_values(w)) for w in work]
+        for part in parts:
+            first.append((cql.INSERT_PART_MEMBERS, (part.part_id, part.batch_id, members_json(part.members))))
+            if part.refused_at is None:
+                first.append((cql.INSERT_PART, (part.batch_id, part.part_id, len(part.members))))
+            else:
+                first.append(_count_statement(part.batch_id, part.part_id, refused_count(part)))
+        self._write(first, [])
         writes = [_job_row(job, QUEUED) for job in jobs]
         lines = [
             (job.batch_id, (cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, QUEUED)))
@@ -141,6 +152,8 @@ class CassandraStore:
             for k in keys
             if k.batch_id is not None
         ]
+        parts = Counter((k.batch_id, k.part) for k in keys if k.batch_id is not None and k.part is not None)
+        writes += [(cql.PART_RUNNING, (n, batch_id, part)) for (batch_id, part), n in parts.items()]
         return self._write(writes, lines, wait)
 
     @_store_errors
@@ -200,6 +213,32 @@ class CassandraStore:
     @_store_errors
     def get_batch(self, batch_id: uuid.UUID) -> dict | None:
         return self._cql.run(cql.SELECT_BATCH, (batch_id,)).one()
+
+    @_store_errors
+    def batch_parts(self, batch_id: uuid.UUID) -> dict[uuid.UUID, PartCount]:
+        return {row["part_id"]: _part_count(row) for row in self._cql.run(cql.SELECT_PARTS, (batch_id,))}
+
+    @_store_errors
+    def part_count(self, batch_id: uuid.UUID, part_id: uuid.UUID) -> PartCount | None:
+        row = self._cql.run(cql.SELECT_PART, (batch_id, part_id)).one()
+        return None if row is None else _part_count(row)
+
+    @_store_errors
+    def part_members(self, batch_id: uuid.UUID, part_id: uuid.UUID) -> tuple[JobKey, ...] | None:
+        row = self._cql.run(cql.SELECT_PART_MEMBERS, (part_id,)).one()
+        return None if row is None else read_members(row["members"], batch_id, part_id)
+
+    @_store_errors
+    def batch_lines(self, keys: Sequence[JobKey]) -> list[dict]:
+        """Each key's batch line (status, cached, finished_at), read concurrently; {} where none."""
+        futures = [
+            self._cql.run_async(cql.SELECT_BATCH_LINE, (k.batch_id, k.filename, k.job_id)) for k in keys
+        ]
+        return [future.result().one() or {} for future in futures]
+
+    @_store_errors
+    def count_part(self, batch_id: uuid.UUID, part_id: uuid.UUID, count: PartCount) -> None:
+        self._cql.run(*_count_statement(batch_id, part_id, count))
 
     def batch_rows(self, batch_id: uuid.UUID, page_size: int = 1000) -> Iterator[dict]:
         """The batch's jobs in file-name order, fetched a page at a time as the caller iterates."""
@@ -267,6 +306,28 @@ def _job_row(job: NewJob, status: str) -> tuple[str, tuple]:
     if job.batch_id is None:
         return cql.INSERT_JOB, values
     return cql.INSERT_BATCH_JOB, (*values, job.batch_id)
+
+
+def _count_statement(batch_id: uuid.UUID, part_id: uuid.UUID, c: PartCount) -> tuple[str, tuple]:
+    """A part's counts, whole; the finish times only when there are some (None would write a
+    tombstone)."""
+    counts = (c.total, c.running, c.done, c.failed, c.cached)
+    if c.first_finished is None or c.last_finished is None:
+        return cql.COUNT_PART_UNFINISHED, (*counts, batch_id, part_id)
+    return cql.COUNT_PART, (*counts, c.first_finished, c.last_finished, batch_id, part_id)
+
+
+def _part_count(row: dict) -> PartCount:
+    """Counts a worker has not written yet are None: nothing of that part has run."""
+    return PartCount(
+        total=row["total"] or 0,
+        running=row["running"] or 0,
+        done=row["done"] or 0,
+        failed=row["failed"] or 0,
+        cached=row["cached"] or 0,
+        first_finished=row["first_finished"],
+        last_finished=row["last_finished"],
+    )
 
 
 def _lease(row: dict) -> dict:

@@ -68,16 +68,17 @@ TABLES = (
         answer text,
         PRIMARY KEY ((scope, key))
     )""",
-    # A bulk submission's header.
+    # A bulk submission's header. counted: its progress is counted in batch_parts (batches made
+    # before those existed are counted from their lines).
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,
         name text,
         model_name text,
-        created_at timestamp
+        created_at timestamp,
+        counted boolean
     )""",
-    # The jobs of one batch, sorted by file name: progress counts and the CSV read this
-    # partition. It grows with the batch, about 150 bytes a file (100,000 files: about 15 MB);
-    # nothing caps the files of one batch yet.
+    # The jobs of one batch, sorted by file name: the CSV reads this partition. It grows with the
+    # batch, about 150 bytes a file, up to RECOG_MAX_FILES_PER_BATCH files (100,000: about 15 MB).
     """CREATE TABLE IF NOT EXISTS batch_jobs (
         batch_id uuid,
         filename text,
@@ -90,6 +91,28 @@ TABLES = (
         cached boolean,
         finished_at timestamp,
         PRIMARY KEY ((batch_id), filename, job_id)
+    )""",
+    # A batch's progress in parts of up to RECOG_CHUNK_SIZE files (shared/parts.py): a poll reads
+    # a row per part, not a line per file. The gateway writes total; the worker that ends a
+    # chunk rewrites the counts whole, counted from the part's lines, so a rerun never adds twice.
+    """CREATE TABLE IF NOT EXISTS batch_parts (
+        batch_id uuid,
+        part_id uuid,
+        total int,
+        running int,
+        done int,
+        failed int,
+        cached int,
+        first_finished timestamp,
+        last_finished timestamp,
+        PRIMARY KEY ((batch_id), part_id)
+    )""",
+    # Which jobs a part counts (JSON [[job id, file name], ...]): read only to count a part again,
+    # so polls of batch_parts never read it.
+    """CREATE TABLE IF NOT EXISTS part_members (
+        part_id uuid PRIMARY KEY,
+        batch_id uuid,
+        members text
     )""",
     # What each model version said about an image, by its sha256: the cache for repeated
     # bytes, and the auditor's "every prediction of this image". Only real inferences are
@@ -162,7 +185,11 @@ TABLES += (
 
 # Columns added after a table was first released: CREATE TABLE IF NOT EXISTS leaves an older
 # table as it was, so `recog schema` adds what it lacks.
-ADDED_COLUMNS = (("jobs", "batch_id", "uuid"), ("jobs", "cached", "boolean"))
+ADDED_COLUMNS = (
+    ("jobs", "batch_id", "uuid"),
+    ("jobs", "cached", "boolean"),
+    ("batches", "counted", "boolean"),
+)
 
 
 def keyspace_cql(settings: Settings) -> str:

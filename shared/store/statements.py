@@ -25,7 +25,8 @@ AUDIT_BLANK = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, sta
 AUDIT_FAILED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, error, sha256, filename,
     worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 
-INSERT_BATCH = "INSERT INTO batches (batch_id, name, model_name, created_at) VALUES (?, ?, ?, ?)"
+INSERT_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, counted)
+    VALUES (?, ?, ?, ?, true)"""
 SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
 INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
 BATCH_ROW_RUNNING = "UPDATE batch_jobs SET status = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"
@@ -37,6 +38,22 @@ BATCH_ROW_FAILED = """UPDATE batch_jobs SET status = ?, error = ?, finished_at =
     WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 SELECT_BATCH_ROWS = """SELECT filename, job_id, status, label, confidence, reason, error, cached, finished_at
     FROM batch_jobs WHERE batch_id = ?"""
+SELECT_BATCH_LINE = """SELECT status, cached, finished_at FROM batch_jobs
+    WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+
+# A part's total (and members) from the gateway; its counts from the workers, always whole.
+INSERT_PART = "INSERT INTO batch_parts (batch_id, part_id, total) VALUES (?, ?, ?)"
+INSERT_PART_MEMBERS = "INSERT INTO part_members (part_id, batch_id, members) VALUES (?, ?, ?)"
+PART_RUNNING = "UPDATE batch_parts SET running = ? WHERE batch_id = ? AND part_id = ?"
+COUNT_PART = """UPDATE batch_parts SET total = ?, running = ?, done = ?, failed = ?, cached = ?,
+    first_finished = ?, last_finished = ? WHERE batch_id = ? AND part_id = ?"""
+COUNT_PART_UNFINISHED = """UPDATE batch_parts SET total = ?, running = ?, done = ?, failed = ?, cached = ?
+    WHERE batch_id = ? AND part_id = ?"""
+SELECT_PARTS = """SELECT part_id, total, running, done, failed, cached, first_finished, last_finished
+    FROM batch_parts WHERE batch_id = ?"""
+SELECT_PART = """SELECT part_id, total, running, done, failed, cached, first_finished, last_finished
+    FROM batch_parts WHERE batch_id = ? AND part_id = ?"""
+SELECT_PART_MEMBERS = "SELECT members FROM part_members WHERE part_id = ?"
 
 REMEMBER_LABELLED = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,
     label, confidence, probabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""

@@ -1,10 +1,11 @@
-"""batch_progress counts a batch from its job lines: status, counts, rate and ETA."""
+"""batch_progress sums a batch's parts: status, counts, rate and ETA; count_lines counts a part."""
 
 from datetime import datetime, timedelta
 
 import pytest
 
 from gateway.batch_progress import batch_progress
+from shared.parts import PartCount, count_lines
 
 CREATED = datetime(2026, 11, 24, 12, 0, 0)  # naive UTC, as the driver hands rows back
 HEADER = {"batch_id": "b", "name": "n", "model_name": "digits", "created_at": CREATED}
@@ -15,12 +16,16 @@ def line(status, finished_s=None, cached=False):
     return {"status": status, "cached": cached, "finished_at": finished}
 
 
-def progress(lines, now_s=10.0):
-    return batch_progress(HEADER, lines, (CREATED + timedelta(seconds=now_s)).replace(tzinfo=None))
+def progress(lines, now_s=10.0, parts=1):
+    """The lines counted in `parts` parts, dealt out in turn."""
+    counts = [count_lines(lines[n::parts]) for n in range(parts)]
+    return batch_progress(HEADER, counts, (CREATED + timedelta(seconds=now_s)).replace(tzinfo=None))
 
 
-def test_half_done_gives_rate_and_eta_from_the_batch_life():
-    body = progress([line("done", 2), line("done", 4), line("running"), line("queued")], now_s=10)
+@pytest.mark.parametrize("parts", [1, 2, 4])
+def test_half_done_gives_rate_and_eta_from_the_batch_life(parts):
+    lines = [line("done", 2), line("done", 4), line("running"), line("queued")]
+    body = progress(lines, now_s=10, parts=parts)
     assert (body["status"], body["total"], body["done"], body["running"], body["queued"]) == (
         "running",
         4,
@@ -56,3 +61,15 @@ def test_a_finished_batch_measures_its_rate_up_to_its_last_result():
 def test_nothing_finished_yet_has_no_rate_and_no_eta():
     body = progress([line("queued")])
     assert body["images_per_second"] is None and body["eta_seconds"] is None and body["progress_percent"] == 0
+
+
+def test_a_line_never_written_counts_as_queued():
+    assert count_lines([{}, line("done", 1)]) == PartCount(
+        2, done=1, first_finished=CREATED + timedelta(seconds=1), last_finished=CREATED + timedelta(seconds=1)
+    )
+
+
+def test_a_running_mark_that_landed_after_its_part_was_counted_shows_no_more_running_than_open():
+    stale = PartCount(4, running=4, done=3)
+    body = batch_progress(HEADER, [stale, PartCount(2)], CREATED + timedelta(seconds=5))
+    assert (body["running"], body["queued"], body["total"], body["status"]) == (1, 2, 6, "running")

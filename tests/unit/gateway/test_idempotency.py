@@ -125,6 +125,7 @@ def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missin
     refused = NewJob(first.id_for("file 4"), "bad.png", "bad", 3, "", 0, 0, "digits", intake.created_at)
     intake.refused.append((refused, "not an image"))
     earlier_answer(services, first, intake)
+    _, first_parts = plan_work(intake, 2, utcnow())
     done, queued, unrecorded, new = intake.accepted
     store = services.store
     store.insert_jobs([done, queued, unrecorded])
@@ -139,5 +140,11 @@ def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missin
     again.refused.append((refused, "not an image"))
     assert earlier_answer(services, retry, again) is None
     assert again.recorded == {done.job_id, queued.job_id, unrecorded.job_id, refused.job_id}
-    (work,) = plan_work(again, 64, utcnow())
+    (work,), parts = plan_work(again, 2, utcnow())
     assert [m.job_id for m in work.messages] == [new.job_id]
+    # The same parts as the first attempt's, members and all: written again, never counted twice.
+    assert len(parts) == 3
+    assert [(p.part_id, [k.job_id for k in p.members]) for p in parts] == [
+        (p.part_id, [k.job_id for k in p.members]) for p in first_parts
+    ]
+    assert [k.job_id for k in parts[1].members] == [unrecorded.job_id, new.job_id]

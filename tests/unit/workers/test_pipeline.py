@@ -115,7 +115,7 @@ def test_batch_jobs_end_in_their_batch_line_too(runtime):
     batch_id = uuid.uuid4()
     messages = [queue(runtime, b"digit:1", batch_id=batch_id), queue(runtime, b"bad", batch_id=batch_id)]
     run_jobs(runtime, messages, "w1")
-    assert [runtime.store.batch_lines[m.job_id] for m in messages] == ["done", "failed"]
+    assert [runtime.store.lines[m.job_id]["status"] for m in messages] == ["done", "failed"]
 
 
 def test_fail_jobs_marks_each_failed_and_announces_it(runtime):

@@ -1,0 +1,77 @@
+"""A batch counted in parts, so a progress poll reads a row per part instead of a line per file.
+
+A part is up to RECOG_CHUNK_SIZE files of one upload, in the order they came (or every file of it
+that the gateway refused). The gateway writes each part's members and total with its open work;
+a worker that ends a chunk counts the part's lines again and writes the part's counts whole, so
+a chunk run twice, or sent again, rewrites the same numbers instead of adding to them. Counts are
+written once a chunk, not once a job: a chunk's fresh outcomes need no read back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.jobs import DONE, FAILED, RUNNING, JobKey
+
+
+@dataclass(frozen=True)
+class Part:
+    """What the gateway writes for a part: its members; refused_at when they were refused (all
+    failed at once, so the gateway writes the counts too)."""
+
+    batch_id: uuid.UUID
+    part_id: uuid.UUID
+    members: tuple[JobKey, ...]
+    refused_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartCount:
+    total: int
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    first_finished: datetime | None = None
+    last_finished: datetime | None = None
+
+    @property
+    def final(self) -> int:
+        return self.done + self.failed
+
+
+def count_lines(lines: Iterable[dict]) -> PartCount:
+    """Count batch lines (status, cached, finished_at; a line never written counts as queued)."""
+    total = running = done = failed = cached = 0
+    first = last = None
+    for line in lines:
+        total += 1
+        status = line.get("status")
+        running += status == RUNNING
+        done += status == DONE
+        failed += status == FAILED
+        cached += bool(line.get("cached")) and status == DONE
+        finished = line.get("finished_at") if status in (DONE, FAILED) else None
+        if finished is not None:
+            first = finished if first is None else min(first, finished)
+            last = finished if last is None else max(last, finished)
+    return PartCount(total, running, done, failed, cached, first, last)
+
+
+def refused_count(part: Part) -> PartCount:
+    n = len(part.members)
+    return PartCount(n, failed=n, first_finished=part.refused_at, last_finished=part.refused_at)
+
+
+def members_json(members: Iterable[JobKey]) -> str:
+    return json.dumps([[str(k.job_id), k.filename] for k in members])
+
+
+def read_members(text: str, batch_id: uuid.UUID, part_id: uuid.UUID) -> tuple[JobKey, ...]:
+    return tuple(
+        JobKey(uuid.UUID(job_id), batch_id, filename, part_id) for job_id, filename in json.loads(text)
+    )
