@@ -40,7 +40,7 @@ def _errors(*statuses: int) -> dict:
         400: "a missing or malformed parameter, or an unknown model",
         404: "no such job or batch",
         409: "an upload under this Idempotency-Key is still being recorded; retry after Retry-After",
-        413: "the upload, or an image's pixel count, is over the limit",
+        413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
         422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
         503: "Cassandra is not answering; retry later",

@@ -12,7 +12,9 @@ from datetime import timedelta
 import pytest
 import requests
 
+from gateway import create_app
 from shared.jobs import hour_bucket, utcnow
+from shared.parts import count_lines
 from tests import images
 from tests.stack import stored_images
 
@@ -88,6 +90,75 @@ def test_batch_with_broken_files_finishes_partially(mixed_batch):
     )
     assert status["progress_percent"] == 100.0 and status["eta_seconds"] == 0.0
     assert status["images_per_second"] > 0 and status["finished_at"] >= status["created_at"]
+
+
+def test_progress_is_summed_from_parts_that_agree_with_the_lines(gateway, store, mixed_batch):
+    """195 accepted files are 4 parts of up to 64, and the 5 refused are a part of their own; a
+    poll reads those 5 rows, and they count what the 200 lines say."""
+    batch_id = uuid.UUID(mixed_batch[0]["id"])
+    parts = store.batch_parts(batch_id)
+    assert sorted(p.total for p in parts.values()) == [3, 5, 64, 64, 64]
+    from_lines = count_lines(store.batch_rows(batch_id))
+    summed = [
+        sum(getattr(p, f) for p in parts.values()) for f in ("total", "running", "done", "failed", "cached")
+    ]
+    assert (
+        summed
+        == [from_lines.total, 0, from_lines.done, from_lines.failed, from_lines.cached]
+        == [200, 0, 195, 5, 0]
+    )
+    assert min(p.first_finished for p in parts.values()) == from_lines.first_finished
+    assert max(p.last_finished for p in parts.values()) == from_lines.last_finished
+
+
+def test_a_batch_made_before_parts_is_counted_from_its_lines(gateway, store):
+    batch_id = uuid.uuid4()
+    store.session.execute(
+        "INSERT INTO batches (batch_id, name, model_name, created_at) VALUES (%s, 'old', 'digits', %s)",
+        (batch_id, utcnow()),
+    )
+    for n, status in enumerate(["done", "failed", "queued"]):
+        store.session.execute(
+            "INSERT INTO batch_jobs (batch_id, filename, job_id, status, finished_at)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            (batch_id, f"{n}.png", uuid.uuid4(), status, utcnow() if status != "queued" else None),
+        )
+    body = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=10).json()
+    assert (body["total"], body["done"], body["failed"], body["queued"], body["status"]) == (
+        3,
+        1,
+        1,
+        1,
+        "running",
+    )
+
+
+def test_a_batch_holds_at_most_its_setting_of_files(settings):
+    """RECOG_MAX_FILES_PER_BATCH across a batch's uploads: the upload that would pass it is refused
+    whole, a smaller one still fits, and a retry under its key is its first answer, not refused."""
+    client = create_app(settings.replace(max_files_per_batch=10)).test_client()
+
+    def upload(path, files, key=None):
+        parts = {"files": [(io.BytesIO(data), name) for name, data in files], "name": "capped"}
+        headers = {"Idempotency-Key": key} if key else {}
+        return client.post(path, data=parts, headers=headers, content_type="multipart/form-data")
+
+    assert upload("/v1/batches", digit_files(11, "over")).status_code == 413
+    first = upload("/v1/batches", digit_files(6, "first"))
+    assert first.status_code == 202, first.json
+    more = f"/v1/batches/{first.json['id']}/files"
+    refused = upload(more, digit_files(5, "second"))
+    assert refused.status_code == 413 and refused.json["error"]["code"] == "batch_full"
+    assert (
+        "already holds 6" in refused.json["error"]["message"]
+        and "RECOG_MAX_FILES_PER_BATCH" in refused.json["error"]["message"]
+    )
+    key = str(uuid.uuid4())
+    fits = upload(more, digit_files(4, "third"), key=key)
+    assert fits.status_code == 202 and fits.json["accepted"] == 4
+    assert upload(more, digit_files(4, "third"), key=key).json == fits.json
+    assert upload(more, digit_files(1, "fourth")).json["error"]["code"] == "batch_full"
+    assert client.get(f"/v1/batches/{first.json['id']}").json["total"] == 10
 
 
 def test_csv_and_json_results_match_the_stored_rows(gateway, store, mixed_batch):
@@ -219,6 +290,8 @@ def test_batch_survives_a_worker_sigkill_without_double_counting(stack, gateway,
     assert (final["status"], final["total"], final["done"], final["failed"]) == ("done", 600, 600, 0)
     rows = list(store.batch_rows(uuid.UUID(batch_id)))
     assert len(rows) == 600 and len({r["job_id"] for r in rows}) == 600
+    from_lines = count_lines(rows)  # the API counted from parts the kill cut across
+    assert (from_lines.total, from_lines.done, from_lines.running) == (final["total"], final["done"], 0)
     audited = audit_rows_per_job(store, since, {r["job_id"] for r in rows})
     assert len(audited) == 600, "a finished job is missing from the audit table"
     twice = {str(job): n for job, n in audited.items() if n > 1}
