@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from shared.jobs import iso
+from shared.jobs import as_utc, iso
 from shared.parts import PartCount, count_lines
 
 
@@ -29,13 +29,15 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         done += part.done
         failed += part.failed
         cached += part.cached
-        first_finish = _earlier(first_finish, part.first_finished)
-        last_finish = _later(last_finish, part.last_finished)
+        # Counts read back are naive UTC, counts just made are aware: compare them as UTC.
+        first_finish = _earlier(first_finish, part.first_finished and as_utc(part.first_finished))
+        last_finish = _later(last_finish, part.last_finished and as_utc(part.last_finished))
     final = done + failed
     created = header["created_at"]
     complete = total > 0 and final == total
     # Throughput so far over the batch's own life, so queue time ahead of it counts too.
-    elapsed = ((last_finish if complete and last_finish else _naive(now)) - created).total_seconds()
+    until = last_finish if complete and last_finish else now
+    elapsed = (as_utc(until) - as_utc(created)).total_seconds()
     rate = final / elapsed if final and elapsed > 0 else None
     return {
         "id": str(header["batch_id"]),
@@ -71,8 +73,3 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
-
-
-def _naive(moment: datetime) -> datetime:
-    # Rows come back from the driver as naive UTC datetimes.
-    return moment.replace(tzinfo=None)

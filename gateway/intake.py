@@ -25,7 +25,7 @@ from model.registry import UnknownModel, describe
 from shared.decode import ImageRejected, open_image
 from shared.jobs import JobKey, NewJob, Outcome, new_job_id, utcnow
 from shared.messaging import JobMessage, Work, send_work
-from shared.parts import Part
+from shared.parts import PART_FILES, Part
 from shared.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -155,28 +155,36 @@ def commit(services, intake: Intake) -> None:
 
 def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> tuple[list[Work], list[Part]]:
     """The task messages, one per single job (its work id is the job id) or one per chunk of a
-    batch, and a batch's parts: each chunk's files, and the refused files.
+    batch, and a batch's parts (shared/parts.py).
 
     Parts hold every file of the upload, in the order it came, also those an earlier attempt under
     the same key recorded, so a retry writes the same parts again; its work holds only the rest.
     """
     if intake.batch_id is None:
-        return [Work(m.job_id, (m,), False, sent_at) for m in _messages(intake, intake.accepted, None)], []
-    work, parts = [], []
-    for n, start in enumerate(range(0, len(intake.accepted), chunk_size)):
-        jobs = intake.accepted[start : start + chunk_size]
-        part = _part(intake, intake.part_id(f"part {n}"), jobs)
-        parts.append(part)
-        messages = _messages(intake, jobs, part.part_id)
-        if messages:
-            work.append(Work(uuid.uuid4(), messages, True, sent_at))
-    if intake.refused:
-        refused = [job for job, _ in intake.refused]
-        parts.append(_part(intake, intake.part_id("refused"), refused, refused_at=intake.created_at))
-    return work, parts
+        return [Work(m.job_id, (m,), False, sent_at) for m in _messages(intake, intake.accepted, {})], []
+    parts = _parts(intake, intake.accepted, "part")
+    refused = _parts(intake, [job for job, _ in intake.refused], "refused part", intake.created_at)
+    part_of = {key.job_id: part.part_id for part in parts for key in part.members}
+    messages = _messages(intake, intake.accepted, part_of)
+    work = [
+        Work(uuid.uuid4(), messages[start : start + chunk_size], True, sent_at)
+        for start in range(0, len(messages), chunk_size)
+    ]
+    return work, parts + refused
 
 
-def _messages(intake: Intake, jobs: list[NewJob], part: uuid.UUID | None) -> tuple[JobMessage, ...]:
+def _parts(intake: Intake, jobs: list[NewJob], name: str, refused_at: datetime | None = None) -> list[Part]:
+    parts = []
+    for n, start in enumerate(range(0, len(jobs), PART_FILES)):
+        part_id = intake.part_id(f"{name} {n}")
+        members = tuple(
+            JobKey(j.job_id, j.batch_id, j.filename, part_id) for j in jobs[start : start + PART_FILES]
+        )
+        parts.append(Part(intake.batch_id, part_id, members, refused_at))
+    return parts
+
+
+def _messages(intake: Intake, jobs: list[NewJob], part_of: dict) -> tuple[JobMessage, ...]:
     return tuple(
         JobMessage(
             j.job_id,
@@ -186,16 +194,11 @@ def _messages(intake: Intake, jobs: list[NewJob], part: uuid.UUID | None) -> tup
             j.created_at,
             j.batch_id,
             j.sha256 in intake.new_files,
-            part=part,
+            part=part_of.get(j.job_id),
         )
         for j in jobs
         if j.job_id not in intake.recorded
     )
-
-
-def _part(intake: Intake, part_id: uuid.UUID, jobs: list[NewJob], refused_at: datetime | None = None) -> Part:
-    members = tuple(JobKey(j.job_id, j.batch_id, j.filename, part_id) for j in jobs)
-    return Part(intake.batch_id, part_id, members, refused_at)
 
 
 def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJob:

@@ -1,10 +1,11 @@
 """A batch counted in parts, so a progress poll reads a row per part instead of a line per file.
 
-A part is up to RECOG_CHUNK_SIZE files of one upload, in the order they came (or every file of it
-that the gateway refused). The gateway writes each part's members and total with its open work;
-a worker that ends a chunk counts the part's lines again and writes the part's counts whole, so
-a chunk run twice, or sent again, rewrites the same numbers instead of adding to them. Counts are
-written once a chunk, not once a job: a chunk's fresh outcomes need no read back.
+A part is up to PART_FILES files of one upload, in the order they came (the files the gateway
+refused form parts of their own). The gateway writes each part's members before its total, and
+both before the job rows; a worker that ends a chunk counts the part's lines again and writes the
+part's counts whole, so a chunk run twice, or sent again, rewrites the same numbers instead of
+adding to them. Counts are written once a chunk, not once a job: a chunk's fresh outcomes need no
+read back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import DONE, FAILED, RUNNING, JobKey
+from shared.jobs import DONE, FAILED, RUNNING, JobKey, as_utc
+
+# Fixed, not RECOG_CHUNK_SIZE: a retry under an Idempotency-Key must cut the upload into the same
+# parts even if the gateway it reaches has another chunk size. With the default chunk size a
+# chunk is exactly one part, and counting it reads no line back.
+PART_FILES = 64
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ def count_lines(lines: Iterable[dict]) -> PartCount:
         cached += bool(line.get("cached")) and status == DONE
         finished = line.get("finished_at") if status in (DONE, FAILED) else None
         if finished is not None:
+            # Lines read back are naive UTC, outcomes just made are aware: compare them as UTC.
+            finished = as_utc(finished)
             first = finished if first is None else min(first, finished)
             last = finished if last is None else max(last, finished)
     return PartCount(total, running, done, failed, cached, first, last)

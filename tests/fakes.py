@@ -37,6 +37,7 @@ class MemoryStore:
         self.lines: dict[uuid.UUID, dict] = {}
         self.parts: dict[uuid.UUID, PartCount] = {}
         self.members: dict[uuid.UUID, tuple] = {}
+        self.part_batch: dict[uuid.UUID, uuid.UUID] = {}
         self.marked_running: list = []
         self.upload_keys: dict[tuple[str, str], dict] = {}
         self.starts: dict[uuid.UUID, list[str]] = {}
@@ -56,10 +57,12 @@ class MemoryStore:
         self._check()
         for w in work:
             self.resent(minute_bucket(w.sent_at), w)
-        for part in parts:
+        for part in parts:  # as the adapter's INSERT: members, and a total beside any counts
             self.members[part.part_id] = part.members
-            count = refused_count(part) if part.refused_at else PartCount(len(part.members))
-            self.parts[part.part_id] = count
+            self.part_batch[part.part_id] = part.batch_id
+            if part.refused_at is None:
+                count = self.parts.get(part.part_id, PartCount(0))
+                self.parts[part.part_id] = dataclasses.replace(count, total=len(part.members))
         for job in jobs:
             self.jobs[job.job_id] = {"job_id": job.job_id, "status": QUEUED, "sha256": job.sha256}
             if job.batch_id is not None:
@@ -67,6 +70,9 @@ class MemoryStore:
         for job, outcome in refused:
             self.jobs[job.job_id] = {"job_id": job.job_id, "sha256": job.sha256}
             self.finish([outcome])
+        for part in parts:
+            if part.refused_at is not None:
+                self.parts[part.part_id] = refused_count(part)
 
     def get_job(self, job_id):
         self._check()
@@ -112,8 +118,10 @@ class MemoryStore:
                 self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
             else:
                 self.lines[key.job_id] = {"status": RUNNING}
-        for part, n in Counter(k.part for k in keys if k.part is not None).items():
-            self.parts[part] = dataclasses.replace(self.parts[part], running=n)
+        for (batch, part), n in Counter((k.batch_id, k.part) for k in keys if k.part is not None).items():
+            # An UPDATE makes the row if it is not there.
+            self.parts[part] = dataclasses.replace(self.parts.get(part, PartCount(0)), running=n)
+            self.part_batch[part] = batch
         return []
 
     def finish(self, outcomes, after=()) -> None:
@@ -171,7 +179,7 @@ class MemoryStore:
 
     def batch_parts(self, batch_id):
         self._check()
-        return {p: count for p, count in self.parts.items() if self.members[p][0].batch_id == batch_id}
+        return {p: count for p, count in self.parts.items() if self.part_batch[p] == batch_id}
 
     def part_count(self, batch_id, part_id):
         self._check()
@@ -188,6 +196,7 @@ class MemoryStore:
     def count_part(self, batch_id, part_id, count) -> None:
         self._check()
         self.parts[part_id] = count
+        self.part_batch[part_id] = batch_id
 
 
 @dataclass

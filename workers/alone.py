@@ -54,23 +54,31 @@ def _run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -
     # run, and slack for starts a flapping store ended without Celery counting a retry (the
     # sweeper's resend starts at none) or images that died and were failed before this resend.
     elif died > KILLED_ALONE * len(messages) + 1 + MAX_ATTEMPTS:
-        statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
-        left = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
+        left = open_jobs(runtime.store, messages)
         log.error("chunk %s lost a pool process in %d starts; failing %d open jobs", work_id, died, len(left))
         return fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
     log.warning("chunk %s lost a pool process in %d starts: one image at a time now", work_id, died)
     return run_alone(runtime, messages, worker)
 
 
+def fail_chunk(runtime, messages: list[JobMessage], worker: str, error: str) -> None:
+    """A chunk Celery gave up on: its open jobs fail with the reason, and those already finished
+    (by an earlier run, or by this one before a later step failed) keep their results."""
+    left = open_jobs(runtime.store, messages)
+    count_parts(runtime.store, messages, fail_jobs(runtime, left, worker, error) if left else [])
+
+
+def open_jobs(store, messages: list[JobMessage]) -> list[JobMessage]:
+    statuses, _ = store.look_up([m.job_id for m in messages], [])
+    return [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
+
+
 def run_alone(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     """Each open job in a model call of its own, its start recorded first."""
     if not messages:
         return []
-    statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
     outcomes: list[Outcome] = []
-    for m in messages:
-        if statuses.get(m.job_id) in FINAL_STATES:
-            continue
+    for m in open_jobs(runtime.store, messages):
         earlier = runtime.store.start_work(m.job_id, worker)
         if earlier >= KILLED_ALONE:
             log.error("job %s stopped its worker process %d times on its own: failed", m.job_id, earlier)

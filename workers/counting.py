@@ -17,8 +17,10 @@ from shared.parts import count_lines
 log = logging.getLogger(__name__)
 
 
-def count_parts(store, messages: Sequence[JobMessage], outcomes: Iterable[Outcome] = ()) -> None:
+def count_parts(store, messages: Sequence[JobMessage], outcomes: Iterable[Outcome] = ()) -> int:
+    """How many parts were counted."""
     known = {o.job_id: _line(o) for o in outcomes}
+    counted = 0
     for batch_id, part_id in sorted({(m.batch_id, m.part) for m in messages if m.part is not None}, key=str):
         members = store.part_members(batch_id, part_id)
         if members is None:
@@ -28,6 +30,8 @@ def count_parts(store, messages: Sequence[JobMessage], outcomes: Iterable[Outcom
         lines = [known[k.job_id] for k in members if k.job_id in known]
         lines += store.batch_lines(unknown) if unknown else []
         store.count_part(batch_id, part_id, count_lines(lines))
+        counted += 1
+    return counted
 
 
 def _line(o: Outcome) -> dict:

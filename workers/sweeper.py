@@ -149,7 +149,11 @@ def _sweep_minute(store, send, minute: str, passed_over, now: datetime, lease, r
         store.resent(minute, work)
         report.resent_work += 1
         report.resent_jobs += len(todo)
-    report.recounted_parts += _count_stale_parts(store, ended_chunks)
+    recounted = _count_stale_parts(store, ended_chunks)
+    report.recounted_parts += recounted
+    # Not settled while it needed counting: a late count from a worker still running could
+    # overwrite this one, and a settled minute is never read again.
+    still_open += recounted
     minute_start = datetime.strptime(minute, "%Y-%m-%dT%H:%M").replace(tzinfo=now.tzinfo)
     if not still_open and now - (minute_start + timedelta(minutes=1)) > lease + SETTLE_AFTER:
         store.settle(minute)
@@ -166,8 +170,7 @@ def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
             seen.add(part_id)
             count = store.part_count(batch_id, part_id)
             if count is None or count.final < count.total:
-                count_parts(store, [m for m in messages if m.part == part_id])
-                recounted += 1
+                recounted += count_parts(store, [m for m in messages if m.part == part_id])
     return recounted
 
 

@@ -18,9 +18,8 @@ from shared.jobs import FINAL_STATES
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
-from workers.alone import run_alone, run_chunk
+from workers.alone import fail_chunk, run_alone, run_chunk
 from workers.batch_events import report_flush
-from workers.counting import count_parts
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
 from workers.pipeline import fail_jobs, run_jobs
 
@@ -30,7 +29,7 @@ TRANSIENT = (StoreUnavailable, redis.ConnectionError)
 
 
 class ChunkTask(Task):
-    """When a chunk finally fails, its jobs are marked failed with the reason, never left running.
+    """When a chunk finally fails, its open jobs are marked failed with the reason, never left running.
     A chunk past the time limit is handed back to Redis, as one whose process died is, to run
     again one image at a time (workers/alone.py), not acknowledged with its jobs left running."""
 
@@ -38,14 +37,12 @@ class ChunkTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         try:
-            messages = [JobMessage.from_dict(raw) for raw in args[0]]
-            outcomes = fail_jobs(
+            fail_chunk(
                 self.app.runtime,
-                messages,
+                [JobMessage.from_dict(raw) for raw in args[0]],
                 self.request.hostname or "worker",
                 f"recognition failed: {type(exc).__name__}: {exc}",
             )
-            count_parts(self.app.runtime.store, messages, outcomes)
         except Exception:  # the store is down: its jobs stay open, and the sweeper sends them again
             log.exception("could not record failure of task %s", task_id)
 

@@ -78,19 +78,19 @@ class CassandraStore:
         refused: Sequence[tuple[NewJob, Outcome]] = (),
         parts: Sequence[Part] = (),
     ) -> None:
-        """The work and the batch's parts first, then job rows one by one and a batch's lines
-        together (one unlogged batch per partition): a job row never exists without the work
-        that will finish it, so a write that fails halfway leaves nothing 'queued' for good. A
-        refused file's rows are written failed, with its outcome, in one logged batch: never
-        'queued' either."""
-        first = [(cql.OPEN_WORK, self._work_values(w)) for w in work]
-        for part in parts:
-            first.append((cql.INSERT_PART_MEMBERS, (part.part_id, part.batch_id, members_json(part.members))))
-            if part.refused_at is None:
-                first.append((cql.INSERT_PART, (part.batch_id, part.part_id, len(part.members))))
-            else:
-                first.append(_count_statement(part.batch_id, part.part_id, refused_count(part)))
-        self._write(first, [])
+        """In steps, each waited for, so a write that fails halfway leaves nothing waiting for
+        good:
+        1. the work, and every part's members: what finishes a job, and what counts it;
+        2. the parts' totals: a total never exists without the work and members that end it;
+        3. job rows one by one and a batch's lines together (one unlogged batch per partition): a
+           job row never exists without its work, so nothing stays 'queued'. A refused file's
+           rows are written failed, with its outcome, in one logged batch: never 'queued' either;
+        4. the refused files' parts, counted failed: only once their rows are there.
+        """
+        members = [(cql.INSERT_PART_MEMBERS, (p.part_id, p.batch_id, members_json(p.members))) for p in parts]
+        self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work] + members, [])
+        accepted = [p for p in parts if p.refused_at is None]
+        self._write([(cql.INSERT_PART, (p.batch_id, p.part_id, len(p.members))) for p in accepted], [])
         writes = [_job_row(job, QUEUED) for job in jobs]
         lines = [
             (job.batch_id, (cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, QUEUED)))
@@ -108,6 +108,8 @@ class CassandraStore:
             futures.append(self.session.execute_async(batch))
         for future in futures:
             future.result()
+        refused_parts = [p for p in parts if p.refused_at is not None]
+        self._write([_count_statement(p.batch_id, p.part_id, refused_count(p)) for p in refused_parts], [])
 
     def _work_values(self, work: Work, minute: str | None = None) -> tuple:
         return (

@@ -92,7 +92,7 @@ TABLES = (
         finished_at timestamp,
         PRIMARY KEY ((batch_id), filename, job_id)
     )""",
-    # A batch's progress in parts of up to RECOG_CHUNK_SIZE files (shared/parts.py): a poll reads
+    # A batch's progress in parts of up to 64 files (shared/parts.py): a poll reads
     # a row per part, not a line per file. The gateway writes total; the worker that ends a
     # chunk rewrites the counts whole, counted from the part's lines, so a rerun never adds twice.
     """CREATE TABLE IF NOT EXISTS batch_parts (

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.batch_progress import batch_progress
+from shared.jobs import as_utc
 from shared.parts import PartCount, count_lines
 
 CREATED = datetime(2026, 11, 24, 12, 0, 0)  # naive UTC, as the driver hands rows back
@@ -64,8 +65,9 @@ def test_nothing_finished_yet_has_no_rate_and_no_eta():
 
 
 def test_a_line_never_written_counts_as_queued():
+    finished = as_utc(CREATED + timedelta(seconds=1))
     assert count_lines([{}, line("done", 1)]) == PartCount(
-        2, done=1, first_finished=CREATED + timedelta(seconds=1), last_finished=CREATED + timedelta(seconds=1)
+        2, done=1, first_finished=finished, last_finished=finished
     )
 
 

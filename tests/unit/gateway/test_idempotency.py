@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from gateway.batches import _files_held
 from gateway.errors import ApiError
 from gateway.idempotency import IN_PROGRESS, claim, claimed, earlier_answer, remember_answer
 from gateway.intake import Intake, plan_work
@@ -125,7 +126,7 @@ def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missin
     refused = NewJob(first.id_for("file 4"), "bad.png", "bad", 3, "", 0, 0, "digits", intake.created_at)
     intake.refused.append((refused, "not an image"))
     earlier_answer(services, first, intake)
-    _, first_parts = plan_work(intake, 2, utcnow())
+    _, first_parts = plan_work(intake, 64, utcnow())
     done, queued, unrecorded, new = intake.accepted
     store = services.store
     store.insert_jobs([done, queued, unrecorded])
@@ -140,11 +141,30 @@ def test_a_retry_after_a_half_recorded_first_attempt_records_only_what_is_missin
     again.refused.append((refused, "not an image"))
     assert earlier_answer(services, retry, again) is None
     assert again.recorded == {done.job_id, queued.job_id, unrecorded.job_id, refused.job_id}
-    (work,), parts = plan_work(again, 2, utcnow())
+    (work,), parts = plan_work(again, 64, utcnow())
     assert [m.job_id for m in work.messages] == [new.job_id]
     # The same parts as the first attempt's, members and all: written again, never counted twice.
-    assert len(parts) == 3
     assert [(p.part_id, [k.job_id for k in p.members]) for p in parts] == [
         (p.part_id, [k.job_id for k in p.members]) for p in first_parts
     ]
-    assert [k.job_id for k in parts[1].members] == [unrecorded.job_id, new.job_id]
+    assert [[k.job_id for k in p.members] for p in parts] == [
+        [done.job_id, queued.job_id, unrecorded.job_id, new.job_id],
+        [refused.job_id],
+    ]
+
+
+def test_a_retry_near_a_full_batch_does_not_count_the_parts_its_first_attempt_wrote(services):
+    """The batch cap is checked against the files the batch holds, less this upload's own parts:
+    an earlier attempt under the key that wrote them before it died added no files."""
+    first = claim(services, "batch:b", "k")
+    mine = keyed_intake(first, ["a", "b", "c"])
+    others = Intake("digits", utcnow(), mine.batch_id)
+    for n in range(5):
+        others.accepted.append(
+            NewJob(uuid.uuid4(), f"{n}.png", "ab", 1, "PNG", 1, 1, "digits", others.created_at)
+        )
+    for intake in (others, mine):
+        services.store.insert_jobs([], parts=plan_work(intake, 64, utcnow())[1])
+    header = {"batch_id": mine.batch_id, "counted": True}
+    assert _files_held(services, header, mine) == 5
+    assert _files_held(services, header, keyed_intake(None, ["a"])) == 8

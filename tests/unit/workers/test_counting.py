@@ -9,10 +9,10 @@ import pytest
 
 from gateway.intake import Intake, plan_work
 from shared.image_store import VolumeImageStore
-from shared.jobs import NewJob, utcnow
+from shared.jobs import NewJob, Outcome, minute_bucket, utcnow
 from shared.settings import Settings
 from tests.fakes import FakeRuntime
-from workers.alone import run_chunk
+from workers.alone import fail_chunk, run_chunk
 from workers.pipeline import run_jobs
 from workers.sweeper import sweep
 
@@ -35,9 +35,11 @@ def upload(runtime, payloads: list[bytes], refused: int = 0, chunk_size: int = 6
         job = NewJob(uuid.uuid4(), f"bad{n}.png", "ff" * 32, 3, "", 0, 0, "digits", made, batch)
         intake.refused.append((job, "not an image"))
     work, parts = plan_work(intake, chunk_size, made)
-    runtime.store.insert_jobs(intake.accepted, work, [], parts)
-    for job, _ in intake.refused:  # as commit() writes them: failed at once
-        runtime.store.lines[job.job_id] = {"status": "failed", "finished_at": made}
+    refused_rows = [
+        (job, Outcome(job.job_id, job.sha256, job.filename, "gateway", made, error=e, batch_id=batch))
+        for job, e in intake.refused
+    ]
+    runtime.store.insert_jobs(intake.accepted, work, refused_rows, parts)
     return work, parts
 
 
@@ -80,17 +82,52 @@ def test_a_running_chunk_shows_in_its_part_and_a_refused_file_in_its_own(runtime
     assert counts(runtime, part) == (2, 2, 0, 0, 0)
 
 
-def test_parts_split_an_upload_by_the_chunk_size(runtime):
-    work, parts = upload(runtime, [f"digit:{n % 10}".encode() for n in range(5)], chunk_size=2)
-    assert [len(p.members) for p in parts] == [2, 2, 1]
-    assert [[m.part for m in w.messages] for w in work] == [[p.part_id] * len(p.members) for p in parts]
+def test_parts_are_64_files_whatever_the_chunk_size_and_a_chunk_counts_every_part_it_touched(runtime):
+    """A retry under a key may reach a gateway with another RECOG_CHUNK_SIZE: it must cut the same
+    parts. A chunk of 48 then ends part of a part, and counts the rest from their lines."""
+    work, parts = upload(runtime, [f"digit:{n}".encode() for n in range(100)], chunk_size=48)
+    assert [len(p.members) for p in parts] == [64, 36]
+    assert [len(w.messages) for w in work] == [48, 48, 4]
+    assert {m.part for m in work[1].messages} == {parts[0].part_id, parts[1].part_id}
+    run_chunk(runtime, list(work[0].stamped()), "w1", 0)
+    assert counts(runtime, parts[0]) == (64, 0, 48, 0, 0)
+    run_chunk(runtime, list(work[1].stamped()), "w1", 0)
+    assert counts(runtime, parts[0]) == (64, 0, 64, 0, 0)
+    assert counts(runtime, parts[1]) == (36, 0, 32, 0, 0)
+
+
+def test_a_line_read_back_and_an_outcome_just_made_are_counted_together(runtime):
+    """Lines come back from Cassandra as naive UTC times, outcomes carry aware ones: a chunk
+    sent again with part of its jobs compares both (a TypeError here once failed whole chunks)."""
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
+    first, second = work.stamped()
+    run_chunk(runtime, [first], "w1", 0)
+    line = runtime.store.lines[first.job_id]
+    line["finished_at"] = line["finished_at"].replace(tzinfo=None)
+    run_chunk(runtime, [dataclasses.replace(second, resent=True)], "w2", 0)
+    count = runtime.store.parts[part.part_id]
+    assert (count.done, count.first_finished.tzinfo is not None) == (2, True)
+
+
+def test_a_chunk_celery_gave_up_on_fails_only_its_open_jobs_and_counts_its_part(runtime):
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2", b"digit:3"])
+    first, *rest = work.stamped()
+    run_chunk(runtime, [first], "w1", 0)
+    fail_chunk(runtime, list(work.stamped()), "w1", "recognition failed: the store was down")
+    assert runtime.store.jobs[first.job_id]["status"] == "done", "a finished job keeps its result"
+    assert [runtime.store.jobs[m.job_id]["status"] for m in rest] == ["failed", "failed"]
+    assert counts(runtime, part) == (3, 0, 1, 2, 0)
 
 
 def test_the_sweeper_counts_a_part_its_worker_died_before_counting(runtime):
     (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
     run_jobs(runtime, list(work.stamped()), "w1")  # results written, then SIGKILL: no count
     assert counts(runtime, part) == (2, 2, 0, 0, 0)
-    report = sweep(runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24)
+    later = utcnow() + timedelta(minutes=10)  # past the time a minute is settled after
+    report = sweep(runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24, now=later)
     assert report.recounted_parts == 1 and report.resent_work == 0
     assert counts(runtime, part) == (2, 0, 2, 0, 0)
-    assert sweep(runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24).recounted_parts == 0
+    minute = minute_bucket(work.sent_at)
+    assert minute not in runtime.store.settled, "a minute is not settled in the pass that had to count it"
+    again = sweep(runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24, now=later)
+    assert again.recounted_parts == 0 and minute in runtime.store.settled
