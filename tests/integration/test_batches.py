@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from gateway import create_app
-from shared.jobs import hour_bucket, utcnow
+from shared.jobs import as_utc, hour_bucket, utcnow
 from shared.parts import count_lines
 from tests import images
 from tests.stack import stored_images
@@ -107,8 +107,8 @@ def test_progress_is_summed_from_parts_that_agree_with_the_lines(gateway, store,
         == [from_lines.total, 0, from_lines.done, from_lines.failed, from_lines.cached]
         == [200, 0, 195, 5, 0]
     )
-    assert min(p.first_finished for p in parts.values()) == from_lines.first_finished
-    assert max(p.last_finished for p in parts.values()) == from_lines.last_finished
+    assert as_utc(min(p.first_finished for p in parts.values())) == from_lines.first_finished
+    assert as_utc(max(p.last_finished for p in parts.values())) == from_lines.last_finished
 
 
 def test_a_batch_made_before_parts_is_counted_from_its_lines(gateway, store):
