@@ -1,7 +1,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: up down test lint format system clean
+.PHONY: up down test lint format system clean images compose-up compose-down constraints
 
 up: $(VENV)/.installed system  ## run the whole local stack
 	$(VENV)/bin/recog up
@@ -14,6 +14,18 @@ test: $(VENV)/.installed system  ## ruff, then the whole test suite on real serv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
 
+images: $(VENV)/.installed system  ## build every image from Debian, npm and PyPI (no Docker Hub)
+	$(VENV)/bin/recog images
+
+compose-up: $(VENV)/.installed system  ## the whole stack under docker compose, healthy
+	$(VENV)/bin/recog compose-up
+
+compose-down:  ## stop the compose stack and the engine compose-up started; VOLUMES=1 removes the data
+	@if [ -x $(VENV)/bin/recog ]; then $(VENV)/bin/recog compose-down $(if $(VOLUMES),--volumes); else echo "nothing to stop"; fi
+
+constraints:  ## rewrite constraints.txt from the venv, after changing pyproject.toml's dependencies
+	bash scripts/constraints.sh
+
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -23,10 +35,10 @@ format:
 system:
 	@bash scripts/install-system.sh
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[worker,dev]'
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[worker,dev]'
 	touch $@
 
 clean: down

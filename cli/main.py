@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from cli import client
+from cli.compose_commands import compose_down, compose_up, images_command
 from cli.stack_commands import STATE, down, up
 from shared.settings import Settings
 
@@ -22,6 +23,9 @@ def cli() -> None:
 
 cli.add_command(up)
 cli.add_command(down)
+cli.add_command(images_command)
+cli.add_command(compose_up)
+cli.add_command(compose_down)
 
 
 retry_for_option = click.option(

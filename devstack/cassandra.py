@@ -65,9 +65,18 @@ def ensure_unpacked(cache_dir: Path) -> Path:
 
 
 def write_config(
-    home: Path, data_dir: Path, native_port: int, storage_port: int, commitlog_sync: str = "batch"
+    home: Path,
+    data_dir: Path,
+    native_port: int,
+    storage_port: int,
+    commitlog_sync: str = "batch",
+    address: str = "127.0.0.1",
+    clients_from: str = "127.0.0.1",
 ) -> Path:
     """A cassandra.yaml of our own (the package ships none), from the package's defaults.
+
+    address: where the node listens to its peers and tells clients to find it; clients_from: the
+    address clients connect to (0.0.0.0 in a container: every address it has).
 
     commitlog_sync "batch": a write is acknowledged only once its commit log is on disk. The
     package's default, "periodic", syncs every 10 s, and this Cassandra replays nothing past the
@@ -86,8 +95,8 @@ def write_config(
             "data_file_directories": [str(data_dir / "data")],
             "commitlog_directory": str(data_dir / "commitlog"),
             "saved_caches_directory": str(data_dir / "saved_caches"),
-            "listen_address": "127.0.0.1",
-            "rpc_address": "127.0.0.1",
+            "listen_address": address,
+            "rpc_address": clients_from,
             "start_rpc": False,
             "native_transport_port": native_port,
             "storage_port": storage_port,
@@ -96,11 +105,13 @@ def write_config(
             "seed_provider": [
                 {
                     "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                    "parameters": [{"seeds": "127.0.0.1"}],
+                    "parameters": [{"seeds": address}],
                 }
             ],
         }
     )
+    if clients_from == "0.0.0.0":
+        config["broadcast_rpc_address"] = address
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logback.xml").write_text(LOGBACK)
     path = data_dir / "cassandra.yaml"

@@ -1,0 +1,111 @@
+"""A Docker engine for `make compose-up`: the one already running, or one of the project's own.
+
+Where DOCKER_HOST is set or the system's socket answers, that engine is used and never stopped.
+Otherwise Debian's dockerd is installed if missing and started with its data, exec root, socket
+and pid file under the state folder. It makes no docker0 bridge and writes no iptables rules, so
+an engine the machine already has (or gets later) is never touched: compose makes its own
+network, published ports go through docker's userland proxy, and image builds use the host's
+network (`docker build --network host`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from devstack import processes
+
+SYSTEM_SOCKET = Path("/var/run/docker.sock")
+PACKAGES = {"dockerd": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap"}
+
+
+class Engine:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.run_dir = state / "run"
+        self.log_dir = state / "logs"
+        self.socket = state / "docker.sock"
+
+    @property
+    def ours(self) -> bool:
+        """True when this folder's engine is the one in use (started here, stopped by stop())."""
+        return self.existing() is None
+
+    def existing(self) -> str | None:
+        """DOCKER_HOST, or the system's socket if an engine answers on it."""
+        if os.environ.get("DOCKER_HOST"):
+            return os.environ["DOCKER_HOST"]
+        if SYSTEM_SOCKET.exists() and _answers(f"unix://{SYSTEM_SOCKET}"):
+            return f"unix://{SYSTEM_SOCKET}"
+        return None
+
+    @property
+    def host(self) -> str:
+        return self.existing() or f"unix://{self.socket}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    def start(self, timeout: float = 60) -> str:
+        """The engine's address, starting ours if no other runs."""
+        if self.existing():
+            return self.host
+        install_missing()
+        if processes.running_pid(self.run_dir, "dockerd") and _answers(self.host):
+            return self.host
+        argv = [
+            "dockerd",
+            "--data-root", str(self.state / "data"),
+            "--exec-root", str(self.state / "exec"),
+            "--host", self.host,
+            "--pidfile", str(self.state / "dockerd.pid"),
+            "--bridge", "none",
+            "--iptables=false",
+            "--ip-masq=false",
+        ]  # fmt: skip
+        processes.start("dockerd", argv, self.run_dir, self.log_dir)
+        deadline = time.monotonic() + timeout
+        while not _answers(self.host):
+            if time.monotonic() > deadline or not processes.running_pid(self.run_dir, "dockerd"):
+                log = self.log_dir / "dockerd.log"
+                raise RuntimeError(f"dockerd did not answer on {self.socket}; see {log}")
+            time.sleep(0.5)
+        return self.host
+
+    def stop(self) -> bool:
+        """Stop our engine (never another); True if it was running."""
+        return processes.stop(self.run_dir, "dockerd", timeout=60)
+
+
+def install_missing() -> None:
+    """Debian's Docker engine, docker-compose and debootstrap, where missing (as root or sudo)."""
+    missing = [package for tool, package in PACKAGES.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+        check=True,
+        env=env,
+        timeout=1200,
+        stdout=subprocess.DEVNULL,
+    )
+    # The package starts the system's own engine; leave only ours running.
+    subprocess.run([*sudo, "service", "docker", "stop"], capture_output=True, check=False)
+
+
+def docker(*args: str, host: str, **options) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], env={**os.environ, "DOCKER_HOST": host}, **options)
+
+
+def _answers(host: str) -> bool:
+    try:
+        result = docker("version", "-f", "{{.Server.Version}}", host=host, capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
