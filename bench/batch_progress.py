@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -18,15 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.stack import LocalStack  # noqa: E402
+from bench.own_cassandra import own_cassandra  # noqa: E402
 from gateway.batch_progress import batch_counts, batch_progress  # noqa: E402
 from gateway.intake import Intake, plan_work  # noqa: E402
 from shared.jobs import NewJob, utcnow  # noqa: E402
 from shared.parts import PartCount  # noqa: E402
-from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402
-
-STATE = PROJECT_ROOT / ".recog" / "bench-progress"
 
 
 def make_batch(store: CassandraStore, files: int, chunk: int) -> dict:
@@ -79,12 +75,7 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=20)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    settings = Settings.from_env(
-        {}, cassandra_port=29142, cassandra_storage_port=27100, cassandra_protocol_version=3
-    )
-    stack = LocalStack(settings, STATE, PROJECT_ROOT / ".recog" / "cache")
-    stack.down()
-    shutil.rmtree(STATE, ignore_errors=True)
+    settings, stack = own_cassandra("bench-progress", 29142, 27100)
     results = []
     try:
         stack.start_cassandra()

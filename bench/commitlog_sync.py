@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 import uuid
@@ -23,13 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.own_cassandra import own_cassandra  # noqa: E402
 from bench.result_writes import outcomes  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
 from shared.messaging import JobMessage, Work  # noqa: E402
-from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
+from shared.settings import PROJECT_ROOT  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402
 
-STATE = PROJECT_ROOT / ".recog" / "bench-commitlog"
 MODES = ("periodic", "batch")
 
 
@@ -72,12 +70,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    settings = Settings.from_env(
-        {}, cassandra_port=29242, cassandra_storage_port=27200, cassandra_protocol_version=3
-    )
-    stack = LocalStack(settings, STATE, PROJECT_ROOT / ".recog" / "cache")
-    stack.down()
-    shutil.rmtree(STATE, ignore_errors=True)
+    settings, stack = own_cassandra("bench-commitlog", 29242, 27200)
     workloads = {
         "single upload rows": lambda store: single_uploads(store, args.singles),
         f"folder rows, {args.chunk} a call": lambda store: folder_uploads(store, args.jobs, args.chunk),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 import uuid
@@ -17,12 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devstack.stack import LocalStack  # noqa: E402
+from bench.own_cassandra import own_cassandra  # noqa: E402
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
-from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
 from shared.store.cassandra_results import CassandraStore, finish_statements  # noqa: E402
-
-STATE = PROJECT_ROOT / ".recog" / "bench-writes"
 
 
 def outcomes(n: int, batch_id: uuid.UUID) -> tuple[list[NewJob], list[Outcome]]:
@@ -81,12 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    settings = Settings.from_env(
-        {}, cassandra_port=29142, cassandra_storage_port=27100, cassandra_protocol_version=3
-    )
-    stack = LocalStack(settings, STATE, PROJECT_ROOT / ".recog" / "cache")
-    stack.down()
-    shutil.rmtree(STATE, ignore_errors=True)
+    settings, stack = own_cassandra("bench-writes", 29142, 27100)
     rates: dict[str, list[float]] = {"logged batch per job": [], "unlogged per partition": []}
     try:
         stack.start_cassandra()

@@ -1,8 +1,10 @@
-"""`recog images`, `recog compose-up`, `recog compose-down`: the stack under docker compose.
+"""`recog images`, `recog compose-up`, `recog compose-down` and `recog compose ...`: the stack under
+docker compose.
 
 compose-up uses the Docker engine already running, or starts one of the project's own
-(devstack/engine.py); with no image variables set it builds local images first (devstack/images.py),
-since public images may be out of reach. It waits until every service is healthy.
+(devstack/engine.py). With no image variable set (environment or .env) it builds local images
+first (devstack/images.py) and runs those, since public images may be out of reach. It waits
+until every service is healthy.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import secrets
 import subprocess
 import time
+from pathlib import Path
 
 import click
 
@@ -21,100 +24,112 @@ from shared.settings import PROJECT_ROOT, STATE_DIR
 
 PROJECT = "recog"
 STATE = STATE_DIR / "compose"
-PORTS = {"gateway": 8000, "flower": 5555}
 IMAGE_VARIABLES = ("BASE_IMAGE", "CASSANDRA_IMAGE", "REDIS_IMAGE")
 
 
-def engine() -> Engine:
-    return Engine(STATE / "engine")
+class ComposeStack:
+    """One compose project on one engine: the user's (`make compose-up`), or a test's own."""
 
+    def __init__(
+        self,
+        state: Path = STATE,
+        project: str = PROJECT,
+        extra: dict[str, str] | None = None,
+        local_images: bool | None = None,
+    ) -> None:
+        """extra: variables for compose over the environment's; local_images: None decides from
+        the image variables (none set: local)."""
+        self.state, self.project = state, project
+        self.engine = Engine(state / "engine")
+        self.extra = extra or {}
+        if local_images is None:
+            local_images = not any(os.environ.get(v) or _in_dotenv(v) for v in IMAGE_VARIABLES)
+        self.local_images = local_images
 
-def compose(*args: str, env: dict[str, str], **options) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker-compose", "-p", PROJECT, "-f", "docker-compose.yml", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        check=True,
-        **options,
-    )
+    def env(self) -> dict[str, str]:
+        """What compose runs with: FLOWER_PASSWORD and the image variables are in the environment
+        of the docker-compose process, never on a command line."""
+        env = {**os.environ, **self.extra, "DOCKER_HOST": self.engine.host, **self._flower_password()}
+        if self.local_images:
+            env.update(images.LOCAL_IMAGES)
+        return env
 
-
-@click.command("images")
-@click.option("--gpu", is_flag=True, help="Also build the GPU worker's image (built, not run, here).")
-def images_command(gpu: bool) -> None:
-    """Build recog's images from Debian, npm and PyPI, for a site without Docker Hub."""
-    host = engine().start()
-    report(images.build_all(host, STATE_DIR / "cache", gpu=gpu))
-
-
-def report(built: list[images.Built]) -> None:
-    click.echo(f"{'image':28s} {'build s':>8s} {'MB':>8s}")
-    for b in built:
-        seconds = "cached" if b.cached else f"{b.seconds:.0f}"
-        click.echo(f"{b.image:28s} {seconds:>8s} {b.megabytes:8.0f}")
-
-
-@click.command("compose-up")
-@click.option("--timeout", default=600, show_default=True, help="Seconds to wait until all is healthy.")
-def compose_up(timeout: float) -> None:
-    """Run the whole stack under docker compose and wait until it is healthy."""
-    taken = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
-    if taken and not _running(engine()):
-        raise click.ClickException(
-            f"ports {', '.join(taken)} are taken, by `make up`'s stack or another program: stop it "
-            "first (make down); compose publishes the gateway on 8000 and Flower on 5555"
+    def compose(self, *args: str, **options) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker-compose", "-p", self.project, "-f", "docker-compose.yml", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env(),
+            **{"check": True, **options},
         )
-    started = time.monotonic()
-    host = engine().start()
-    env = {**os.environ, "DOCKER_HOST": host, **_flower_password()}
-    if not any(os.environ.get(v) or _in_dotenv(v) for v in IMAGE_VARIABLES):
-        report(images.build_all(host, STATE_DIR / "cache"))
-        env.update(images.LOCAL_IMAGES)
-    compose("up", "-d", env=env)
-    _wait_healthy(env, timeout)
-    password = env.get("FLOWER_PASSWORD") or "(FLOWER_PASSWORD in .env)"
-    click.echo(f"""
-recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {host}
 
-  page     http://127.0.0.1:8000/   (draw a digit, upload images or a zip, follow batches)
-  gateway  http://127.0.0.1:8000   API docs http://127.0.0.1:8000/docs, metrics http://127.0.0.1:8000/metrics
-           curl -F "file=@digit.png" "http://127.0.0.1:8000/v1/jobs?wait=10"
-  flower   http://127.0.0.1:5555   login: recog / {password}
-  cqlsh    DOCKER_HOST={host} docker-compose -p {PROJECT} exec cassandra \\
-             cqlsh -e "SELECT * FROM recognition.jobs LIMIT 5"
-  stop     make compose-down   (make compose-down VOLUMES=1 also removes the data)
-""")
+    def running(self) -> bool:
+        return (
+            self.engine.existing() is not None
+            or processes.running_pid(self.engine.run_dir, "dockerd") is not None
+        )
 
+    def up(self, timeout: float, *args: str) -> list[images.Built]:
+        """Start (building local images first, where used) and wait until all is healthy."""
+        self.engine.start()
+        built = images.build_all(self.engine.host, STATE_DIR / "cache") if self.local_images else []
+        self.compose("up", "-d", *args)
+        self.wait_healthy(timeout)
+        return built
 
-@click.command("compose-down")
-@click.option("--volumes", is_flag=True, help="Also remove the data volumes (Cassandra, Redis, images).")
-def compose_down(volumes: bool) -> None:
-    """Stop the compose stack, and the Docker engine compose-up started (no other)."""
-    ours = engine()
-    if not _running(ours):
-        click.echo("compose: nothing was running")
-        return
-    env = {**os.environ, "DOCKER_HOST": ours.host, "FLOWER_PASSWORD": "-"}
-    compose("down", *(["--volumes"] if volumes else []), env=env)
-    if ours.ours and ours.stop():
-        click.echo("stopped the Docker engine compose-up had started")
+    def down(self, volumes: bool = False) -> None:
+        self.compose("down", *(["--volumes"] if volumes else []))
+        if self.engine.ours:
+            self.engine.stop()
 
+    def flower_password(self) -> str:
+        return self.env()["FLOWER_PASSWORD"]
 
-def _running(ours: Engine) -> bool:
-    return ours.existing() is not None or processes.running_pid(ours.run_dir, "dockerd") is not None
+    def _flower_password(self) -> dict[str, str]:
+        """FLOWER_PASSWORD from the environment or .env, else one made once and kept in the state
+        folder (mode 600)."""
+        if self.extra.get("FLOWER_PASSWORD") or os.environ.get("FLOWER_PASSWORD"):
+            return {}
+        if _in_dotenv("FLOWER_PASSWORD"):
+            return {}
+        path = self.state / "flower-password"
+        if not path.exists():
+            self.state.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(16))
+        return {"FLOWER_PASSWORD": path.read_text().strip()}
 
+    def wait_healthy(self, timeout: float) -> None:
+        """Until every container is healthy (the schema job: exited 0); one that stops fails."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.states()
+            waiting = {name: state for name, state in states.items() if state not in ("healthy", "exited 0")}
+            if states and not waiting:
+                return
+            broken = {n: s for n, s in waiting.items() if s.startswith(("exited", "dead", "unhealthy"))}
+            if broken or time.monotonic() > deadline:
+                raise click.ClickException(
+                    f"compose services not healthy: {broken or waiting}; see `recog compose logs`"
+                )
+            time.sleep(2)
 
-def _flower_password() -> dict[str, str]:
-    """FLOWER_PASSWORD from the environment or .env, else one made once and kept in the state
-    folder (mode 600): handed to compose in its environment, never on a command line."""
-    if os.environ.get("FLOWER_PASSWORD") or _in_dotenv("FLOWER_PASSWORD"):
-        return {}
-    path = STATE / "flower-password"
-    if not path.exists():
-        STATE.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(16))
-    return {"FLOWER_PASSWORD": path.read_text().strip()}
+    def states(self) -> dict[str, str]:
+        """{container name: healthy, starting, unhealthy, running, exited N, ...}"""
+        ids = self.compose("ps", "-q", capture_output=True, text=True).stdout.split()
+        if not ids:
+            return {}
+        found = subprocess.run(
+            ["docker", "inspect", *ids], env=self.env(), check=True, capture_output=True, text=True
+        ).stdout
+        states = {}
+        for container in json.loads(found):
+            state = container["State"]
+            name = container["Name"].lstrip("/")
+            if state["Status"] == "exited":
+                states[name] = f"exited {state['ExitCode']}"
+            else:
+                states[name] = (state.get("Health") or {}).get("Status", state["Status"])
+        return states
 
 
 def _in_dotenv(name: str) -> bool:
@@ -126,36 +141,66 @@ def _in_dotenv(name: str) -> bool:
     )
 
 
-def _wait_healthy(env: dict[str, str], timeout: float) -> None:
-    """Until every container is healthy (the schema job: exited 0); a container that stops fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        states = _states(env)
-        waiting = {name: state for name, state in states.items() if state not in ("healthy", "exited 0")}
-        if states and not waiting:
-            return
-        broken = {n: s for n, s in waiting.items() if s.startswith(("exited", "dead", "unhealthy"))}
-        if broken or time.monotonic() > deadline:
-            raise click.ClickException(
-                f"compose services not healthy: {broken or waiting}; see "
-                f"DOCKER_HOST={env['DOCKER_HOST']} docker-compose -p {PROJECT} logs"
-            )
-        time.sleep(2)
+def report(built: list[images.Built]) -> None:
+    click.echo(f"{'image':28s} {'build s':>8s} {'MB':>8s}")
+    for b in built:
+        seconds = "cached" if b.cached else f"{b.seconds:.0f}"
+        click.echo(f"{b.image:28s} {seconds:>8s} {b.megabytes:8.0f}")
 
 
-def _states(env: dict[str, str]) -> dict[str, str]:
-    ids = compose("ps", "-q", env=env, capture_output=True, text=True).stdout.split()
-    if not ids:
-        return {}
-    found = subprocess.run(
-        ["docker", "inspect", *ids], env=env, check=True, capture_output=True, text=True
-    ).stdout
-    states = {}
-    for container in json.loads(found):
-        state = container["State"]
-        name = container["Name"].lstrip("/")
-        if state["Status"] == "exited":
-            states[name] = f"exited {state['ExitCode']}"
-        else:
-            states[name] = (state.get("Health") or {}).get("Status", state["Status"])
-    return states
+@click.command("images")
+@click.option("--gpu", is_flag=True, help="Also build the GPU worker's image (built, not run, here).")
+def images_command(gpu: bool) -> None:
+    """Build recog's images from Debian, npm and PyPI, for a site without Docker Hub."""
+    stack = ComposeStack()
+    report(images.build_all(stack.engine.start(), STATE_DIR / "cache", gpu=gpu))
+
+
+@click.command("compose-up")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait until all is healthy.")
+def compose_up(timeout: float) -> None:
+    """Run the whole stack under docker compose and wait until it is healthy."""
+    stack = ComposeStack()
+    ports = {
+        "gateway": int(os.environ.get("GATEWAY_PORT", 8000)),
+        "flower": int(os.environ.get("FLOWER_PORT", 5555)),
+    }
+    taken = [f"{name} ({port})" for name, port in ports.items() if not processes.port_is_free(port)]
+    if taken and not stack.running():
+        raise click.ClickException(
+            f"ports {', '.join(taken)} are taken, by `make up`'s stack or another program: stop it "
+            "first (make down), or publish compose elsewhere with GATEWAY_PORT and FLOWER_PORT"
+        )
+    started = time.monotonic()
+    report(stack.up(timeout))
+    gateway, flower = f"http://127.0.0.1:{ports['gateway']}", f"http://127.0.0.1:{ports['flower']}"
+    click.echo(f"""
+recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {stack.engine.host}
+
+  page     {gateway}/   (draw a digit, upload images or a zip, follow batches)
+  gateway  {gateway}   API docs {gateway}/docs, metrics {gateway}/metrics
+           curl -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"
+  flower   {flower}   login: recog / {stack.flower_password()}
+  cqlsh    .venv/bin/recog compose exec cassandra cqlsh -e "SELECT * FROM recognition.jobs LIMIT 5"
+  compose  .venv/bin/recog compose ps | logs | ...   (docker-compose on this engine and project)
+  stop     make compose-down   (make compose-down VOLUMES=1 also removes the data)
+""")
+
+
+@click.command("compose-down")
+@click.option("--volumes", is_flag=True, help="Also remove the data volumes (Cassandra, Redis, images).")
+def compose_down(volumes: bool) -> None:
+    """Stop the compose stack, and the Docker engine compose-up started (no other)."""
+    stack = ComposeStack()
+    if not stack.running():
+        click.echo("compose: nothing was running")
+        return
+    stack.down(volumes)
+    click.echo("compose: stopped" + (", data removed" if volumes else ""))
+
+
+@click.command("compose", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def compose_command(args: tuple[str, ...]) -> None:
+    """docker-compose with the engine, project and variables compose-up used: `recog compose ps`."""
+    raise SystemExit(ComposeStack().compose(*args, check=False).returncode)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from cli import client
-from cli.compose_commands import compose_down, compose_up, images_command
+from cli.compose_commands import compose_command, compose_down, compose_up, images_command
 from cli.stack_commands import STATE, down, up
 from shared.settings import Settings
 
@@ -26,6 +26,7 @@ cli.add_command(down)
 cli.add_command(images_command)
 cli.add_command(compose_up)
 cli.add_command(compose_down)
+cli.add_command(compose_command)
 
 
 retry_for_option = click.option(

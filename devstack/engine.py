@@ -1,11 +1,11 @@
 """A Docker engine for `make compose-up`: the one already running, or one of the project's own.
 
 Where DOCKER_HOST is set or the system's socket answers, that engine is used and never stopped.
-Otherwise Debian's dockerd is installed if missing and started with its data, exec root, socket
-and pid file under the state folder. It makes no docker0 bridge and writes no iptables rules, so
-an engine the machine already has (or gets later) is never touched: compose makes its own
-network, published ports go through docker's userland proxy, and image builds use the host's
-network (`docker build --network host`).
+Otherwise Debian's dockerd (scripts/install-system.sh docker installs it) is started with its
+data, exec root, socket and pid file under the state folder. It makes no docker0 bridge and
+writes no iptables rules, so an engine the machine already has (or gets later) is never touched:
+compose makes its own network, published ports go through docker's userland proxy, and image
+builds use the host's network (`docker build --network host`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 from devstack import processes
 
 SYSTEM_SOCKET = Path("/var/run/docker.sock")
-PACKAGES = {"dockerd": "docker.io", "docker-compose": "docker-compose", "debootstrap": "debootstrap"}
 
 
 class Engine:
@@ -46,14 +45,14 @@ class Engine:
     def host(self) -> str:
         return self.existing() or f"unix://{self.socket}"
 
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_HOST": self.host}
-
     def start(self, timeout: float = 60) -> str:
         """The engine's address, starting ours if no other runs."""
         if self.existing():
             return self.host
-        install_missing()
+        if shutil.which("dockerd") is None:
+            raise RuntimeError(
+                "dockerd is missing: `make compose-up` installs it (scripts/install-system.sh docker)"
+            )
         if processes.running_pid(self.run_dir, "dockerd") and _answers(self.host):
             return self.host
         argv = [
@@ -78,25 +77,6 @@ class Engine:
     def stop(self) -> bool:
         """Stop our engine (never another); True if it was running."""
         return processes.stop(self.run_dir, "dockerd", timeout=60)
-
-
-def install_missing() -> None:
-    """Debian's Docker engine, docker-compose and debootstrap, where missing (as root or sudo)."""
-    missing = [package for tool, package in PACKAGES.items() if shutil.which(tool) is None]
-    if not missing:
-        return
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-    subprocess.run(
-        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        timeout=1200,
-        stdout=subprocess.DEVNULL,
-    )
-    # The package starts the system's own engine; leave only ours running.
-    subprocess.run([*sudo, "service", "docker", "stop"], capture_output=True, check=False)
 
 
 def docker(*args: str, host: str, **options) -> subprocess.CompletedProcess:

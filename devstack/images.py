@@ -24,6 +24,7 @@ LOCAL_IMAGES = {
     "BASE_IMAGE": BASE,
     "REDIS_IMAGE": "recog-redis:7",
     "CASSANDRA_IMAGE": "recog-cassandra:2.1",
+    "CASSANDRA_PROTOCOL_VERSION": "3",  # Cassandra 2.1 answers no other
 }
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # Left out of the base: documentation, manuals, translations and apt's lists and caches.

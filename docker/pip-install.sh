@@ -1,7 +1,7 @@
 #!/bin/sh
-# pip-install VENV TARGET: install TARGET into VENV with the project's pinned versions, trusting
-# any CA in /tmp/ca/*.crt (a TLS-intercepting proxy's) besides the image's own, and a private
-# index where PIP_INDEX_URL is set. Build stages only: nothing here reaches a final image.
+# pip-install VENV ARGS...: pip install ARGS into VENV at the versions of constraints.txt, trusting
+# any CA in /tmp/ca/*.crt (a TLS-intercepting proxy's) besides the usual ones, and a private index
+# where PIP_INDEX_URL is set. Build stages only: nothing here reaches a final image.
 set -eu
 venv=$1
 shift

@@ -12,6 +12,7 @@ import tomllib
 import pytest
 import yaml
 
+from devstack.images import LOCAL_IMAGES
 from shared.settings import PROJECT_ROOT, Settings
 
 RECOG_SERVICES = ("schema", "gateway", "worker", "worker-gpu", "flower")  # built from our Dockerfiles
@@ -164,10 +165,29 @@ def test_cassandra_acknowledges_a_write_only_once_it_is_on_disk(rendered, tmp_pa
     assert subprocess.run(["bash", "-c", edit], timeout=30).returncode != 0
 
 
-def test_gateway_image_has_no_tensorflow():
+def test_gateway_image_has_no_tensorflow_numpy_or_scipy():
     dockerfile = (PROJECT_ROOT / "Dockerfile.gateway").read_text()
-    assert re.search(r"pip install \.(\s|$)", dockerfile)  # no extras: the project's base dependencies
+    assert "requirements.py > /tmp/requirements.txt" in dockerfile  # no extra: the base dependencies
     base = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert not [d for d in base if d.lower().startswith("tensorflow")]
+    assert not [d for d in base if re.match(r"(tensorflow|numpy|scipy)", d.lower())]
     for name in ("Dockerfile.gateway", "Dockerfile.worker"):
         assert "PROMETHEUS_MULTIPROC_DIR=" in (PROJECT_ROOT / name).read_text(), name
+
+
+def test_images_are_the_public_ones_unless_the_variables_say_otherwise(rendered, tmp_path):
+    images = {name: service.get("image") for name, service in rendered["services"].items()}
+    assert (images["cassandra"], images["redis"]) == ("cassandra:5.0", "redis:7")
+    assert rendered["services"]["gateway"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
+    local = tmp_path / "local.env"
+    variables = "".join(f"{k}={v}\n" for k, v in LOCAL_IMAGES.items())
+    local.write_text((PROJECT_ROOT / ".env.example").read_text() + variables)
+    result = compose("config", env_file=str(local))
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert (services["cassandra"]["image"], services["redis"]["image"]) == (
+        "recog-cassandra:2.1",
+        "recog-redis:7",
+    )
+    for name in ("gateway", "schema", "flower", "worker"):
+        assert services[name]["build"]["args"]["BASE_IMAGE"] == "recog-base:bookworm", name
+    assert services["worker"]["environment"]["RECOG_CASSANDRA_PROTOCOL_VERSION"] == "3"
