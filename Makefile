@@ -45,5 +45,5 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[worker,dev]'
 	touch $@
 
-clean: down
+clean: down compose-down
 	rm -rf .recog

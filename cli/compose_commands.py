@@ -63,10 +63,10 @@ class ComposeStack:
         )
 
     def running(self) -> bool:
-        return (
-            self.engine.existing() is not None
-            or processes.running_pid(self.engine.run_dir, "dockerd") is not None
-        )
+        """True if this project has containers on its engine."""
+        if not self.engine.ours and self.engine.existing() is None:
+            return False
+        return bool(self.compose("ps", "-q", capture_output=True, text=True, check=False).stdout.split())
 
     def up(self, timeout: float, *args: str) -> list[images.Built]:
         """Start (building local images first, where used) and wait until all is healthy."""
@@ -80,9 +80,6 @@ class ComposeStack:
         self.compose("down", *(["--volumes"] if volumes else []))
         if self.engine.ours:
             self.engine.stop()
-
-    def flower_password(self) -> str:
-        return self.env()["FLOWER_PASSWORD"]
 
     def _flower_password(self) -> dict[str, str]:
         """FLOWER_PASSWORD from the environment or .env, else one made once and kept in the state
@@ -99,14 +96,15 @@ class ComposeStack:
         return {"FLOWER_PASSWORD": path.read_text().strip()}
 
     def wait_healthy(self, timeout: float) -> None:
-        """Until every container is healthy (the schema job: exited 0); one that stops fails."""
+        """Until every service is healthy and the schema job has exited 0. A container that
+        exited otherwise fails at once; one unhealthy or restarting fails at the timeout."""
         deadline = time.monotonic() + timeout
         while True:
             states = self.states()
-            waiting = {name: state for name, state in states.items() if state not in ("healthy", "exited 0")}
+            waiting = {name: state for name, state in states.items() if not _ready(name, state)}
             if states and not waiting:
                 return
-            broken = {n: s for n, s in waiting.items() if s.startswith(("exited", "dead", "unhealthy"))}
+            broken = {n: s for n, s in waiting.items() if s.startswith(("exited", "dead"))}
             if broken or time.monotonic() > deadline:
                 raise click.ClickException(
                     f"compose services not healthy: {broken or waiting}; see `recog compose logs`"
@@ -114,15 +112,14 @@ class ComposeStack:
             time.sleep(2)
 
     def states(self) -> dict[str, str]:
-        """{container name: healthy, starting, unhealthy, running, exited N, ...}"""
+        """{container name: healthy, starting, unhealthy, restarting, exited N, ...}"""
         ids = self.compose("ps", "-q", capture_output=True, text=True).stdout.split()
         if not ids:
             return {}
-        found = subprocess.run(
-            ["docker", "inspect", *ids], env=self.env(), check=True, capture_output=True, text=True
-        ).stdout
+        found = subprocess.run(["docker", "inspect", *ids], env=self.env(), capture_output=True, text=True)
         states = {}
-        for container in json.loads(found):
+        # A container removed between the two calls is left out (inspect still lists the others).
+        for container in json.loads(found.stdout or "[]"):
             state = container["State"]
             name = container["Name"].lstrip("/")
             if state["Status"] == "exited":
@@ -132,13 +129,24 @@ class ComposeStack:
         return states
 
 
-def _in_dotenv(name: str) -> bool:
+def _ready(name: str, state: str) -> bool:
+    return state == "healthy" or (state == "exited 0" and "_schema_" in name)
+
+
+def _dotenv() -> dict[str, str]:
     path = PROJECT_ROOT / ".env"
-    return path.exists() and any(
-        line.split("=", 1)[0].strip() == name and line.split("=", 1)[1].strip()
-        for line in path.read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    )
+    lines = path.read_text().splitlines() if path.exists() else []
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs if value.strip()}
+
+
+def _in_dotenv(name: str) -> bool:
+    return name in _dotenv()
+
+
+def _variable(name: str, default: str) -> str:
+    """As compose reads it: the environment, then .env, then the default."""
+    return os.environ.get(name) or _dotenv().get(name) or default
 
 
 def report(built: list[images.Built]) -> None:
@@ -161,11 +169,8 @@ def images_command(gpu: bool) -> None:
 def compose_up(timeout: float) -> None:
     """Run the whole stack under docker compose and wait until it is healthy."""
     stack = ComposeStack()
-    ports = {
-        "gateway": int(os.environ.get("GATEWAY_PORT", 8000)),
-        "flower": int(os.environ.get("FLOWER_PORT", 5555)),
-    }
-    taken = [f"{name} ({port})" for name, port in ports.items() if not processes.port_is_free(port)]
+    ports = {"gateway": _variable("GATEWAY_PORT", "8000"), "flower": _variable("FLOWER_PORT", "5555")}
+    taken = [f"{name} ({port})" for name, port in ports.items() if not processes.port_is_free(int(port))]
     if taken and not stack.running():
         raise click.ClickException(
             f"ports {', '.join(taken)} are taken, by `make up`'s stack or another program: stop it "
@@ -173,6 +178,9 @@ def compose_up(timeout: float) -> None:
         )
     started = time.monotonic()
     report(stack.up(timeout))
+    password = f"the password in {stack.state}/flower-password"
+    if os.environ.get("FLOWER_PASSWORD") or _in_dotenv("FLOWER_PASSWORD"):
+        password = "FLOWER_PASSWORD (environment or .env)"
     gateway, flower = f"http://127.0.0.1:{ports['gateway']}", f"http://127.0.0.1:{ports['flower']}"
     click.echo(f"""
 recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {stack.engine.host}
@@ -180,7 +188,7 @@ recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {s
   page     {gateway}/   (draw a digit, upload images or a zip, follow batches)
   gateway  {gateway}   API docs {gateway}/docs, metrics {gateway}/metrics
            curl -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"
-  flower   {flower}   login: recog / {stack.flower_password()}
+  flower   {flower}   login: recog / {password}
   cqlsh    .venv/bin/recog compose exec cassandra cqlsh -e "SELECT * FROM recognition.jobs LIMIT 5"
   compose  .venv/bin/recog compose ps | logs | ...   (docker-compose on this engine and project)
   stop     make compose-down   (make compose-down VOLUMES=1 also removes the data)
@@ -192,7 +200,7 @@ recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {s
 def compose_down(volumes: bool) -> None:
     """Stop the compose stack, and the Docker engine compose-up started (no other)."""
     stack = ComposeStack()
-    if not stack.running():
+    if not stack.running() and not stack.engine.ours:
         click.echo("compose: nothing was running")
         return
     stack.down(volumes)

@@ -30,8 +30,9 @@ class Engine:
 
     @property
     def ours(self) -> bool:
-        """True when this folder's engine is the one in use (started here, stopped by stop())."""
-        return self.existing() is None
+        """True while the engine this folder started runs: then it is the one in use, whatever
+        else appears on the machine meanwhile."""
+        return processes.running_pid(self.run_dir, "dockerd") is not None
 
     def existing(self) -> str | None:
         """DOCKER_HOST, or the system's socket if an engine answers on it."""
@@ -43,32 +44,34 @@ class Engine:
 
     @property
     def host(self) -> str:
-        return self.existing() or f"unix://{self.socket}"
+        own = f"unix://{self.socket}"
+        return own if self.ours else (self.existing() or own)
 
     def start(self, timeout: float = 60) -> str:
         """The engine's address, starting ours if no other runs."""
-        if self.existing():
+        if self.ours and _answers(self.host):
+            return self.host
+        if not self.ours and self.existing():
             return self.host
         if shutil.which("dockerd") is None:
             raise RuntimeError(
                 "dockerd is missing: `make compose-up` installs it (scripts/install-system.sh docker)"
             )
-        if processes.running_pid(self.run_dir, "dockerd") and _answers(self.host):
-            return self.host
         argv = [
             "dockerd",
             "--data-root", str(self.state / "data"),
             "--exec-root", str(self.state / "exec"),
-            "--host", self.host,
+            "--host", f"unix://{self.socket}",
             "--pidfile", str(self.state / "dockerd.pid"),
             "--bridge", "none",
             "--iptables=false",
             "--ip-masq=false",
+            "--ip-forward=false",
         ]  # fmt: skip
         processes.start("dockerd", argv, self.run_dir, self.log_dir)
         deadline = time.monotonic() + timeout
         while not _answers(self.host):
-            if time.monotonic() > deadline or not processes.running_pid(self.run_dir, "dockerd"):
+            if time.monotonic() > deadline or not self.ours:
                 log = self.log_dir / "dockerd.log"
                 raise RuntimeError(f"dockerd did not answer on {self.socket}; see {log}")
             time.sleep(0.5)

@@ -27,6 +27,7 @@ LOCAL_IMAGES = {
     "CASSANDRA_PROTOCOL_VERSION": "3",  # Cassandra 2.1 answers no other
 }
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+BUILD_TIMEOUT = 1800  # seconds for one image: a stalled download fails the build, never hangs it
 # Left out of the base: documentation, manuals, translations and apt's lists and caches.
 TRIM = (
     "usr/share/doc",
@@ -52,7 +53,8 @@ class Built:
 
 
 def build_all(host: str, cache: Path, gpu: bool = False) -> list[Built]:
-    """Every local image, the base only if missing (the others are rebuilt from Docker's cache)."""
+    """Every local image, the base only if missing (the others are rebuilt from Docker's cache),
+    then the images they replaced are pruned."""
     docker = Docker(host)
     if HOST_BUNDLE.exists():
         shutil.copyfile(HOST_BUNDLE, PROJECT_ROOT / "docker" / "ca" / "host-bundle.crt")
@@ -69,6 +71,7 @@ def build_all(host: str, cache: Path, gpu: bool = False) -> list[Built]:
     if gpu:
         gpu_args = {**args, "TENSORFLOW_EXTRA": "worker-gpu"}
         built.append(docker.build("recog-worker-gpu:latest", "Dockerfile.worker", ".", gpu_args))
+    docker.run("image", "prune", "--force", stdout=subprocess.DEVNULL)
     return built
 
 
@@ -91,8 +94,20 @@ class Docker:
         """With the host's network: this engine has no bridge of its own (devstack/engine.py)."""
         started = time.monotonic()
         build_args = [item for key, value in args.items() for item in ("--build-arg", f"{key}={value}")]
-        options = ["--network", "host", "-f", dockerfile, "-t", image, *build_args]
-        self.run("build", *options, context, cwd=PROJECT_ROOT)
+        # Named without a value, docker reads PIP_INDEX_URL from the environment: an index URL
+        # with credentials stays off the command line.
+        options = [
+            "--network",
+            "host",
+            "-f",
+            dockerfile,
+            "-t",
+            image,
+            *build_args,
+            "--build-arg",
+            "PIP_INDEX_URL",
+        ]
+        self.run("build", *options, context, cwd=PROJECT_ROOT, timeout=BUILD_TIMEOUT)
         return Built(image, time.monotonic() - started, self.megabytes(image))
 
     def base(self) -> Built:
@@ -113,31 +128,47 @@ class Docker:
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
+                timeout=BUILD_TIMEOUT,
             )
             for path in TRIM:
                 for child in (root / path).glob("*"):
                     shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
             (root / "etc/dpkg/dpkg.cfg.d/01-recog-nodoc").write_text(NO_DOCS)
-            # The machine's own sources (security updates too), with the keyring minbase has.
             (root / "etc/apt/sources.list").unlink(missing_ok=True)
-            for source in Path("/etc/apt/sources.list.d").glob("*"):
-                shutil.copy(source, root / "etc/apt/sources.list.d" / source.name)
+            (root / "etc/apt/sources.list.d/debian.sources").write_text(debian_sources())
             tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
             changes = ["--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["bash"]']
             self.run("import", *changes, "-", BASE, stdin=tar.stdout)
-            tar.wait()
+            if tar.wait() != 0:
+                raise RuntimeError(f"tar of the debootstrap tree failed ({tar.returncode})")
         return Built(BASE, time.monotonic() - started, self.megabytes(BASE))
 
 
-def debian_mirror() -> str:
-    """The first Debian archive this machine's apt reads from (deb822 or one-line sources)."""
-    for source in [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]:
+def debian_mirror(security: bool = False) -> str:
+    """The Debian archive this machine's apt reads from (the security one with security=True),
+    from its deb822 or one-line sources; other vendors' lists are passed over."""
+    for source in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
         if not source.is_file():
             continue
         for line in source.read_text().splitlines():
             words = line.split()
-            if line.startswith("URIs:") and len(words) > 1 and "security" not in words[1]:
-                return words[1]
-            if words[:1] == ["deb"] and "security" not in line:
-                return next(w for w in words[1:] if "://" in w)
+            uris = words[1:] if line.startswith("URIs:") else [w for w in words[1:] if "://" in w][:1]
+            if words[:1] not in (["URIs:"], ["deb"]):
+                continue
+            for uri in uris:
+                if uri.rstrip("/").endswith("/debian-security" if security else "/debian"):
+                    return uri
     raise RuntimeError("no Debian mirror found in /etc/apt/sources.list(.d): debootstrap needs one")
+
+
+def debian_sources() -> str:
+    """The base's apt sources: this machine's Debian mirrors, bookworm with its updates and
+    security suites, signed by the keyring minbase has."""
+    stanza = "Types: deb\nURIs: {}\nSuites: {}\nComponents: main\nSigned-By: {}\n"
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    main = stanza.format(debian_mirror(), "bookworm bookworm-updates", keyring)
+    try:
+        security = debian_mirror(security=True)
+    except RuntimeError:
+        return main
+    return main + "\n" + stanza.format(security, "bookworm-security", keyring)

@@ -11,6 +11,8 @@ command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ "${1:-}" = docker ]; then
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v curl >/dev/null || missing+=(curl)  # the compose test sends a digit as a person would
+  command -v ps >/dev/null || missing+=(procps)
 fi
 for tool in java npm python3; do
   command -v "$tool" >/dev/null || { echo "install-system: $tool is required but missing" >&2; exit 1; }
@@ -25,7 +27,12 @@ fi
 if [[ " ${missing[*]} " == *" redis-server "* ]] && service redis-server status >/dev/null 2>&1; then
   service redis-server stop >/dev/null 2>&1 || true
 fi
-if [[ " ${missing[*]} " == *" docker.io "* ]] && service docker status >/dev/null 2>&1; then
-  service docker stop >/dev/null 2>&1 || true
+if [[ " ${missing[*]} " == *" docker.io "* ]]; then
+  # The project starts an engine of its own (devstack/engine.py): the system's stays off, socket too.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker.socket docker.service >/dev/null 2>&1 || true
+  elif service docker status >/dev/null 2>&1; then
+    service docker stop >/dev/null 2>&1 || true
+  fi
 fi
 exit 0

@@ -31,6 +31,7 @@ RECOG = Path(sys.executable).parent / "recog"
 GATEWAY_PORT, FLOWER_PORT = 28000, 25555
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
 PASSWORD = secrets.token_urlsafe(12)
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 BUILT = (
     "recog-base:bookworm",
     "recog-redis:7",
@@ -65,8 +66,12 @@ def compose():
             )
         yield stack
     finally:
-        if stack.running():
-            stack.compose("logs", "--no-color", "--tail", "200", capture_output=True, check=False)
+        if stack.running() or stack.engine.ours:
+            logs = stack.compose(
+                "logs", "--no-color", "--tail", "300", capture_output=True, text=True, check=False
+            )
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "compose-logs.txt").write_text(logs.stdout + logs.stderr)
             stack.down(volumes=True)
 
 
@@ -125,23 +130,33 @@ def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compo
     assert re.search(r"done \|\s+" + rows[0]["label"], seen), seen
 
 
+def accepted_jobs() -> float:
+    metrics = requests.get(f"{GATEWAY}/metrics", timeout=10).text
+    return sum(float(v) for v in re.findall(r"^recog_jobs_accepted_total\{[^}]*\} (\S+)$", metrics, re.M))
+
+
 def test_flower_asks_for_a_login_and_metrics_count_the_jobs(compose):
     flower = f"http://127.0.0.1:{FLOWER_PORT}/"
     assert requests.get(flower, timeout=10).status_code == 401
     assert requests.get(flower, auth=("recog", PASSWORD), timeout=10).status_code == 200
-    metrics = requests.get(f"{GATEWAY}/metrics", timeout=10).text
-    accepted = sum(float(v) for v in re.findall(r"^recog_jobs_accepted_total\{[^}]*\} (\S+)$", metrics, re.M))
-    assert accepted >= 501, metrics[:2000]
+    before = accepted_jobs()
+    files = [("files", (f"m{i}.png", images.png_digit(i, 1))) for i in range(3)]
+    assert requests.post(f"{GATEWAY}/v1/batches", files=files, timeout=60).status_code == 202
+    assert accepted_jobs() == before + 3
 
 
 def test_killing_the_workers_mid_batch_loses_nothing(compose):
+    """400 digits 2,000 pixels wide keep four pool processes busy for seconds (small ones were all
+    done before `docker-compose kill` had started), so the kill finds work in flight."""
     files = [
-        ("files", (f"k/{i:03d}-{i % 10}.png", images.fresh_png_digit(i % 10, i % 10))) for i in range(300)
+        ("files", (f"k/{i:03d}-{i % 10}.png", images.fresh_png_digit(i % 10, i % 10, 2000)))
+        for i in range(400)
     ]
-    batch = requests.post(f"{GATEWAY}/v1/batches", files=files, data={"name": "kill"}, timeout=120).json()
-    status = wait_for_done(GATEWAY, batch["id"], 20, timeout=120)
+    batch = requests.post(f"{GATEWAY}/v1/batches", files=files, data={"name": "kill"}, timeout=300).json()
+    wait_for_done(GATEWAY, batch["id"], 1, timeout=120)
     compose.compose("kill", "worker", capture_output=True)
-    in_flight = 300 - status["done"]
+    status = requests.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
+    in_flight = 400 - status["done"]
     assert in_flight > 0, "the batch ended before the kill: nothing was in flight"
     killed = time.monotonic()
     compose.compose("up", "-d", "--scale", "worker=2", "--no-recreate", capture_output=True)
@@ -153,9 +168,9 @@ def test_killing_the_workers_mid_batch_loses_nothing(compose):
         time.sleep(2)
     took = time.monotonic() - killed
     print(f"\nworkers killed with {in_flight} jobs unfinished; all final {took:.0f} s after")
-    assert (status["status"], status["done"], status["total"]) == ("done", 300, 300)
+    assert (status["status"], status["done"], status["total"]) == ("done", 400, 400)
     rows = requests.get(f"{GATEWAY}/v1/batches/{batch['id']}/results?format=json", timeout=60).json()
-    assert len(rows) == 300 and len({r["job_id"] for r in rows}) == 300
+    assert len(rows) == 400 and len({r["job_id"] for r in rows}) == 400
 
 
 def test_down_and_up_keep_every_job_readable(compose):

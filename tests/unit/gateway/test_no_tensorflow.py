@@ -1,6 +1,7 @@
 """The gateway image has no TensorFlow, numpy or scipy (pyproject.toml's worker extra): what runs
 from it (the gateway, Flower through workers.main, the schema job, `recog --help`) must not import
-them."""
+TensorFlow, keras or scipy. numpy is left out of the check: the Cassandra driver imports it when it
+is installed (here), and does without it in the image."""
 
 import subprocess
 import sys
