@@ -81,7 +81,9 @@ def docker(stack: ComposeStack, *args: str) -> str:
     ).stdout
 
 
-def test_a_digit_through_curl_comes_back_right(compose):
+def test_the_page_is_served_and_a_digit_through_curl_comes_back_right(compose):
+    page = requests.get(f"{GATEWAY}/", timeout=10)
+    assert page.status_code == 200 and "<canvas" in page.text
     out = subprocess.run(
         [
             "curl",
