@@ -78,8 +78,15 @@ class Engine:
         return self.host
 
     def stop(self) -> bool:
-        """Stop our engine (never another); True if it was running."""
-        return processes.stop(self.run_dir, "dockerd", timeout=60)
+        """Stop our engine (never another); True if it was running. A dockerd stopped leaves
+        mounts under its exec root (network namespaces) that would keep the state folder from
+        being removed: they are unmounted too."""
+        stopped = processes.stop(self.run_dir, "dockerd", timeout=60)
+        root = str(self.state.resolve())
+        mounted = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for point in sorted((m for m in mounted if m.startswith(root + "/")), reverse=True):
+            subprocess.run(["umount", point], capture_output=True, check=False)
+        return stopped
 
 
 def docker(*args: str, host: str, **options) -> subprocess.CompletedProcess:
