@@ -21,11 +21,11 @@ from bench.own_cassandra import own_cassandra  # noqa: E402
 from gateway.batch_progress import batch_counts, batch_progress  # noqa: E402
 from gateway.intake import Intake, plan_work  # noqa: E402
 from shared.jobs import NewJob, utcnow  # noqa: E402
-from shared.parts import PartCount  # noqa: E402
+from shared.parts import PART_FILES, PartCount  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402
 
 
-def make_batch(store: CassandraStore, files: int, chunk: int) -> dict:
+def make_batch(store: CassandraStore, files: int) -> dict:
     """A batch of that many queued files, recorded as the gateway records it, with its parts
     counted as half done."""
     intake = Intake("digits", utcnow(), uuid.uuid4())
@@ -44,7 +44,7 @@ def make_batch(store: CassandraStore, files: int, chunk: int) -> dict:
                 intake.batch_id,
             )
         )
-    _, parts = plan_work(intake, chunk, intake.created_at)
+    _, parts = plan_work(intake, 64, intake.created_at)
     store.insert_batch(intake.batch_id, "bench", "digits", intake.created_at)
     for start in range(0, files, 2000):
         store.insert_jobs(intake.accepted[start : start + 2000])
@@ -70,8 +70,7 @@ def poll_ms(store: CassandraStore, header: dict, polls: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, nargs="+", default=[1000, 10_000, 30_000])
-    parser.add_argument("--chunk", type=int, default=64)
+    parser.add_argument("--files", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--polls", type=int, default=20)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -82,7 +81,7 @@ def main() -> None:
         stack.create_schema()
         store = CassandraStore.open(settings)
         for files in args.files:
-            header = make_batch(store, files, args.chunk)
+            header = make_batch(store, files)
             lines_header = {**header, "counted": None}  # as a batch made before parts is read
             for _ in range(2):  # warm both paths up first
                 poll_ms(store, header, 1), poll_ms(store, lines_header, 1)
@@ -102,7 +101,7 @@ def main() -> None:
         )
     if args.json:
         args.json.write_text(
-            json.dumps({"chunk": args.chunk, "polls": args.polls, "results": results}, indent=2)
+            json.dumps({"part_files": PART_FILES, "polls": args.polls, "results": results}, indent=2)
         )
 
 

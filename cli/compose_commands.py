@@ -112,7 +112,7 @@ class ComposeStack:
             time.sleep(2)
 
     def states(self) -> dict[str, str]:
-        """{container name: healthy, starting, unhealthy, restarting, exited N, ...}"""
+        """{'service container': healthy, starting, unhealthy, restarting, exited N, ...}"""
         ids = self.compose("ps", "-q", capture_output=True, text=True).stdout.split()
         if not ids:
             return {}
@@ -121,7 +121,8 @@ class ComposeStack:
         # A container removed between the two calls is left out (inspect still lists the others).
         for container in json.loads(found.stdout or "[]"):
             state = container["State"]
-            name = container["Name"].lstrip("/")
+            service = (container["Config"].get("Labels") or {}).get("com.docker.compose.service", "")
+            name = f"{service} {container['Name'].lstrip('/')}"
             if state["Status"] == "exited":
                 states[name] = f"exited {state['ExitCode']}"
             else:
@@ -130,7 +131,8 @@ class ComposeStack:
 
 
 def _ready(name: str, state: str) -> bool:
-    return state == "healthy" or (state == "exited 0" and "_schema_" in name)
+    """name: 'service container'; only the one-shot schema job is done by exiting."""
+    return state == "healthy" or (state == "exited 0" and name.startswith("schema "))
 
 
 def _dotenv() -> dict[str, str]:

@@ -27,6 +27,7 @@ LOCAL_IMAGES = {
     "CASSANDRA_PROTOCOL_VERSION": "3",  # Cassandra 2.1 answers no other
 }
 HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+LABEL = "recog.built-by=make-images"  # on every image built here, so a prune takes only ours
 BUILD_TIMEOUT = 1800  # seconds for one image: a stalled download fails the build, never hangs it
 # Left out of the base: documentation, manuals, translations and apt's lists and caches.
 TRIM = (
@@ -71,7 +72,8 @@ def build_all(host: str, cache: Path, gpu: bool = False) -> list[Built]:
     if gpu:
         gpu_args = {**args, "TENSORFLOW_EXTRA": "worker-gpu"}
         built.append(docker.build("recog-worker-gpu:latest", "Dockerfile.worker", ".", gpu_args))
-    docker.run("image", "prune", "--force", stdout=subprocess.DEVNULL)
+    # Only recog's own replaced images: the engine may be the machine's, with images of others.
+    docker.run("image", "prune", "--force", "--filter", f"label={LABEL}", stdout=subprocess.DEVNULL)
     return built
 
 
@@ -96,17 +98,8 @@ class Docker:
         build_args = [item for key, value in args.items() for item in ("--build-arg", f"{key}={value}")]
         # Named without a value, docker reads PIP_INDEX_URL from the environment: an index URL
         # with credentials stays off the command line.
-        options = [
-            "--network",
-            "host",
-            "-f",
-            dockerfile,
-            "-t",
-            image,
-            *build_args,
-            "--build-arg",
-            "PIP_INDEX_URL",
-        ]
+        options = ["--network", "host", "-f", dockerfile, "-t", image, "--label", LABEL, *build_args]
+        options += ["--build-arg", "PIP_INDEX_URL"]
         self.run("build", *options, context, cwd=PROJECT_ROOT, timeout=BUILD_TIMEOUT)
         return Built(image, time.monotonic() - started, self.megabytes(image))
 

@@ -2,8 +2,8 @@
 and PyPI (`make images`), on the project's own Docker engine, with the production settings.
 
 Runs apart from the local-stack suite, never beside it (`make test` runs it as a second pytest
-run, marker `compose`). Its own engine, state folder, project name and ports, so a `make
-compose-up` stack is left alone. Prints each image's build time and size.
+run, marker `compose`). Its own engine (or the machine's, where one answers), state folder,
+project name and ports, so a `make compose-up` stack is left alone. Prints each image's build time and size.
 """
 
 from __future__ import annotations
