@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from shared.jobs import as_utc, iso
-from shared.parts import PartCount, count_lines
+from shared.parts import PartCount, count_lines, earlier, later
 
 
 def batch_counts(store, header: dict) -> dict[uuid.UUID | None, PartCount]:
@@ -29,9 +29,8 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         done += part.done
         failed += part.failed
         cached += part.cached
-        # Counts read back are naive UTC, counts just made are aware: compare them as UTC.
-        first_finish = _earlier(first_finish, part.first_finished and as_utc(part.first_finished))
-        last_finish = _later(last_finish, part.last_finished and as_utc(part.last_finished))
+        first_finish = earlier(first_finish, part.first_finished)
+        last_finish = later(last_finish, part.last_finished)
     final = done + failed
     created = header["created_at"]
     complete = total > 0 and final == total
@@ -65,11 +64,3 @@ def _status(total: int, running: int, done: int, failed: int, complete: bool) ->
     if failed == 0:
         return "done"
     return "failed" if done == 0 else "partial"
-
-
-def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else max(a, b)

@@ -62,12 +62,21 @@ def count_lines(lines: Iterable[dict]) -> PartCount:
         failed += status == FAILED
         cached += bool(line.get("cached")) and status == DONE
         finished = line.get("finished_at") if status in (DONE, FAILED) else None
-        if finished is not None:
-            # Lines read back are naive UTC, outcomes just made are aware: compare them as UTC.
-            finished = as_utc(finished)
-            first = finished if first is None else min(first, finished)
-            last = finished if last is None else max(last, finished)
+        first, last = earlier(first, finished), later(last, finished)
     return PartCount(total, running, done, failed, cached, first, last)
+
+
+def earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two moments, either may be missing. Times read back from Cassandra are naive
+    UTC, those just made aware: both are compared, and returned, as aware UTC."""
+    a, b = a and as_utc(a), b and as_utc(b)
+    return b if a is None else a if b is None else min(a, b)
+
+
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two moments, as earlier() takes them."""
+    a, b = a and as_utc(a), b and as_utc(b)
+    return b if a is None else a if b is None else max(a, b)
 
 
 def refused_count(part: Part) -> PartCount:

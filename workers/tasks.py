@@ -14,11 +14,10 @@ import time
 import redis
 from celery import Task
 
-from shared.jobs import FINAL_STATES
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
-from workers.alone import fail_chunk, run_alone, run_chunk
+from workers.alone import fail_chunk, open_jobs, run_alone, run_chunk
 from workers.batch_events import report_flush
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
 from workers.pipeline import fail_jobs, run_jobs
@@ -87,8 +86,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     try:
         spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
-            statuses, _ = app.runtime.store.look_up([m.job_id for m in spent], [])
-            spent = [m for m in spent if statuses.get(m.job_id) not in FINAL_STATES]  # never undo a result
+            spent = open_jobs(app.runtime.store, spent)  # never undo a result
             fail_jobs(
                 app.runtime,
                 spent,
