@@ -10,6 +10,7 @@ hence this loop.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -19,11 +20,25 @@ import click
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from shared.keys import LOCAL_KEY_FILE
+from shared.settings import STATE_DIR, Settings
+
 RETRY_FOR = 600.0  # the default of --retry-for: ten minutes
-# 409: an upload under the same Idempotency-Key is still being recorded; its answer comes soon.
+# 409 with Retry-After: an upload under the same Idempotency-Key is still being recorded; its
+# answer comes soon. (A 409 without it, a closed batch, is final.)
 TRANSIENT_STATUS = (409, 429, 503)
 MAX_DELAY = 30.0
 IDEMPOTENCY_KEY = "Idempotency-Key"
+
+
+@functools.cache
+def api_key() -> str | None:
+    """RECOG_API_KEY, else the key `make up` saved for this machine's user."""
+    key = Settings.from_env().api_key
+    if key:
+        return key
+    saved = STATE_DIR / LOCAL_KEY_FILE
+    return saved.read_text().strip() if saved.is_file() else None
 
 
 def upload_headers() -> dict:
@@ -59,10 +74,14 @@ def request(
     """The gateway's answer, after waiting out 503s, 429s and a gateway that is not there."""
     deadline = time.monotonic() + retry_for
     delay = 1.0
+    key = api_key()
+    if key:
+        options["headers"] = {"Authorization": f"Bearer {key}", **(options.get("headers") or {})}
     while True:
         try:
             response = requests.request(method, f"{gateway}{path}", **options)
-            if response.status_code not in TRANSIENT_STATUS:
+            final_409 = response.status_code == 409 and "Retry-After" not in response.headers
+            if response.status_code not in TRANSIENT_STATUS or final_409:
                 return response
             reason = f"{response.status_code} {_code(response)}"
             pause = _retry_after(response) or delay

@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 
 import click
+import requests
 
 from devstack import images, processes
 from devstack.engine import Engine
+from devstack.stack import save_key
+from shared.keys import LOCAL_HEADER_FILE, LOCAL_KEY, LOCAL_KEY_FILE, SCOPES
 from shared.settings import PROJECT_ROOT, STATE_DIR
 
 PROJECT = "recog"
@@ -90,10 +93,29 @@ class ComposeStack:
             return {}
         path = self.state / "flower-password"
         if not path.exists():
-            self.state.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(16))
+            processes.write_private(path, secrets.token_urlsafe(16))
         return {"FLOWER_PASSWORD": path.read_text().strip()}
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.extra.get('GATEWAY_PORT') or _variable('GATEWAY_PORT', '8000')}"
+
+    def api_key(self) -> str:
+        """The key kept in the state folder (mode 600), made by `recog keys create` in the gateway's
+        container when missing or when this stack's Cassandra no longer knows it (its data was
+        removed): every scope, tenant 'local', as `make up` makes."""
+        path = self.state / LOCAL_KEY_FILE
+        saved = path.read_text().strip() if path.is_file() else ""
+        if saved and _key_works(self.gateway_url, saved):
+            return saved
+        recog = ("exec", "-T", "gateway", "recog", "keys")
+        self.compose(*recog, "revoke", LOCAL_KEY, check=False, capture_output=True)
+        made = self.compose(
+            *recog, "create", LOCAL_KEY, "--scopes", ",".join(SCOPES), capture_output=True, text=True
+        )
+        key = made.stdout.strip().splitlines()[-1]
+        save_key(self.state, key)
+        return key
 
     def wait_healthy(self, timeout: float) -> None:
         """Until every service is healthy and the schema job has exited 0. A container that
@@ -128,6 +150,14 @@ class ComposeStack:
             else:
                 states[name] = (state.get("Health") or {}).get("Status", state["Status"])
         return states
+
+
+def _key_works(gateway: str, key: str) -> bool:
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        return requests.get(f"{gateway}/v1/batches?limit=1", headers=headers, timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _ready(name: str, state: str) -> bool:
@@ -180,6 +210,8 @@ def compose_up(timeout: float) -> None:
         )
     started = time.monotonic()
     report(stack.up(timeout))
+    key = stack.api_key()
+    header = stack.state / LOCAL_HEADER_FILE
     password = f"the password in {stack.state}/flower-password"
     if os.environ.get("FLOWER_PASSWORD") or _in_dotenv("FLOWER_PASSWORD"):
         password = "FLOWER_PASSWORD (environment or .env)"
@@ -187,9 +219,11 @@ def compose_up(timeout: float) -> None:
     click.echo(f"""
 recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {stack.engine.host}
 
-  page     {gateway}/   (draw a digit, upload images or a zip, follow batches)
+  API key  {key}
+           (kept in {stack.state / LOCAL_KEY_FILE}, mode 600)
+  page     {gateway}/   (draw a digit, upload images or a zip, follow batches; asks for the key)
   gateway  {gateway}   API docs {gateway}/docs, metrics {gateway}/metrics
-           curl -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"
+           curl -H @{header} -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"
   flower   {flower}   login: recog / {password}
   cqlsh    .venv/bin/recog compose exec cassandra cqlsh -e "SELECT * FROM recognition.jobs LIMIT 5"
   compose  .venv/bin/recog compose ps | logs | ...   (docker-compose on this engine and project)

@@ -12,6 +12,7 @@ import click
 
 from cli import client
 from cli.compose_commands import compose_command, compose_down, compose_up, images_command
+from cli.key_commands import keys_command
 from cli.stack_commands import STATE, down, up
 from shared.settings import Settings
 
@@ -27,6 +28,7 @@ cli.add_command(images_command)
 cli.add_command(compose_up)
 cli.add_command(compose_down)
 cli.add_command(compose_command)
+cli.add_command(keys_command)
 
 
 retry_for_option = click.option(

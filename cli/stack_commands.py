@@ -30,15 +30,17 @@ def up() -> None:
         ("Redis", stack.start_redis),
         ("Cassandra", stack.start_cassandra),
         ("schema", stack.create_schema),
+        ("API key", stack.local_key),
         ("worker", stack.start_worker),
         ("gateway", stack.start_gateway),
         ("Flower", stack.start_flower),
         ("gateway ready", stack.wait_gateway_ready),
         ("worker ready", stack.wait_worker_ready),
     ]
+    done = {}
     for label, step in steps:
         click.echo(f"  {label} ...", nl=False)
-        step()
+        done[label] = step()
         click.echo(" ok")
     s = stack.settings
     audit_query = (
@@ -49,9 +51,11 @@ def up() -> None:
     click.echo(f"""
 recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
 
-  page     {s.gateway_url}/   (draw a digit, upload images or a zip, follow batches)
+  API key  {done["API key"]}
+           (kept in {STATE}/api-key, mode 600; the recog command uses it by itself)
+  page     {s.gateway_url}/   (draw a digit, upload images or a zip, follow batches; asks for the key)
   gateway  {s.gateway_url}   API docs {s.gateway_url}/docs, metrics {s.gateway_url}/metrics
-           curl -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
+           curl -H @{STATE}/api-key.header -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
   flower   {s.flower_url}   login: {s.flower_user} / {stack.flower_password()}
   worker metrics  http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics
   cqlsh    {cqlsh} "{audit_query}"

@@ -139,3 +139,12 @@ def kill(run_dir: Path, name: str) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A secret's file, made anew with mode 600: never readable by others, not even between the
+    write and a chmod."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as fh:
+        fh.write(text + "\n")

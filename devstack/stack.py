@@ -177,15 +177,34 @@ class LocalStack:
         env = {**self.env(), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / "gateway")}
         processes.start("gateway", argv, self.run_dir, self.log_dir, env=env)
 
+    def local_key(self) -> str:
+        """The key kept in the state folder, made (all scopes, tenant 'local') when it is missing
+        or no longer works: the one the CLI and the person at this machine use."""
+        from shared import keys
+        from shared.jobs import utcnow
+        from shared.store.cassandra_results import CassandraStore
+
+        path = self.root / keys.LOCAL_KEY_FILE
+        saved = path.read_text().strip() if path.is_file() else ""
+        store = CassandraStore.open(self.settings)
+        try:
+            parts = keys.split(saved)
+            found = store.keys.get(parts[0]) if parts else None
+            if found is not None and found.opens_with(parts[1]):
+                return saved
+            keys.revoke(store.keys, keys.LOCAL_KEY, utcnow())
+            key = keys.create(store.keys, keys.LOCAL_KEY, keys.LOCAL_KEY, keys.SCOPES, utcnow())
+        finally:
+            store.close()
+        save_key(self.root, key)
+        return key
+
     def flower_password(self) -> str:
         if self.settings.flower_password:
             return self.settings.flower_password
         path = self.root / "flower-password"
         if not path.exists():
-            self.root.mkdir(parents=True, exist_ok=True)
-            # Created with mode 600: never readable by others, not even between write and chmod.
-            with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "w") as fh:
-                fh.write(secrets.token_urlsafe(12) + "\n")
+            processes.write_private(path, secrets.token_urlsafe(12))
         return path.read_text().strip()
 
     def start_flower(self) -> None:
@@ -258,3 +277,11 @@ class LocalStack:
             if processes.stop(self.run_dir, name, timeout=60 if name == "cassandra" else 20):
                 stopped.append(name)
         return stopped
+
+
+def save_key(folder: Path, key: str) -> None:
+    """The local key, and its header for `curl -H @FILE` (shared/keys.py), both mode 600."""
+    from shared import keys
+
+    processes.write_private(folder / keys.LOCAL_KEY_FILE, key)
+    processes.write_private(folder / keys.LOCAL_HEADER_FILE, f"Authorization: Bearer {key}")

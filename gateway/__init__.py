@@ -8,7 +8,7 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from gateway import batches, errors, health, jobs, metrics, openapi, page
+    from gateway import auth, batches, errors, headers, health, jobs, metrics, openapi, page
     from gateway.services import GatewayServices
 
     settings = settings or Settings.from_env()
@@ -18,6 +18,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["recog"] = GatewayServices(settings)
     errors.register(app)
+    auth.register(app)
+    headers.register(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)

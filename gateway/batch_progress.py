@@ -52,6 +52,7 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         "progress_percent": round(100.0 * final / total, 1) if total else 0.0,
         "images_per_second": round(rate, 1) if rate else None,
         "eta_seconds": 0.0 if complete else (round((total - final) / rate, 1) if rate else None),
+        "closed": bool(header.get("closed")),
         "created_at": iso(created),
         "first_finished_at": iso(first_finish),
         "finished_at": iso(last_finish) if complete else None,

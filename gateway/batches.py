@@ -6,16 +6,18 @@ import csv
 import io
 import json
 import uuid
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from gateway.archives import read_zip
+from gateway.auth import caller
 from gateway.batch_progress import batch_counts, batch_progress
 from gateway.errors import ApiError, batch_full, too_many_files
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
 from gateway.views import RESULT_COLUMNS, batch_line_view
-from shared.jobs import parse_job_id, utcnow
+from shared.jobs import as_utc, iso, parse_job_id, utcnow
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 
@@ -32,17 +34,18 @@ def create():
     services = current_app.extensions["recog"]
     key = upload_key()
     name = request.form.get("name", "")[:200]
-    with claimed(services, "batches", key) as claim:
+    tenant = caller().tenant
+    with claimed(services, f"{tenant}/batches", key) as claim:
         batch_id = claim.id_for("batch") if claim else uuid.uuid4()
         model = check_model(services.settings, request.form.get("model"))
-        intake = Intake(model, utcnow(), batch_id, claim=claim)
+        intake = Intake(model, utcnow(), batch_id, tenant, claim=claim)
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
             return _answer(earlier)
         _check_room(services.settings, intake, held=0)
         # A retry after a first attempt that failed half-way keeps the header it may have written.
         if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
-            services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at)
+            services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at, tenant)
         return _record(services, intake, skipped, name)
 
 
@@ -52,12 +55,15 @@ def add_files(batch_id: str):
     services = current_app.extensions["recog"]
     key = upload_key()
     header = _batch_or_404(services, batch_id)
+    if key is None:
+        _check_open(header)  # before the body is read; a keyed retry may still get its first answer
     request.files  # noqa: B018 - the body is read before the key is taken up, not while it is held
     with claimed(services, f"batch:{header['batch_id']}", key) as claim:
-        intake = Intake(header["model_name"], utcnow(), header["batch_id"], claim=claim)
+        intake = Intake(header["model_name"], utcnow(), header["batch_id"], header["tenant"], claim=claim)
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake)) is not None:
             return _answer(earlier)
+        _check_open(header)
         _check_room(services.settings, intake, _files_held(services, header, intake))
         return _record(services, intake, skipped, header["name"])
 
@@ -74,6 +80,62 @@ def _answer(body: dict):
     """202 with the upload's answer: just recorded, or the one a first attempt got (it may have
     been lost on its way)."""
     return jsonify(body), 202, {"Location": body["links"]["self"]}
+
+
+@bp.post("/<batch_id>/close")
+def close(batch_id: str):
+    """No more files: an upload to a closed batch gets 409. Closing twice is harmless."""
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    services.store.close_batch(header["batch_id"])
+    header = {**header, "closed": True}
+    return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
+
+
+@bp.get("")
+def listed():
+    """The caller's batches, newest first, a page at a time: `next` is the next page's cursor."""
+    services = current_app.extensions["recog"]
+    limit = _limit(services.settings.max_batches_listed)
+    after = _cursor(request.args.get("cursor"))
+    rows = services.store.tenant_batches(caller().tenant, limit + 1, after)
+    more, rows = len(rows) > limit, rows[:limit]
+    batches = [
+        {
+            "id": str(row["batch_id"]),
+            "name": row["name"],
+            "model": row["model_name"],
+            "created_at": iso(row["created_at"]),
+            "links": {"self": url_for("batches.show", batch_id=str(row["batch_id"]))},
+        }
+        for row in rows
+    ]
+    last = rows[-1] if more else None
+    cursor = f"{_millis(last['created_at'])}.{last['batch_id']}" if last else None
+    return jsonify({"batches": batches, "next": cursor})
+
+
+def _limit(most: int) -> int:
+    raw = request.args.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(400, "bad_limit", f"limit must be a whole number from 1 to {most}; got {raw!r}")
+    return int(raw)
+
+
+def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """Where the previous page ended: its last batch's creation (ms since 1970) and id. Made of
+    values the API shows anyway, so a made-up cursor reads nothing it should not."""
+    if raw is None:
+        return None
+    millis, _, batch_id = raw.partition(".")
+    uid = parse_job_id(batch_id)
+    if not millis.isdigit() or len(millis) > 15 or uid is None:
+        raise ApiError(400, "bad_cursor", "cursor must be the 'next' value of the previous page, unchanged")
+    return datetime.fromtimestamp(int(millis) / 1000, UTC).replace(tzinfo=None), uid
+
+
+def _millis(moment: datetime) -> int:
+    return round(as_utc(moment).timestamp() * 1000)
 
 
 @bp.get("/<batch_id>")
@@ -167,9 +229,19 @@ def _batch_or_404(services, batch_id: str) -> dict:
     if uid is None:
         raise ApiError(400, "bad_batch_id", f"{batch_id!r} is not a batch id; batch ids are UUIDs")
     header = services.store.get_batch(uid)
-    if header is None:
+    # Another tenant's batch is answered as one that does not exist: its id says nothing.
+    if header is None or not caller().owns(header.get("tenant")):
         raise ApiError(404, "unknown_batch", f"no batch with id {uid}")
     return header
+
+
+def _check_open(header: dict) -> None:
+    if header.get("closed"):
+        raise ApiError(
+            409,
+            "batch_closed",
+            f"batch {header['batch_id']} is closed and takes no more files; start another batch",
+        )
 
 
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.

@@ -12,14 +12,19 @@ STORE_DOWN = "the job store (Cassandra) is not answering"
 # Sent with every 503 and 429: how long a client should wait before trying again. A restarted
 # Redis or Cassandra is back within seconds; clients back off further on their own.
 RETRY_AFTER_SECONDS = 5
-# 409 is an upload under an Idempotency-Key still being recorded (gateway/idempotency.py).
-RETRY_LATER = (409, 429, 503)
+# And a 409 whose upload under an Idempotency-Key is still being recorded (gateway/idempotency.py);
+# another 409 (a closed batch) is for good.
+RETRY_LATER = (429, 503)
+IN_PROGRESS = "upload_in_progress"
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra) -> None:
+    """extra: more fields of the error's JSON; headers: of the response (WWW-Authenticate)."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, **extra) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = headers or {}
 
 
 def too_many_files(limit: int, sent: int | None = None) -> ApiError:
@@ -47,7 +52,7 @@ def error_response(status: int, code: str, message: str, **extra):
         JOBS_REJECTED.labels(code).inc()
     response = jsonify({"error": {"code": code, "message": message, **extra}})
     response.status_code = status
-    if status in RETRY_LATER:
+    if status in RETRY_LATER or code == IN_PROGRESS:
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -56,7 +61,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_exc):

@@ -41,6 +41,7 @@ class Intake:
     model_name: str
     created_at: datetime
     batch_id: uuid.UUID | None = None
+    tenant: str | None = None
     accepted: list[NewJob] = field(default_factory=list)
     refused: list[tuple[NewJob, str]] = field(default_factory=list)
     new_files: set[str] = field(default_factory=set)
@@ -195,6 +196,7 @@ def _messages(intake: Intake, jobs: list[NewJob], part_of: dict) -> tuple[JobMes
             j.batch_id,
             j.sha256 in intake.new_files,
             part=part_of.get(j.job_id),
+            tenant=j.tenant,
         )
         for j in jobs
         if j.job_id not in intake.recorded
@@ -213,6 +215,7 @@ def _new_job(intake: Intake, filename, sha256, size, fmt, width, height) -> NewJ
         intake.model_name,
         intake.created_at,
         intake.batch_id,
+        intake.tenant,
     )
 
 
@@ -226,4 +229,5 @@ def _failed(job: NewJob, error: str, worker: str) -> Outcome:
         error=error,
         batch_id=job.batch_id,
         created_at=job.created_at,
+        tenant=job.tenant,
     )

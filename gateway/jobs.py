@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from gateway.auth import caller
 from gateway.errors import ApiError
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take
@@ -29,8 +30,10 @@ def submit():
             "send the image in the multipart form field 'file', "
             "e.g. curl -F file=@digit.png http://HOST/v1/jobs",
         )
-    with claimed(services, "jobs", key) as claim:
-        intake = Intake(check_model(settings, request.form.get("model")), utcnow(), claim=claim)
+    tenant = caller().tenant
+    with claimed(services, f"{tenant}/jobs", key) as claim:
+        model = check_model(settings, request.form.get("model"))
+        intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
         take(services, intake, upload.read(), upload.filename, strict=True)
         job_id = intake.accepted[0].job_id
         location = url_for("jobs.show", job_id=str(job_id))
@@ -57,9 +60,12 @@ def show(job_id: str):
             f"{job_id!r} is not a job id; job ids are UUIDs like '0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b'",
         )
     wait = _wait_seconds(services.settings.max_wait_seconds)
-    row = wait_for_final(services, uid, wait) if wait else services.store.get_job(uid)
-    if row is None:
+    row = services.store.get_job(uid)
+    # Another tenant's job is answered as one that does not exist: its id says nothing.
+    if row is None or not caller().owns(row.get("tenant")):
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
+    if wait and row["status"] not in FINAL_STATES:
+        row = wait_for_final(services, uid, wait) or row
     return jsonify(job_view(row))
 
 

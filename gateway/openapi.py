@@ -38,8 +38,11 @@ def _other(media_type: str, description: str) -> dict:
 def _errors(*statuses: int) -> dict:
     meaning = {
         400: "a missing or malformed parameter, or an unknown model",
-        404: "no such job or batch",
-        409: "an upload under this Idempotency-Key is still being recorded; retry after Retry-After",
+        401: "no API key, or one this service does not know (or revoked); see WWW-Authenticate",
+        403: "the API key lacks the scope this needs (submit, read or admin)",
+        404: "no such job or batch (or another tenant's)",
+        409: "an upload under this Idempotency-Key is still being recorded (retry after Retry-After), "
+        "or the batch is closed (no Retry-After: for good)",
         413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
         422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
@@ -168,9 +171,27 @@ SCHEMAS = {
             "progress_percent": {"type": "number", "minimum": 0, "maximum": 100},
             "images_per_second": NULLABLE_NUMBER,
             "eta_seconds": NULLABLE_NUMBER,
+            "closed": {"type": "boolean", "description": "takes no more files"},
             "created_at": TIME,
             "first_finished_at": TIME,
             "finished_at": TIME,
+        }
+    ),
+    "BatchList": _obj(
+        {
+            "batches": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": UUID,
+                        "name": {"type": "string"},
+                        "model": {"type": "string"},
+                        "created_at": TIME,
+                        "links": _obj({"self": {"type": "string"}}),
+                    }
+                ),
+            },
+            "next": {**NULLABLE_STRING, "description": "the next page's cursor; null after the last"},
         }
     ),
     "BatchResult": _obj(
@@ -259,6 +280,20 @@ PATHS = {
         }
     },
     "/v1/batches": {
+        "get": {
+            "summary": "Your batches, newest first, a page at a time",
+            "parameters": [
+                # maximum: RECOG_MAX_BATCHES_LISTED, filled in by described()
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "the previous page's 'next', unchanged",
+                    "schema": {"type": "string", "minLength": 1},
+                },
+            ],
+            "responses": {"200": _json(_ref("BatchList"), "a page of batches"), **_errors(400, 503)},
+        },
         "post": {
             "summary": "Recognise many images (files or a zip) as one batch",
             "parameters": [IDEMPOTENCY_KEY],
@@ -267,13 +302,23 @@ PATHS = {
                 "202": _json(_ref("BatchAccepted"), "accepted and queued"),
                 **_errors(400, 409, 413, 422, 503),
             },
-        }
+        },
     },
     "/v1/batches/{batch_id}": {
         "get": {
             "summary": "A batch's progress: counts, rate and ETA",
             "parameters": [_id_param("batch_id")],
             "responses": {"200": _json(_ref("BatchStatus"), "progress"), **_errors(400, 404, 503)},
+        }
+    },
+    "/v1/batches/{batch_id}/close": {
+        "post": {
+            "summary": "Close a batch: it takes no more files (closing again is harmless)",
+            "parameters": [_id_param("batch_id")],
+            "responses": {
+                "200": _json(_ref("BatchStatus"), "closed; its progress"),
+                **_errors(400, 404, 503),
+            },
         }
     },
     "/v1/batches/{batch_id}/files": {
@@ -306,10 +351,13 @@ PATHS = {
             },
         }
     },
-    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(_ref("Health"), "alive")}}},
+    "/healthz": {
+        "get": {"summary": "Liveness", "security": [], "responses": {"200": _json(_ref("Health"), "alive")}}
+    },
     "/readyz": {
         "get": {
             "summary": "Readiness: Redis and Cassandra answer",
+            "security": [],
             "responses": {
                 "200": _json(_ref("Health"), "ready"),
                 "503": _json(_ref("Health"), "not ready; checks say which"),
@@ -318,25 +366,28 @@ PATHS = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics of the gateway",
+            "summary": "Prometheus metrics of the gateway (a key with the admin scope)",
             "responses": {"200": _other("text/plain", "Prometheus text format")},
         }
     },
     "/": {
         "get": {
             "summary": "The web page: draw a digit, upload images or a zip, follow batches",
+            "security": [],
             "responses": {"200": _other("text/html", "HTML")},
         }
     },
     "/docs": {
         "get": {
             "summary": "This description, readable",
+            "security": [],
             "responses": {"200": _other("text/html", "HTML")},
         }
     },
     "/v1/openapi.json": {
         "get": {
             "summary": "This description",
+            "security": [],
             "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
         }
     },
@@ -347,11 +398,26 @@ SPEC = {
     "info": {
         "title": "recog",
         "version": service_version(),
-        "description": "Queue-backed image recognition. Every error is JSON: {error: {code, message}}.",
+        "description": (
+            "Queue-backed image recognition. Every error is JSON: {error: {code, message}}. "
+            "Every operation but the health checks, the page and this description needs an API key "
+            "(`recog keys create NAME`) as 'Authorization: Bearer <key>'."
+        ),
     },
     "paths": PATHS,
-    "components": {"schemas": SCHEMAS},
+    "security": [{"apiKey": []}],
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key: recog_<id>_<secret>"}
+        },
+    },
 }
+# Every operation that needs a key may be refused one.
+for _operations in PATHS.values():
+    for _operation in _operations.values():
+        if "security" not in _operation:
+            _operation["responses"].update(_errors(401, 403))
 
 
 @bp.get("/v1/openapi.json")
@@ -374,4 +440,6 @@ def described(settings) -> dict:
             form["properties"]["model"]["enum"] = models
         if "files" in form["properties"]:
             form["properties"]["files"]["maxItems"] = settings.max_files_per_request
+    limit = next(p for p in paths["/v1/batches"]["get"]["parameters"] if p["name"] == "limit")
+    limit["schema"]["maximum"] = settings.max_batches_listed
     return spec

@@ -7,6 +7,7 @@ import threading
 import redis
 from celery import Celery
 
+from gateway.auth import KeyRing
 from shared.image_store import open_image_store
 from shared.messaging import celery_config
 from shared.settings import Settings
@@ -23,6 +24,7 @@ class GatewayServices:
         self.celery.config_from_object(celery_config(settings))
         self._store: ResultStore | None = None
         self._lock = threading.Lock()
+        self.keys = KeyRing(lambda: self.store.keys, settings.key_cache_seconds)
 
     @property
     def store(self) -> ResultStore:

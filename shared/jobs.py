@@ -35,6 +35,8 @@ class NewJob:
     model_name: str
     created_at: datetime
     batch_id: uuid.UUID | None = None
+    # The tenant of the API key that sent it (shared/keys.py).
+    tenant: str | None = None
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Outcome:
     cached: bool = False
     # When the job was created: what its queue time is measured from.
     created_at: datetime | None = None
+    tenant: str | None = None
 
 
 def new_job_id() -> uuid.UUID:

@@ -32,7 +32,8 @@ class JobMessage:
     a worker reports the work it holds, and how far into each queue it has read, by them.
     resent: the sweeper sent it (its first send was lost). alone: a pool process died running it
     among others, so it runs by itself next time (workers/alone.py). part: the part of its batch
-    it is counted in (shared/parts.py).
+    it is counted in (shared/parts.py). tenant: whose job it is; the cache of earlier results
+    is the tenant's own.
     """
 
     job_id: uuid.UUID
@@ -48,6 +49,7 @@ class JobMessage:
     resent: bool = False
     alone: bool = False
     part: uuid.UUID | None = None
+    tenant: str | None = None
 
     @property
     def key(self) -> JobKey:
@@ -78,11 +80,13 @@ class JobMessage:
             "resent": self.resent,
             "alone": self.alone,
             "part": str(self.part) if self.part else None,
+            "tenant": self.tenant,
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> JobMessage:
-        """Also reads messages queued by earlier versions (no attempt, work_id, sent_at or part)."""
+        """Also reads messages queued by earlier versions (no attempt, work_id, sent_at, part or
+        tenant)."""
         return cls(
             job_id=uuid.UUID(raw["id"]),
             sha256=raw["sha256"],
@@ -97,6 +101,7 @@ class JobMessage:
             resent=bool(raw.get("resent")),
             alone=bool(raw.get("alone")),
             part=uuid.UUID(raw["part"]) if raw.get("part") else None,
+            tenant=raw.get("tenant"),
         )
 
 

@@ -89,7 +89,7 @@ class Settings:
     # How often workers look for work whose task message was lost, and how far back (open work
     # is kept that long).
     sweep_seconds: int = setting(15, (WORKERS,), 1, 3600)
-    sweep_hours: int = setting(24, (GATEWAY, WORKERS), 1, 24 * 30)
+    sweep_hours: int = setting(24, (GATEWAY, WORKERS, STACK), 1, 24 * 30)
     # A worker's claim on the work it holds lives this long unless renewed (every third of it):
     # how soon the work of a SIGKILLed worker is sent again.
     lease_seconds: int = setting(30, (WORKERS,), 6, 3600)
@@ -116,12 +116,18 @@ class Settings:
     max_files_per_request: int = setting(1000, (GATEWAY,), 1, 100_000)
     # A batch's lines are one Cassandra partition of about 150 bytes a file: 100,000 is 15 MB.
     max_files_per_batch: int = setting(100_000, (GATEWAY,), 1, 1_000_000)
+    # The most batches GET /v1/batches gives in one page (?limit=).
+    max_batches_listed: int = setting(100, (GATEWAY,), 1, 1000)
     # How long an upload's Idempotency-Key is remembered: a retry within it gets the first answer.
     idempotency_hours: int = setting(24, (GATEWAY,), 1, 24 * 30)
     max_batch_upload_bytes: int = setting(512 * 1024 * 1024, (GATEWAY,), 1, 2**40)
     zip_max_entries: int = setting(10_000, (GATEWAY,), 1, 10_000_000)
     zip_max_bytes: int = setting(1024 * 1024 * 1024, (GATEWAY,), 1, 2**40)
     gateway_url: str = setting("http://127.0.0.1:8000", (CLI, STACK))
+    # The CLI's API key; empty: the one `make up` saved in its state folder (.recog/api-key).
+    api_key: str = setting("", (CLI,))
+    # How long a gateway process trusts a key it looked up: a revoked key works this much longer.
+    key_cache_seconds: int = setting(10, (GATEWAY,), 0, 3600)
     # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
     worker_metrics_host: str = setting("127.0.0.1", (WORKERS, STACK))
     worker_metrics_port: int = setting(9100, (WORKERS, STACK), 0, 65535)

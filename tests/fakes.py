@@ -14,13 +14,46 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.auth import KeyRing
 from model.recogniser import BatchOutcome, Prediction
 from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, minute_bucket
+from shared.jobs import DONE, FAILED, QUEUED, RUNNING, minute_bucket, utcnow
+from shared.keys import SCOPES, ApiKey, new_key
 from shared.messaging import stored_messages
 from shared.parts import PartCount, refused_count
 from shared.store import StoreUnavailable
+
+
+class MemoryKeys:
+    """The api_keys table of shared/store/api_keys.py, in a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, ApiKey] = {}
+
+    def add(self, key: ApiKey) -> None:
+        self.rows[key.key_id] = key
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self.rows.get(key_id)
+
+    def every(self) -> list[ApiKey]:
+        return sorted(self.rows.values(), key=lambda k: (k.name, k.created_at))
+
+    def revoke(self, key_id: str, at) -> None:
+        self.rows[key_id] = dataclasses.replace(self.rows[key_id], revoked_at=at)
+
+
+def keyed_client(app, scopes=SCOPES, tenant: str = "tenant-a"):
+    """A Flask test client whose requests carry a key its gateway knows: the app's KeyRing reads
+    it from MemoryKeys, as these tests run with Cassandra unreachable."""
+    table = MemoryKeys()
+    row, key = new_key("test-key", tenant, tuple(scopes), utcnow())
+    table.add(row)
+    app.extensions["recog"].keys = KeyRing(lambda: table, seconds=10)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
 
 
 class MemoryStore:
@@ -41,6 +74,7 @@ class MemoryStore:
         self.marked_running: list = []
         self.upload_keys: dict[tuple[str, str], dict] = {}
         self.starts: dict[uuid.UUID, list[str]] = {}
+        self.keys = MemoryKeys()
         self.down = False
 
     def _check(self) -> None:
@@ -133,7 +167,7 @@ class MemoryStore:
                 line = {"status": row["status"], "cached": o.cached, "finished_at": o.finished_at}
                 self.lines[o.job_id] = line
             if o.error is None and not o.cached:
-                self.cache[(o.sha256, o.model_name, o.model_version)] = {
+                self.cache[(o.sha256, o.model_name, o.model_version, o.tenant)] = {
                     "label": o.label,
                     "confidence": o.confidence,
                     "probabilities": o.probabilities,

@@ -29,6 +29,8 @@ LOCK = PROJECT_ROOT / ".recog" / "test-stack.lock"
 # New each session: the Flower test looks for it on every command line of the machine.
 FLOWER_PASSWORD = secrets.token_urlsafe(12)
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots and each stack's logs, kept after a run
+# The tests' requests to the gateway: it carries the key of the stack that runs (set at its start).
+API = requests.Session()
 PORTS = {
     "redis": 16379,
     "cassandra": 19042,
@@ -92,6 +94,9 @@ def stack(request, stack_lock):
         stack.start_redis()
         stack.start_cassandra()
         stack.create_schema()
+        # Its CLI runs (settings.to_env()) and requests (API) use the stack's own key.
+        stack.settings = stack.settings.replace(api_key=stack.local_key())
+        API.headers["Authorization"] = f"Bearer {stack.settings.api_key}"
         stack.start_worker()
         stack.start_gateway()
         stack.start_flower()
@@ -152,7 +157,7 @@ def submit(
     gateway: str, data: bytes, name: str = "digit.png", wait: float | None = None
 ) -> requests.Response:
     params = {"wait": wait} if wait else {}
-    return requests.post(f"{gateway}/v1/jobs", params=params, files={"file": (name, data)}, timeout=60)
+    return API.post(f"{gateway}/v1/jobs", params=params, files={"file": (name, data)}, timeout=60)
 
 
 def wait_for_cassandra_everywhere(store: CassandraStore, gateway: str, timeout: float = 60) -> None:

@@ -35,7 +35,7 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
     statuses, earlier = runtime.store.look_up(
         [m.job_id for m in messages],
-        [(m.sha256, models[m.model].info.name, models[m.model].info.version) for m in known],
+        [(m.sha256, models[m.model].info.name, models[m.model].info.version, m.tenant) for m in known],
     )
     seen = {m.job_id: row for m, row in zip(known, earlier, strict=True)}
     todo = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
@@ -171,6 +171,7 @@ def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcom
         finished_at=finished,
         batch_id=m.batch_id,
         created_at=m.created_at,
+        tenant=m.tenant,
         **fields,
     )
 

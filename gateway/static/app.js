@@ -17,6 +17,46 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// ---------- the API key ----------
+
+// Asked for once and kept in this browser (localStorage), sent as a Bearer token with every call.
+const KEY_ITEM = "recog-api-key";
+const storedKey = () => localStorage.getItem(KEY_ITEM);
+
+function showKey(message = "") {
+  const key = storedKey();
+  $("#key-form").hidden = Boolean(key) && !message;
+  $("#key-held").hidden = !key;
+  $("#key-name").textContent = key ? `${key.slice(0, 22)}…` : "";
+  const note = $("#key-message");
+  note.textContent = message;
+  note.hidden = !message;
+  if (!key || message) $("#api-key").focus();
+}
+
+function setUpKey() {
+  $("#key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("#api-key").value.trim();
+    if (!key) return;
+    localStorage.setItem(KEY_ITEM, key);
+    $("#api-key").value = "";
+    showKey();
+    listRecentBatches();
+  });
+  $("#forget-key").addEventListener("click", () => {
+    localStorage.removeItem(KEY_ITEM);
+    showKey("Key forgotten. Enter an API key to use the service.");
+  });
+  showKey(storedKey() ? "" : "Enter your API key: `make up` printed one (it is also in .recog/api-key).");
+}
+
+function withKey(options = {}) {
+  const key = storedKey();
+  if (!key) return options;
+  return { ...options, headers: { ...(options.headers || {}), Authorization: `Bearer ${key}` } };
+}
+
 // ---------- the API ----------
 
 // Like `recog submit`: a 409, 429 or 503 (waiting as long as Retry-After says, else with
@@ -57,7 +97,7 @@ async function tryUntilDeadline(request, url, options) {
     let reason = "the server cannot be reached";
     let pause = delay;
     try {
-      response = await fetch(url, options);
+      response = await fetch(url, withKey(options));
     } catch (err) {
       if (Date.now() + pause > deadline) {
         throw new Error(`The server could not be reached for ten minutes (${err.message}). Is recog running?`);
@@ -86,6 +126,7 @@ async function read(response) {
   const body = type.includes("application/json") ? await response.json() : null;
   if (!response.ok) {
     const message = body && body.error ? body.error.message : `The server answered ${response.status}.`;
+    if (response.status === 401) showKey(`The service refused the key: ${message}`);
     const error = new Error(message);
     error.status = response.status;
     throw error;
@@ -291,6 +332,7 @@ async function uploadBatch(form, name) {
     const accepted = await upload("/v1/batches", form);
     row.remove();
     openBatch(accepted.id, accepted);
+    listRecentBatches();
   } catch (err) {
     row.replaceChildren(
       el("div", { class: "row-main" }, el("p", { class: "file-name", text: name }), el("p", { class: "error", text: err.message })),
@@ -349,7 +391,8 @@ function batchCard(id) {
     fill,
   );
   const csv = el("a", { href: `/v1/batches/${id}/results?format=csv`, download: `batch-${id}.csv`, class: "csv", text: "Download CSV" });
-  const json = el("a", { href: `/v1/batches/${id}/results?format=json`, text: "JSON" });
+  const json = el("a", { href: `/v1/batches/${id}/results?format=json`, download: `batch-${id}.json`, class: "json", text: "JSON" });
+  for (const link of [csv, json]) link.addEventListener("click", (event) => download(event, link));
   const card = el(
     "article",
     { class: "batch", "data-batch-id": id },
@@ -361,6 +404,43 @@ function batchCard(id) {
     el("div", { class: "refused" }),
   );
   return { card, fill, bar };
+}
+
+// A plain link would send no key: fetch the file with it, then save what came.
+async function download(event, link) {
+  event.preventDefault();
+  const response = await fetch(link.href, withKey());
+  if (!response.ok) {
+    await read(response).catch((err) => {
+      $("#batch-error").textContent = err.message;
+      $("#batch-error").hidden = false;
+    });
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const save = el("a", { href: url, download: link.getAttribute("download") });
+  document.body.append(save);
+  save.click();
+  save.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+async function listRecentBatches() {
+  const list = $("#recent-batches");
+  if (!storedKey()) return;
+  try {
+    const page = await api("/v1/batches?limit=10");
+    const items = page.batches.map((batch) => {
+      const open = el("button", { type: "button", class: "link-button", text: batch.name || batch.id });
+      open.addEventListener("click", () => openBatch(batch.id));
+      const when = new Date(batch.created_at).toLocaleString();
+      return el("li", { "data-batch-id": batch.id }, open, el("span", { class: "when", text: ` ${when}` }));
+    });
+    list.replaceChildren(...items);
+    $("#recent-empty").hidden = items.length > 0;
+  } catch (err) {
+    $("#recent-empty").hidden = true;
+  }
 }
 
 function seconds(s) {
@@ -432,8 +512,10 @@ function setUpBatches() {
   });
   const match = /batch=([0-9a-fA-F-]{36})/.exec(location.hash);
   if (match) openBatch(match[1]);
+  listRecentBatches();
 }
 
+setUpKey();
 setUpDrawing();
 setUpUpload();
 setUpBatches();

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shared.messaging import Work
     from shared.parts import Part, PartCount
     from shared.settings import Settings
+    from shared.store.api_keys import KeyTable
 
 
 class StoreUnavailable(Exception):
@@ -29,6 +30,8 @@ class ResultStore(Protocol):
     Rows come back as dicts keyed by column name (see shared/store/schema.py for the columns).
     Every method may raise StoreUnavailable.
     """
+
+    keys: KeyTable  # the API keys (shared/store/api_keys.py)
 
     def close(self) -> None: ...
 
@@ -49,9 +52,10 @@ class ResultStore(Protocol):
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 
     def look_up(
-        self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str]]
+        self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str, str | None]]
     ) -> tuple[dict[uuid.UUID, str], list[dict | None]]:
-        """({job_id: status}, [earlier result or None per (sha256, model name, model version)])."""
+        """({job_id: status}, [the tenant's earlier result or None per (sha256, model name, model
+        version, tenant)])."""
 
     def mark_running(
         self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True
@@ -85,7 +89,14 @@ class ResultStore(Protocol):
     def leases(self) -> list[dict]:
         """The live leases: instance, held (a set of work ids), newest_sent ({queue: datetime})."""
 
-    def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None: ...
+    def insert_batch(
+        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+    ) -> None: ...
+
+    def close_batch(self, batch_id: uuid.UUID) -> None: ...
+
+    def tenant_batches(self, tenant: str, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[dict]:
+        """Up to limit of the tenant's batches, newest first, after the one a page showed last."""
 
     def claim_upload(
         self, scope: str, key: str, seed: uuid.UUID, claimed_at: datetime, ttl: int

@@ -31,7 +31,12 @@ from shared.messaging import Work, stored_messages
 from shared.parts import Part, PartCount, members_json, read_members, refused_count
 from shared.settings import Settings
 from shared.store import statements as cql
+from shared.store.api_keys import KeyTable
 from shared.store.session import Statements, connect, translated
+
+# A job sent before API keys (a message queued by the previous version) has no tenant; it is
+# written as "" rather than None, which would write a tombstone (protocol v3).
+NO_TENANT = ""
 
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
@@ -57,6 +62,7 @@ class CassandraStore:
         # How long open work and settled minutes are kept: as far back as the sweeper looks.
         self.keep_seconds = keep_seconds
         self._cql = Statements(lambda: session)
+        self.keys = KeyTable(self._cql)
 
     @classmethod
     def open(cls, settings: Settings) -> CassandraStore:
@@ -126,16 +132,20 @@ class CassandraStore:
         return self._cql.run(cql.SELECT_JOB, (job_id,)).one()
 
     @_store_errors
-    def look_up(self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str]]):
+    def look_up(self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str, str | None]]):
         """Statuses and earlier results asked for together: one round trip, not two."""
         status_futures = [self._cql.run_async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
-        recall_futures = [self._cql.run_async(cql.RECALL, key) for key in recall_keys]
+        recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
         statuses = {}
         for future in status_futures:
             row = future.result().one()
             if row:
                 statuses[row["job_id"]] = row["status"]
-        return statuses, [future.result().one() for future in recall_futures]
+        recalled = [
+            next((row for row in future.result() if row["tenant"] == (key[3] or NO_TENANT)), None)
+            for key, future in zip(recall_keys, recall_futures, strict=True)
+        ]
+        return statuses, recalled
 
     @_store_errors
     def mark_running(
@@ -197,8 +207,35 @@ class CassandraStore:
         return [_lease(row) for row in self._cql.run(cql.SELECT_LEASES, ())]
 
     @_store_errors
-    def insert_batch(self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime) -> None:
-        self._cql.run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at))
+    def insert_batch(
+        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+    ) -> None:
+        """The header first: a batch listed for its tenant always has one."""
+        self._cql.run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
+        self._cql.run(cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
+
+    @_store_errors
+    def close_batch(self, batch_id: uuid.UUID) -> None:
+        self._cql.run(cql.CLOSE_BATCH, (batch_id,))
+
+    @_store_errors
+    def tenant_batches(self, tenant: str, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[dict]:
+        """Up to limit of the tenant's batches, newest first, from just after `after` (the
+        created_at and id of the last one a page showed)."""
+        if after is None:
+            statement = self._cql.prepare(cql.SELECT_TENANT_BATCHES).bind((tenant,))
+        else:
+            statement = self._cql.prepare(cql.SELECT_TENANT_BATCHES_FROM).bind((tenant, after[0]))
+        statement.fetch_size = limit + 8
+        rows = []
+        for row in self.session.execute(statement):
+            # Batches of the same millisecond come in id order: skip those up to the last shown.
+            if after is not None and row["created_at"] == after[0] and row["batch_id"] <= after[1]:
+                continue
+            rows.append(row)
+            if len(rows) == limit:
+                break
+        return rows
 
     @_store_errors
     def claim_upload(
@@ -304,6 +341,7 @@ def _job_row(job: NewJob, status: str) -> tuple[str, tuple]:
         job.height,
         job.model_name,
         job.created_at,
+        job.tenant or NO_TENANT,
     )
     if job.batch_id is None:
         return cql.INSERT_JOB, values
@@ -351,6 +389,7 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
     """The writes that record one finished job: its row, its audit row, its batch line (batch
     jobs) and its cache row (real inferences only)."""
     hour = hour_bucket(o.finished_at)
+    tenant = o.tenant or NO_TENANT
     batch_key = (o.batch_id, o.filename, o.job_id)
     model = (o.model_name, o.model_version)
     timing = (o.worker, o.finished_at, o.queue_ms, o.inference_ms, o.batch_size, o.cached, o.job_id)
@@ -358,7 +397,17 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
         job_row = (cql.FINISH_FAILED, (FAILED, o.error, o.worker, o.finished_at, o.job_id))
         audit = (
             cql.AUDIT_FAILED,
-            (hour, o.finished_at, o.job_id, FAILED, o.error, o.sha256, o.filename, o.worker),
+            (
+                hour,
+                o.finished_at,
+                o.job_id,
+                FAILED,
+                o.error,
+                o.sha256,
+                o.filename,
+                o.worker,
+                tenant,
+            ),
         )
         line = (cql.BATCH_ROW_FAILED, (FAILED, o.error, o.finished_at, *batch_key))
         remember = None
@@ -366,10 +415,24 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
         job_row = (cql.FINISH_BLANK, (DONE, o.reason, *model, *timing))
         audit = (
             cql.AUDIT_BLANK,
-            (hour, o.finished_at, o.job_id, DONE, o.reason, *model, o.sha256, o.filename, o.worker),
+            (
+                hour,
+                o.finished_at,
+                o.job_id,
+                DONE,
+                o.reason,
+                *model,
+                o.sha256,
+                o.filename,
+                o.worker,
+                tenant,
+            ),
         )
         line = (cql.BATCH_ROW_BLANK, (DONE, o.reason, o.cached, o.finished_at, *batch_key))
-        remember = (cql.REMEMBER_BLANK, (o.sha256, *model, o.job_id, o.finished_at, o.reason))
+        remember = (
+            cql.REMEMBER_BLANK,
+            (o.sha256, *model, o.job_id, o.finished_at, o.reason, tenant),
+        )
     else:
         job_row = (cql.FINISH_LABELLED, (DONE, o.label, o.confidence, o.probabilities, *model, *timing))
         audit = (
@@ -385,12 +448,22 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
                 o.sha256,
                 o.filename,
                 o.worker,
+                tenant,
             ),
         )
         line = (cql.BATCH_ROW_LABELLED, (DONE, o.label, o.confidence, o.cached, o.finished_at, *batch_key))
         remember = (
             cql.REMEMBER_LABELLED,
-            (o.sha256, *model, o.job_id, o.finished_at, o.label, o.confidence, o.probabilities),
+            (
+                o.sha256,
+                *model,
+                o.job_id,
+                o.finished_at,
+                o.label,
+                o.confidence,
+                o.probabilities,
+                tenant,
+            ),
         )
     writes = [job_row, audit]
     if o.batch_id is not None:

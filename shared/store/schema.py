@@ -36,7 +36,8 @@ TABLES = (
         inference_ms double,
         batch_size int,
         batch_id uuid,
-        cached boolean
+        cached boolean,
+        tenant text
     )""",
     # Every recognition, by the UTC hour it finished in ('2026-11-21T14'): cqlsh reads one hour
     # without a scan, and a partition holds at most an hour of results.
@@ -54,6 +55,7 @@ TABLES = (
         sha256 text,
         filename text,
         worker text,
+        tenant text,
         PRIMARY KEY ((hour), finished_at, job_id)
     ) WITH CLUSTERING ORDER BY (finished_at DESC, job_id ASC)""",
     # An upload's Idempotency-Key (gateway/idempotency.py), kept RECOG_IDEMPOTENCY_HOURS: the
@@ -69,13 +71,15 @@ TABLES = (
         PRIMARY KEY ((scope, key))
     )""",
     # A bulk submission's header. counted: its progress is counted in batch_parts (batches made
-    # before those existed are counted from their lines).
+    # before those existed are counted from their lines). closed: it takes no more files.
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,
         name text,
         model_name text,
         created_at timestamp,
-        counted boolean
+        counted boolean,
+        tenant text,
+        closed boolean
     )""",
     # The jobs of one batch, sorted by file name: the CSV reads this partition. It grows with the
     # batch, about 150 bytes a file, up to RECOG_MAX_FILES_PER_BATCH files (100,000: about 15 MB).
@@ -116,7 +120,8 @@ TABLES = (
     )""",
     # What each model version said about an image, by its sha256: the cache for repeated
     # bytes, and the auditor's "every prediction of this image". Only real inferences are
-    # written here, so a partition grows with model versions, not with resubmissions.
+    # written here, so a partition grows with model versions and the tenants that sent the
+    # image (each tenant's cache is its own), not with resubmissions.
     """CREATE TABLE IF NOT EXISTS results_by_image (
         sha256 text,
         model_name text,
@@ -127,6 +132,7 @@ TABLES = (
         confidence double,
         probabilities list<double>,
         reason text,
+        tenant text,
         PRIMARY KEY ((sha256), model_name, model_version, job_id)
     )""",
 )
@@ -181,6 +187,26 @@ TABLES += (
         size_bytes int,
         stored_at timestamp
     )""",
+    # API keys (shared/keys.py): the hash of each key's secret, never the key; revoked keys stay,
+    # with when. A handful of rows, read by key id on each request a gateway has not cached.
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_id text PRIMARY KEY,
+        name text,
+        tenant text,
+        scopes set<text>,
+        secret_sha256 text,
+        created_at timestamp,
+        revoked_at timestamp
+    )""",
+    # A tenant's batches, newest first: GET /v1/batches reads a page of its partition.
+    """CREATE TABLE IF NOT EXISTS batches_by_tenant (
+        tenant text,
+        created_at timestamp,
+        batch_id uuid,
+        name text,
+        model_name text,
+        PRIMARY KEY ((tenant), created_at, batch_id)
+    ) WITH CLUSTERING ORDER BY (created_at DESC, batch_id ASC)""",
 )
 
 # Columns added after a table was first released: CREATE TABLE IF NOT EXISTS leaves an older
@@ -189,6 +215,12 @@ ADDED_COLUMNS = (
     ("jobs", "batch_id", "uuid"),
     ("jobs", "cached", "boolean"),
     ("batches", "counted", "boolean"),
+    # The tenant of the key that made a row (shared/keys.py); rows from before keys have none.
+    ("jobs", "tenant", "text"),
+    ("batches", "tenant", "text"),
+    ("batches", "closed", "boolean"),
+    ("results_by_image", "tenant", "text"),
+    ("predictions_by_hour", "tenant", "text"),
 )
 
 

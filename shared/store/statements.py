@@ -4,9 +4,9 @@ Each write names only the columns it sets: binding None would write a tombstone 
 """
 
 INSERT_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_bytes, image_format, width, height,
-    model_name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    model_name, created_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 INSERT_BATCH_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_bytes, image_format, width,
-    height, model_name, created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    height, model_name, created_at, tenant, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
 SELECT_STATUS = "SELECT job_id, status FROM jobs WHERE job_id = ?"
 MARK_RUNNING = "UPDATE jobs SET status = ?, started_at = ?, worker = ? WHERE job_id = ?"
@@ -19,14 +19,22 @@ FINISH_BLANK = """UPDATE jobs SET status = ?, reason = ?, model_name = ?, model_
 FINISH_FAILED = "UPDATE jobs SET status = ?, error = ?, worker = ?, finished_at = ? WHERE job_id = ?"
 
 AUDIT_LABELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, label, confidence,
-    model_name, model_version, sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    model_name, model_version, sha256, filename, worker, tenant)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 AUDIT_BLANK = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, reason, model_name,
-    model_version, sha256, filename, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    model_version, sha256, filename, worker, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 AUDIT_FAILED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, error, sha256, filename,
-    worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+    worker, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
-INSERT_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, counted)
-    VALUES (?, ?, ?, ?, true)"""
+INSERT_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, tenant, counted)
+    VALUES (?, ?, ?, ?, ?, true)"""
+INSERT_TENANT_BATCH = """INSERT INTO batches_by_tenant (tenant, created_at, batch_id, name, model_name)
+    VALUES (?, ?, ?, ?, ?)"""
+SELECT_TENANT_BATCHES = """SELECT batch_id, name, model_name, created_at FROM batches_by_tenant
+    WHERE tenant = ?"""
+SELECT_TENANT_BATCHES_FROM = """SELECT batch_id, name, model_name, created_at FROM batches_by_tenant
+    WHERE tenant = ? AND created_at <= ?"""
+CLOSE_BATCH = "UPDATE batches SET closed = true WHERE batch_id = ?"
 SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
 INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
 BATCH_ROW_RUNNING = "UPDATE batch_jobs SET status = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"
@@ -56,11 +64,14 @@ SELECT_PART = """SELECT part_id, total, running, done, failed, cached, first_fin
 SELECT_PART_MEMBERS = "SELECT members FROM part_members WHERE part_id = ?"
 
 REMEMBER_LABELLED = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,
-    label, confidence, probabilities) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+    label, confidence, probabilities, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 REMEMBER_BLANK = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,
-    reason) VALUES (?, ?, ?, ?, ?, ?)"""
-RECALL = """SELECT label, confidence, probabilities, reason FROM results_by_image
-    WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT 1"""
+    reason, tenant) VALUES (?, ?, ?, ?, ?, ?, ?)"""
+# A row per tenant that sent these bytes (and per race of two at once): the caller keeps its own
+# tenant's. Past RECALL_ROWS other rows the image is simply recognised again.
+RECALL_ROWS = 100
+RECALL = f"""SELECT label, confidence, probabilities, reason, tenant FROM results_by_image
+    WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT {RECALL_ROWS}"""
 
 # Written whole, first send and every send again alike, each time with a fresh TTL.
 OPEN_WORK = """INSERT INTO open_work (minute, work_id, chunk, messages, sent_at) VALUES (?, ?, ?, ?, ?)

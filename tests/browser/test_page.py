@@ -10,7 +10,6 @@ import shutil
 import zipfile
 
 import pytest
-import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests import images
@@ -44,7 +43,8 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, gateway):
+def page(browser, gateway, settings):
+    """The page as a person who gave it the stack's key once."""
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     page = context.new_page()
     foreign = []
@@ -52,9 +52,16 @@ def page(browser, gateway):
         "request", lambda r: None if r.url.startswith((gateway, "blob:", "data:")) else foreign.append(r.url)
     )
     page.goto(gateway + "/")
+    give_key(page, settings.api_key)
     yield page
     context.close()
     assert not foreign, f"the page must work offline; it asked for {foreign}"
+
+
+def give_key(page: Page, key: str) -> None:
+    page.get_by_label("API key", exact=True).fill(key)
+    page.get_by_role("button", name="Use this key").click()
+    expect(page.locator("#key-held")).to_be_visible()
 
 
 def draw(page: Page, strokes) -> None:
@@ -175,7 +182,7 @@ def test_dropped_file_is_recognised(page):
     expect(row.locator(".digit")).to_have_text("9")
 
 
-def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_path, gateway):
+def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_path):
     archive = tmp_path / "digits.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for d in range(6):
@@ -189,8 +196,12 @@ def test_zip_becomes_a_batch_that_reaches_100_percent_with_its_csv(page, tmp_pat
     expect(card.locator(".counts")).to_contain_text("6 of 6 finished: 6 done, 0 failed")
     expect(card.locator(".refused")).to_contain_text("readme.txt")
     page.locator("#batches").screenshot(path=SHOTS / "batch.png")
-    href = card.locator("a.csv").get_attribute("href")
-    rows = list(csv.DictReader(io.StringIO(requests.get(gateway + href, timeout=30).text)))
+    # The link fetches the CSV with the key (a plain link would send none) and saves it.
+    with page.expect_download() as download:
+        card.locator("a.csv").click()
+    saved = tmp_path / "saved.csv"
+    download.value.save_as(saved)
+    rows = list(csv.DictReader(io.StringIO(saved.read_text())))
     assert sorted((r["file"], r["label"]) for r in rows) == [(f"digits/{d}.png", str(d)) for d in range(6)]
     # The batch reopens from the address bar.
     page.reload()
@@ -209,6 +220,32 @@ def test_several_images_as_one_batch(page, tmp_path):
     expect(card.locator(".batch-name")).to_have_text("3 images", timeout=30_000)
     expect(card.locator(".counts")).to_contain_text("3 of 3 finished: 3 done", timeout=60_000)
     expect(page.locator("#uploads li")).to_have_count(0)
+    batch_id = card.get_attribute("data-batch-id")
+    expect(page.locator("#recent-batches li").first).to_have_attribute("data-batch-id", batch_id)
+    expect(page.locator("#recent-batches li").first).to_contain_text("3 images")
+
+
+def test_the_page_asks_for_a_key_once_and_keeps_it(browser, gateway, settings):
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(gateway + "/")
+    expect(page.locator("#key-message")).to_contain_text("Enter your API key")
+    expect(page.locator("#key-form")).to_be_visible()
+    page.screenshot(path=SHOTS / "key.png")
+    give_key(page, "recog_0123456789abcdef_" + "x" * 43)  # well-formed, but no such key
+    draw(page, SEVEN)
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#key-message")).to_contain_text("refused the key", timeout=20_000)
+    expect(page.locator("#key-form")).to_be_visible()
+    give_key(page, settings.api_key)
+    page.get_by_role("button", name="Predict").click()
+    expect(page.locator("#answer .digit")).to_have_text("7", timeout=20_000)
+    page.reload()
+    expect(page.locator("#key-held")).to_be_visible()
+    expect(page.locator("#key-form")).to_be_hidden()
+    page.get_by_role("button", name="Forget key").click()
+    expect(page.locator("#key-form")).to_be_visible()
+    context.close()
 
 
 def test_links_to_flower_and_the_api_docs(page, settings):

@@ -22,9 +22,11 @@ import requests
 
 from cli.compose_commands import ComposeStack
 from devstack import processes
+from shared.keys import LOCAL_HEADER_FILE
 from shared.settings import PROJECT_ROOT
 from tests import images
 from tests.integration.test_batches import wait_for_done
+from tests.stack import API
 
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(900)]
 RECOG = Path(sys.executable).parent / "recog"
@@ -59,6 +61,8 @@ def compose():
     started = time.monotonic()
     try:
         built = stack.up(600, "--scale", "worker=2")
+        # What compose-up does next: a key made in the gateway's container, kept in the state folder.
+        API.headers["Authorization"] = f"Bearer {stack.api_key()}"
         print(f"\ncompose stack healthy {time.monotonic() - started:.0f} s after the start; images:")
         for b in built:
             print(
@@ -84,10 +88,15 @@ def docker(stack: ComposeStack, *args: str) -> str:
 def test_the_page_is_served_and_a_digit_through_curl_comes_back_right(compose):
     page = requests.get(f"{GATEWAY}/", timeout=10)
     assert page.status_code == 200 and "<canvas" in page.text
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    refused = requests.post(f"{GATEWAY}/v1/jobs", files={"file": ("3.png", images.png_digit(3))}, timeout=10)
+    assert refused.status_code == 401, "the compose gateway wants a key too"
     out = subprocess.run(
         [
             "curl",
             "-sf",
+            "-H",
+            f"@{compose.state / LOCAL_HEADER_FILE}",  # as compose-up prints it: the key off argv
             "-F",
             f"file=@{PROJECT_ROOT / 'examples' / 'three.png'}",
             f"{GATEWAY}/v1/jobs?wait=30",
@@ -105,7 +114,7 @@ def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compo
     folder.mkdir()
     for i in range(500):
         (folder / f"{i:03d}-{i % 10}.png").write_bytes(images.png_digit(i % 10, (i // 10) % 10))
-    env = {**os.environ, "RECOG_GATEWAY_URL": GATEWAY}
+    env = {**os.environ, "RECOG_GATEWAY_URL": GATEWAY, "RECOG_API_KEY": compose.api_key()}
     run = subprocess.run(
         [str(RECOG), "submit-folder", str(folder), "--out", str(out)],
         env=env,
@@ -117,12 +126,8 @@ def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compo
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 500 and all(r["status"] == "done" for r in rows)
     assert sum(r["label"] == r["file"].split("-")[1][0] for r in rows) >= 495
-    workers = {
-        requests.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[:200]
-    }
-    workers |= {
-        requests.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[-200:]
-    }
+    workers = {API.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[:200]}
+    workers |= {API.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[-200:]}
     assert len(workers) == 2, f"--scale worker=2, but the work went to {workers}"
     job = rows[0]["job_id"]
     cql = f"SELECT status, label FROM recognition.jobs WHERE job_id = {job}"
@@ -133,7 +138,7 @@ def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compo
 
 
 def accepted_jobs() -> float:
-    metrics = requests.get(f"{GATEWAY}/metrics", timeout=10).text
+    metrics = API.get(f"{GATEWAY}/metrics", timeout=10).text
     return sum(float(v) for v in re.findall(r"^recog_jobs_accepted_total\{[^}]*\} (\S+)$", metrics, re.M))
 
 
@@ -143,7 +148,7 @@ def test_flower_asks_for_a_login_and_metrics_count_the_jobs(compose):
     assert requests.get(flower, auth=("recog", PASSWORD), timeout=10).status_code == 200
     before = accepted_jobs()
     files = [("files", (f"m{i}.png", images.png_digit(i, 1))) for i in range(3)]
-    assert requests.post(f"{GATEWAY}/v1/batches", files=files, timeout=60).status_code == 202
+    assert API.post(f"{GATEWAY}/v1/batches", files=files, timeout=60).status_code == 202
     assert accepted_jobs() == before + 3
 
 
@@ -154,35 +159,35 @@ def test_killing_the_workers_mid_batch_loses_nothing(compose):
         ("files", (f"k/{i:03d}-{i % 10}.png", images.fresh_png_digit(i % 10, i % 10, 2000)))
         for i in range(400)
     ]
-    batch = requests.post(f"{GATEWAY}/v1/batches", files=files, data={"name": "kill"}, timeout=300).json()
+    batch = API.post(f"{GATEWAY}/v1/batches", files=files, data={"name": "kill"}, timeout=300).json()
     wait_for_done(GATEWAY, batch["id"], 1, timeout=120)
     compose.compose("kill", "worker", capture_output=True)
-    status = requests.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
+    status = API.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
     in_flight = 400 - status["done"]
     assert in_flight > 0, "the batch ended before the kill: nothing was in flight"
     killed = time.monotonic()
     compose.compose("up", "-d", "--scale", "worker=2", "--no-recreate", capture_output=True)
     deadline = killed + 180
     while time.monotonic() < deadline:
-        status = requests.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
+        status = API.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
         if status["status"] in ("done", "partial", "failed"):
             break
         time.sleep(2)
     took = time.monotonic() - killed
     print(f"\nworkers killed with {in_flight} jobs unfinished; all final {took:.0f} s after")
     assert (status["status"], status["done"], status["total"]) == ("done", 400, 400)
-    rows = requests.get(f"{GATEWAY}/v1/batches/{batch['id']}/results?format=json", timeout=60).json()
+    rows = API.get(f"{GATEWAY}/v1/batches/{batch['id']}/results?format=json", timeout=60).json()
     assert len(rows) == 400 and len({r["job_id"] for r in rows}) == 400
 
 
 def test_down_and_up_keep_every_job_readable(compose):
-    first = requests.post(
+    first = API.post(
         f"{GATEWAY}/v1/jobs?wait=30", files={"file": ("7.png", images.png_digit(7, 3))}, timeout=60
     )
     job = first.json()["id"]
     compose.compose("down", capture_output=True)
     compose.up(600, "--scale", "worker=2")
-    again = requests.get(f"{GATEWAY}/v1/jobs/{job}", timeout=10).json()
+    again = API.get(f"{GATEWAY}/v1/jobs/{job}", timeout=10).json()
     assert (again["status"], again["label"]) == ("done", "7")
 
 
@@ -196,3 +201,4 @@ def test_no_secret_in_any_image_or_command_line(compose):
         docker(compose, "run", "--rm", "--entrypoint", "sh", image, "-c", leftovers)
     command_lines = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
     assert PASSWORD not in command_lines
+    assert compose.api_key() not in command_lines

@@ -9,13 +9,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import requests
 
 from shared.jobs import hour_bucket
 from shared.settings import PROJECT_ROOT
 from shared.store.audit import QUERIES
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
+from tests.stack import API
 
 BIN = Path(sys.executable).parent
 
@@ -33,11 +33,9 @@ def audited(gateway):
     data = images.encode(images.ink_on_paper(6, 4, size=187))  # a size no other test uses
     accepted = post_batch(gateway, [("audit/six.png", data)], name="audit").json()
     wait_for_batch(gateway, accepted["id"])
-    results = requests.get(
-        f"{gateway}/v1/batches/{accepted['id']}/results", params={"format": "json"}, timeout=30
-    )
+    results = API.get(f"{gateway}/v1/batches/{accepted['id']}/results", params={"format": "json"}, timeout=30)
     (row,) = results.json()
-    job = requests.get(f"{gateway}/v1/jobs/{row['job_id']}", timeout=30).json()
+    job = API.get(f"{gateway}/v1/jobs/{row['job_id']}", timeout=30).json()
     assert job["status"] == "done" and job["label"] == "6"
     finished = datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
     return {

@@ -10,13 +10,12 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-import requests
 
 from gateway import create_app
 from shared.jobs import as_utc, hour_bucket, utcnow
 from shared.parts import count_lines
 from tests import images
-from tests.stack import stored_images
+from tests.stack import API, stored_images
 
 TERMINAL = ("done", "partial", "failed")
 # Batches of hundreds of images on two cores: longer than the default per-test limit allows.
@@ -27,7 +26,7 @@ def post_batch(gateway, files=(), archive=None, name="test", timeout=120):
     parts = [("files", (fname, data)) for fname, data in files]
     if archive is not None:
         parts.append(("archive", ("upload.zip", archive)))
-    return requests.post(f"{gateway}/v1/batches", files=parts, data={"name": name}, timeout=timeout)
+    return API.post(f"{gateway}/v1/batches", files=parts, data={"name": name}, timeout=timeout)
 
 
 def wait_for_batch(gateway, batch_id, timeout=180):
@@ -35,7 +34,7 @@ def wait_for_batch(gateway, batch_id, timeout=180):
     as the CLI does, any other error fails."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30)
+        response = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30)
         body = response.json()
         if response.status_code == 503:
             time.sleep(0.5)
@@ -52,7 +51,7 @@ def wait_for_done(gateway, batch_id, done: int, timeout: float) -> dict:
     timeout), polled often: a fault test kills a service then, with work still in flight."""
     deadline = time.monotonic() + timeout
     while True:
-        status = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        status = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
         if status["done"] >= done or time.monotonic() > deadline:
             return status
         time.sleep(0.05)
@@ -123,7 +122,7 @@ def test_a_batch_made_before_parts_is_counted_from_its_lines(gateway, store):
             " VALUES (%s, %s, %s, %s, %s)",
             (batch_id, f"{n}.png", uuid.uuid4(), status, utcnow() if status != "queued" else None),
         )
-    body = requests.get(f"{gateway}/v1/batches/{batch_id}", timeout=10).json()
+    body = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=10).json()
     assert (body["total"], body["done"], body["failed"], body["queued"], body["status"]) == (
         3,
         1,
@@ -163,9 +162,9 @@ def test_a_batch_holds_at_most_its_setting_of_files(settings):
 
 def test_csv_and_json_results_match_the_stored_rows(gateway, store, mixed_batch):
     batch_id = mixed_batch[0]["id"]
-    text = requests.get(f"{gateway}/v1/batches/{batch_id}/results", params={"format": "csv"}, timeout=60).text
+    text = API.get(f"{gateway}/v1/batches/{batch_id}/results", params={"format": "csv"}, timeout=60).text
     from_csv = list(csv.DictReader(io.StringIO(text)))
-    from_json = requests.get(
+    from_json = API.get(
         f"{gateway}/v1/batches/{batch_id}/results", params={"format": "json"}, timeout=60
     ).json()
     stored = {str(r["job_id"]): r for r in store.batch_rows(uuid.UUID(batch_id))}
@@ -199,7 +198,7 @@ def test_zip_is_read_like_files_and_reports_what_it_skips(gateway):
     assert "nested archive" in reasons["inner.zip"] and "symbolic link" in reasons["link.png"]
     status = wait_for_batch(gateway, body["id"])
     assert status["status"] == "done" and status["done"] == 20
-    rows = requests.get(f"{gateway}{body['links']['results']}", params={"format": "json"}, timeout=60).json()
+    rows = API.get(f"{gateway}{body['links']['results']}", params={"format": "json"}, timeout=60).json()
     assert labels_right(rows) >= 19
 
 
@@ -222,7 +221,7 @@ def test_resubmitted_files_are_served_from_cache(gateway, mixed_batch):
     again = post_batch(gateway, digit_files(30)).json()
     status = wait_for_batch(gateway, again["id"])
     assert status["done"] == 30 and status["cached"] == 30
-    rows = requests.get(
+    rows = API.get(
         f"{gateway}/v1/batches/{again['id']}/results", params={"format": "json"}, timeout=60
     ).json()
     assert all(r["cached"] for r in rows) and labels_right(rows) >= 29
@@ -230,7 +229,7 @@ def test_resubmitted_files_are_served_from_cache(gateway, mixed_batch):
 
 def test_files_can_be_added_to_an_open_batch(gateway):
     first = post_batch(gateway, digit_files(5, prefix="part1")).json()
-    more = requests.post(
+    more = API.post(
         f"{gateway}{first['links']['files']}",
         files=[("files", f) for f in digit_files(7, "part2")],
         timeout=60,
@@ -245,20 +244,20 @@ def test_the_csv_never_hands_a_spreadsheet_a_formula(gateway):
     batch = post_batch(gateway, files).json()
     wait_for_batch(gateway, batch["id"])
     results = f"{gateway}{batch['links']['results']}"
-    in_csv = [r["file"] for r in csv.DictReader(io.StringIO(requests.get(results, timeout=30).text))]
+    in_csv = [r["file"] for r in csv.DictReader(io.StringIO(API.get(results, timeout=30).text))]
     assert sorted(in_csv) == sorted(["'" + n for n in names[:3]] + ["plain-5.png"])
-    in_json = [r["file"] for r in requests.get(results, params={"format": "json"}, timeout=30).json()]
+    in_json = [r["file"] for r in API.get(results, params={"format": "json"}, timeout=30).json()]
     assert sorted(in_json) == sorted(names), "JSON keeps the names as sent"
 
 
 def test_batch_errors_are_json(gateway, mixed_batch):
     assert (
-        requests.post(f"{gateway}/v1/batches", data={"name": "x"}, timeout=10).json()["error"]["code"]
+        API.post(f"{gateway}/v1/batches", data={"name": "x"}, timeout=10).json()["error"]["code"]
         == "missing_files"
     )
-    assert requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}", timeout=10).status_code == 404
-    assert requests.get(f"{gateway}/v1/batches/nope", timeout=10).status_code == 400
-    bad_format = requests.get(f"{gateway}/v1/batches/{mixed_batch[0]['id']}/results?format=xml", timeout=10)
+    assert API.get(f"{gateway}/v1/batches/{uuid.uuid4()}", timeout=10).status_code == 404
+    assert API.get(f"{gateway}/v1/batches/nope", timeout=10).status_code == 400
+    bad_format = API.get(f"{gateway}/v1/batches/{mixed_batch[0]['id']}/results?format=xml", timeout=10)
     assert bad_format.status_code == 400 and bad_format.json()["error"]["code"] == "bad_format"
     assert "'xml'" in bad_format.json()["error"]["message"]
 
@@ -302,15 +301,15 @@ def test_results_past_one_page_come_back_whole_and_in_order(gateway):
     """Results are read from Cassandra 1,000 rows a page; 1,010 files cross a page boundary."""
     files = digit_files(1010, prefix="many")
     first = post_batch(gateway, files[:600]).json()
-    more = requests.post(
+    more = API.post(
         f"{gateway}{first['links']['files']}", files=[("files", f) for f in files[600:]], timeout=120
     )
     assert more.status_code == 202 and more.json()["accepted"] == 410
     status = wait_for_batch(gateway, first["id"], timeout=300)
     assert status["total"] == 1010 and status["done"] == 1010
     results = f"{gateway}{first['links']['results']}"
-    csv_rows = list(csv.DictReader(io.StringIO(requests.get(results, timeout=60).text)))
+    csv_rows = list(csv.DictReader(io.StringIO(API.get(results, timeout=60).text)))
     assert [r["file"] for r in csv_rows] == sorted(name for name, _ in files)
-    json_rows = requests.get(results, params={"format": "json"}, timeout=60).json()
+    json_rows = API.get(results, params={"format": "json"}, timeout=60).json()
     assert [r["file"] for r in json_rows] == [r["file"] for r in csv_rows]
     assert labels_right(json_rows) >= 1000

@@ -21,7 +21,7 @@ from shared.jobs import utcnow
 from tests import images
 from tests.integration.test_batches import audit_rows_per_job, wait_for_done
 from tests.integration.test_metrics import samples, value
-from tests.stack import wait_for_cassandra_everywhere, wait_until_final
+from tests.stack import API, wait_for_cassandra_everywhere, wait_until_final
 
 RECOG = Path(sys.executable).parent / "recog"
 IMAGES = 1000
@@ -55,9 +55,7 @@ class SingleJobs(threading.Thread):
             label = n % 10
             data = images.fresh_png_digit(label, n % 10)  # recognised, not recalled from the batch's
             try:
-                response = requests.post(
-                    f"{self.gateway}/v1/jobs", files={"file": ("s.png", data)}, timeout=10
-                )
+                response = API.post(f"{self.gateway}/v1/jobs", files={"file": ("s.png", data)}, timeout=10)
             except requests.RequestException:
                 continue  # the gateway is down: not accepted, nothing to account for
             if response.status_code == 202:

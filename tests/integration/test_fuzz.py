@@ -5,12 +5,11 @@ them, no answer is a 5xx, no worker process dies, and every accepted job ends do
 import time
 
 import pytest
-import requests
 
 from devstack import processes
 from tests.fuzz import SEED, lying_zips, mutated_files
 from tests.integration.test_batches import wait_for_batch
-from tests.stack import wait_until_final
+from tests.stack import API, wait_until_final
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -31,7 +30,7 @@ def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gatew
     for start in range(0, len(files), 500):
         parts = [("files", f) for f in files[start : start + 500]]
         url = f"{gateway}/v1/batches" + (f"/{batch_id}/files" if batch_id else "")
-        response = requests.post(url, files=parts, data={"name": "fuzz"}, timeout=300)
+        response = API.post(url, files=parts, data={"name": "fuzz"}, timeout=300)
         assert response.status_code in (200, 202), response.text[:500]
         body = response.json()
         batch_id = body["id"]
@@ -41,7 +40,7 @@ def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gatew
     assert accepted + refused == len(files)
     singles = []
     for name, data in files[:: len(files) // 200]:  # the single-image endpoint on a sample
-        single = requests.post(f"{gateway}/v1/jobs", files={"file": (name, data)}, timeout=60)
+        single = API.post(f"{gateway}/v1/jobs", files={"file": (name, data)}, timeout=60)
         assert single.status_code < 500, (name, single.text[:300])
         if single.status_code == 202:
             singles.append(single.json()["id"])
@@ -63,7 +62,7 @@ def test_zips_with_lying_headers_never_get_a_5xx(gateway):
     statuses = []
     for n, data in enumerate(lying_zips(SEED)):
         archive = {"archive": (f"lying-{n}.zip", data)}
-        response = requests.post(f"{gateway}/v1/batches", files=archive, data={"name": "fuzz"}, timeout=60)
+        response = API.post(f"{gateway}/v1/batches", files=archive, data={"name": "fuzz"}, timeout=60)
         assert response.status_code < 500, (n, response.text[:300])
         statuses.append(response.status_code)
     assert 422 in statuses, "no mutation broke a zip: the test proves nothing"

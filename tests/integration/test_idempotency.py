@@ -13,11 +13,11 @@ from shared.jobs import utcnow
 from tests import images
 from tests.integration.test_batches import audit_rows_per_job, post_batch, wait_for_batch
 from tests.integration.test_metrics import samples, value
-from tests.stack import wait_until_final
+from tests.stack import API, wait_until_final
 
 
 def post_job(gateway, data, key, name="digit.png", wait=None):
-    return requests.post(
+    return API.post(
         f"{gateway}/v1/jobs",
         params={"wait": wait} if wait else {},
         files={"file": (name, data)},
@@ -66,7 +66,7 @@ def test_a_batch_and_its_added_files_sent_twice_under_their_keys_are_counted_onc
     create_key, add_key = str(uuid.uuid4()), str(uuid.uuid4())
 
     def create():
-        return requests.post(
+        return API.post(
             f"{gateway}/v1/batches",
             files=[("files", f) for f in files[:6]],
             data={"name": "keyed"},
@@ -81,7 +81,7 @@ def test_a_batch_and_its_added_files_sent_twice_under_their_keys_are_counted_onc
     batch_id = first.json()["id"]
 
     def add():
-        return requests.post(
+        return API.post(
             f"{gateway}/v1/batches/{batch_id}/files",
             files=[("files", f) for f in files[6:]],
             headers={"Idempotency-Key": add_key},
@@ -109,7 +109,7 @@ def test_a_batch_upload_cut_off_by_a_sigkilled_gateway_is_finished_by_its_retry(
     files = [(f"c/{i:04d}-{i % 10}.png", images.fresh_png_digit(i % 10, i // 10 % 10)) for i in range(400)]
 
     def send():
-        return requests.post(
+        return API.post(
             f"{gateway}/v1/batches",
             files=[("files", f) for f in files],
             data={"name": "cut off"},

@@ -7,13 +7,12 @@ import time
 import uuid
 
 import pytest
-import requests
 
 from shared.image_store import ImageMissing
 from shared.jobs import FINAL_STATES
 from shared.store.cassandra_images import CassandraImageStore
 from tests.images import encode, ink_on_paper
-from tests.stack import files_under, submit
+from tests.stack import API, files_under, submit
 
 
 @pytest.fixture
@@ -59,11 +58,11 @@ def test_a_worker_on_another_host_needs_no_shared_folder(stack, settings, store,
         # Sizes no other test uses: new bytes, so the worker must read them (no cached answer).
         single = submit(gateway, encode(ink_on_paper(2, 5, size=229)), "two.png", wait=30).json()
         files = [("files", (f"far/{d}.png", encode(ink_on_paper(d, 6, size=231)))) for d in range(10)]
-        batch = requests.post(f"{gateway}/v1/batches", files=files, timeout=60).json()
+        batch = API.post(f"{gateway}/v1/batches", files=files, timeout=60).json()
         job_ids = [single["id"]]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            rows = requests.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json", timeout=30).json()
+            rows = API.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json", timeout=30).json()
             if all(r["status"] in FINAL_STATES for r in rows):
                 break
             time.sleep(0.5)

@@ -71,9 +71,25 @@ def test_up_serves_a_job_and_flower_and_down_stops_everything(up_env):
     gateway = env["RECOG_GATEWAY_URL"]
     assert f"page     {gateway}/" in out
 
+    key = re.search(r"API key  (\S+)", out)[1]
+    assert (state / "api-key").read_text().strip() == key
+    assert oct((state / "api-key").stat().st_mode & 0o777) == "0o600"
     seven = {"file": ("seven.png", images.png_digit(7))}
-    answer = requests.post(f"{gateway}/v1/jobs", params={"wait": 20}, files=seven, timeout=30).json()
+    refused = requests.post(f"{gateway}/v1/jobs", files=seven, timeout=30)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+    bearer = {"Authorization": f"Bearer {key}"}
+    answer = requests.post(
+        f"{gateway}/v1/jobs", params={"wait": 20}, files=seven, headers=bearer, timeout=30
+    ).json()
     assert (answer["status"], answer["label"]) == ("done", "7")
+    # The recog command finds the saved key by itself.
+    five = state / "five.png"
+    five.write_bytes(images.png_digit(5))
+    submitted = subprocess.run(
+        [RECOG, "submit", str(five), "--wait", "20"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    assert '"label": "5"' in submitted.stdout
 
     user, password = re.search(r"login: (\S+) / (\S+)", out).groups()
     assert (state / "flower-password").read_text().strip() == password
@@ -88,6 +104,7 @@ def test_up_serves_a_job_and_flower_and_down_stops_everything(up_env):
     recog(env, "up")
     assert time.monotonic() - again < 60, "a second `recog up` should find everything running"
     assert {p.stem: p.read_text() for p in (state / "run").glob("*.pid")} == pids, "it started a copy"
+    assert (state / "api-key").read_text().strip() == key, "a second `recog up` keeps the key"
 
     stopped = recog(env, "down")
     assert stopped.strip() == "stopped: flower, gateway, worker1, cassandra, redis"

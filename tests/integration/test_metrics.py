@@ -1,15 +1,14 @@
 """/metrics on the gateway (two gunicorn processes added up) and on the worker's own exporter."""
 
 import pytest
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests import images
-from tests.stack import submit, wait_until_final
+from tests.stack import API, submit, wait_until_final
 
 
 def samples(url: str) -> dict[tuple[str, tuple], float]:
-    response = requests.get(url, timeout=30)
+    response = API.get(url, timeout=30)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     return {
@@ -40,7 +39,7 @@ def test_gateway_counts_every_accepted_job_across_its_processes(gateway):
 def test_gateway_counts_rejections_by_reason(gateway):
     before = samples(f"{gateway}/metrics")
     assert submit(gateway, images.truncated(images.png_digit(4)), "broken.png").status_code == 422
-    assert requests.post(f"{gateway}/v1/jobs", timeout=10).status_code == 400
+    assert API.post(f"{gateway}/v1/jobs", timeout=10).status_code == 400
     found = samples(f"{gateway}/metrics")
     for reason in ("corrupt_image", "missing_file"):
         rejected = [value(f, "recog_jobs_rejected_total", reason=reason) for f in (before, found)]

@@ -12,11 +12,12 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 
 from gateway import create_app
 from tests import images
+from tests.stack import API
 
 
 @pytest.fixture(scope="module")
 def spec(gateway) -> OpenAPI:
-    response = requests.get(f"{gateway}/v1/openapi.json", timeout=10)
+    response = API.get(f"{gateway}/v1/openapi.json", timeout=10)
     assert response.status_code == 200
     return OpenAPI.from_dict(response.json())  # also validates the description itself
 
@@ -28,7 +29,7 @@ def check(spec: OpenAPI, response: requests.Response, status: int) -> requests.R
 
 
 def test_every_route_is_described(gateway, settings):
-    described = set(requests.get(f"{gateway}/v1/openapi.json", timeout=10).json()["paths"])
+    described = set(API.get(f"{gateway}/v1/openapi.json", timeout=10).json()["paths"])
     app = create_app(settings)
     routes = {
         rule.rule.replace("<", "{").replace(">", "}")
@@ -40,31 +41,29 @@ def test_every_route_is_described(gateway, settings):
 
 def test_job_endpoints_answer_as_described(spec, gateway):
     post = f"{gateway}/v1/jobs"
-    accepted = check(spec, requests.post(post, files={"file": ("a.png", images.png_digit(1, 2))}), 202)
+    accepted = check(spec, API.post(post, files={"file": ("a.png", images.png_digit(1, 2))}), 202)
     job_id = accepted.json()["id"]
-    check(spec, requests.get(f"{gateway}/v1/jobs/{job_id}", params={"wait": 20}), 200)
+    check(spec, API.get(f"{gateway}/v1/jobs/{job_id}", params={"wait": 20}), 200)
     done = check(
-        spec, requests.post(post, params={"wait": 20}, files={"file": ("b.png", images.png_digit(7, 3))}), 200
+        spec, API.post(post, params={"wait": 20}, files={"file": ("b.png", images.png_digit(7, 3))}), 200
     )
     assert done.json()["status"] == "done"
     blank = check(
-        spec, requests.post(post, params={"wait": 20}, files={"file": ("c.png", images.blank_png())}), 200
+        spec, API.post(post, params={"wait": 20}, files={"file": ("c.png", images.blank_png())}), 200
     )
     assert blank.json()["label"] is None and blank.json()["reason"]
-    check(spec, requests.post(post), 400)
-    check(
-        spec, requests.post(post, files={"file": ("x.png", images.png_digit(1))}, data={"model": "nope"}), 400
-    )
-    check(spec, requests.post(post, files={"file": ("notes.txt", b"hello, not an image")}), 415)
-    check(spec, requests.post(post, files={"file": ("t.png", images.truncated(images.png_digit(3)))}), 422)
-    check(spec, requests.get(f"{gateway}/v1/jobs/not-a-uuid"), 400)
-    check(spec, requests.get(f"{gateway}/v1/jobs/{uuid.uuid4()}"), 404)
+    check(spec, API.post(post), 400)
+    check(spec, API.post(post, files={"file": ("x.png", images.png_digit(1))}, data={"model": "nope"}), 400)
+    check(spec, API.post(post, files={"file": ("notes.txt", b"hello, not an image")}), 415)
+    check(spec, API.post(post, files={"file": ("t.png", images.truncated(images.png_digit(3)))}), 422)
+    check(spec, API.get(f"{gateway}/v1/jobs/not-a-uuid"), 400)
+    check(spec, API.get(f"{gateway}/v1/jobs/{uuid.uuid4()}"), 404)
 
 
 def test_batch_endpoints_answer_as_described(spec, gateway):
     files = [("files", (f"o/{i}.png", images.png_digit(i, 6))) for i in range(3)]
     files.append(("files", ("o/broken.png", images.truncated(images.png_digit(2)))))
-    accepted = check(spec, requests.post(f"{gateway}/v1/batches", files=files, data={"name": "spec"}), 202)
+    accepted = check(spec, API.post(f"{gateway}/v1/batches", files=files, data={"name": "spec"}), 202)
     batch = accepted.json()["id"]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
@@ -72,34 +71,30 @@ def test_batch_endpoints_answer_as_described(spec, gateway):
         zf.writestr("more/inner.zip", b"PK\x05\x06" + b"\0" * 18)
     more = check(
         spec,
-        requests.post(
-            f"{gateway}/v1/batches/{batch}/files", files={"archive": ("m.zip", archive.getvalue())}
-        ),
+        API.post(f"{gateway}/v1/batches/{batch}/files", files={"archive": ("m.zip", archive.getvalue())}),
         202,
     )
     assert more.json()["skipped"]
     deadline = time.monotonic() + 120
-    while check(spec, requests.get(f"{gateway}/v1/batches/{batch}"), 200).json()["status"] not in (
+    while check(spec, API.get(f"{gateway}/v1/batches/{batch}"), 200).json()["status"] not in (
         "done",
         "partial",
         "failed",
     ):
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    results = check(
-        spec, requests.get(f"{gateway}/v1/batches/{batch}/results", params={"format": "json"}), 200
-    )
+    results = check(spec, API.get(f"{gateway}/v1/batches/{batch}/results", params={"format": "json"}), 200)
     assert len(results.json()) == 5
-    check(spec, requests.get(f"{gateway}/v1/batches/{batch}/results"), 200)
-    check(spec, requests.get(f"{gateway}/v1/batches/{batch}/results", params={"format": "xml"}), 400)
-    check(spec, requests.post(f"{gateway}/v1/batches", files={"archive": ("bad.zip", b"not a zip")}), 422)
-    check(spec, requests.post(f"{gateway}/v1/batches"), 400)
-    check(spec, requests.get(f"{gateway}/v1/batches/{uuid.uuid4()}"), 404)
-    check(spec, requests.get(f"{gateway}/v1/batches/nope"), 400)
+    check(spec, API.get(f"{gateway}/v1/batches/{batch}/results"), 200)
+    check(spec, API.get(f"{gateway}/v1/batches/{batch}/results", params={"format": "xml"}), 400)
+    check(spec, API.post(f"{gateway}/v1/batches", files={"archive": ("bad.zip", b"not a zip")}), 422)
+    check(spec, API.post(f"{gateway}/v1/batches"), 400)
+    check(spec, API.get(f"{gateway}/v1/batches/{uuid.uuid4()}"), 404)
+    check(spec, API.get(f"{gateway}/v1/batches/nope"), 400)
 
 
 def test_service_endpoints_answer_as_described(spec, gateway):
-    check(spec, requests.get(f"{gateway}/healthz"), 200)
-    check(spec, requests.get(f"{gateway}/readyz"), 200)
-    check(spec, requests.get(f"{gateway}/metrics"), 200)
-    check(spec, requests.get(f"{gateway}/v1/openapi.json"), 200)
+    check(spec, API.get(f"{gateway}/healthz"), 200)
+    check(spec, API.get(f"{gateway}/readyz"), 200)
+    check(spec, API.get(f"{gateway}/metrics"), 200)
+    check(spec, API.get(f"{gateway}/v1/openapi.json"), 200)

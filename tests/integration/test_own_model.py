@@ -1,12 +1,11 @@
 """Bring your own model: a tiny 3-class Keras model registered by name and served end to end."""
 
 import numpy as np
-import requests
 from PIL import Image, ImageDraw
 
 from model.preprocess import to_mnist
 from tests import images
-from tests.stack import submit
+from tests.stack import API, submit
 
 SHAPES = ("bar", "ring", "cross")
 
@@ -48,7 +47,7 @@ def test_a_second_model_is_served_by_name(settings, gateway):
     rng = np.random.default_rng(1)
     for shape in SHAPES:
         upload = images.encode(draw(shape, rng))
-        response = requests.post(
+        response = API.post(
             f"{gateway}/v1/jobs",
             params={"wait": 20},
             files={"file": (f"{shape}.png", upload)},
@@ -67,7 +66,7 @@ def test_the_default_model_still_answers_beside_it(gateway):
 
 
 def test_unknown_model_lists_what_is_there(gateway):
-    response = requests.post(
+    response = API.post(
         f"{gateway}/v1/jobs",
         files={"file": ("1.png", images.png_digit(1))},
         data={"model": "fashion"},

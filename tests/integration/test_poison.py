@@ -14,13 +14,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from devstack import processes
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
 from tests.poisoned_worker import CRASH, HANG
-from tests.stack import submit, wait_until_final
+from tests.stack import API, submit, wait_until_final
 from workers.alone import KILLED_ALONE
 
 TIME_LIMIT = 10
@@ -66,7 +65,7 @@ def test_poison_images_fail_alone_and_every_other_image_is_done(stack, store, ga
     singles = wait_until_final(store, [*single_ids, crash_single], timeout=120)
     print(f"\nthe poison batch and singles final {time.monotonic() - started:.0f} s after the upload")
 
-    results = requests.get(f"{gateway}/v1/batches/{batch_id}/results?format=json", timeout=60).json()
+    results = API.get(f"{gateway}/v1/batches/{batch_id}/results?format=json", timeout=60).json()
     lines = {row["file"]: row for row in results}
     poisoned = [lines.pop("poison/crash.png"), lines.pop("poison/hang.png"), singles.pop(crash_single)]
     for row in poisoned:

@@ -4,6 +4,7 @@ and those it forbids refused. Seeded, so a failure replays with the same request
 expectations differ from its defaults (bytes that are not an image, a 413 for a request over a
 limit) tests/schemathesis.toml says why."""
 
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,7 @@ SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 SEED = 20261125
 
 
-def test_schemathesis_with_every_check_finds_nothing(gateway, tmp_path):
+def test_schemathesis_with_every_check_finds_nothing(gateway, settings, tmp_path):
     command = [
         str(SCHEMATHESIS),
         "--config-file",
@@ -38,7 +39,8 @@ def test_schemathesis_with_every_check_finds_nothing(gateway, tmp_path):
         "--no-color",
     ]
     # Its report folder and anything else it writes stay out of the checkout.
-    result = subprocess.run(command, capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    env = {**os.environ, "RECOG_API_KEY": settings.api_key}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=110, cwd=tmp_path, env=env)
     summary = result.stdout[result.stdout.rfind("SUMMARY") :]
     print("\n" + summary)
     assert result.returncode == 0, result.stdout[-20_000:] + result.stderr[-5_000:]

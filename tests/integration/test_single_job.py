@@ -4,10 +4,9 @@ import uuid
 from pathlib import Path
 
 import redis
-import requests
 
 from tests import images
-from tests.stack import stored_images, submit, wait_until_final
+from tests.stack import API, stored_images, submit, wait_until_final
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -31,13 +30,13 @@ def test_submit_then_poll(gateway, store):
     body = response.json()
     assert body["status"] == "queued" and response.headers["Location"] == f"/v1/jobs/{body['id']}"
     wait_until_final(store, [body["id"]], timeout=30)
-    job = requests.get(f"{gateway}{body['links']['self']}", timeout=10).json()
+    job = API.get(f"{gateway}{body['links']['self']}", timeout=10).json()
     assert job["status"] == "done" and job["label"] == "7"
 
 
 def test_get_with_wait_holds_until_done(gateway):
     job_id = submit(gateway, images.png_digit(5, 2)).json()["id"]
-    job = requests.get(f"{gateway}/v1/jobs/{job_id}", params={"wait": 20}, timeout=30).json()
+    job = API.get(f"{gateway}/v1/jobs/{job_id}", params={"wait": 20}, timeout=30).json()
     assert job["status"] == "done" and job["label"] == "5"
 
 
@@ -48,7 +47,7 @@ def test_blank_image_is_done_with_no_digit(gateway):
 
 
 def test_unknown_job_is_404(gateway):
-    response = requests.get(f"{gateway}/v1/jobs/{uuid.uuid4()}", timeout=10)
+    response = API.get(f"{gateway}/v1/jobs/{uuid.uuid4()}", timeout=10)
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_job"
 
 

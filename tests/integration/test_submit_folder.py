@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests import images
+from tests.stack import API
 
 RECOG = Path(sys.executable).parent / "recog"
 # Each run may take up to its subprocess timeout (300 s), longer than the default per-test limit.
@@ -88,9 +88,7 @@ def test_a_run_killed_mid_upload_resumes_without_uploading_twice(gateway, tmp_pa
     # The gateway goes on storing the chunk that was in flight; a person restarts later than that.
     batch = f"{gateway}/v1/batches/{json.loads(state.read_text())['batch_id']}"
     totals = [-1]
-    while time.monotonic() < deadline and totals[-1] != (
-        total := requests.get(batch, timeout=30).json()["total"]
-    ):
+    while time.monotonic() < deadline and totals[-1] != (total := API.get(batch, timeout=30).json()["total"]):
         totals.append(total)
         time.sleep(1)
 

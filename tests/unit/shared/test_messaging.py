@@ -28,7 +28,15 @@ def test_a_message_queued_by_the_previous_version_is_read():
     message = JobMessage.from_dict(old)
     assert message.attempt == 0 and message.batch_id is None and message.created_at == CREATED
     assert message.key.job_id == uuid.UUID(old["id"])
-    added = {"attempt": 0, "work_id": None, "sent_at": None, "resent": False, "alone": False, "part": None}
+    added = {
+        "attempt": 0,
+        "work_id": None,
+        "sent_at": None,
+        "resent": False,
+        "alone": False,
+        "part": None,
+        "tenant": None,
+    }
     assert message.to_dict() == {**old, **added}
 
 

@@ -63,3 +63,10 @@ def test_finishing_deletes_nothing():
         assert not any(
             text.lstrip().upper().startswith("DELETE") for text, _ in finish_statements(outcome(**fields))
         )
+
+
+def test_the_audit_and_cache_rows_carry_the_tenant():
+    """The cache is read back by tenant (each tenant's is its own); the audit says whose job it was."""
+    writes = dict(finish_statements(outcome(**LABELLED, tenant="acme")))
+    assert writes[cql.AUDIT_LABELLED][-1] == "acme"
+    assert writes[cql.REMEMBER_LABELLED][-1] == "acme"

@@ -1,0 +1,80 @@
+"""`recog keys create | list | revoke`: API keys, made straight in Cassandra by an operator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from shared import keys
+from shared.jobs import iso, utcnow
+from shared.settings import Settings
+
+
+@contextmanager
+def key_table() -> Iterator:
+    from shared.store.api_keys import KeyTable
+    from shared.store.session import Statements, connect
+
+    settings = Settings.from_env()
+    cluster, session = connect(settings, settings.cassandra_keyspace)
+    try:
+        yield KeyTable(Statements(lambda: session))
+    finally:
+        cluster.shutdown()
+
+
+@click.group("keys")
+def keys_command() -> None:
+    """Make, list and revoke API keys (every /v1 request needs one)."""
+
+
+@keys_command.command("create")
+@click.argument("name")
+@click.option(
+    "--scopes",
+    default=",".join(keys.DEFAULT_SCOPES),
+    show_default=True,
+    help=f"Comma-separated, of: {', '.join(keys.SCOPES)}.",
+)
+@click.option("--tenant", help="Whose jobs and batches it sees (default: NAME). Share one to rotate keys.")
+def create(name: str, scopes: str, tenant: str | None) -> None:
+    """Make a key; it is printed once, alone on the last line, and only its hash is kept."""
+    wanted = tuple(s.strip() for s in scopes.split(",") if s.strip())
+    try:
+        with key_table() as table:
+            key = keys.create(table, name, tenant, wanted, utcnow())
+    except keys.KeySpecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"key {name!r} for tenant {tenant or name!r}, scopes {','.join(wanted)}; shown only now:", err=True
+    )
+    click.echo(key)
+
+
+@keys_command.command("list")
+def list_keys() -> None:
+    """Every key ever made: name, tenant, scopes, when made and revoked (never the key)."""
+    with key_table() as table:
+        rows = table.every()
+    columns = ("name", "tenant", "scopes", "key_id", "created_at", "revoked_at")
+    cells = [
+        [k.name, k.tenant, ",".join(sorted(k.scopes)), k.key_id, iso(k.created_at), iso(k.revoked_at) or "-"]
+        for k in rows
+    ]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for line in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+
+
+@keys_command.command("revoke")
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Revoke the live key of that name; gateways refuse it within RECOG_KEY_CACHE_SECONDS."""
+    with key_table() as table:
+        count = keys.revoke(table, name, utcnow())
+    if not count:
+        raise click.ClickException(f"no live key is named {name!r}; `recog keys list` shows them")
+    click.echo(f"revoked {name!r}")
