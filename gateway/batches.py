@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -122,6 +123,11 @@ def _limit(most: int) -> int:
     return int(raw)
 
 
+# Milliseconds (13 digits reach the year 2286), a dot, a batch id.
+HEX = "[0-9a-fA-F]"
+CURSOR = re.compile(rf"[0-9]{{1,13}}\.{HEX}{{8}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{4}}-{HEX}{{12}}")
+
+
 def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
     """Where the previous page ended: its last batch's creation (ms since 1970) and id. Made of
     values the API shows anyway, so a made-up cursor reads nothing it should not."""
@@ -129,7 +135,7 @@ def _cursor(raw: str | None) -> tuple[datetime, uuid.UUID] | None:
         return None
     millis, _, batch_id = raw.partition(".")
     uid = parse_job_id(batch_id)
-    if not millis.isdigit() or len(millis) > 15 or uid is None:
+    if not CURSOR.fullmatch(raw) or uid is None:
         raise ApiError(400, "bad_cursor", "cursor must be the 'next' value of the previous page, unchanged")
     return datetime.fromtimestamp(int(millis) / 1000, UTC).replace(tzinfo=None), uid
 

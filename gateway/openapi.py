@@ -10,6 +10,7 @@ import copy
 
 from flask import Blueprint, current_app, jsonify
 
+from gateway.batches import CURSOR
 from model.registry import available
 from shared.version import service_version
 
@@ -289,7 +290,7 @@ PATHS = {
                     "name": "cursor",
                     "in": "query",
                     "description": "the previous page's 'next', unchanged",
-                    "schema": {"type": "string", "minLength": 1},
+                    "schema": {"type": "string", "pattern": f"^{CURSOR.pattern}$"},
                 },
             ],
             "responses": {"200": _json(_ref("BatchList"), "a page of batches"), **_errors(400, 503)},

@@ -153,6 +153,13 @@ def gateway(stack) -> str:
     return stack.settings.gateway_url
 
 
+def keyed_client(app, settings: Settings):
+    """A Flask test client of a gateway made in the test's process, with the stack's key."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {settings.api_key}"
+    return client
+
+
 def submit(
     gateway: str, data: bytes, name: str = "digit.png", wait: float | None = None
 ) -> requests.Response:

@@ -48,7 +48,7 @@ function setUpKey() {
     localStorage.removeItem(KEY_ITEM);
     showKey("Key forgotten. Enter an API key to use the service.");
   });
-  showKey(storedKey() ? "" : "Enter your API key: `make up` printed one (it is also in .recog/api-key).");
+  showKey(storedKey() ? "" : "Enter your API key: make up printed one (it is also in .recog/api-key).");
 }
 
 function withKey(options = {}) {
@@ -59,7 +59,7 @@ function withKey(options = {}) {
 
 // ---------- the API ----------
 
-// Like `recog submit`: a 409, 429 or 503 (waiting as long as Retry-After says, else with
+// Like `recog submit`: a 429, 503 or 409 with Retry-After (waiting as long as Retry-After says, else with
 // backoff) and a server that cannot be reached are tried again for up to ten minutes a request,
 // saying so meanwhile. Every upload carries an Idempotency-Key, so one sent again after a lost
 // answer makes no second job.
@@ -103,7 +103,9 @@ async function tryUntilDeadline(request, url, options) {
         throw new Error(`The server could not be reached for ten minutes (${err.message}). Is recog running?`);
       }
     }
-    if (response && !RETRY_LATER.has(response.status)) return read(response);
+    // A 409 without Retry-After (a closed batch) is for good.
+    const final409 = response && response.status === 409 && !response.headers.get("Retry-After");
+    if (response && (!RETRY_LATER.has(response.status) || final409)) return read(response);
     if (response) {
       const body = await response.json().catch(() => null);
       reason = body && body.error ? body.error.message : `the server answered ${response.status}`;

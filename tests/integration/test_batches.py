@@ -15,7 +15,7 @@ from gateway import create_app
 from shared.jobs import as_utc, hour_bucket, utcnow
 from shared.parts import count_lines
 from tests import images
-from tests.stack import API, stored_images
+from tests.stack import API, keyed_client, stored_images
 
 TERMINAL = ("done", "partial", "failed")
 # Batches of hundreds of images on two cores: longer than the default per-test limit allows.
@@ -135,7 +135,7 @@ def test_a_batch_made_before_parts_is_counted_from_its_lines(gateway, store):
 def test_a_batch_holds_at_most_its_setting_of_files(settings):
     """RECOG_MAX_FILES_PER_BATCH across a batch's uploads: the upload that would pass it is refused
     whole, a smaller one still fits, and a retry under its key is its first answer, not refused."""
-    client = create_app(settings.replace(max_files_per_batch=10)).test_client()
+    client = keyed_client(create_app(settings.replace(max_files_per_batch=10)), settings)
 
     def upload(path, files, key=None):
         parts = {"files": [(io.BytesIO(data), name) for name, data in files], "name": "capped"}

@@ -17,7 +17,7 @@ from shared.messaging import JobMessage, Work, celery_config, send_single_job, s
 from tests import images
 from tests.conftest import unused_port
 from tests.integration.test_batches import post_batch, wait_for_batch
-from tests.stack import put_image, submit, wait_for_cassandra_everywhere, wait_until_final
+from tests.stack import keyed_client, put_image, submit, wait_for_cassandra_everywhere, wait_until_final
 
 
 def test_redis_down_at_submit_is_accepted_and_the_sweeper_queues_it(settings, store):
@@ -26,7 +26,7 @@ def test_redis_down_at_submit_is_accepted_and_the_sweeper_queues_it(settings, st
     app = create_app(settings.replace(redis_url=f"redis://127.0.0.1:{unused_port()}/0"))
     started = time.monotonic()
     data = images.png_digit(1, 8)
-    response = app.test_client().post("/v1/jobs", data={"file": (io.BytesIO(data), "one.png")})
+    response = keyed_client(app, settings).post("/v1/jobs", data={"file": (io.BytesIO(data), "one.png")})
     assert time.monotonic() - started < 10, "a dead broker must not hang the request"
     assert response.status_code == 202, response.get_json()
     job_id = response.get_json()["id"]

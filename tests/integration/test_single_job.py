@@ -6,7 +6,7 @@ from pathlib import Path
 import redis
 
 from tests import images
-from tests.stack import API, stored_images, submit, wait_until_final
+from tests.stack import API, keyed_client, stored_images, submit, wait_until_final
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -89,7 +89,7 @@ def test_a_waiting_request_is_woken_by_the_announcement_not_by_polling(settings,
         return pubsub
 
     monkeypatch.setattr(waiting, "_subscribe", must_subscribe)
-    client = create_app(settings).test_client()
+    client = keyed_client(create_app(settings), settings)
     data = images.encode(images.ink_on_paper(6, 2, size=233))  # a size no other test uses: no cache
     started = time.monotonic()
     response = client.post("/v1/jobs?wait=20", data={"file": (io.BytesIO(data), "six.png")})

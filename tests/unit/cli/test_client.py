@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import click
 import pytest
 
+from cli import client
 from cli.client import call, upload_headers
 
 BUSY = json.dumps({"error": {"code": "store_unavailable", "message": "Cassandra is not answering"}}).encode()
@@ -23,13 +24,16 @@ class Gateway(BaseHTTPRequestHandler):
     seen: list[str] = []
     bodies: list[bytes] = []
     keys: list[str | None] = []
+    auth: list[str | None] = []
     slow = 0
+    closed = False
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         type(self).bodies.append(self.rfile.read(length))
         type(self).seen.append(self.command)
         type(self).keys.append(self.headers.get("Idempotency-Key"))
+        type(self).auth.append(self.headers.get("Authorization"))
         if type(self).slow:
             type(self).slow -= 1
             time.sleep(2)  # past the client's timeout: its answer is lost to it
@@ -37,7 +41,10 @@ class Gateway(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        if type(self).busy > 0:
+        if type(self).closed:  # a closed batch: 409 without Retry-After
+            self.send_response(409)
+            body = json.dumps({"error": {"code": "batch_closed", "message": "closed"}}).encode()
+        elif type(self).busy > 0:
             type(self).busy -= 1
             self.send_response(503)
             self.send_header("Retry-After", "1")
@@ -59,7 +66,7 @@ class Gateway(BaseHTTPRequestHandler):
 @pytest.fixture
 def gateway():
     Gateway.busy, Gateway.drop, Gateway.seen, Gateway.bodies, Gateway.keys = 0, False, [], [], []
-    Gateway.slow = 0
+    Gateway.slow, Gateway.closed, Gateway.auth = 0, False, []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -148,3 +155,25 @@ def test_an_upload_with_a_key_whose_answer_timed_out_is_sent_again_under_the_sam
 
 def test_every_upload_gets_a_key_of_its_own():
     assert upload_headers() != upload_headers()
+
+
+def test_the_key_in_recog_api_key_goes_with_every_request(gateway, monkeypatch):
+    monkeypatch.setenv("RECOG_API_KEY", "recog_0123456789abcdef_" + "s" * 43)
+    client.api_key.cache_clear()
+    try:
+        call(gateway, "GET", "/v1/jobs/x", retry_for=5)
+        call(gateway, "POST", "/v1/jobs", retry_for=5, headers=upload_headers())
+    finally:
+        client.api_key.cache_clear()
+    assert Gateway.auth == [f"Bearer recog_0123456789abcdef_{'s' * 43}"] * 2
+    assert Gateway.keys[1] is not None, "the upload kept its Idempotency-Key beside the key"
+
+
+def test_a_409_without_retry_after_is_final_at_once(gateway):
+    """A closed batch stays closed: only a 409 with Retry-After (an upload still being recorded)
+    is waited out."""
+    Gateway.closed = True
+    started = time.monotonic()
+    with pytest.raises(click.ClickException, match="409 batch_closed"):
+        call(gateway, "POST", "/v1/batches/x/files", retry_for=30, headers=upload_headers())
+    assert time.monotonic() - started < 5 and Gateway.seen == ["POST"]
