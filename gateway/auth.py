@@ -22,6 +22,7 @@ HOW = (
 
 @dataclass(frozen=True)
 class Caller:
+    key_id: str
     name: str
     tenant: str
     scopes: frozenset[str]
@@ -73,6 +74,7 @@ def register(app: Flask) -> None:
         if scope is None:
             return
         g.caller = _identify()
+        current_app.extensions["recog"].quotas.check_rate(g.caller.key_id)
         if scope not in g.caller.scopes:
             raise ApiError(
                 403,
@@ -101,4 +103,4 @@ def _identify() -> Caller:
             f"the API key is not one this service knows, or it was revoked: {HOW}",
             headers={"WWW-Authenticate": CHALLENGE + ', error="invalid_token"'},
         )
-    return Caller(key.name, key.tenant, key.scopes)
+    return Caller(key.key_id, key.name, key.tenant, key.scopes)

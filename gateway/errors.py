@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.metrics import JOBS_REJECTED
+from gateway.metrics import JOBS_REJECTED, REQUESTS_REFUSED
 from shared.store import StoreUnavailable
 
 STORE_DOWN = "the job store (Cassandra) is not answering"
@@ -16,6 +16,11 @@ RETRY_AFTER_SECONDS = 5
 # another 409 (a closed batch) is for good.
 RETRY_LATER = (429, 503)
 IN_PROGRESS = "upload_in_progress"
+# Requests refused for who sent them or how much they sent, not for what they hold: counted by
+# recog_requests_refused_total, whatever the method.
+REFUSALS = frozenset(
+    {"missing_api_key", "bad_api_key", "missing_scope", "rate_limited", "too_many_queued", "queue_full"}
+)
 
 
 class ApiError(Exception):
@@ -50,6 +55,8 @@ def batch_full(limit: int, held: int, sent: int) -> ApiError:
 def error_response(status: int, code: str, message: str, **extra):
     if request.method == "POST":  # every refused upload passes here, whatever refused it
         JOBS_REJECTED.labels(code).inc()
+    if code in REFUSALS:
+        REQUESTS_REFUSED.labels(code).inc()
     response = jsonify({"error": {"code": code, "message": message, **extra}})
     response.status_code = status
     if status in RETRY_LATER or code == IN_PROGRESS:

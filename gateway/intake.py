@@ -126,7 +126,8 @@ def _refuse(intake: Intake, filename: str, sha256: str, size: int, exc: ImageRej
 
 
 def commit(services, intake: Intake) -> None:
-    """Write the rows, then queue the work (single jobs one task each, batches in chunks)."""
+    """Write the rows, then queue the work (single jobs one task each, batches in chunks), within
+    the tenant's cap on queued images."""
     settings = services.settings
     # Stamped now, not when the request began: a long upload must not write work that already
     # looks old to the sweeper, nor into a minute it may have settled.
@@ -137,12 +138,16 @@ def commit(services, intake: Intake) -> None:
         for job, error in intake.refused
         if job.job_id not in intake.recorded
     ]
+    if intake.tenant is not None:
+        services.quotas.check_queued(intake.tenant, len(fresh))
     try:
         services.store.insert_jobs(fresh, work, refused, parts)
     except StoreUnavailable as exc:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
         ) from exc
+    if intake.tenant is not None:
+        services.quotas.queued(intake.tenant, [job.job_id for job in fresh])
     try:
         for unit in work:
             send_work(services.celery, settings, unit)

@@ -21,6 +21,7 @@ def submit():
     services = current_app.extensions["recog"]
     settings = services.settings
     wait = _wait_seconds(settings.max_wait_seconds)
+    services.quotas.check_queue_depth()
     key = upload_key()
     upload = request.files.get("file")
     if upload is None:

@@ -14,6 +14,11 @@ JOBS_ACCEPTED = Counter(
 JOBS_REJECTED = Counter(
     "recog_jobs_rejected", "Refused: a whole request, or one file of a batch, by error code", ["reason"]
 )
+REQUESTS_REFUSED = Counter(
+    "recog_requests_refused",
+    "Requests refused for their key (401, 403) or for backpressure (429, 503 queue_full), by error code",
+    ["reason"],
+)
 UPLOADS_REPLAYED = Counter(
     "recog_uploads_replayed", "Uploads retried under an Idempotency-Key and answered as the first time"
 )

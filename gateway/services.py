@@ -8,6 +8,7 @@ import redis
 from celery import Celery
 
 from gateway.auth import KeyRing
+from gateway.quotas import Quotas
 from shared.image_store import open_image_store
 from shared.messaging import celery_config
 from shared.settings import Settings
@@ -25,6 +26,7 @@ class GatewayServices:
         self._store: ResultStore | None = None
         self._lock = threading.Lock()
         self.keys = KeyRing(lambda: self.store.keys, settings.key_cache_seconds)
+        self.quotas = Quotas(settings, self.redis)
 
     @property
     def store(self) -> ResultStore:

@@ -22,6 +22,12 @@ def job_channel(job_id: str) -> str:
     return f"recog:job-finished:{job_id}"
 
 
+def queued_set(tenant: str) -> str:
+    """Redis sorted set of a tenant's unfinished job ids, scored by when they were accepted: the
+    gateway adds, the worker that ends a job removes (gateway/quotas.py)."""
+    return f"recog:queued:{tenant}"
+
+
 @dataclass(frozen=True)
 class JobMessage:
     """One job's task message: ids and names only, never image bytes. JSON on the wire.

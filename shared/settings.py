@@ -116,6 +116,12 @@ class Settings:
     max_files_per_request: int = setting(1000, (GATEWAY,), 1, 100_000)
     # A batch's lines are one Cassandra partition of about 150 bytes a file: 100,000 is 15 MB.
     max_files_per_batch: int = setting(100_000, (GATEWAY,), 1, 1_000_000)
+    # Backpressure (gateway/quotas.py), 0: none. Requests a key may send in any one second; images
+    # a tenant may have queued or running at once (a bigger upload gets 429 until they finish);
+    # single-image messages waiting for a worker before a single job gets 503.
+    requests_per_second: int = setting(100, (GATEWAY,), 0, 1_000_000)
+    max_queued_images: int = setting(50_000, (GATEWAY,), 0, 100_000_000)
+    max_queue_depth: int = setting(10_000, (GATEWAY,), 0, 100_000_000)
     # The most batches GET /v1/batches gives in one page (?limit=).
     max_batches_listed: int = setting(100, (GATEWAY,), 1, 1000)
     # How long an upload's Idempotency-Key is remembered: a retry within it gets the first answer.

@@ -262,16 +262,20 @@ class FakeRecogniser:
 
 
 class FakeRedis:
-    """Records what the pipeline announces."""
+    """Records what the pipeline announces, and what it takes off tenants' queued sets."""
 
     def __init__(self) -> None:
         self.published: list[str] = []
+        self.removed: list[tuple[str, str]] = []
 
     def pipeline(self, transaction: bool = False) -> FakeRedis:
         return self
 
     def publish(self, channel: str, message: str) -> None:
         self.published.append(channel)
+
+    def zrem(self, key: str, member: str) -> None:
+        self.removed.append((key, member))
 
     def execute(self) -> None:
         pass

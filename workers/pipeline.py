@@ -7,7 +7,6 @@ recogniser), so they are tested without Celery.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 
 import redis
@@ -16,7 +15,7 @@ from model.registry import UnknownModel
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
 from shared.jobs import DONE, FAILED, FINAL_STATES, Outcome, utcnow
-from shared.messaging import JobMessage, job_channel
+from shared.messaging import JobMessage, job_channel, queued_set
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
@@ -56,7 +55,7 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
         else:
             outcomes.extend(_recognise_group(runtime, recogniser, group, seen, worker, started))
     runtime.store.finish(outcomes, after=pending)
-    _announce(runtime.redis, [o.job_id for o in outcomes])
+    _announce(runtime.redis, outcomes)
     _count(outcomes)
     return outcomes
 
@@ -87,7 +86,7 @@ def fail_jobs(runtime, messages: list[JobMessage], worker: str, error: str) -> l
     """Mark jobs failed after the task gave up, so none stays 'running' forever."""
     outcomes = [_outcome(m, worker, utcnow(), error=error) for m in messages]
     runtime.store.finish(outcomes)
-    _announce(runtime.redis, [m.job_id for m in messages])
+    _announce(runtime.redis, outcomes)
     _count(outcomes)
     return outcomes
 
@@ -176,12 +175,15 @@ def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcom
     )
 
 
-def _announce(client: redis.Redis, job_ids: list[uuid.UUID]) -> None:
-    """Best effort, in one round trip: a waiter that misses this still sees the row on its next poll."""
+def _announce(client: redis.Redis, outcomes: list[Outcome]) -> None:
+    """Best effort, in one round trip: a waiter that misses this still sees the row on its next
+    poll, and a tenant's count of queued images forgets a job left there after a day at most."""
     try:
         pipe = client.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.publish(job_channel(str(job_id)), "finished")
+        for o in outcomes:
+            pipe.publish(job_channel(str(o.job_id)), "finished")
+            if o.tenant:
+                pipe.zrem(queued_set(o.tenant), str(o.job_id))
         pipe.execute()
     except redis.RedisError as exc:
         log.warning("could not announce finished jobs on Redis: %s", exc)

@@ -8,7 +8,7 @@ import pytest
 
 from shared.image_store import VolumeImageStore
 from shared.jobs import NewJob, utcnow
-from shared.messaging import JobMessage, Work, job_channel
+from shared.messaging import JobMessage, Work, job_channel, queued_set
 from shared.settings import Settings
 from tests.fakes import FakeRuntime
 from workers.pipeline import fail_jobs, run_jobs
@@ -147,3 +147,15 @@ def test_a_first_send_is_recognised_even_before_its_row_can_be_read(runtime):
     slow_first_send = dataclasses.replace(message, sent_at=message.created_at + timedelta(minutes=5))
     (outcome,) = run_jobs(runtime, [slow_first_send], "w1")
     assert outcome.label == "5"
+
+
+def test_a_tenants_cache_is_its_own_and_its_finished_jobs_leave_its_queued_set(runtime):
+    first = dataclasses.replace(queue(runtime, b"digit:7"), tenant="alice")
+    run_jobs(runtime, [first], "w1")
+    again = dataclasses.replace(queue(runtime, b"digit:7", new_bytes=False), tenant="alice")
+    theirs = dataclasses.replace(queue(runtime, b"digit:7", new_bytes=False), tenant="bob")
+    by_job = {o.job_id: o for o in run_jobs(runtime, [again, theirs], "w1")}
+    assert by_job[again.job_id].cached and not by_job[theirs.job_id].cached
+    assert len(runtime.model.calls) == 2, "bob's copy was recognised, not recalled from alice's"
+    assert (queued_set("bob"), str(theirs.job_id)) in runtime.redis.removed
+    assert (queued_set("alice"), str(first.job_id)) in runtime.redis.removed

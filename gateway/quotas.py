@@ -1,0 +1,122 @@
+"""Backpressure, decided in Redis before work is taken in: each key's request rate, each tenant's
+images still queued, and how deep the single-image queue is.
+
+Redis down: every check lets the request through (and logs it). An upload is accepted while Redis
+is down anyway (gateway/intake.py), so refusing it here would turn a queue outage into a refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+
+import redis
+from limits import RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from gateway.errors import RETRY_AFTER_SECONDS, ApiError
+from shared.messaging import queued_set
+
+log = logging.getLogger(__name__)
+
+
+class Quotas:
+    def __init__(self, settings, client: redis.Redis) -> None:
+        self.settings, self.redis = settings, client
+        self.rate = (
+            RateLimitItemPerSecond(settings.requests_per_second) if settings.requests_per_second else None
+        )
+        self._limiter: MovingWindowRateLimiter | None = None
+
+    @property
+    def limiter(self) -> MovingWindowRateLimiter:
+        """Made on first use, after gunicorn forked: its Redis connections are this process's."""
+        if self._limiter is None:
+            storage = storage_from_string(
+                self.settings.redis_url, wrap_exceptions=True, socket_timeout=3, socket_connect_timeout=3
+            )
+            self._limiter = MovingWindowRateLimiter(storage)
+        return self._limiter
+
+    def check_rate(self, key_id: str) -> None:
+        """A moving window of one second: RECOG_REQUESTS_PER_SECOND requests a key, whatever they are."""
+        if self.rate is None:
+            return
+        try:
+            if self.limiter.hit(self.rate, key_id):
+                return
+            reset = self.limiter.get_window_stats(self.rate, key_id).reset_time
+        except StorageError as exc:
+            log.warning("rate limit not checked, Redis is not answering: %s", exc)
+            return
+        wait = max(1, math.ceil(reset - time.time()))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"this key sent more than {self.settings.requests_per_second} requests in the last second "
+            f"(RECOG_REQUESTS_PER_SECOND); retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def check_queued(self, tenant: str, files: int) -> None:
+        """The tenant's images not yet finished, plus this upload's, within RECOG_MAX_QUEUED_IMAGES.
+        Two uploads at once can both pass; the cap is a brake, not a ledger."""
+        cap = self.settings.max_queued_images
+        if not cap or not files:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zremrangebyscore(queued_set(tenant), "-inf", time.time() - self._forget_after())
+            pipe.zcard(queued_set(tenant))
+            queued = pipe.execute()[1]
+        except redis.RedisError as exc:
+            log.warning("queued images not counted, Redis is not answering: %s", exc)
+            return
+        if queued + files > cap:
+            raise ApiError(
+                429,
+                "too_many_queued",
+                f"this tenant has {queued:,} images queued or running and this upload has {files:,}; "
+                f"at most {cap:,} may wait at once (RECOG_MAX_QUEUED_IMAGES). Retry after "
+                f"{RETRY_AFTER_SECONDS} s, as they finish",
+            )
+
+    def queued(self, tenant: str, job_ids: Sequence[uuid.UUID]) -> None:
+        """Count the accepted jobs as queued; the worker that ends each takes it off."""
+        if not self.settings.max_queued_images or not job_ids:
+            return
+        now, key = time.time(), queued_set(tenant)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(key, {str(job_id): now for job_id in job_ids})
+            pipe.expire(key, self._forget_after())
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("accepted jobs not counted as queued, Redis is not answering: %s", exc)
+
+    def check_queue_depth(self) -> None:
+        """Beyond RECOG_MAX_QUEUE_DEPTH single-image messages waiting, a 503 now beats a wait of
+        minutes."""
+        most = self.settings.max_queue_depth
+        if not most:
+            return
+        try:
+            waiting = self.redis.llen(self.settings.queue)
+        except redis.RedisError:
+            return  # the upload is accepted and queued later (gateway/intake.py)
+        if waiting >= most:
+            raise ApiError(
+                503,
+                "queue_full",
+                f"{waiting:,} single images are waiting for a worker (RECOG_MAX_QUEUE_DEPTH is "
+                f"{most:,}); retry in a little while, or send many images as one batch",
+            )
+
+    def _forget_after(self) -> int:
+        """A job still unfinished after the sweeper stopped sending it again never will be."""
+        return self.settings.sweep_hours * 3600
