@@ -196,6 +196,25 @@ def schema() -> None:
     click.echo(f"schema ready in keyspace {settings.cassandra_keyspace}")
 
 
+@cli.command("collect-images")
+def collect_images_command() -> None:
+    """Remove stored images last uploaded more than RECOG_RETENTION_DAYS ago (workers do it hourly)."""
+    from shared.image_collector import collect_images
+    from shared.image_store import open_image_store
+    from shared.jobs import utcnow
+    from shared.store.session import connect
+
+    settings = Settings.from_env()
+    cluster, session = connect(settings, settings.cassandra_keyspace)
+    try:
+        removed = collect_images(
+            open_image_store(settings, lambda: session), settings.retention_days, utcnow()
+        )
+    finally:
+        cluster.shutdown()
+    click.echo(f"removed {removed} images last uploaded more than {settings.retention_days:g} days ago")
+
+
 @cli.command()
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--continue", "resume", is_flag=True, help="Start from the current weights.")

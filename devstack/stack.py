@@ -133,7 +133,7 @@ class LocalStack:
             app,
             "worker",
             "-Q",
-            f"{self.settings.queue},{self.settings.bulk_queue}",
+            f"{(settings or self.settings).queue},{(settings or self.settings).bulk_queue}",
             "-n",
             f"{name}@%h",
             "-E",

@@ -11,7 +11,8 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,9 +38,16 @@ class ImageStore(Protocol):
 
     def delete(self, sha256: str) -> None: ...
 
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """The images last uploaded before cutoff (an upload of bytes held already counts)."""
+
+    def delete_if_stored_before(self, sha256: str, cutoff: datetime) -> bool:
+        """Remove the image unless it was uploaded again since cutoff; True if removed."""
+
 
 class VolumeImageStore:
-    """Files at root/ab/cd/<sha256>, written by temp file and atomic rename."""
+    """Files at root/ab/cd/<sha256>, written by temp file and atomic rename; a file's mtime is when
+    its bytes were last uploaded."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -54,7 +62,11 @@ class VolumeImageStore:
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path(sha256)
         if target.exists():
-            return sha256, False
+            try:
+                os.utime(target)  # uploaded again: the collector counts its age from now
+                return sha256, False
+            except FileNotFoundError:
+                pass  # collected a moment ago: written again below
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
@@ -87,6 +99,28 @@ class VolumeImageStore:
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        limit = cutoff.timestamp()
+        for path in self.root.glob("??/??/*"):
+            if SHA256_HEX.fullmatch(path.name) and _mtime(path) < limit:
+                yield path.name
+
+    def delete_if_stored_before(self, sha256: str, cutoff: datetime) -> bool:
+        """Looked at again just before: an upload touching it between this look and the unlink
+        (microseconds) would lose its bytes, and its job would fail saying the image is missing."""
+        path = self.path(sha256)
+        if _mtime(path) >= cutoff.timestamp():
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return datetime.max.replace(tzinfo=UTC).timestamp()  # gone already: nothing to remove
 
 
 def open_image_store(settings: Settings, cassandra_session: Callable[[], Session]) -> ImageStore:

@@ -71,10 +71,10 @@ class Settings:
     # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
     cassandra_replication: str = setting("SimpleStrategy:1", (CLI, STACK))
     cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES, choices=CONSISTENCY_NAMES)
-    image_dir: Path = setting(STATE_DIR / "images", (GATEWAY, WORKERS))
+    image_dir: Path = setting(STATE_DIR / "images", (GATEWAY, WORKERS, CLI))
     # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
     # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
-    image_store: str = setting("volume", (GATEWAY, WORKERS), choices=IMAGE_STORES)
+    image_store: str = setting("volume", (GATEWAY, WORKERS, CLI), choices=IMAGE_STORES)
     # The shipped models are package data: read-only, beside the code in a checkout or install.
     models_dir: Path = setting(PROJECT_ROOT / "model" / "models", (GATEWAY, WORKERS, CLI))
     model: str = setting("digits", (GATEWAY, WORKERS, CLI))
@@ -122,6 +122,14 @@ class Settings:
     requests_per_second: int = setting(100, (GATEWAY,), 0, 1_000_000)
     max_queued_images: int = setting(50_000, (GATEWAY,), 0, 100_000_000)
     max_queue_depth: int = setting(10_000, (GATEWAY,), 0, 100_000_000)
+    # How long jobs, batches and cached results are kept, as Cassandra TTLs that `recog schema`
+    # sets (a row goes this long after it was last written), and stored images (removed by the
+    # collector this long after they were last uploaded); the audit rows keep their own. 0: for
+    # ever. At most 7,300 days, Cassandra's longest TTL.
+    retention_days: float = setting(30.0, (WORKERS, CLI, STACK), 0, 7300)
+    audit_retention_days: float = setting(365.0, (CLI, STACK), 0, 7300)
+    # How often a worker's sweeper runs the image collector (0: never; `recog collect-images`).
+    collect_minutes: int = setting(60, (WORKERS,), 0, 7 * 24 * 60)
     # The most batches GET /v1/batches gives in one page (?limit=).
     max_batches_listed: int = setting(100, (GATEWAY,), 1, 1000)
     # How long an upload's Idempotency-Key is remembered: a retry within it gets the first answer.

@@ -27,6 +27,8 @@ from datetime import datetime, timedelta
 
 import redis
 
+from shared.image_collector import collect_images
+from shared.image_store import open_image_store
 from shared.jobs import FINAL_STATES, as_utc, minute_bucket, utcnow
 from shared.messaging import JobMessage, Work, send_work
 from shared.store import ResultStore, StoreUnavailable
@@ -185,6 +187,8 @@ def start_sweeping(app) -> threading.Thread:
     def loop() -> None:
         connection = StoreConnection(settings)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        images = open_image_store(settings, lambda: connection.get().session)
+        collected = time.monotonic()
 
         def queue_length(chunk: bool) -> int:
             return client.llen(settings.bulk_queue if chunk else settings.queue)
@@ -198,6 +202,10 @@ def start_sweeping(app) -> threading.Thread:
                     continue
                 try:
                     sweep(store, send, queue_length, lease, settings.sweep_hours)
+                    every = settings.collect_minutes * 60
+                    if every and time.monotonic() - collected >= every:
+                        collect_images(images, settings.retention_days, utcnow())
+                        collected = time.monotonic()
                 finally:
                     # Expired, or Redis gone: the lock's timeout frees it anyway.
                     with contextlib.suppress(redis.RedisError):

@@ -8,12 +8,13 @@ with RECOG_MAX_UPLOAD_BYTES above CASSANDRA_IMAGE_LIMIT (shared/settings.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 
 from cassandra.cluster import Session
 
 from shared.image_store import ImageMissing
-from shared.jobs import utcnow
+from shared.jobs import as_utc, utcnow
 from shared.store import statements as cql
 from shared.store.session import Statements, translated
 
@@ -27,12 +28,15 @@ class CassandraImageStore:
 
     def __init__(self, session: Callable[[], Session]) -> None:
         self._cql = Statements(session)
+        self._seen: dict[str, datetime] = {}
 
     def put(self, data: bytes) -> tuple[str, bool]:
-        """Returns (sha256, created). Bytes already held are not written again."""
+        """Returns (sha256, created). Bytes already held are not written again; their upload time
+        is (the collector counts an image's age from it)."""
         sha256 = hashlib.sha256(data).hexdigest()
         with translated():
             if self._cql.run(cql.IMAGE_EXISTS, (sha256,)).one() is not None:
+                self._cql.run(cql.IMAGE_STORED_AGAIN, (utcnow(), sha256))
                 return sha256, False
             self._cql.run(cql.INSERT_IMAGE, (sha256, data, len(data), utcnow()))
         return sha256, True
@@ -56,3 +60,21 @@ class CassandraImageStore:
     def delete(self, sha256: str) -> None:
         with translated():
             self._cql.run(cql.DELETE_IMAGE, (sha256,))
+
+    def stored_before(self, cutoff: datetime) -> Iterator[str]:
+        """Every row's upload time, read a page at a time; what it last read, per image, is what
+        delete_if_stored_before checks (a lightweight transaction)."""
+        naive = as_utc(cutoff).replace(tzinfo=None)
+        with translated():
+            for row in self._cql.run_paged(cql.IMAGE_AGES, (), 1000):
+                if row["stored_at"] is not None and row["stored_at"] < naive:
+                    self._seen[row["sha256"]] = row["stored_at"]
+                    yield row["sha256"]
+
+    def delete_if_stored_before(self, sha256: str, cutoff: datetime) -> bool:
+        """Only if its upload time is still the one the scan read: an upload since keeps it."""
+        stored_at = self._seen.pop(sha256, None)
+        if stored_at is None:
+            return False
+        with translated():
+            return self._cql.run(cql.DELETE_IMAGE_IF_OLD, (sha256, stored_at)).one()["[applied]"]

@@ -224,6 +224,25 @@ ADDED_COLUMNS = (
 )
 
 
+# Rows kept RECOG_RETENTION_DAYS (and the audit's RECOG_AUDIT_RETENTION_DAYS) after they were last
+# written: each table's default TTL, applied to every write that sets none of its own.
+RETAINED = (
+    "jobs",
+    "batches",
+    "batch_jobs",
+    "batch_parts",
+    "part_members",
+    "batches_by_tenant",
+    "results_by_image",
+)
+AUDITED = ("predictions_by_hour",)
+
+
+def ttl_seconds(days: float) -> int:
+    """0 keeps rows for ever; anything else lasts at least a second."""
+    return 0 if days == 0 else max(1, round(days * 86400))
+
+
 def keyspace_cql(settings: Settings) -> str:
     options = replication_options(settings.cassandra_replication)
     # Identifiers and replication options cannot be bound; both come from validated settings.
@@ -243,3 +262,13 @@ def create_schema(session: Session, settings: Settings) -> None:
         if column not in tables[table].columns:
             # Identifiers cannot be bound; these are constants of this module.
             session.execute(f"ALTER TABLE {table} ADD {column} {cql_type}", timeout=30)
+    keep = {
+        **dict.fromkeys(RETAINED, settings.retention_days),
+        **dict.fromkeys(AUDITED, settings.audit_retention_days),
+    }
+    for table, days in keep.items():
+        if tables[table].options.get("default_time_to_live") != ttl_seconds(days):
+            # Table options cannot be bound: a constant name and a number from validated settings.
+            session.execute(
+                f"ALTER TABLE {table} WITH default_time_to_live = {ttl_seconds(days)}", timeout=30
+            )

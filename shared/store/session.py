@@ -103,3 +103,9 @@ class Statements:
 
     def run_async(self, text: str, values: tuple):
         return self._session().execute_async(self.prepare(text), values)
+
+    def run_paged(self, text: str, values: tuple, page_size: int):
+        """Rows fetched page_size at a time as the caller iterates."""
+        statement = self.prepare(text).bind(values)
+        statement.fetch_size = page_size
+        return self._session().execute(statement)
