@@ -47,7 +47,9 @@ def _errors(*statuses: int) -> dict:
         413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
         422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
-        503: "Cassandra is not answering; retry later",
+        429: "the key's request rate (RECOG_REQUESTS_PER_SECOND) or, for an upload, the tenant's "
+        "queued images (RECOG_MAX_QUEUED_IMAGES) are over their limit; retry after Retry-After",
+        503: "Cassandra is not answering, or (POST /v1/jobs) the queue is full; retry after Retry-After",
     }
     return {str(s): _json(_ref("Error"), meaning[s]) for s in statuses}
 
@@ -414,11 +416,11 @@ SPEC = {
         },
     },
 }
-# Every operation that needs a key may be refused one.
+# Every operation that needs a key may be refused one, or be over the key's request rate.
 for _operations in PATHS.values():
     for _operation in _operations.values():
         if "security" not in _operation:
-            _operation["responses"].update(_errors(401, 403))
+            _operation["responses"].update(_errors(401, 403, 429))
 
 
 @bp.get("/v1/openapi.json")

@@ -8,6 +8,7 @@ store backend (RECOG_IMAGE_STORE): pytest groups the tests by backend, so the st
 from __future__ import annotations
 
 import fcntl
+import os
 import secrets
 import shutil
 import time
@@ -151,6 +152,15 @@ def store(stack):
 @pytest.fixture(scope="session")
 def gateway(stack) -> str:
     return stack.settings.gateway_url
+
+
+def cli_env(gateway: str) -> dict[str, str]:
+    """The environment of a `recog` command run against the test stack, with the stack's key."""
+    return {
+        **os.environ,
+        "RECOG_GATEWAY_URL": gateway,
+        "RECOG_API_KEY": API.headers["Authorization"].split()[1],
+    }
 
 
 def keyed_client(app, settings: Settings):

@@ -8,7 +8,7 @@ import requests
 
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
-from tests.stack import submit
+from tests.stack import API, submit
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +85,7 @@ def test_flower_shows_a_finished_chunk_task_with_ids_only(flower, gateway):
     assert task["name"] == "recog.recognise_chunk"
     assert task["worker"].startswith("worker1@")
     # The arguments Flower shows are the batch id and the job ids, in upload order: nothing else.
-    rows = requests.get(
-        f"{gateway}{accepted['links']['results']}", params={"format": "json"}, timeout=30
-    ).json()
+    rows = API.get(f"{gateway}{accepted['links']['results']}", params={"format": "json"}, timeout=30).json()
     job_ids = [row["job_id"] for row in sorted(rows, key=lambda r: r["file"])]
     assert task["args"] == f"batch {accepted['id']}: {job_ids}"
 

@@ -148,5 +148,5 @@ def test_a_batch_upload_cut_off_by_a_sigkilled_gateway_is_finished_by_its_retry(
 
 def key_row(store, key: str) -> dict | None:
     return store.session.execute(
-        "SELECT fingerprint, answer FROM upload_keys WHERE scope = 'batches' AND key = %s", (key,)
+        "SELECT fingerprint, answer FROM upload_keys WHERE scope = 'local/batches' AND key = %s", (key,)
     ).one()

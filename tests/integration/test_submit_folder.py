@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import images
-from tests.stack import API
+from tests.stack import API, cli_env
 
 RECOG = Path(sys.executable).parent / "recog"
 # Each run may take up to its subprocess timeout (300 s), longer than the default per-test limit.
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.timeout(650)
 
 
 def run_folder(gateway, folder, out, *extra):
-    env = {**os.environ, "RECOG_GATEWAY_URL": gateway}
+    env = cli_env(gateway)
     return subprocess.run(
         [str(RECOG), "submit-folder", str(folder), "--out", str(out), "--chunk", "8", *extra],
         capture_output=True,
@@ -72,7 +71,7 @@ def test_a_run_killed_mid_upload_resumes_without_uploading_twice(gateway, tmp_pa
     folder, out = tmp_path / "scans", tmp_path / "results.csv"
     write_digits(folder, 0, 240)
     state = out.with_name("results.csv.state.json")
-    env = {**os.environ, "RECOG_GATEWAY_URL": gateway}
+    env = cli_env(gateway)
     argv = [str(RECOG), "submit-folder", str(folder), "--out", str(out), "--chunk", "8"]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

@@ -2,6 +2,7 @@
 /v1 route guarded, and one tenant's jobs, batches, cache and idempotency keys kept from another."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -89,6 +90,10 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     for path in ("/healthz", "/readyz", "/v1/openapi.json", "/"):
         assert requests.get(f"{gateway}{path}", timeout=10).status_code == 200, path
+    # Counted by reason, every gunicorn process added up.
+    metrics = API.get(f"{gateway}/metrics", timeout=10).text
+    counted = re.search(r'^recog_requests_refused_total\{reason="missing_api_key"\} (\S+)$', metrics, re.M)
+    assert counted and float(counted[1]) >= 9
 
     reader = new_key(settings, unique("reader"), "--scopes", "read")
     refused = reader.post(f"{gateway}/v1/jobs", files={"file": ("r.png", images.png_digit(2))}, timeout=10)
