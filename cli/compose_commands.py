@@ -28,6 +28,7 @@ from shared.settings import PROJECT_ROOT, STATE_DIR
 PROJECT = "recog"
 STATE = STATE_DIR / "compose"
 IMAGE_VARIABLES = ("BASE_IMAGE", "CASSANDRA_IMAGE", "REDIS_IMAGE")
+PASSWORDS = ("FLOWER_PASSWORD", "REDIS_PASSWORD", "CASSANDRA_PASSWORD")
 
 
 class ComposeStack:
@@ -50,9 +51,9 @@ class ComposeStack:
         self.local_images = local_images
 
     def env(self) -> dict[str, str]:
-        """What compose runs with: FLOWER_PASSWORD and the image variables are in the environment
-        of the docker-compose process, never on a command line."""
-        env = {**os.environ, **self.extra, "DOCKER_HOST": self.engine.host, **self._flower_password()}
+        """What compose runs with: the passwords and the image variables are in the environment of
+        the docker-compose process, never on a command line."""
+        env = {**os.environ, **self.extra, "DOCKER_HOST": self.engine.host, **self._passwords()}
         if self.local_images:
             env.update(images.LOCAL_IMAGES)
         return env
@@ -84,17 +85,18 @@ class ComposeStack:
         if self.engine.ours:
             self.engine.stop()
 
-    def _flower_password(self) -> dict[str, str]:
-        """FLOWER_PASSWORD from the environment or .env, else one made once and kept in the state
-        folder (mode 600)."""
-        if self.extra.get("FLOWER_PASSWORD") or os.environ.get("FLOWER_PASSWORD"):
-            return {}
-        if _in_dotenv("FLOWER_PASSWORD"):
-            return {}
-        path = self.state / "flower-password"
-        if not path.exists():
-            processes.write_private(path, secrets.token_urlsafe(16))
-        return {"FLOWER_PASSWORD": path.read_text().strip()}
+    def _passwords(self) -> dict[str, str]:
+        """Each of PASSWORDS from the environment or .env, else one made once and kept in the state
+        folder (mode 600), e.g. .recog/compose/flower-password."""
+        made = {}
+        for name in PASSWORDS:
+            if self.extra.get(name) or os.environ.get(name) or _in_dotenv(name):
+                continue
+            path = self.state / name.lower().replace("_", "-")
+            if not path.exists():
+                processes.write_private(path, secrets.token_urlsafe(16))
+            made[name] = path.read_text().strip()
+        return made
 
     @property
     def gateway_url(self) -> str:
@@ -225,6 +227,8 @@ recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {s
   gateway  {gateway}   API docs {gateway}/docs, metrics {gateway}/metrics
            curl -H @{header} -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"
   flower   {flower}   login: recog / {password}
+  secrets  Redis's and Cassandra's passwords: REDIS_PASSWORD, CASSANDRA_PASSWORD in .env, else
+           made once in {stack.state}/ (redis-password, cassandra-password; mode 600)
   cqlsh    .venv/bin/recog compose exec cassandra cqlsh -e "SELECT * FROM recognition.jobs LIMIT 5"
   compose  .venv/bin/recog compose ps | logs | ...   (docker-compose on this engine and project)
   stop     make compose-down   (make compose-down VOLUMES=1 also removes the data)

@@ -184,10 +184,13 @@ def _cell(value) -> str:
 @cli.command()
 def schema() -> None:
     """Create the keyspace and tables if they do not exist (safe to repeat)."""
+    from shared.store.logins import ensure_login
     from shared.store.schema import create_schema
     from shared.store.session import connect
 
     settings = Settings.from_env()
+    if ensure_login(settings):
+        click.echo(f"made the Cassandra user {settings.cassandra_username}; the default superuser is gone")
     cluster, session = connect(settings)
     try:
         create_schema(session, settings)

@@ -72,11 +72,13 @@ def write_config(
     commitlog_sync: str = "batch",
     address: str = "127.0.0.1",
     clients_from: str = "127.0.0.1",
+    extra: dict | None = None,
 ) -> Path:
     """A cassandra.yaml of our own (the package ships none), from the package's defaults.
 
     address: where the node listens to its peers and tells clients to find it; clients_from: the
-    address clients connect to (0.0.0.0 in a container: every address it has).
+    address clients connect to (0.0.0.0 in a container: every address it has). extra: more
+    options (an authenticator, client TLS).
 
     commitlog_sync "batch": a write is acknowledged only once its commit log is on disk. The
     package's default, "periodic", syncs every 10 s, and this Cassandra replays nothing past the
@@ -112,6 +114,7 @@ def write_config(
     )
     if clients_from == "0.0.0.0":
         config["broadcast_rpc_address"] = address
+    config.update(extra or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "logback.xml").write_text(LOGBACK)
     path = data_dir / "cassandra.yaml"

@@ -35,6 +35,9 @@ IMAGE_STORES = ("volume", "cassandra")
 # 5.0); an image row must stay under that with room for its other columns.
 CASSANDRA_IMAGE_LIMIT = 15 * 1024 * 1024
 
+# Passwords the examples show (.env.example): refused, so a copied example never goes live.
+PLACEHOLDER_PASSWORDS = ("change-me",)
+
 CONSISTENCY_NAMES = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "LOCAL_ONE", "ALL")
 
 
@@ -71,6 +74,14 @@ class Settings:
     # "SimpleStrategy:1" or "NetworkTopologyStrategy:dc1=3,dc2=3"
     cassandra_replication: str = setting("SimpleStrategy:1", (CLI, STACK))
     cassandra_consistency: str = setting("LOCAL_QUORUM", SERVICES, choices=CONSISTENCY_NAMES)
+    # A login, for a Cassandra with PasswordAuthenticator (compose's); empty: none. `recog schema`
+    # makes this user from Cassandra's default superuser the first time (shared/store/logins.py).
+    cassandra_username: str = setting("", SERVICES)
+    cassandra_password: str = setting("", SERVICES)
+    # TLS to Cassandra, checked against the CA certificates in cassandra_tls_ca (a PEM file; empty:
+    # the system's), host names included.
+    cassandra_tls: bool = setting(False, SERVICES)
+    cassandra_tls_ca: str = setting("", SERVICES)
     image_dir: Path = setting(STATE_DIR / "images", (GATEWAY, WORKERS, CLI))
     # Where uploaded bytes live: "volume" (files under image_dir, a folder every process shares)
     # or "cassandra" (a table: workers on other hosts then need only Redis and Cassandra).
@@ -176,6 +187,13 @@ class Settings:
                 listed = ", ".join(map(str, choices))
                 raise SettingsError(f"RECOG_{f.name.upper()}={value!r}; use one of {listed}")
         replication_options(self.cassandra_replication)
+        if self.flower_password in PLACEHOLDER_PASSWORDS:
+            raise SettingsError(
+                f"RECOG_FLOWER_PASSWORD is {self.flower_password!r}, the example's; set a password of "
+                "your own (FLOWER_PASSWORD in .env)"
+            )
+        if bool(self.cassandra_username) != bool(self.cassandra_password):
+            raise SettingsError("set both RECOG_CASSANDRA_USERNAME and RECOG_CASSANDRA_PASSWORD, or neither")
         if self.image_store == "cassandra" and self.max_upload_bytes > CASSANDRA_IMAGE_LIMIT:
             raise SettingsError(
                 f"RECOG_MAX_UPLOAD_BYTES={self.max_upload_bytes} is above {CASSANDRA_IMAGE_LIMIT}, the "

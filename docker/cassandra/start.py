@@ -21,16 +21,32 @@ DATA = Path("/var/lib/cassandra")
 def main(argv: list[str]) -> None:
     if argv[:1] != ["cassandra"]:
         os.execvp(argv[0], argv)  # any other command, as the official image allows
-    found = re.search(r"^commitlog_sync:\s*(\w+)\s*$", SETTINGS.read_text(), re.MULTILINE)
+    settings = SETTINGS.read_text()
+    found = re.search(r"^commitlog_sync:\s*(\w+)\s*$", settings, re.MULTILINE)
     sync = found.group(1) if found else "periodic"
+    # The line compose rewrites to PasswordAuthenticator, as it does in the official image.
+    found = re.search(r"^authenticator:\s*(\w+)\s*$", settings, re.MULTILINE)
+    authenticator = found.group(1) if found else "AllowAllAuthenticator"
     address = socket.gethostbyname(socket.gethostname())
     # Written anew at each start, beside the data in the volume: the container's address may change.
-    config = write_config(HOME, DATA, 9042, 7000, sync, address=address, clients_from="0.0.0.0")
+    config = write_config(
+        HOME,
+        DATA,
+        9042,
+        7000,
+        sync,
+        address=address,
+        clients_from="0.0.0.0",
+        extra={"authenticator": authenticator},
+    )
     heap = os.environ.get("MAX_HEAP_SIZE", "1G").lower()
     logs = DATA / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     argv = command(HOME, config, logs, heap=heap)
-    print(f"recog-cassandra: Cassandra 2.1 on {address}, commitlog_sync {sync}, heap {heap}", flush=True)
+    print(
+        f"recog-cassandra: Cassandra 2.1 on {address}, commitlog_sync {sync}, {authenticator}, heap {heap}",
+        flush=True,
+    )
     os.execvp(argv[0], argv)
 
 

@@ -4,10 +4,19 @@ one place for the driver's settings and its known quirks."""
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from cassandra import ConsistencyLevel, CoordinationFailure, OperationTimedOut, Timeout, Unavailable
+from cassandra import (
+    AuthenticationFailed,
+    ConsistencyLevel,
+    CoordinationFailure,
+    OperationTimedOut,
+    Timeout,
+    Unavailable,
+)
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
@@ -41,11 +50,21 @@ def translated() -> Iterator[None]:
 RECONNECT_MAX_SECONDS = 5.0
 
 
+class LoginRefused(Exception):
+    """Cassandra refused the login: a setting to fix, not an outage to wait out."""
+
+
 def connect(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, Session]:
     """A cluster and session; call after any fork, never at import."""
     try:
         return _connect(settings, keyspace, settings.cassandra_protocol_version)
     except NoHostAvailable as exc:
+        if exc.errors and all(isinstance(e, AuthenticationFailed) for e in exc.errors.values()):
+            who = settings.cassandra_username or "no user (RECOG_CASSANDRA_USERNAME is empty)"
+            raise LoginRefused(
+                f"Cassandra refused the login of {who}: check RECOG_CASSANDRA_USERNAME and "
+                "RECOG_CASSANDRA_PASSWORD (`recog schema` makes that user the first time)"
+            ) from exc
         # Cassandra 2.1 answers the driver's opening v5 offer with a generic server error
         # instead of a protocol error, so the driver never steps down by itself.
         if settings.cassandra_protocol_version or "unsupported protocol version" not in str(exc):
@@ -77,6 +96,7 @@ def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[C
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=RECONNECT_MAX_SECONDS),
         idle_heartbeat_interval=RECONNECT_MAX_SECONDS,
         **({"protocol_version": protocol} if protocol else {}),
+        **_security(settings),
     )
     try:
         session = cluster.connect(keyspace)
@@ -84,6 +104,20 @@ def _connect(settings: Settings, keyspace: str | None, protocol: int) -> tuple[C
         cluster.shutdown()
         raise
     return cluster, session
+
+
+def _security(settings: Settings) -> dict:
+    """The login and TLS the settings ask for, as the driver's Cluster options."""
+    options: dict = {}
+    if settings.cassandra_username:
+        options["auth_provider"] = PlainTextAuthProvider(
+            settings.cassandra_username, settings.cassandra_password
+        )
+    if settings.cassandra_tls:
+        # Host names checked: the driver names each node by the address it dials, so a node's
+        # certificate must name its address (its broadcast_rpc_address).
+        options["ssl_context"] = ssl.create_default_context(cafile=settings.cassandra_tls_ca or None)
+    return options
 
 
 class Statements:

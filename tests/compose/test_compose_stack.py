@@ -33,6 +33,8 @@ RECOG = Path(sys.executable).parent / "recog"
 GATEWAY_PORT, FLOWER_PORT = 28000, 25555
 GATEWAY = f"http://127.0.0.1:{GATEWAY_PORT}"
 PASSWORD = secrets.token_urlsafe(12)
+# The other secrets compose-up would make: passed as .env would, to check none leaks either.
+SECRETS = {"REDIS_PASSWORD": secrets.token_urlsafe(12), "CASSANDRA_PASSWORD": secrets.token_urlsafe(12)}
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 BUILT = (
     "recog-base:bookworm",
@@ -55,6 +57,7 @@ def compose():
             "GATEWAY_PORT": str(GATEWAY_PORT),
             "FLOWER_PORT": str(FLOWER_PORT),
             "FLOWER_PASSWORD": PASSWORD,
+            **SECRETS,
         },
         local_images=True,
     )
@@ -191,14 +194,77 @@ def test_down_and_up_keep_every_job_readable(compose):
     assert (again["status"], again["label"]) == ("done", "7")
 
 
+def test_redis_and_cassandra_want_their_passwords(compose):
+    """Redis answers nothing without its password; Cassandra's default superuser, whose password
+    everyone knows, was dropped once the schema job had made the service's login."""
+    bare = compose.compose(
+        "exec",
+        "-T",
+        "redis",
+        "sh",
+        "-c",
+        "REDISCLI_AUTH= redis-cli ping",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "NOAUTH" in bare.stdout + bare.stderr, bare.stdout + bare.stderr
+    default = compose.compose(
+        "exec",
+        "-T",
+        "cassandra",
+        "/opt/cqlsh/bin/cqlsh",
+        "--protocol-version=3",
+        "-u",
+        "cassandra",
+        "-p",
+        "cassandra",
+        "-e",
+        "DESCRIBE KEYSPACES",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert default.returncode != 0 and "AuthenticationFailed" in default.stdout + default.stderr
+    anonymous = compose.compose(
+        "exec",
+        "-T",
+        "cassandra",
+        "/opt/cqlsh/bin/cqlsh",
+        "--protocol-version=3",
+        "-e",
+        "DESCRIBE KEYSPACES",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert anonymous.returncode != 0, "no login, no answer"
+    refused = compose.compose(
+        "run",
+        "--rm",
+        "-T",
+        "-e",
+        "RECOG_FLOWER_PASSWORD=change-me",
+        "gateway",
+        "recog",
+        "schema",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0 and "the example's" in refused.stdout + refused.stderr
+
+
 def test_no_secret_in_any_image_or_command_line(compose):
     for image in BUILT:
         history = docker(compose, "history", "--no-trunc", image)
         inspect = docker(compose, "image", "inspect", image)
-        assert PASSWORD not in history and PASSWORD not in inspect, image
+        for secret in (PASSWORD, *SECRETS.values()):
+            assert secret not in history and secret not in inspect, image
         # The build stages' CA files and pip's bundle never reach a final image.
         leftovers = "test ! -e /tmp/ca && test ! -e /tmp/pip-ca.pem && test ! -e /src"
         docker(compose, "run", "--rm", "--entrypoint", "sh", image, "-c", leftovers)
     command_lines = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert PASSWORD not in command_lines
+    for secret in (PASSWORD, *SECRETS.values()):
+        assert secret not in command_lines
     assert compose.api_key() not in command_lines

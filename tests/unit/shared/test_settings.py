@@ -137,3 +137,16 @@ def test_a_checkout_keeps_its_state_beside_the_code():
     from shared.settings import PROJECT_ROOT
 
     assert Settings.from_env({}).image_dir == PROJECT_ROOT / ".recog" / "images"
+
+
+def test_the_examples_placeholder_password_is_refused():
+    with pytest.raises(SettingsError, match="RECOG_FLOWER_PASSWORD is 'change-me', the example's"):
+        Settings.from_env({"RECOG_FLOWER_PASSWORD": "change-me"})
+
+
+def test_a_cassandra_login_needs_both_its_name_and_its_password():
+    with pytest.raises(SettingsError, match="both RECOG_CASSANDRA_USERNAME and RECOG_CASSANDRA_PASSWORD"):
+        Settings.from_env({"RECOG_CASSANDRA_USERNAME": "recog"})
+    assert Settings.from_env(
+        {"RECOG_CASSANDRA_USERNAME": "recog", "RECOG_CASSANDRA_PASSWORD": "p"}
+    ).cassandra_username
