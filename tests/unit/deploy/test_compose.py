@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from devstack.images import LOCAL_IMAGES
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import PROJECT_ROOT, Settings, SettingsError
 
 RECOG_SERVICES = ("schema", "gateway", "worker", "worker-gpu", "flower")  # built from our Dockerfiles
 SETTINGS = {"RECOG_" + f.name.upper() for f in dataclasses.fields(Settings)}
@@ -28,7 +28,19 @@ MUST_BE_SET = (
 )
 
 
-def compose(*args: str, env_file: str = ".env.example") -> subprocess.CompletedProcess:
+# .env.example with its placeholder passwords set, as a user's .env has them.
+FILLED = PROJECT_ROOT / ".recog" / "test-compose.env"
+
+
+def filled_example() -> str:
+    return (PROJECT_ROOT / ".env.example").read_text().replace("=change-me", "=a-password-of-their-own")
+
+
+def compose(*args: str, env_file: str | None = None) -> subprocess.CompletedProcess:
+    if env_file is None:
+        FILLED.parent.mkdir(parents=True, exist_ok=True)
+        FILLED.write_text(filled_example())
+        env_file = str(FILLED)
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is missing: `make test` installs it (scripts/install-system.sh)"
     return subprocess.run(
@@ -57,7 +69,29 @@ def test_a_missing_secret_stops_compose_with_a_message(tmp_path):
     empty.write_text("")
     result = compose("config", "-q", env_file=str(empty))
     assert result.returncode != 0
-    assert "set FLOWER_PASSWORD in .env" in result.stderr
+    assert re.search(r"set (FLOWER|REDIS|CASSANDRA)_PASSWORD in \.env", result.stderr), result.stderr
+
+
+def test_the_examples_passwords_are_refused_by_every_recog_service():
+    """.env.example as it is: compose renders it, and each service stops at start, naming it."""
+    result = compose("--profile", "gpu", "config", env_file=".env.example")
+    assert result.returncode == 0, result.stderr
+    for name in RECOG_SERVICES:
+        env = {k: str(v) for k, v in yaml.safe_load(result.stdout)["services"][name]["environment"].items()}
+        with pytest.raises(SettingsError, match="the example's"):
+            Settings.from_env(env)
+
+
+def test_redis_and_cassandra_want_their_passwords(rendered):
+    services = rendered["services"]
+    for name in RECOG_SERVICES:
+        env = services[name]["environment"]
+        assert env["RECOG_REDIS_URL"] == "redis://:a-password-of-their-own@redis:6379/0", name
+        login = (env["RECOG_CASSANDRA_USERNAME"], env["RECOG_CASSANDRA_PASSWORD"])
+        assert login == ("recog", "a-password-of-their-own"), name
+    redis = " ".join(services["redis"]["command"])
+    assert "requirepass" in redis and "a-password-of-their-own" not in redis, "the password is no argument"
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == "a-password-of-their-own"
 
 
 def test_every_service_has_a_healthcheck_or_says_why_not(rendered):
@@ -102,7 +136,7 @@ def test_gateway_and_workers_share_the_image_volume(rendered):
 def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
     assert {rendered["services"][n]["environment"]["RECOG_IMAGE_STORE"] for n in RECOG_SERVICES} == {"volume"}
     switched = tmp_path / "cassandra.env"
-    switched.write_text((PROJECT_ROOT / ".env.example").read_text() + "RECOG_IMAGE_STORE=cassandra\n")
+    switched.write_text(filled_example() + "RECOG_IMAGE_STORE=cassandra\n")
     result = compose("--profile", "gpu", "config", env_file=str(switched))
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
@@ -119,7 +153,7 @@ def test_published_ports_listen_on_loopback_unless_configured(rendered, tmp_path
     for name, ports in published.items():
         assert all(str(p).startswith("127.0.0.1:") for p in ports), f"{name}: {ports}"
     opened = tmp_path / "open.env"
-    opened.write_text((PROJECT_ROOT / ".env.example").read_text() + "PUBLISH_ADDRESS=0.0.0.0\n")
+    opened.write_text(filled_example() + "PUBLISH_ADDRESS=0.0.0.0\n")
     result = compose("config", env_file=str(opened))
     assert result.returncode == 0 and "0.0.0.0:8000:8000" in result.stdout.replace('"', "")
 
@@ -139,7 +173,7 @@ def test_stateful_services_keep_their_data(rendered):
     services = rendered["services"]
     assert services["cassandra"]["image"] == "cassandra:5.0"
     assert any(v.endswith(":/var/lib/cassandra:rw") for v in services["cassandra"]["volumes"])
-    assert "--appendonly" in services["redis"]["command"]
+    assert "--appendonly yes" in " ".join(services["redis"]["command"])
     assert any(v.endswith(":/data:rw") for v in services["redis"]["volumes"])
     flower = " ".join(services["flower"]["command"])
     assert 'FLOWER_BASIC_AUTH="$$RECOG_FLOWER_USER:$$RECOG_FLOWER_PASSWORD"' in flower
@@ -153,15 +187,19 @@ def test_cassandra_acknowledges_a_write_only_once_it_is_on_disk(rendered, tmp_pa
     config = tmp_path / "cassandra.yaml"
     config.write_text(
         "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms\n# commitlog_sync_group_window: 1000ms\n"
+        "authenticator:\n  class_name : org.apache.cassandra.auth.AllowAllAuthenticator\n"
     )
     edit = script.replace("/etc/cassandra/cassandra.yaml", str(config)).split("&& exec")[0]
     subprocess.run(["bash", "-c", edit], check=True, timeout=30)
     lines = config.read_text().splitlines()
     assert "commitlog_sync: batch" in lines
     assert not [line for line in lines if line.startswith("commitlog_sync_period")]
+    assert "  class_name : org.apache.cassandra.auth.PasswordAuthenticator" in lines, "logins required"
     assert script.endswith("exec docker-entrypoint.sh cassandra -f"), "the image's own start must follow"
     # An image whose file reads otherwise must not start Cassandra with a sync nobody chose.
-    config.write_text("commitlog_sync: group\ncommitlog_sync_group_window: 15ms\n")
+    config.write_text(
+        "commitlog_sync: group\ncommitlog_sync_group_window: 15ms\nauthenticator: AllowAllAuthenticator\n"
+    )
     assert subprocess.run(["bash", "-c", edit], timeout=30).returncode != 0
 
 
@@ -180,7 +218,7 @@ def test_images_are_the_public_ones_unless_the_variables_say_otherwise(rendered,
     assert rendered["services"]["gateway"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim"
     local = tmp_path / "local.env"
     variables = "".join(f"{k}={v}\n" for k, v in LOCAL_IMAGES.items())
-    local.write_text((PROJECT_ROOT / ".env.example").read_text() + variables)
+    local.write_text(filled_example() + variables)
     result = compose("config", env_file=str(local))
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
