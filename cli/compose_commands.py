@@ -108,7 +108,7 @@ class ComposeStack:
         removed): every scope, tenant 'local', as `make up` makes."""
         path = self.state / LOCAL_KEY_FILE
         saved = path.read_text().strip() if path.is_file() else ""
-        if saved and _key_works(self.gateway_url, saved):
+        if saved and not _key_refused(self.gateway_url, saved):
             return saved
         recog = ("exec", "-T", "gateway", "recog", "keys")
         self.compose(*recog, "revoke", LOCAL_KEY, check=False, capture_output=True)
@@ -154,10 +154,12 @@ class ComposeStack:
         return states
 
 
-def _key_works(gateway: str, key: str) -> bool:
+def _key_refused(gateway: str, key: str) -> bool:
+    """Only a 401 says the key is unknown (the data it lived in was removed); a busy or waking
+    gateway's answer says nothing about it."""
     headers = {"Authorization": f"Bearer {key}"}
     try:
-        return requests.get(f"{gateway}/v1/batches?limit=1", headers=headers, timeout=10).status_code == 200
+        return requests.get(f"{gateway}/v1/batches?limit=1", headers=headers, timeout=30).status_code == 401
     except requests.RequestException:
         return False
 

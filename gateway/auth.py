@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
@@ -13,6 +14,7 @@ from gateway.errors import ApiError
 from shared.keys import ADMIN, READ, SUBMIT, ApiKey, split
 
 PUBLIC = frozenset({"/v1/openapi.json"})
+KEYS_REMEMBERED = 10_000
 CHALLENGE = 'Bearer realm="recog"'
 HOW = (
     "send an API key as 'Authorization: Bearer <key>'; `recog keys create NAME` makes one, and "
@@ -38,20 +40,24 @@ class KeyRing:
 
     def __init__(self, table, seconds: float) -> None:
         self._table, self._seconds = table, seconds
-        self._seen: dict[str, tuple[float, ApiKey | None]] = {}
+        self._seen: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def find(self, key_id: str) -> ApiKey | None:
         now = time.monotonic()
         with self._lock:
             seen = self._seen.get(key_id)
+            if seen is not None:
+                self._seen.move_to_end(key_id)
         if seen is not None and now - seen[0] < self._seconds:
             return seen[1]
         found = self._table().get(key_id)  # StoreUnavailable: a 503, the request was fine
         with self._lock:
-            if len(self._seen) > 10_000:  # a flood of made-up key ids must not grow this forever
-                self._seen.clear()
             self._seen[key_id] = (now, found)
+            self._seen.move_to_end(key_id)
+            # Least recently used out first: a flood of made-up key ids pushes out only its own.
+            while len(self._seen) > KEYS_REMEMBERED:
+                self._seen.popitem(last=False)
         return found
 
 

@@ -138,6 +138,8 @@ def commit(services, intake: Intake) -> None:
         for job, error in intake.refused
         if job.job_id not in intake.recorded
     ]
+    if intake.batch_id is None:
+        services.quotas.check_queue_depth()
     if intake.tenant is not None:
         services.quotas.check_queued(intake.tenant, len(fresh))
     try:

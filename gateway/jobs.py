@@ -21,7 +21,6 @@ def submit():
     services = current_app.extensions["recog"]
     settings = services.settings
     wait = _wait_seconds(settings.max_wait_seconds)
-    services.quotas.check_queue_depth()
     key = upload_key()
     upload = request.files.get("file")
     if upload is None:
@@ -62,8 +61,9 @@ def show(job_id: str):
         )
     wait = _wait_seconds(services.settings.max_wait_seconds)
     row = services.store.get_job(uid)
-    # Another tenant's job is answered as one that does not exist: its id says nothing.
-    if row is None or not caller().owns(row.get("tenant")):
+    # Another tenant's job is answered as one that does not exist: its id says nothing. A row
+    # whose first write expired (RECOG_RETENTION_DAYS) but a later one not is gone too.
+    if row is None or row.get("created_at") is None or not caller().owns(row.get("tenant")):
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
     if wait and row["status"] not in FINAL_STATES:
         row = wait_for_final(services, uid, wait) or row

@@ -77,6 +77,13 @@ class Quotas:
         except redis.RedisError as exc:
             log.warning("queued images not counted, Redis is not answering: %s", exc)
             return
+        if files > cap:
+            raise ApiError(
+                413,
+                "too_many_files",
+                f"this upload has {files:,} images; at most {cap:,} may wait at once for one tenant "
+                "(RECOG_MAX_QUEUED_IMAGES). Send them in smaller uploads",
+            )
         if queued + files > cap:
             raise ApiError(
                 429,

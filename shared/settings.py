@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,16 +55,18 @@ def setting(
     low: float | None = None,
     high: float | None = None,
     choices: tuple = (),
+    secret: bool = False,
 ):
     """A field with who reads it and, for a number, its bounds (inclusive) or its choices, checked
-    at start."""
+    at start. A secret is left out of the settings' repr, so a logged Settings shows none."""
     metadata = {"read_by": read_by, "low": low, "high": high, "choices": choices}
-    return dataclasses.field(default=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = setting("redis://127.0.0.1:6379/0", (GATEWAY, WORKERS, STACK, FLOWER))
+    # May hold Redis's password (redis://:PASSWORD@host:6379/0), as compose's does.
+    redis_url: str = setting("redis://127.0.0.1:6379/0", (GATEWAY, WORKERS, STACK, FLOWER), secret=True)
     cassandra_hosts: tuple[str, ...] = setting(("127.0.0.1",), SERVICES)
     cassandra_port: int = setting(9042, SERVICES, 1, 65535)
     # The local Cassandra's own inter-node port (and +1 for its TLS twin); `recog up` only.
@@ -77,7 +80,7 @@ class Settings:
     # A login, for a Cassandra with PasswordAuthenticator (compose's); empty: none. `recog schema`
     # makes this user from Cassandra's default superuser the first time (shared/store/logins.py).
     cassandra_username: str = setting("", SERVICES)
-    cassandra_password: str = setting("", SERVICES)
+    cassandra_password: str = setting("", SERVICES, secret=True)
     # TLS to Cassandra, checked against the CA certificates in cassandra_tls_ca (a PEM file; empty:
     # the system's), host names included.
     cassandra_tls: bool = setting(False, SERVICES)
@@ -152,7 +155,7 @@ class Settings:
     zip_max_bytes: int = setting(1024 * 1024 * 1024, (GATEWAY,), 1, 2**40)
     gateway_url: str = setting("http://127.0.0.1:8000", (CLI, STACK))
     # The CLI's API key; empty: the one `make up` saved in its state folder (.recog/api-key).
-    api_key: str = setting("", (CLI,))
+    api_key: str = setting("", (CLI,), secret=True)
     # How long a gateway process trusts a key it looked up: a revoked key works this much longer.
     key_cache_seconds: int = setting(10, (GATEWAY,), 0, 3600)
     # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
@@ -161,7 +164,7 @@ class Settings:
     flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
     flower_user: str = setting("recog", (STACK, FLOWER))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.
-    flower_password: str = setting("", (STACK, FLOWER))
+    flower_password: str = setting("", (STACK, FLOWER), secret=True)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -187,11 +190,16 @@ class Settings:
                 listed = ", ".join(map(str, choices))
                 raise SettingsError(f"RECOG_{f.name.upper()}={value!r}; use one of {listed}")
         replication_options(self.cassandra_replication)
-        if self.flower_password in PLACEHOLDER_PASSWORDS:
-            raise SettingsError(
-                f"RECOG_FLOWER_PASSWORD is {self.flower_password!r}, the example's; set a password of "
-                "your own (FLOWER_PASSWORD in .env)"
-            )
+        redis_password = urlparse(self.redis_url).password
+        for var, value, dotenv in (
+            ("RECOG_FLOWER_PASSWORD", self.flower_password, "FLOWER_PASSWORD"),
+            ("RECOG_CASSANDRA_PASSWORD", self.cassandra_password, "CASSANDRA_PASSWORD"),
+            ("RECOG_REDIS_URL's password", redis_password, "REDIS_PASSWORD"),
+        ):
+            if value in PLACEHOLDER_PASSWORDS:
+                raise SettingsError(
+                    f"{var} is {value!r}, the example's; set a password of your own ({dotenv} in .env)"
+                )
         if bool(self.cassandra_username) != bool(self.cassandra_password):
             raise SettingsError("set both RECOG_CASSANDRA_USERNAME and RECOG_CASSANDRA_PASSWORD, or neither")
         if self.image_store == "cassandra" and self.max_upload_bytes > CASSANDRA_IMAGE_LIMIT:

@@ -44,7 +44,7 @@ class MemoryKeys:
         self.rows[key_id] = dataclasses.replace(self.rows[key_id], revoked_at=at)
 
 
-def keyed_client(app, scopes=SCOPES, tenant: str = "tenant-a"):
+def memory_keyed_client(app, scopes=SCOPES, tenant: str = "tenant-a"):
     """A Flask test client whose requests carry a key its gateway knows: the app's KeyRing reads
     it from MemoryKeys, as these tests run with Cassandra unreachable."""
     table = MemoryKeys()

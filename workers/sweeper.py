@@ -188,7 +188,6 @@ def start_sweeping(app) -> threading.Thread:
         connection = StoreConnection(settings)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         images = open_image_store(settings, lambda: connection.get().session)
-        collected = time.monotonic()
 
         def queue_length(chunk: bool) -> int:
             return client.llen(settings.bulk_queue if chunk else settings.queue)
@@ -202,14 +201,14 @@ def start_sweeping(app) -> threading.Thread:
                     continue
                 try:
                     sweep(store, send, queue_length, lease, settings.sweep_hours)
-                    every = settings.collect_minutes * 60
-                    if every and time.monotonic() - collected >= every:
-                        collect_images(images, settings.retention_days, utcnow())
-                        collected = time.monotonic()
                 finally:
                     # Expired, or Redis gone: the lock's timeout frees it anyway.
                     with contextlib.suppress(redis.RedisError):
                         lock.release()
+                every = settings.collect_minutes * 60
+                # One worker an interval collects: the first to set the mark, which lasts it.
+                if every and client.set("recog:images-collected", "1", nx=True, ex=every):
+                    collect_images(images, settings.retention_days, utcnow())
             except StoreUnavailable as exc:
                 log.warning("sweeping open work failed, connecting again next time: %s", exc)
                 connection.drop()

@@ -35,9 +35,10 @@ class CassandraImageStore:
         is (the collector counts an image's age from it)."""
         sha256 = hashlib.sha256(data).hexdigest()
         with translated():
-            if self._cql.run(cql.IMAGE_EXISTS, (sha256,)).one() is not None:
-                self._cql.run(cql.IMAGE_STORED_AGAIN, (utcnow(), sha256))
+            held = self._cql.run(cql.IMAGE_EXISTS, (sha256,)).one() is not None
+            if held and self._cql.run(cql.IMAGE_STORED_AGAIN, (utcnow(), sha256)).one()["[applied]"]:
                 return sha256, False
+            # Not held, or collected between the two reads: written whole.
             self._cql.run(cql.INSERT_IMAGE, (sha256, data, len(data), utcnow()))
         return sha256, True
 

@@ -210,9 +210,14 @@ class CassandraStore:
     def insert_batch(
         self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
     ) -> None:
-        """The header first: a batch listed for its tenant always has one."""
-        self._cql.run(cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
-        self._cql.run(cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
+        """The header and the tenant's listing row in one logged batch: both or neither, so a
+        retry that finds the header finds the batch listed too."""
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        batch.add(self._cql.prepare(cql.INSERT_BATCH), (batch_id, name, model_name, created_at, tenant))
+        batch.add(
+            self._cql.prepare(cql.INSERT_TENANT_BATCH), (tenant, created_at, batch_id, name, model_name)
+        )
+        self.session.execute(batch)
 
     @_store_errors
     def close_batch(self, batch_id: uuid.UUID) -> None:
@@ -223,12 +228,11 @@ class CassandraStore:
         """Up to limit of the tenant's batches, newest first, from just after `after` (the
         created_at and id of the last one a page showed)."""
         if after is None:
-            statement = self._cql.prepare(cql.SELECT_TENANT_BATCHES).bind((tenant,))
+            found = self._cql.run_paged(cql.SELECT_TENANT_BATCHES, (tenant,), limit + 8)
         else:
-            statement = self._cql.prepare(cql.SELECT_TENANT_BATCHES_FROM).bind((tenant, after[0]))
-        statement.fetch_size = limit + 8
+            found = self._cql.run_paged(cql.SELECT_TENANT_BATCHES_FROM, (tenant, after[0]), limit + 8)
         rows = []
-        for row in self.session.execute(statement):
+        for row in found:
             # Batches of the same millisecond come in id order: skip those up to the last shown.
             if after is not None and row["created_at"] == after[0] and row["batch_id"] <= after[1]:
                 continue

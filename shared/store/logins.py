@@ -30,6 +30,8 @@ def ensure_login(settings: Settings, timeout: float = 180) -> bool:
         return False
     if not USER_NAME.fullmatch(settings.cassandra_username):
         raise SettingsError("RECOG_CASSANDRA_USERNAME must be a letter then letters, digits or '_'")
+    if settings.cassandra_username == DEFAULT:
+        raise SettingsError(f"RECOG_CASSANDRA_USERNAME is {DEFAULT!r}, the login this drops: choose another")
     default = settings.replace(cassandra_username=DEFAULT, cassandra_password=DEFAULT)
     deadline = time.monotonic() + timeout
     while True:
@@ -43,6 +45,8 @@ def ensure_login(settings: Settings, timeout: float = 180) -> bool:
         except (LoginRefused, NoHostAvailable) as exc:
             # Cassandra 2.1 makes its default login about 10 s after its first start.
             if time.monotonic() > deadline:
+                if not isinstance(last, LoginRefused):
+                    raise  # Cassandra never answered (down, or TLS refused): that, not a login
                 raise LoginRefused(
                     f"{last}; nor could the default superuser log in to make that user: {exc}"
                 ) from exc

@@ -201,6 +201,12 @@ def test_cassandra_acknowledges_a_write_only_once_it_is_on_disk(rendered, tmp_pa
         "commitlog_sync: group\ncommitlog_sync_group_window: 15ms\nauthenticator: AllowAllAuthenticator\n"
     )
     assert subprocess.run(["bash", "-c", edit], timeout=30).returncode != 0
+    # Nor one whose authenticator the edit did not reach, whatever its comments name.
+    config.write_text(
+        "commitlog_sync: periodic\n# PasswordAuthenticator: logins by name and password\n"
+        "authenticator: com.example.SomethingElse\n"
+    )
+    assert subprocess.run(["bash", "-c", edit], timeout=30).returncode != 0
 
 
 def test_gateway_image_has_no_tensorflow_numpy_or_scipy():

@@ -7,11 +7,11 @@ import io
 import pytest
 
 from gateway import create_app
-from gateway.auth import KeyRing
+from gateway.auth import KEYS_REMEMBERED, KeyRing
 from shared.jobs import utcnow
 from shared.keys import READ, SUBMIT, new_key, split
 from tests import images
-from tests.fakes import MemoryKeys, keyed_client
+from tests.fakes import MemoryKeys, memory_keyed_client
 
 
 @pytest.fixture
@@ -64,6 +64,25 @@ def test_a_wrong_secret_and_a_revoked_key_are_refused(app):
     _refused(app.test_client().get(path, headers={"Authorization": f"Bearer {key}"}), 401, "bad_api_key")
 
 
+def test_made_up_key_ids_push_out_only_each_other():
+    """The looked-up keys are kept least recently used first: a flood of unknown ids, each a
+    Cassandra read once, never flushes a key in use."""
+    table = MemoryKeys()
+    row, _ = new_key("carol", "carol", (READ,), utcnow())
+    table.add(row)
+    reads = []
+    ring = KeyRing(lambda: reads.append(1) or table, seconds=3600)
+    ring.find(row.key_id)
+    for n in range(KEYS_REMEMBERED + 50):
+        ring.find(f"{n:016x}")
+        if n % 100 == 0:
+            ring.find(row.key_id)  # in use all along
+    before = len(reads)
+    assert ring.find(row.key_id) == row and len(reads) == before, "still remembered: no read"
+    ring.find(f"{0:016x}")
+    assert len(reads) == before + 1, "the oldest made-up id was pushed out"
+
+
 def test_a_revoked_key_works_until_the_gateway_looks_it_up_again(app):
     """RECOG_KEY_CACHE_SECONDS: a key looked up is trusted that long, so requests cost no read."""
     table = MemoryKeys()
@@ -86,7 +105,7 @@ def test_a_revoked_key_works_until_the_gateway_looks_it_up_again(app):
     ],
 )
 def test_a_key_without_the_scope_is_403_naming_it(app, scopes, method, path, needed):
-    client = keyed_client(app, scopes)
+    client = memory_keyed_client(app, scopes)
     message = _refused(getattr(client, method)(path), 403, "missing_scope")
     assert f"'{needed}' scope" in message and f"--scopes {needed}" in message
 

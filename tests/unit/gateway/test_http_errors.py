@@ -16,14 +16,14 @@ from gateway import create_app
 from gateway.openapi import described
 from shared.settings import PROJECT_ROOT, Settings
 from tests import images
-from tests.fakes import keyed_client
+from tests.fakes import memory_keyed_client
 
 API = OpenAPI.from_dict(described(Settings.from_env({})))
 
 
 @pytest.fixture
 def client(offline_settings):
-    return keyed_client(
+    return memory_keyed_client(
         create_app(offline_settings.replace(max_upload_bytes=100_000, max_image_pixels=1_000_000))
     )
 
@@ -171,7 +171,7 @@ def test_healthz_needs_no_services_and_reports_the_version(client):
 def test_too_many_files_in_one_batch_request_says_files_not_bytes(offline_settings, sent, said):
     import io
 
-    client = keyed_client(create_app(offline_settings.replace(max_files_per_request=3)))
+    client = memory_keyed_client(create_app(offline_settings.replace(max_files_per_request=3)))
     files = [(io.BytesIO(images.png_digit(1)), f"{i}.png") for i in range(sent)]
     response = client.post("/v1/batches", data={"files": files}, content_type="multipart/form-data")
     message = _error(response, 413, "too_many_files")

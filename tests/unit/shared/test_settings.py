@@ -139,9 +139,38 @@ def test_a_checkout_keeps_its_state_beside_the_code():
     assert Settings.from_env({}).image_dir == PROJECT_ROOT / ".recog" / "images"
 
 
-def test_the_examples_placeholder_password_is_refused():
-    with pytest.raises(SettingsError, match="RECOG_FLOWER_PASSWORD is 'change-me', the example's"):
-        Settings.from_env({"RECOG_FLOWER_PASSWORD": "change-me"})
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"RECOG_FLOWER_PASSWORD": "change-me"}, "RECOG_FLOWER_PASSWORD"),
+        (
+            {"RECOG_CASSANDRA_USERNAME": "recog", "RECOG_CASSANDRA_PASSWORD": "change-me"},
+            "RECOG_CASSANDRA_PASSWORD",
+        ),
+        ({"RECOG_REDIS_URL": "redis://:change-me@redis:6379/0"}, "RECOG_REDIS_URL's password"),
+    ],
+)
+def test_the_examples_placeholder_passwords_are_refused(env, named):
+    with pytest.raises(SettingsError, match=f"{named} is 'change-me', the example's"):
+        Settings.from_env(env)
+
+
+def test_secrets_stay_out_of_the_settings_repr():
+    shown = repr(
+        Settings.from_env(
+            {
+                "RECOG_REDIS_URL": "redis://:r3dis-secret@redis:6379/0",
+                "RECOG_FLOWER_PASSWORD": "fl0wer-secret",
+                "RECOG_CASSANDRA_USERNAME": "recog",
+                "RECOG_CASSANDRA_PASSWORD": "c4ssandra-secret",
+                "RECOG_API_KEY": "recog_0123456789abcdef_" + "k" * 43,
+            }
+        )
+    )
+    assert "cassandra_username='recog'" in shown
+    assert not any(
+        secret in shown for secret in ("r3dis-secret", "fl0wer-secret", "c4ssandra-secret", "k" * 43)
+    )
 
 
 def test_a_cassandra_login_needs_both_its_name_and_its_password():
