@@ -57,20 +57,22 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
     before = {reason: refused(reason) for reason in ("too_many_queued", "queue_full")}
     stack.stop("worker1")
     try:
-        files = {"files": [(io.BytesIO(images.png_digit(d, 4)), f"q{d}.png") for d in range(4)]}
+        files = {"files": [(io.BytesIO(images.fresh_png_digit(d, 4)), f"q{d}.png") for d in range(4)]}
         batch = filler.post("/v1/batches", data=files, content_type="multipart/form-data")
         assert batch.status_code == 202, batch.get_json()
-        over = filler.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(5, 4)), "q5.png")})
+        over = filler.post("/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(5, 4)), "q5.png")})
         assert over.status_code == 429 and over.get_json()["error"]["code"] == "too_many_queued"
         assert int(over.headers["Retry-After"]) > 0
         assert "RECOG_MAX_QUEUED_IMAGES" in over.get_json()["error"]["message"]
 
         queued = []
         for n in range(3):
-            answer = single.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(n, 6)), f"s{n}.png")})
+            answer = single.post(
+                "/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(n, 6)), f"s{n}.png")}
+            )
             assert answer.status_code == 202, answer.get_json()
             queued.append(answer.get_json()["id"])
-        full = single.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(3, 6)), "s3.png")})
+        full = single.post("/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(3, 6)), "s3.png")})
         assert full.status_code == 503 and full.get_json()["error"]["code"] == "queue_full"
         assert int(full.headers["Retry-After"]) > 0
     finally:
@@ -81,10 +83,12 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
     rows = wait_until_final(store, ids + queued, timeout=120)
     assert all(row["status"] == "done" for row in rows.values())
     # Retry-After later, with the jobs done, the same requests go through.
-    again = filler.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(5, 4)), "q5.png")})
+    again = filler.post("/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(5, 4)), "q5.png")})
     assert again.status_code == 202, again.get_json()
     assert (
-        single.post("/v1/jobs", data={"file": (io.BytesIO(images.png_digit(3, 6)), "s3.png")}).status_code
+        single.post(
+            "/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(3, 6)), "s3.png")}
+        ).status_code
         == 202
     )
     assert refused("too_many_queued") == before["too_many_queued"] + 1

@@ -81,7 +81,7 @@ def missing_keys_counted(gateway: str) -> float:
 
 
 def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
-    batch = post_batch(gateway, [("s.png", images.png_digit(1))]).json()["id"]
+    batch = post_batch(gateway, [("s.png", images.fresh_png_digit(1))]).json()["id"]
     before = missing_keys_counted(gateway)
     for method, path in [
         ("post", "/v1/jobs"),
@@ -102,7 +102,9 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
     assert missing_keys_counted(gateway) == before + 9
 
     reader = new_key(settings, unique("reader"), "--scopes", "read")
-    refused = reader.post(f"{gateway}/v1/jobs", files={"file": ("r.png", images.png_digit(2))}, timeout=10)
+    refused = reader.post(
+        f"{gateway}/v1/jobs", files={"file": ("r.png", images.fresh_png_digit(2))}, timeout=10
+    )
     assert refused.status_code == 403 and "'submit' scope" in refused.json()["error"]["message"]
     assert reader.get(f"{gateway}/metrics", timeout=10).status_code == 403
     assert API.get(f"{gateway}/metrics", timeout=10).status_code == 200, "the local key is admin"
@@ -110,15 +112,15 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
 
 def test_another_tenants_jobs_and_batches_are_not_found(settings, gateway):
     alice, bob = new_key(settings, unique("alice")), new_key(settings, unique("bob"))
-    job = submit(alice, gateway, images.png_digit(4, 2))
+    job = submit(alice, gateway, images.fresh_png_digit(4, 2))
     assert alice.get(f"{gateway}/v1/jobs/{job['id']}", timeout=10).json()["label"] == "4"
     seen = bob.get(f"{gateway}/v1/jobs/{job['id']}", params={"wait": 5}, timeout=10)
     assert seen.status_code == 404 and seen.json()["error"]["code"] == "unknown_job"
 
     batch = alice.post(
-        f"{gateway}/v1/batches", files=[("files", ("a.png", images.png_digit(1)))], timeout=30
+        f"{gateway}/v1/batches", files=[("files", ("a.png", images.fresh_png_digit(1)))], timeout=30
     ).json()["id"]
-    more = [("files", ("b.png", images.png_digit(2)))]
+    more = [("files", ("b.png", images.fresh_png_digit(2)))]
     for method, path, kwargs in [
         ("get", f"/v1/batches/{batch}", {}),
         ("get", f"/v1/batches/{batch}/results", {}),
@@ -135,7 +137,7 @@ def test_another_tenants_jobs_and_batches_are_not_found(settings, gateway):
 def test_a_rotated_key_of_the_same_tenant_sees_its_jobs(settings, gateway):
     tenant = unique("acme")
     old = new_key(settings, tenant)
-    job = submit(old, gateway, images.png_digit(6, 1))
+    job = submit(old, gateway, images.fresh_png_digit(6, 1))
     new = new_key(settings, unique("acme-2"), "--tenant", tenant)
     assert recog_keys(settings, "revoke", tenant).returncode == 0
     assert new.get(f"{gateway}/v1/jobs/{job['id']}", timeout=10).json()["label"] == "6"
@@ -154,9 +156,9 @@ def test_the_cache_is_each_tenants_own(settings, gateway):
 def test_idempotency_keys_are_each_tenants_own(settings, gateway):
     alice, bob = new_key(settings, unique("alice")), new_key(settings, unique("bob"))
     key = {"Idempotency-Key": str(uuid.uuid4())}
-    files = {"file": ("i.png", images.png_digit(3))}
+    files = {"file": ("i.png", images.fresh_png_digit(3))}
     a = alice.post(f"{gateway}/v1/jobs", files=files, headers=key, timeout=30)
-    other = {"file": ("j.png", images.png_digit(5))}
+    other = {"file": ("j.png", images.fresh_png_digit(5))}
     b = bob.post(f"{gateway}/v1/jobs", files=other, headers=key, timeout=30)
     assert (a.status_code, b.status_code) == (202, 202), b.text
     assert a.json()["id"] != b.json()["id"]
@@ -165,12 +167,12 @@ def test_idempotency_keys_are_each_tenants_own(settings, gateway):
 
 
 def test_a_closed_batch_takes_no_more_files(gateway):
-    created = post_batch(gateway, [("c1.png", images.png_digit(1))]).json()
+    created = post_batch(gateway, [("c1.png", images.fresh_png_digit(1))]).json()
     closed = API.post(f"{gateway}/v1/batches/{created['id']}/close", timeout=10)
     assert closed.status_code == 200 and closed.json()["closed"] is True
     more = API.post(
         f"{gateway}/v1/batches/{created['id']}/files",
-        files=[("files", ("c2.png", images.png_digit(2)))],
+        files=[("files", ("c2.png", images.fresh_png_digit(2)))],
         timeout=30,
     )
     assert more.status_code == 409 and more.json()["error"]["code"] == "batch_closed"
@@ -184,7 +186,7 @@ def test_the_batch_list_is_the_tenants_newest_first_in_pages(settings, gateway):
     carol = new_key(settings, unique("carol"))
     made = []
     for n in range(5):
-        files = [("files", (f"p{n}.png", images.png_digit(n)))]
+        files = [("files", (f"p{n}.png", images.fresh_png_digit(n)))]
         made.append(
             carol.post(f"{gateway}/v1/batches", files=files, data={"name": f"b{n}"}, timeout=30).json()["id"]
         )
