@@ -89,6 +89,15 @@ def test_batch_endpoints_answer_as_described(spec, gateway):
     check(spec, API.get(f"{gateway}/v1/batches/{batch}/results", params={"format": "xml"}), 400)
     check(spec, API.post(f"{gateway}/v1/batches", files={"archive": ("bad.zip", b"not a zip")}), 422)
     check(spec, API.post(f"{gateway}/v1/batches"), 400)
+    check(spec, API.post(f"{gateway}/v1/batches/{batch}/files"), 400)  # neither files nor archive
+    listed = check(spec, API.get(f"{gateway}/v1/batches", params={"limit": 1}), 200).json()
+    assert [b["id"] for b in listed["batches"]] == [batch], "the newest first"
+    check(spec, API.get(f"{gateway}/v1/batches", params={"cursor": "nonsense"}), 400)
+    closed = check(spec, API.post(f"{gateway}/v1/batches/{batch}/close"), 200).json()
+    assert closed["closed"] is True
+    more = [("files", ("late.png", images.png_digit(3)))]
+    check(spec, API.post(f"{gateway}/v1/batches/{batch}/files", files=more), 409)
+    check(spec, requests.get(f"{gateway}/v1/batches"), 401)
     check(spec, API.get(f"{gateway}/v1/batches/{uuid.uuid4()}"), 404)
     check(spec, API.get(f"{gateway}/v1/batches/nope"), 400)
 
