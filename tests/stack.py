@@ -31,7 +31,10 @@ LOCK = PROJECT_ROOT / ".recog" / "test-stack.lock"
 FLOWER_PASSWORD = secrets.token_urlsafe(12)
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"  # screenshots and each stack's logs, kept after a run
 # The tests' requests to the gateway: it carries the key of the stack that runs (set at its start).
+# A connection a request each, as requests.get makes: gunicorn closes an idle kept-alive one after
+# 2 s, and a request sent on it just then fails with "Remote end closed connection".
 API = requests.Session()
+API.headers["Connection"] = "close"
 PORTS = {
     "redis": 16379,
     "cassandra": 19042,

@@ -35,6 +35,7 @@ def new_key(settings: Settings, *args: str) -> requests.Session:
     key = made.stdout.strip().splitlines()[-1]
     assert made.stdout.strip() == key, "the key alone on stdout"
     session = requests.Session()
+    session.headers["Connection"] = "close"  # as API does (tests/stack.py)
     session.headers["Authorization"] = f"Bearer {key}"
     return session
 
