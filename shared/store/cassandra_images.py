@@ -36,7 +36,8 @@ class CassandraImageStore:
         sha256 = hashlib.sha256(data).hexdigest()
         with translated():
             held = self._cql.run(cql.IMAGE_EXISTS, (sha256,)).one() is not None
-            if held and self._cql.run(cql.IMAGE_STORED_AGAIN, (utcnow(), sha256)).one()["[applied]"]:
+            again = (utcnow(), sha256, len(data))
+            if held and self._cql.run(cql.IMAGE_STORED_AGAIN, again).one()["[applied]"]:
                 return sha256, False
             # Not held, or collected between the two reads: written whole.
             self._cql.run(cql.INSERT_IMAGE, (sha256, data, len(data), utcnow()))

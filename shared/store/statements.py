@@ -86,8 +86,9 @@ RENEW_LEASE = """INSERT INTO worker_leases (instance, held, newest_sent, renewed
 SELECT_LEASES = "SELECT instance, held, newest_sent, renewed_at FROM worker_leases"
 
 IMAGE_EXISTS = "SELECT sha256 FROM images WHERE sha256 = ?"
-# IF EXISTS: a plain update racing the collector's delete would leave a row with no bytes.
-IMAGE_STORED_AGAIN = "UPDATE images SET stored_at = ? WHERE sha256 = ? IF EXISTS"
+# Conditional: a plain update racing the collector's delete would leave a row with no bytes.
+# (IF EXISTS on an UPDATE is newer than Cassandra 2.1; a row with its size has its bytes.)
+IMAGE_STORED_AGAIN = "UPDATE images SET stored_at = ? WHERE sha256 = ? IF size_bytes = ?"
 # Only the collector reads every row (token order, a page at a time), and not their bytes.
 IMAGE_AGES = "SELECT sha256, stored_at FROM images"
 DELETE_IMAGE_IF_OLD = "DELETE FROM images WHERE sha256 = ? IF stored_at = ?"
