@@ -33,6 +33,12 @@ class Caller:
         """Rows made before keys existed have no tenant: only an admin key reads them."""
         return tenant == self.tenant or (not tenant and ADMIN in self.scopes)
 
+    def sees(self, row: dict | None) -> bool:
+        """A job or batch row this caller may read. Another tenant's is answered as one that does
+        not exist, so an id says nothing; a row whose first write expired (RECOG_RETENTION_DAYS)
+        while a later one has not is gone too."""
+        return row is not None and row.get("created_at") is not None and self.owns(row.get("tenant"))
+
 
 class KeyRing:
     """The keys a gateway process looked up, each trusted for RECOG_KEY_CACHE_SECONDS: a request

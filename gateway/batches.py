@@ -235,9 +235,7 @@ def _batch_or_404(services, batch_id: str) -> dict:
     if uid is None:
         raise ApiError(400, "bad_batch_id", f"{batch_id!r} is not a batch id; batch ids are UUIDs")
     header = services.store.get_batch(uid)
-    # Another tenant's batch is answered as one that does not exist: its id says nothing.
-    # A header whose first write expired (RECOG_RETENTION_DAYS) but a later one not is gone too.
-    if header is None or header.get("created_at") is None or not caller().owns(header.get("tenant")):
+    if not caller().sees(header):
         raise ApiError(404, "unknown_batch", f"no batch with id {uid}")
     return header
 

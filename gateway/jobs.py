@@ -61,9 +61,7 @@ def show(job_id: str):
         )
     wait = _wait_seconds(services.settings.max_wait_seconds)
     row = services.store.get_job(uid)
-    # Another tenant's job is answered as one that does not exist: its id says nothing. A row
-    # whose first write expired (RECOG_RETENTION_DAYS) but a later one not is gone too.
-    if row is None or row.get("created_at") is None or not caller().owns(row.get("tenant")):
+    if not caller().sees(row):
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
     if wait and row["status"] not in FINAL_STATES:
         row = wait_for_final(services, uid, wait) or row
