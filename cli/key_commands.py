@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import click
 
+from cli.tables import echo_table
 from shared import keys
 from shared.jobs import iso, utcnow
 from shared.settings import Settings
@@ -63,10 +64,7 @@ def list_keys() -> None:
         [k.name, k.tenant, ",".join(sorted(k.scopes)), k.key_id, iso(k.created_at), iso(k.revoked_at) or "-"]
         for k in rows
     ]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for line in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    echo_table(columns, cells)
 
 
 @keys_command.command("revoke")

@@ -14,6 +14,7 @@ from cli import client
 from cli.compose_commands import compose_command, compose_down, compose_up, images_command
 from cli.key_commands import keys_command
 from cli.stack_commands import STATE, down, up
+from cli.tables import echo_table
 from shared.settings import Settings
 
 
@@ -166,10 +167,7 @@ def audit(hour: str | None, job: str | None, batch: str | None, sha256: str | No
         return
     columns = queries.QUERIES[kind].columns
     cells = [[_cell(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for line in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    echo_table(columns, cells)
     click.echo(f"({len(rows)} rows)")
 
 
