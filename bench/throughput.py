@@ -1,10 +1,13 @@
 """Throughput and latency of recog on its own private local stack, beside its limits and the seeds' way.
 
-In one run: (1) the model alone in-process at its best batch size (the limit); (2) a 10,000-image
+In one run: (1) the model alone in-process at its best batch size (the limit), and `recog classify`'s
+way (decode, preprocess, model) on the same images; (2) a 10,000-image
 folder through `recog submit-folder` until every result is in Cassandra; (3) one client posting
 single images with ?wait=; (4) 32 clients for 30 s with dynamic batching on, then with max batch 1;
 (5) the seed-style baseline (bench/seed_app.py: model.predict() per request) driven like (4).
-Prints a table; --json FILE writes every figure.
+Prints a table, and the CPU milliseconds each process (gateway, worker, Cassandra, Redis, the
+client) spent per image in each phase, read from /proc (bench/process_cpu.py); --json FILE writes
+every figure.
 
     .venv/bin/python bench/throughput.py --json bench/throughput.json
 """
@@ -30,6 +33,7 @@ import requests
 ROOT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT_DIR))
 
+from bench import process_cpu  # noqa: E402
 from devstack import processes  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
 from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
@@ -87,11 +91,18 @@ def measure_limit(settings: Settings) -> dict:
             recogniser.predict_arrays(arrays[start : start + size])
         best[size] = len(arrays) / (time.perf_counter() - started)
     size = max(best, key=best.get)
-    return {
+    limit = {
         "images_per_second": round(best[size], 1),
         "batch_size": size,
         "by_batch_size": {k: round(v, 1) for k, v in best.items()},
     }
+    # What `recog classify` does: decode, preprocess and one model call per 256 files.
+    files = blobs * 10
+    started = time.perf_counter()
+    for start in range(0, len(files), 256):
+        recogniser.recognise_bytes(files[start : start + 256], settings.max_image_pixels)
+    rate = len(files) / (time.perf_counter() - started)
+    return limit, {"images_per_second": round(rate, 1), "share_of_limit": round(rate / best[size], 4)}
 
 
 def make_folder(folder: Path, count: int, cache: Path) -> None:
@@ -113,11 +124,11 @@ def make_folder(folder: Path, count: int, cache: Path) -> None:
     marker.write_text(str(count))
 
 
-def measure_bulk(settings: Settings, folder: Path, count: int) -> dict:
+def measure_bulk(settings: Settings, folder: Path, count: int, key: str) -> dict:
     out = STATE / "bulk.csv"
     for stale in (out, out.with_name(out.name + ".state.json")):
         stale.unlink(missing_ok=True)
-    env = {**os.environ, "RECOG_GATEWAY_URL": settings.gateway_url}
+    env = {**os.environ, "RECOG_GATEWAY_URL": settings.gateway_url, "RECOG_API_KEY": key}
     started = time.perf_counter()
     run = subprocess.run(
         [str(Path(sys.executable).parent / "recog"), "submit-folder", str(folder), "--out", str(out)],
@@ -139,7 +150,9 @@ def measure_bulk(settings: Settings, folder: Path, count: int) -> dict:
     }
 
 
-def drive(url: str, field: str, blobs: list[bytes], clients: int, seconds: float, params: dict) -> dict:
+def drive(
+    url: str, field: str, blobs: list[bytes], clients: int, seconds: float, params: dict, key: str = ""
+) -> dict:
     """clients threads posting distinct images back to back for `seconds`."""
     latencies: list[float] = []
     errors = [0]
@@ -149,6 +162,8 @@ def drive(url: str, field: str, blobs: list[bytes], clients: int, seconds: float
 
     def client() -> None:
         session = requests.Session()
+        if key:
+            session.headers["Authorization"] = f"Bearer {key}"
         while time.monotonic() < stop:
             n = next(counter)
             body = unique(blobs[n % len(blobs)], n)
@@ -176,6 +191,14 @@ def drive(url: str, field: str, blobs: list[bytes], clients: int, seconds: float
         "images_per_second": round(len(latencies) / elapsed, 1),
         **percentiles(latencies),
     }
+
+
+def costed(run_dir: Path, phase, count_key: str = "requests") -> tuple[dict, dict]:
+    """Run a phase and read each process's CPU around it: (its figures, CPU ms per image)."""
+    before = process_cpu.snapshot(run_dir)
+    figures = phase()
+    after = process_cpu.snapshot(run_dir)
+    return figures, process_cpu.cost_per_image(before, after, figures[count_key])
 
 
 def bench_stack(max_batch: int | None = None, image_store: str = "volume") -> LocalStack:
@@ -234,30 +257,37 @@ def main() -> None:
 
     stack = bench_stack()
     print("limit: the model alone ...", flush=True)
-    results["limit"] = measure_limit(stack.settings)
+    results["limit"], results["classify"] = measure_limit(stack.settings)
     folder = STATE / f"folder-{args.images}"
     print(f"rendering {args.images} images into {folder} (once) ...", flush=True)
     make_folder(folder, args.images, cache)
     blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+    costs = results["cpu_ms_per_image"] = {}
 
     try:
         start_fresh(stack, args.commitlog_sync)
+        key = stack.local_key()
         print("bulk: submit-folder ...", flush=True)
-        results["bulk"] = measure_bulk(stack.settings, folder, args.images)
+        results["bulk"], costs["bulk"] = costed(
+            stack.run_dir, lambda: measure_bulk(stack.settings, folder, args.images, key), "images"
+        )
         jobs_url = f"{stack.settings.gateway_url}/v1/jobs"
         print("single: one client with ?wait= ...", flush=True)
-        results["single"] = drive(jobs_url, "file", blobs, 1, min(args.seconds, 20), {"wait": 10})
+        results["single"], costs["single"] = costed(
+            stack.run_dir, lambda: drive(jobs_url, "file", blobs, 1, min(args.seconds, 20), {"wait": 10}, key)
+        )
         print("concurrent, dynamic batching on ...", flush=True)
-        results["concurrent_batching"] = drive(
-            jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}
+        crowd = (jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
+        results["concurrent_batching"], costs["concurrent_batching"] = costed(
+            stack.run_dir, lambda: drive(*crowd)
         )
         stack.kill("worker1")
         off = bench_stack(max_batch=1)
         off.start_worker()
         off.wait_worker_ready()
         print("concurrent, max batch 1 ...", flush=True)
-        results["concurrent_no_batching"] = drive(
-            jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}
+        results["concurrent_no_batching"], costs["concurrent_no_batching"] = costed(
+            stack.run_dir, lambda: drive(*crowd)
         )
     finally:
         stack.down()
@@ -279,8 +309,10 @@ def main() -> None:
     try:
         processes.wait_for_port("127.0.0.1", PORTS["seed"], 120, "seed app", STATE / "logs" / "seed.log")
         time.sleep(3)
-        results["seed_baseline"] = drive(
-            f"http://127.0.0.1:{PORTS['seed']}/predict", "file", blobs, args.clients, args.seconds, {}
+        seed_url = f"http://127.0.0.1:{PORTS['seed']}/predict"
+        results["seed_baseline"], costs["seed_baseline"] = costed(
+            STATE / "run",
+            lambda: drive(seed_url, "file", blobs, args.clients, args.seconds, {}),
         )
     finally:
         processes.stop(STATE / "run", "seed")
@@ -295,6 +327,7 @@ def report(r: dict) -> None:
     limit = r["limit"]["images_per_second"]
     rows = [
         (f"limit: model alone, batch {r['limit']['batch_size']}", limit, None),
+        ("classify: decode, preprocess, model", r["classify"]["images_per_second"], None),
         (f"bulk: {r['bulk']['images']} images via submit-folder", r["bulk"]["images_per_second"], None),
         ("single: 1 client, ?wait=", r["single"]["images_per_second"], r["single"]),
         (
@@ -322,6 +355,11 @@ def report(r: dict) -> None:
         f"\nbatching on / off at {r['clients']} clients: {on / max(off, 1e-9):.2f}x; "
         f"bulk accuracy {r['bulk']['accuracy']:.2%}"
     )
+    costs = r.get("cpu_ms_per_image", {})
+    parts = [*process_cpu.PARTS, "total", "client"]
+    print(f"\nCPU ms per image {'':25s}" + "".join(f"{p:>10s}" for p in parts))
+    for phase, cost in costs.items():
+        print(f"{phase:42s}" + "".join(f"{cost.get(p, 0.0):10.2f}" for p in parts))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""CPU seconds spent by each process of a local stack, read from /proc: where an image's cost goes.
+
+psutil would do this too, but it is not a dependency of recog and /proc's stat line is all that is
+needed. Each stack process is started as the leader of its own process group (devstack/processes),
+so a part's CPU is every live process of that group plus what its leader has reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+from devstack import processes
+
+TICK = os.sysconf("SC_CLK_TCK")
+PARTS = ("gateway", "worker", "cassandra", "redis", "flower", "seed")
+
+
+def _stat(proc: Path) -> list[str] | None:
+    try:
+        return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def group_seconds(pgid: int) -> float:
+    """utime + stime of the group's live processes, plus the leader's reaped children."""
+    ticks = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        fields = _stat(proc)
+        # After pid and name: state, ppid, pgrp, ... utime (11), stime (12), cutime (13), cstime (14).
+        if fields is None or int(fields[2]) != pgid:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+        if int(proc.name) == pgid:
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def snapshot(run_dir: Path) -> dict[str, float]:
+    """CPU seconds so far of each stack part that runs (worker1, worker2, ... summed as 'worker'),
+    and of this benchmark's own process and its children (the 'client')."""
+    seconds: dict[str, float] = {}
+    for pidfile in sorted(run_dir.glob("*.pid")):
+        name = pidfile.stem
+        pid = processes.running_pid(run_dir, name)
+        if pid is None:
+            continue
+        part = next((p for p in PARTS if name.startswith(p)), name)
+        seconds[part] = seconds.get(part, 0.0) + group_seconds(pid)
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds["client"] = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+    return seconds
+
+
+def cost_per_image(before: dict[str, float], after: dict[str, float], images: int) -> dict[str, float]:
+    """CPU milliseconds per image of each part between two snapshots, and their total."""
+    cost = {
+        part: round(1000 * (after[part] - before.get(part, 0.0)) / max(images, 1), 3)
+        for part in after
+        if after[part] - before.get(part, 0.0) > 0
+    }
+    cost["total"] = round(sum(v for k, v in cost.items() if k != "client"), 3)
+    return cost
