@@ -74,6 +74,7 @@ class MemoryStore:
         self.marked_running: list = []
         self.upload_keys: dict[tuple[str, str], dict] = {}
         self.starts: dict[uuid.UUID, list[str]] = {}
+        self.statuses_read = 0
         self.keys = MemoryKeys()
         self.down = False
 
@@ -141,17 +142,16 @@ class MemoryStore:
 
     def look_up(self, job_ids, recall_keys):
         self._check()
+        self.statuses_read += len(job_ids)
         statuses = {j: self.jobs[j]["status"] for j in job_ids if j in self.jobs}
         return statuses, [self.cache.get(tuple(key)) for key in recall_keys]
 
     def mark_running(self, keys, worker, started_at, wait=True):
         self._check()
         self.marked_running.extend(keys)
-        for key in keys:  # as the adapter does: a batch job shows 'running' in its batch line only
+        for key in keys:  # as the adapter does: a batch job's line stays as it is, its part counts it
             if key.batch_id is None:  # an UPDATE makes the row if it is not there
                 self.jobs.setdefault(key.job_id, {"job_id": key.job_id})["status"] = RUNNING
-            else:
-                self.lines[key.job_id] = {"status": RUNNING}
         for (batch, part), n in Counter((k.batch_id, k.part) for k in keys if k.part is not None).items():
             # An UPDATE makes the row if it is not there.
             self.parts[part] = dataclasses.replace(self.parts.get(part, PartCount(0)), running=n)

@@ -47,7 +47,12 @@ def _run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -
     work_id = messages[0].work_id if messages else None
     if work_id is None:  # queued by an earlier version: nothing to count its starts by
         return run_jobs(runtime, messages, worker)
-    died = runtime.store.start_work(work_id, worker) - retries
+    earlier = runtime.store.start_work(work_id, worker)
+    died = earlier - retries
+    if earlier == 0 and not any(m.resent or m.attempt > 1 for m in messages):
+        # The chunk's first start, sent by the gateway once every row was written: none of its
+        # jobs can be final yet, so their statuses need not be read (64 reads a chunk).
+        return run_jobs(runtime, messages, worker, first_start=True)
     if died <= 0:
         return run_jobs(runtime, messages, worker)
     # Beyond what its images alone can explain: each open one killing its quota, the first whole

@@ -14,7 +14,7 @@ import redis
 from model.registry import UnknownModel
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
-from shared.jobs import DONE, FAILED, FINAL_STATES, Outcome, utcnow
+from shared.jobs import DONE, FAILED, FINAL_STATES, QUEUED, Outcome, utcnow
 from shared.messaging import JobMessage, job_channel, queued_set
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
@@ -23,19 +23,23 @@ log = logging.getLogger(__name__)
 UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
 
 
-def run_jobs(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
+def run_jobs(runtime, messages: list[JobMessage], worker: str, first_start: bool = False) -> list[Outcome]:
     """Idempotent: a redelivered message for a finished job does nothing.
 
     Cassandra round trips are what a chunk mostly waits on, so statuses and earlier results are
     asked for together, and the 'running' marks are not waited for before recognising.
+    first_start: the caller knows no job here can be final yet, and each has its row (a chunk's
+    first start, workers/alone.py): statuses are not read.
     """
     models = _load_models(runtime, {m.model for m in messages})
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
     statuses, earlier = runtime.store.look_up(
-        [m.job_id for m in messages],
+        [] if first_start else [m.job_id for m in messages],
         [(m.sha256, models[m.model].info.name, models[m.model].info.version, m.tenant) for m in known],
     )
+    if first_start:
+        statuses = {m.job_id: QUEUED for m in messages}
     seen = {m.job_id: row for m, row in zip(known, earlier, strict=True)}
     todo = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
     if not todo:

@@ -151,7 +151,8 @@ class CassandraStore:
     def mark_running(
         self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True
     ) -> list:
-        """A batch job shows 'running' in its batch line only: one write a chunk, not one a job.
+        """A single job's row shows 'running'; a batch job's line stays 'queued' until it ends, and
+        its part counts it running: one write a chunk, not one a job.
 
         wait=False returns the writes in flight, for finish(after=...) to wait on: the final
         status still wins, its write being issued later (Cassandra keeps the newest write).
@@ -159,14 +160,9 @@ class CassandraStore:
         writes = [
             (cql.MARK_RUNNING, (RUNNING, started_at, worker, k.job_id)) for k in keys if k.batch_id is None
         ]
-        lines = [
-            (k.batch_id, (cql.BATCH_ROW_RUNNING, (RUNNING, k.batch_id, k.filename, k.job_id)))
-            for k in keys
-            if k.batch_id is not None
-        ]
         parts = Counter((k.batch_id, k.part) for k in keys if k.batch_id is not None and k.part is not None)
         writes += [(cql.PART_RUNNING, (n, batch_id, part)) for (batch_id, part), n in parts.items()]
-        return self._write(writes, lines, wait)
+        return self._write(writes, [], wait)
 
     @_store_errors
     def open_work(self, minute: str) -> list[dict]:

@@ -37,7 +37,6 @@ SELECT_TENANT_BATCHES_FROM = """SELECT batch_id, name, model_name, created_at FR
 CLOSE_BATCH = "UPDATE batches SET closed = true WHERE batch_id = ?"
 SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
 INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
-BATCH_ROW_RUNNING = "UPDATE batch_jobs SET status = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"
 BATCH_ROW_LABELLED = """UPDATE batch_jobs SET status = ?, label = ?, confidence = ?, cached = ?,
     finished_at = ? WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 BATCH_ROW_BLANK = """UPDATE batch_jobs SET status = ?, reason = ?, cached = ?, finished_at = ?

@@ -55,6 +55,22 @@ def test_a_chunk_runs_whole_in_one_model_call_the_first_time(runtime):
     assert runtime.store.starts[messages[0].work_id] == ["w1"]
 
 
+def test_only_a_chunk_started_before_or_sent_again_reads_its_jobs_statuses(runtime):
+    """A chunk's first start, as the gateway sent it, cannot hold a final job: no status is read.
+    Delivered again (its process died, or it finished and Redis did not hear), every status is,
+    and a finished job is not recognised twice."""
+    messages = chunk(runtime, [b"digit:1", b"digit:2"])
+    assert deliver(runtime, messages)
+    assert runtime.store.statuses_read == 0
+    assert deliver(runtime, messages)
+    assert runtime.store.statuses_read == 2
+    assert len(runtime.model.calls) == 1
+    resent = chunk(runtime, [b"digit:3"])
+    resent = [dataclasses.replace(m, resent=True) for m in resent]
+    assert deliver(runtime, resent)
+    assert runtime.store.statuses_read == 3
+
+
 def test_a_chunk_whose_process_died_runs_one_image_at_a_time_and_its_poison_image_fails(runtime):
     messages = chunk(runtime, [b"digit:1", b"poison", b"digit:3", b"digit:4"])
     deliveries = 1
