@@ -7,6 +7,8 @@ recogniser), so they are tested without Celery.
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 import redis
@@ -23,23 +25,24 @@ log = logging.getLogger(__name__)
 UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
 
 
-def run_jobs(runtime, messages: list[JobMessage], worker: str, first_start: bool = False) -> list[Outcome]:
+def run_jobs(
+    runtime, messages: list[JobMessage], worker: str, unstarted: Collection[uuid.UUID] = ()
+) -> list[Outcome]:
     """Idempotent: a redelivered message for a finished job does nothing.
 
     Cassandra round trips are what a chunk mostly waits on, so statuses and earlier results are
     asked for together, and the 'running' marks are not waited for before recognising.
-    first_start: the caller knows no job here can be final yet, and each has its row (a chunk's
-    first start, workers/alone.py): statuses are not read.
+    unstarted: jobs the caller knows have their row and cannot be final yet (first_delivery):
+    their statuses are not read.
     """
     models = _load_models(runtime, {m.model for m in messages})
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
     statuses, earlier = runtime.store.look_up(
-        [] if first_start else [m.job_id for m in messages],
+        [m.job_id for m in messages if m.job_id not in unstarted],
         [(m.sha256, models[m.model].info.name, models[m.model].info.version, m.tenant) for m in known],
     )
-    if first_start:
-        statuses = {m.job_id: QUEUED for m in messages}
+    statuses.update((job_id, QUEUED) for job_id in unstarted)
     seen = {m.job_id: row for m, row in zip(known, earlier, strict=True)}
     todo = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
     if not todo:
@@ -62,6 +65,13 @@ def run_jobs(runtime, messages: list[JobMessage], worker: str, first_start: bool
     _announce(runtime.redis, outcomes)
     _count(outcomes)
     return outcomes
+
+
+def first_delivery(m: JobMessage, redelivered: bool = False) -> bool:
+    """The gateway's own first send of a job, delivered for the first time: its row was written
+    before it was sent, and nothing can have finished it yet. A worker's resend counts an attempt
+    more, the sweeper's is marked resent, and Redis marks what it hands back redelivered."""
+    return m.attempt == 0 and not (m.resent or m.alone or redelivered)
 
 
 def _count(outcomes: list[Outcome]) -> None:

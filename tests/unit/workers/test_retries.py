@@ -203,3 +203,16 @@ def test_a_job_sent_again_past_its_attempts_that_already_finished_keeps_its_resu
     run_gathered(app, [dataclasses.replace(done, attempt=MAX_ATTEMPTS + 1).to_dict()], "w1")
     assert app.runtime.store.jobs[done.job_id]["status"] == "done"
     assert app.runtime.store.jobs[done.job_id]["label"] == "4"
+
+
+def test_a_first_delivery_reads_no_status_and_a_redelivered_one_finds_its_job_done(app):
+    """The gateway's first send cannot find its job final; Redis's redelivery of the same message
+    (its worker died before acknowledging) can, and must not recognise the image twice."""
+    message = queue(app.runtime, b"digit:4")
+    run_gathered(app, [message.to_dict()], "w1")
+    assert app.runtime.store.statuses_read == 0
+    assert app.runtime.store.jobs[message.job_id]["label"] == "4"
+    calls = len(app.runtime.model.calls)
+    run_gathered(app, [message.to_dict()], "w1", redelivered={str(message.job_id)})
+    assert app.runtime.store.statuses_read == 1
+    assert len(app.runtime.model.calls) == calls
