@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import seed_preprocess  # noqa: E402
 from model.preprocess import to_mnist  # noqa: E402
 from model.recogniser import Recogniser, configure_threads  # noqa: E402
 from shared.decode import open_image  # noqa: E402
@@ -59,7 +60,8 @@ def main() -> None:
     def seed_style():
         model = recogniser._model
         for blob in blobs[:200]:
-            model.predict(to_mnist(open_image(blob, settings.max_image_pixels))[None, ..., None], verbose=0)
+            digit = seed_preprocess.to_mnist(open_image(blob, settings.max_image_pixels))
+            model.predict(digit[None, ..., None], verbose=0)
 
     rows = {
         "model only, batch 256 (limit)": timed(

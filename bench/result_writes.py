@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import uuid
@@ -16,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
 from shared.store.cassandra_results import CassandraStore, finish_statements  # noqa: E402
@@ -79,6 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     settings, stack = own_cassandra("bench-writes", 29142, 27100)
     rates: dict[str, list[float]] = {"logged batch per job": [], "unlogged per partition": []}
+    # CPU ms per job: Cassandra's (read from /proc) and this process's (the driver's work).
+    cpu: dict[str, dict[str, list[float]]] = {name: {"cassandra": [], "client": []} for name in rates}
     try:
         stack.start_cassandra()
         stack.create_schema()
@@ -90,20 +94,31 @@ def main() -> None:
             ):
                 jobs, done = outcomes(args.jobs, uuid.uuid4())
                 store.insert_jobs(jobs)
+                before = process_cpu.snapshot(stack.run_dir)
                 started = time.perf_counter()
                 write(store, done, args.chunk)
                 rates[name].append(args.jobs / (time.perf_counter() - started))
+                cost = process_cpu.cost_per_image(before, process_cpu.snapshot(stack.run_dir), args.jobs)
+                for part in ("cassandra", "client"):
+                    cpu[name][part].append(cost.get(part, 0.0))
         store.close()
     finally:
         stack.down()
     best = {name: max(values) for name, values in rates.items()}
     base = best["logged batch per job"]
-    print(f"{'strategy':34s} {f'jobs/s (best of {args.rounds})':>20s} {'x baseline':>11s}")
+    print(
+        f"{'strategy':34s} {f'jobs/s (best of {args.rounds})':>20s} {'x baseline':>11s}"
+        f" {'Cassandra CPU ms/job':>21s} {'client CPU ms/job':>18s}"
+    )
     for name, rate in best.items():
-        print(f"{name:34s} {rate:20.0f} {rate / base:10.2f}x")
+        cass, client = (statistics.median(cpu[name][part]) for part in ("cassandra", "client"))
+        print(f"{name:34s} {rate:20.0f} {rate / base:10.2f}x {cass:21.3f} {client:18.3f}")
     if args.json:
         args.json.write_text(
-            json.dumps({"jobs": args.jobs, "chunk": args.chunk, "jobs_per_second": rates}, indent=2)
+            json.dumps(
+                {"jobs": args.jobs, "chunk": args.chunk, "jobs_per_second": rates, "cpu_ms_per_job": cpu},
+                indent=2,
+            )
         )
 
 

@@ -1,5 +1,6 @@
 """The seeds' way, kept as the benchmark's baseline: a synchronous Flask endpoint that decodes,
-preprocesses and calls `model.predict()` for every request. Not part of the service.
+preprocesses (bench/seed_preprocess.py, frozen) and calls `model.predict()` for every request. Not
+part of the service.
 
     gunicorn -w 1 -k gthread --threads 8 -b 127.0.0.1:28100 bench.seed_app:app
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import keras
 from flask import Flask, jsonify, request
 
-from model.preprocess import to_mnist
+from bench.seed_preprocess import to_mnist
 from model.registry import describe
 from shared.decode import open_image
 from shared.settings import Settings

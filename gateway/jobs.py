@@ -9,8 +9,8 @@ from gateway.errors import ApiError
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take
 from gateway.views import job_view
-from gateway.waiting import wait_for_final
-from shared.jobs import FINAL_STATES, QUEUED, parse_job_id, utcnow
+from gateway.waiting import JobWatch, wait_for_final
+from shared.jobs import FINAL_STATES, QUEUED, NewJob, parse_job_id, utcnow
 from shared.store import StoreUnavailable
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -31,22 +31,29 @@ def submit():
             "e.g. curl -F file=@digit.png http://HOST/v1/jobs",
         )
     tenant = caller().tenant
-    with claimed(services, f"{tenant}/jobs", key) as claim:
-        model = check_model(settings, request.form.get("model"))
-        intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
-        take(services, intake, upload.read(), upload.filename, strict=True)
-        job_id = intake.accepted[0].job_id
-        location = url_for("jobs.show", job_id=str(job_id))
-        body = {"id": str(job_id), "status": QUEUED, "links": {"self": location}}
-        if claim is None or earlier_answer(services, claim, intake) is None:
-            commit(services, intake)
-            if claim is not None:
-                remember_answer(services, claim, body)
-    if wait:
-        row = _wait_quietly(services, job_id, wait)
-        if row is not None and row["status"] in FINAL_STATES:
-            return jsonify(job_view(row)), 200
-    return jsonify(body), 202, {"Location": location}
+    watch = None
+    try:
+        with claimed(services, f"{tenant}/jobs", key) as claim:
+            model = check_model(settings, request.form.get("model"))
+            intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
+            take(services, intake, upload.read(), upload.filename, strict=True)
+            job = intake.accepted[0]
+            location = url_for("jobs.show", job_id=str(job.job_id))
+            body = {"id": str(job.job_id), "status": QUEUED, "links": {"self": location}}
+            if claim is None or earlier_answer(services, claim, intake) is None:
+                if wait:  # before the job is queued: its announcement cannot come first
+                    watch = JobWatch(services.redis, job.job_id)
+                commit(services, intake)
+                if claim is not None:
+                    remember_answer(services, claim, body)
+        if wait:
+            row = _wait_quietly(services, job, watch, wait)
+            if row is not None and row["status"] in FINAL_STATES:
+                return jsonify(job_view(row)), 200
+        return jsonify(body), 202, {"Location": location}
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 @bp.get("/<job_id>")
@@ -68,12 +75,16 @@ def show(job_id: str):
     return jsonify(job_view(row))
 
 
-def _wait_quietly(services, job_id, wait: float) -> dict | None:
-    """The job is accepted already: a failed wait answers 202 with its id, never an error."""
+def _wait_quietly(services, job: NewJob, watch: JobWatch | None, wait: float) -> dict | None:
+    """The job is accepted already: a failed wait answers 202 with its id, never an error.
+    watch: subscribed before this request queued the job, whose row is then known without a read;
+    None when an earlier request under the same Idempotency-Key did."""
     try:
-        return wait_for_final(services, job_id, wait)
+        if watch is None:
+            return wait_for_final(services, job.job_id, wait)
+        return watch.until_final(services, {**job.row(), "status": QUEUED}, wait)
     except StoreUnavailable:
-        current_app.logger.warning("job %s: accepted, but waiting for it failed", job_id)
+        current_app.logger.warning("job %s: accepted, but waiting for it failed", job.job_id)
         return None
 
 

@@ -1,7 +1,9 @@
 """Hold a request until its job is final without hammering Cassandra.
 
-The worker publishes on the job's Redis channel when it finishes; the waiter reads the row once
-per announcement, and every few seconds in case an announcement was lost.
+The worker announces a finished job on the job's Redis channel once its row is written, with the
+columns that write set (shared/messaging.announcement): the waiter answers from them without
+reading Cassandra, and reads the row itself only every few seconds, in case an announcement was
+lost or Redis is down.
 """
 
 from __future__ import annotations
@@ -12,45 +14,65 @@ import uuid
 import redis
 
 from shared.jobs import FINAL_STATES
-from shared.messaging import job_channel
+from shared.messaging import job_channel, read_announcement
 
 FALLBACK_POLL_SECONDS = 2.0
 
 
-def wait_for_final(services, job_id: uuid.UUID, timeout: float) -> dict | None:
-    """The job row once final, or as it stands when timeout runs out (None if unknown)."""
-    deadline = time.monotonic() + timeout
-    pubsub = _subscribe(services.redis, job_id)
-    try:
-        row = services.store.get_job(job_id)
-        while row is not None and row["status"] not in FINAL_STATES:
+class JobWatch:
+    """Subscribed to one job's channel. Made before the job is queued, it cannot miss the
+    announcement, so a new job's row need not be read first."""
+
+    def __init__(self, client: redis.Redis, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+        try:
+            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub.subscribe(job_channel(str(job_id)))
+        except redis.RedisError:
+            self._pubsub = None
+
+    def until_final(self, services, row: dict, timeout: float) -> dict:
+        """The job once final, or row as it stands when timeout runs out. row: the job as known
+        now (the row read, or what the gateway just wrote)."""
+        deadline = time.monotonic() + timeout
+        while row["status"] not in FINAL_STATES:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            pubsub = _wait_for_announcement(pubsub, min(left, FALLBACK_POLL_SECONDS))
-            row = services.store.get_job(job_id)
+            fields = self._announced(min(left, FALLBACK_POLL_SECONDS))
+            if fields is not None:
+                return {**row, **fields}
+            row = services.store.get_job(self.job_id) or row
         return row
-    finally:
-        if pubsub is not None:
-            pubsub.close()
 
+    def close(self) -> None:
+        if self._pubsub is not None:
+            self._pubsub.close()
 
-def _subscribe(client: redis.Redis, job_id: uuid.UUID):
-    try:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(job_channel(str(job_id)))
-        return pubsub
-    except redis.RedisError:
+    def _announced(self, seconds: float) -> dict | None:
+        """The announced columns; None when none came within seconds (or came without them)."""
+        if self._pubsub is not None:
+            end = time.monotonic() + seconds
+            try:
+                # get_message also returns None at once for the subscription's own confirmation.
+                while (left := end - time.monotonic()) > 0:
+                    message = self._pubsub.get_message(timeout=left)
+                    if message is not None:
+                        return read_announcement(message["data"])
+                return None
+            except redis.RedisError:
+                self._pubsub.close()
+                self._pubsub = None
+        time.sleep(min(seconds, 0.5))
         return None
 
 
-def _wait_for_announcement(pubsub, seconds: float):
-    """Block until a message or seconds pass; without Redis, just sleep a little."""
-    if pubsub is not None:
-        try:
-            pubsub.get_message(timeout=seconds)
-            return pubsub
-        except redis.RedisError:
-            pubsub.close()
-    time.sleep(min(seconds, 0.5))
-    return None
+def wait_for_final(services, job_id: uuid.UUID, timeout: float) -> dict | None:
+    """A job made earlier: the row once final, or as it stands when timeout runs out (None if
+    unknown). Read after subscribing, so an announcement between the two is not missed."""
+    watch = JobWatch(services.redis, job_id)
+    try:
+        row = services.store.get_job(job_id)
+        return None if row is None else watch.until_final(services, row, timeout)
+    finally:
+        watch.close()

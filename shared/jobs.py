@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -37,6 +37,10 @@ class NewJob:
     batch_id: uuid.UUID | None = None
     # The tenant of the API key that sent it (shared/keys.py).
     tenant: str | None = None
+
+    def row(self) -> dict:
+        """The columns the gateway writes for it, named as in the jobs table (status aside)."""
+        return asdict(self)
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import JobKey, utcnow
+from shared.jobs import DONE, FAILED, JobKey, Outcome, utcnow
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
@@ -18,8 +18,55 @@ TASK_RECOGNISE_CHUNK = "recog.recognise_chunk"
 
 
 def job_channel(job_id: str) -> str:
-    """Redis pub/sub channel a worker announces a finished job on, so waiters read Cassandra once."""
+    """Redis pub/sub channel a worker announces a finished job on, once its row is written."""
     return f"recog:job-finished:{job_id}"
+
+
+# The job row's columns a finished job's announcement carries, by how it ended: the same ones its
+# final write sets (shared/store/cassandra_results.finish_statements), so a waiter can answer
+# from the announcement what a read of the row would say.
+_FAILED_FIELDS = ("status", "error", "worker", "finished_at")
+_DONE_FIELDS = (
+    "status",
+    "reason",
+    "model_name",
+    "model_version",
+    "worker",
+    "finished_at",
+    "queue_ms",
+    "inference_ms",
+    "batch_size",
+    "cached",
+)
+_LABELLED_FIELDS = (*_DONE_FIELDS, "label", "confidence", "probabilities")
+_TIMES = ("finished_at", "started_at")
+
+
+def announcement(o: Outcome, started_at: datetime | None = None) -> str:
+    """The columns o's final write set, as JSON; started_at: when its job row was marked running."""
+    status = FAILED if o.error is not None else DONE
+    names = _FAILED_FIELDS if o.error is not None else _DONE_FIELDS if o.label is None else _LABELLED_FIELDS
+    fields = {name: getattr(o, name) for name in names if name != "status"}
+    fields["status"] = status
+    if started_at is not None:
+        fields["started_at"] = started_at
+    for name in _TIMES:
+        if name in fields:
+            fields[name] = fields[name].isoformat()
+    return json.dumps(fields)
+
+
+def read_announcement(text: str | bytes) -> dict | None:
+    """The columns an announcement carries, or None for one without them (a worker of an earlier
+    version announced the bare word "finished"): then the row must be read."""
+    try:
+        fields = json.loads(text)
+        for name in _TIMES:
+            if name in fields:
+                fields[name] = datetime.fromisoformat(fields[name])
+    except (ValueError, TypeError):
+        return None
+    return fields if isinstance(fields, dict) and "status" in fields else None
 
 
 def queued_set(tenant: str) -> str:

@@ -17,7 +17,7 @@ from model.registry import UnknownModel
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
 from shared.jobs import DONE, FAILED, FINAL_STATES, QUEUED, Outcome, utcnow
-from shared.messaging import JobMessage, job_channel, queued_set
+from shared.messaging import JobMessage, announcement, job_channel, queued_set
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def run_jobs(
         else:
             outcomes.extend(_recognise_group(runtime, recogniser, group, seen, worker, started))
     runtime.store.finish(outcomes, after=pending)
-    _announce(runtime.redis, outcomes)
+    _announce(runtime.redis, outcomes, started)
     _count(outcomes)
     return outcomes
 
@@ -189,13 +189,16 @@ def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcom
     )
 
 
-def _announce(client: redis.Redis, outcomes: list[Outcome]) -> None:
-    """Best effort, in one round trip: a waiter that misses this still sees the row on its next
-    poll, and a tenant's count of queued images forgets a job left there after a day at most."""
+def _announce(client: redis.Redis, outcomes: list[Outcome], started_at: datetime | None = None) -> None:
+    """Best effort, in one round trip, after the rows are written: a waiter answers from the
+    announcement, one that misses it still sees the row on its next poll, and a tenant's count of
+    queued images forgets a job left there after a day at most. started_at: when the single jobs
+    among outcomes were marked running."""
     try:
         pipe = client.pipeline(transaction=False)
         for o in outcomes:
-            pipe.publish(job_channel(str(o.job_id)), "finished")
+            started = started_at if o.batch_id is None else None  # a batch job's row has none
+            pipe.publish(job_channel(str(o.job_id)), announcement(o, started))
             if o.tenant:
                 pipe.zrem(queued_set(o.tenant), str(o.job_id))
         pipe.execute()

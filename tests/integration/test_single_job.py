@@ -72,26 +72,29 @@ def test_same_bytes_again_are_answered_from_cache(gateway):
     assert second["model"] == first["model"] and second["id"] != first["id"]
 
 
-def test_a_waiting_request_is_woken_by_the_announcement_not_by_polling(settings, monkeypatch):
+def test_a_waiting_request_is_answered_from_the_announcement_as_a_read_of_the_row_would_be(
+    settings, monkeypatch
+):
     """The gateway, in this process, on the real stack, with its polling fallback made longer than
-    the wait: only the worker's "finished" announcement on Redis can end the wait with the result."""
+    the wait: only the worker's announcement on Redis can end the wait, and it does without the
+    gateway reading the job row, with exactly what a later read of the row answers."""
     import io
     import time
 
     from gateway import create_app, waiting
 
     monkeypatch.setattr(waiting, "FALLBACK_POLL_SECONDS", 600.0)
-    subscribe = waiting._subscribe
-
-    def must_subscribe(client, job_id):  # without a subscription, waiting falls back to sleeping
-        pubsub = subscribe(client, job_id)
-        assert pubsub is not None, "the gateway could not subscribe to the job's channel"
-        return pubsub
-
-    monkeypatch.setattr(waiting, "_subscribe", must_subscribe)
-    client = keyed_client(create_app(settings), settings)
+    app = create_app(settings)
+    store = app.extensions["recog"].store
+    reads = []
+    read = store.get_job
+    monkeypatch.setattr(store, "get_job", lambda job_id: reads.append(job_id) or read(job_id))
+    client = keyed_client(app, settings)
     data = images.encode(images.ink_on_paper(6, 2, size=233))  # a size no other test uses: no cache
     started = time.monotonic()
     response = client.post("/v1/jobs?wait=20", data={"file": (io.BytesIO(data), "six.png")})
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["label"] == "6" and time.monotonic() - started < 10
+    answer = response.get_json()
+    assert answer["label"] == "6" and time.monotonic() - started < 10
+    assert reads == [], "the wait read the job row instead of answering from the announcement"
+    assert client.get(f"/v1/jobs/{answer['id']}").get_json() == answer

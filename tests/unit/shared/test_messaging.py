@@ -61,3 +61,32 @@ def test_flower_sees_job_ids_never_file_names():
     shown = ids_repr(messages)
     assert shown.startswith(f"batch {batch}:") and str(messages[0].job_id) in shown
     assert "secret-name" not in shown
+
+
+def test_an_announcement_carries_what_the_final_write_set_by_how_the_job_ended():
+    from shared.jobs import Outcome
+    from shared.messaging import announcement, read_announcement
+
+    finished = datetime(2026, 12, 5, 10, 0, 1, 234000, tzinfo=UTC)
+    labelled = Outcome(uuid.uuid4(), "ab" * 32, "a.png", "w1", finished, "7", 0.9, [0.1] * 10)
+    labelled.model_name, labelled.model_version, labelled.batch_size = "digits", "v1", 3
+    fields = read_announcement(announcement(labelled, CREATED))
+    assert fields["status"] == "done" and fields["label"] == "7" and fields["probabilities"] == [0.1] * 10
+    assert fields["finished_at"] == finished and fields["started_at"] == CREATED
+    assert fields["model_name"] == "digits" and fields["batch_size"] == 3 and fields["cached"] is False
+    failed = Outcome(uuid.uuid4(), "ab" * 32, "a.png", "w1", finished, error="broken")
+    assert read_announcement(announcement(failed)) == {
+        "status": "failed",
+        "error": "broken",
+        "worker": "w1",
+        "finished_at": finished,
+    }
+    blank = read_announcement(announcement(Outcome(uuid.uuid4(), "ab", "a", "w1", finished, reason="none")))
+    assert blank["status"] == "done" and blank["reason"] == "none" and "label" not in blank
+
+
+def test_an_announcement_of_an_earlier_version_says_to_read_the_row():
+    from shared.messaging import read_announcement
+
+    assert read_announcement(b"finished") is None
+    assert read_announcement(b'{"no": "status"}') is None
