@@ -1,6 +1,7 @@
-"""How to write finished jobs to Cassandra: one logged batch per job (what CassandraStore.finish
-does), or per-partition unlogged batches plus single statements with the job rows last. Same rows,
-same run, own Cassandra.
+"""How to write finished jobs to Cassandra: one logged batch per job (the baseline), per-partition
+unlogged batches plus single statements with the job rows last, or one logged batch per few jobs
+(what CassandraStore.finish does). Same rows, same run, own Cassandra; Cassandra's CPU per job
+read from /proc.
 
     .venv/bin/python bench/result_writes.py --json bench/result_writes.json
 """
@@ -17,10 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cassandra.query import BatchStatement, BatchType  # noqa: E402
+
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
-from shared.store.cassandra_results import CassandraStore, finish_statements  # noqa: E402
+from shared.store.cassandra_results import JOBS_A_LOGGED_BATCH, CassandraStore, finish_statements  # noqa: E402
 
 
 def outcomes(n: int, batch_id: uuid.UUID) -> tuple[list[NewJob], list[Outcome]]:
@@ -51,9 +54,16 @@ def outcomes(n: int, batch_id: uuid.UUID) -> tuple[list[NewJob], list[Outcome]]:
 
 
 def logged_per_job(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
-    """The baseline, as the service does it: every job's rows in one logged batch."""
+    """The baseline, as the service did it until 2026-12-05: every job's rows in one logged batch."""
     for start in range(0, len(done), chunk):
-        store.finish(done[start : start + chunk])
+        futures = []
+        for o in done[start : start + chunk]:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for text, values in finish_statements(o):
+                batch.add(store._cql.prepare(text), values)
+            futures.append(store.session.execute_async(batch))
+        for future in futures:
+            future.result()
 
 
 def grouped(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
@@ -72,6 +82,12 @@ def grouped(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
         store._write(job_rows, [])
 
 
+def logged_groups(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
+    """What CassandraStore.finish does now: a logged batch per JOBS_A_LOGGED_BATCH jobs."""
+    for start in range(0, len(done), chunk):
+        store.finish(done[start : start + chunk])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=4000)
@@ -80,7 +96,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     settings, stack = own_cassandra("bench-writes", 29142, 27100)
-    rates: dict[str, list[float]] = {"logged batch per job": [], "unlogged per partition": []}
+    rates: dict[str, list[float]] = {
+        "logged batch per job": [],
+        "unlogged per partition": [],
+        f"logged batch per {JOBS_A_LOGGED_BATCH} jobs": [],
+    }
     # CPU ms per job: Cassandra's (read from /proc) and this process's (the driver's work).
     cpu: dict[str, dict[str, list[float]]] = {name: {"cassandra": [], "client": []} for name in rates}
     try:
@@ -91,6 +111,7 @@ def main() -> None:
             for name, write in (
                 ("logged batch per job", logged_per_job),
                 ("unlogged per partition", grouped),
+                (f"logged batch per {JOBS_A_LOGGED_BATCH} jobs", logged_groups),
             ):
                 jobs, done = outcomes(args.jobs, uuid.uuid4())
                 store.insert_jobs(jobs)

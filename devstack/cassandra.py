@@ -104,6 +104,9 @@ def write_config(
             "storage_port": storage_port,
             "ssl_storage_port": storage_port + 1,
             "num_tokens": 16,
+            # A worker's logged batch of finished jobs is about 23 kB (shared/store): at the
+            # package's 5 kB, Cassandra would log a warning for every one.
+            "batch_size_warn_threshold_in_kb": 64,
             "seed_provider": [
                 {
                     "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",

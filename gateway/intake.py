@@ -79,17 +79,20 @@ def too_large(size: int, limit: int) -> ImageRejected:
     )
 
 
-def examine(settings, data: bytes):
-    """The decoded image, or ImageRejected saying what is wrong with the bytes."""
+def examine(settings, data: bytes, decode: bool = True):
+    """The image (decoded, or with decode=False its header read), or ImageRejected saying what is
+    wrong with the bytes."""
     if len(data) > settings.max_upload_bytes:
         raise too_large(len(data), settings.max_upload_bytes)
-    return open_image(data, settings.max_image_pixels)
+    return open_image(data, settings.max_image_pixels, decode)
 
 
 def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> None:
-    """Store one upload. strict (single jobs): a bad image raises its 4xx; else it is refused."""
+    """Store one upload. strict (single jobs): decoded now, and a bad image raises its 4xx. Else
+    (a batch's files) only the header is checked and a bad one refused: a file damaged past its
+    header fails as its job, in the worker, which decodes it anyway (once, not twice)."""
     try:
-        img = examine(services.settings, data)
+        img = examine(services.settings, data, decode=strict)
     except ImageRejected as exc:
         if strict:
             raise ApiError(exc.status, exc.code, str(exc)) from exc

@@ -21,8 +21,10 @@ class ImageRejected(ValueError):
         self.code = code
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode fully (so truncation shows now, not in the worker) after checking the pixel count."""
+def open_image(data: bytes, max_pixels: int, decode: bool = True) -> Image.Image:
+    """Decode fully (so truncation shows now, not later) after checking the pixel count.
+    decode=False reads the header only (format, size): what a bulk upload is checked for, its
+    pixels being decoded once, by the worker, which reports a damaged file as its job's failure."""
     if not data:
         raise ImageRejected(
             "the file is empty; send a PNG, JPEG, GIF, WebP, BMP or TIFF image", status=400, code="empty_file"
@@ -48,6 +50,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         width, height = img.size
         if width * height > max_pixels:
             raise _too_many_pixels((width, height), max_pixels)
+        if not decode:
+            return img
         try:
             img.load()
             # The worker asks this too (to use the first frame); a damaged second frame must

@@ -40,6 +40,9 @@ NO_TENANT = ""
 
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
+# Finished jobs per logged batch, at up to 4 statements a job: about 23 kB as Cassandra counts a
+# batch's size (12 jobs made 34.6 kB), so long file names and error messages stay under 50 kB too.
+JOBS_A_LOGGED_BATCH = 8
 
 
 def _store_errors(method):
@@ -291,15 +294,16 @@ class CassandraStore:
     def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
         """Each job's row, audit row, batch line and cache row land together or not at all.
 
-        One logged batch per job, jobs written concurrently. Per-partition unlogged batches with
-        the job rows written last were not consistently faster here (bench/result_writes.py:
-        0.64x to 1.04x across runs), so the all-or-nothing write stays.
+        One logged batch per JOBS_A_LOGGED_BATCH jobs, written concurrently: all or nothing for
+        each group (so for each job), at half of Cassandra's CPU per job of one logged batch a job
+        (bench/result_writes.py), whose cost was mostly per request and per batch log entry.
         """
         futures = []
-        for o in outcomes:
+        for start in range(0, len(outcomes), JOBS_A_LOGGED_BATCH):
             batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for text, values in finish_statements(o):
-                batch.add(self._cql.prepare(text), values)
+            for o in outcomes[start : start + JOBS_A_LOGGED_BATCH]:
+                for text, values in finish_statements(o):
+                    batch.add(self._cql.prepare(text), values)
             futures.append(self.session.execute_async(batch))
         for future in [*after, *futures]:
             future.result()

@@ -67,8 +67,11 @@ def labels_right(rows):
 
 @pytest.fixture(scope="module")
 def mixed_batch(gateway):
-    """195 good digits and 5 truncated PNGs in one request."""
-    files = digit_files(195) + [(f"broken/{i}.png", images.truncated(images.png_digit(i))) for i in range(5)]
+    """195 good digits and 5 damaged PNGs in one request: 3 cut inside their header, which the
+    gateway refuses, and 2 cut in their pixels, which only the worker's decode finds."""
+    files = digit_files(195)
+    files += [(f"broken/{i}.png", images.png_digit(i)[:20]) for i in range(3)]
+    files += [(f"broken/{i}.png", images.truncated(images.png_digit(i))) for i in range(3, 5)]
     response = post_batch(gateway, files)
     assert response.status_code == 202, response.text
     body = response.json()
@@ -77,8 +80,9 @@ def mixed_batch(gateway):
 
 def test_batch_with_broken_files_finishes_partially(mixed_batch):
     accepted, status = mixed_batch
-    assert accepted["accepted"] == 195 and len(accepted["failed"]) == 5
+    assert accepted["accepted"] == 197 and len(accepted["failed"]) == 3
     assert all("truncated" in f["error"] for f in accepted["failed"])
+    assert sorted(f["file"] for f in accepted["failed"]) == [f"broken/{i}.png" for i in range(3)]
     assert status["status"] == "partial"
     assert (status["total"], status["done"], status["failed"], status["queued"], status["running"]) == (
         200,
@@ -92,7 +96,7 @@ def test_batch_with_broken_files_finishes_partially(mixed_batch):
 
 
 def test_progress_is_summed_from_parts_that_agree_with_the_lines(gateway, store, mixed_batch):
-    """195 accepted files are 4 parts of up to 64, and the 5 refused are a part of their own; a
+    """197 accepted files are 4 parts of up to 64, and the 3 refused are a part of their own; a
     poll reads those 5 rows, and they count what the 200 lines say."""
     batch_id = uuid.UUID(mixed_batch[0]["id"])
     parts = store.batch_parts(batch_id)

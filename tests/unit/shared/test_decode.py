@@ -49,3 +49,20 @@ def test_format_outside_the_list_is_refused():
     with pytest.raises(ImageRejected) as err:
         open_image(data, 1_000_000)
     assert err.value.status == 415
+
+
+def test_a_header_check_refuses_what_its_header_shows_and_leaves_the_pixels_to_the_decode():
+    """decode=False, a batch's check at the gateway: format and pixel count, read from the header."""
+    whole = images.encode(images.ink_on_paper(5))
+    img = open_image(images.truncated(whole), 1_000_000, decode=False)
+    assert (img.format, img.size) == ("PNG", (260, 260))
+    with pytest.raises(ImageRejected) as err:
+        open_image(images.truncated(whole), 1_000_000)
+    assert "truncated" in str(err.value)
+    for refused, status in ((whole[:20], 422), (b"not an image" * 10, 415)):
+        with pytest.raises(ImageRejected) as err:
+            open_image(refused, 1_000_000, decode=False)
+        assert err.value.status == status
+    with pytest.raises(ImageRejected) as err:
+        open_image(images.huge_blank_png(20_000, 20_000), 16_000_000, decode=False)
+    assert err.value.status == 413
