@@ -40,6 +40,8 @@ NO_TENANT = ""
 
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
+# The group key under which _write sends new job rows, each its own partition, 50 to a request.
+JOB_ROWS = "job rows"
 # Finished jobs per logged batch, at up to 4 statements a job: about 23 kB as Cassandra counts a
 # batch's size (12 jobs made 34.6 kB), so long file names and error messages stay under 50 kB too.
 JOBS_A_LOGGED_BATCH = 8
@@ -91,22 +93,31 @@ class CassandraStore:
         good:
         1. the work, and every part's members: what finishes a job, and what counts it;
         2. the parts' totals: a total never exists without the work and members that end it;
-        3. job rows one by one and a batch's lines together (one unlogged batch per partition): a
-           job row never exists without its work, so nothing stays 'queued'. A refused file's
+        3. job rows and a batch's lines, 50 to an unlogged batch (Cassandra's cost is mostly per
+           request): a job row never exists without its work, so nothing stays 'queued'. A refused file's
            rows are written failed, with its outcome, in one logged batch: never 'queued' either;
         4. the refused files' parts, counted failed: only once their rows are there.
+        A single job's work and row are one logged batch instead: both or neither, in one round
+        trip, not two.
         """
+        if len(jobs) == 1 and len(work) == 1 and not refused and not parts:
+            batch = BatchStatement(batch_type=BatchType.LOGGED)
+            for text, values in ((cql.OPEN_WORK, self._work_values(work[0])), _job_row(jobs[0], QUEUED)):
+                batch.add(self._cql.prepare(text), values)
+            self.session.execute(batch)
+            return
         members = [(cql.INSERT_PART_MEMBERS, (p.part_id, p.batch_id, members_json(p.members))) for p in parts]
         self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work] + members, [])
         accepted = [p for p in parts if p.refused_at is None]
         self._write([(cql.INSERT_PART, (p.batch_id, p.part_id, len(p.members))) for p in accepted], [])
-        writes = [_job_row(job, QUEUED) for job in jobs]
+        # Each job row is a partition of its own: grouped under one key, they share requests.
+        rows = [(JOB_ROWS, _job_row(job, QUEUED)) for job in jobs]
         lines = [
             (job.batch_id, (cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, QUEUED)))
             for job in jobs
             if job.batch_id is not None
         ]
-        futures = self._write(writes, lines, wait=False)
+        futures = self._write([], rows + lines, wait=False)
         for job, outcome in refused:
             batch = BatchStatement(batch_type=BatchType.LOGGED)
             statements = [_job_row(job, FAILED), *finish_statements(outcome)]
@@ -314,8 +325,9 @@ class CassandraStore:
         grouped: list[tuple[object, tuple[str, tuple]]],
         wait: bool = True,
     ) -> list:
-        """Run single statements and per-partition unlogged batches concurrently; wait for all,
-        or with wait=False hand back the futures."""
+        """Run single statements, and grouped ones in unlogged batches of up to GROUP_LIMIT per
+        group key (a partition, or JOB_ROWS), concurrently; wait for all, or with wait=False hand
+        back the futures."""
         futures = [self._cql.run_async(text, values) for text, values in singles]
         by_partition: dict[object, list[tuple[str, tuple]]] = {}
         for partition, statement in grouped:
