@@ -34,6 +34,7 @@ ROOT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT_DIR))
 
 from bench import process_cpu  # noqa: E402
+from bench.profiles import PROFILED, Profiles, top_functions  # noqa: E402
 from devstack import processes  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
 from shared.settings import PROJECT_ROOT, Settings  # noqa: E402
@@ -193,10 +194,18 @@ def drive(
     }
 
 
-def costed(run_dir: Path, phase, count_key: str = "requests") -> tuple[dict, dict]:
-    """Run a phase and read each process's CPU around it: (its figures, CPU ms per image)."""
+def costed(
+    run_dir: Path, phase, count_key: str = "requests", profile: Profiles | None = None
+) -> tuple[dict, dict]:
+    """Run a phase and read each process's CPU around it: (its figures, CPU ms per image).
+    profile: py-spy records the phase too (its sampling costs CPU of its own, so the table of a
+    profiled run is not compared with others)."""
     before = process_cpu.snapshot(run_dir)
-    figures = phase()
+    if profile is None:
+        figures = phase()
+    else:
+        with profile:
+            figures = phase()
     after = process_cpu.snapshot(run_dir)
     return figures, process_cpu.cost_per_image(before, after, figures[count_key])
 
@@ -245,6 +254,12 @@ def main() -> None:
         default="batch",
         help="Cassandra's commit log: batch (what recog runs) or periodic (to see what durability costs)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="also record py-spy profiles of the gateway and the worker in the bulk and 32-client phases "
+        "into this folder, and print where their samples were",
+    )
     args = parser.parse_args()
     cache = PROJECT_ROOT / ".recog" / "cache" / "training"
     results: dict = {
@@ -268,8 +283,15 @@ def main() -> None:
         start_fresh(stack, args.commitlog_sync)
         key = stack.local_key()
         print("bulk: submit-folder ...", flush=True)
+        profile = {
+            phase: Profiles(stack.run_dir, args.profile, phase) if args.profile else None
+            for phase in ("bulk", "concurrent_batching")
+        }
         results["bulk"], costs["bulk"] = costed(
-            stack.run_dir, lambda: measure_bulk(stack.settings, folder, args.images, key), "images"
+            stack.run_dir,
+            lambda: measure_bulk(stack.settings, folder, args.images, key),
+            "images",
+            profile["bulk"],
         )
         jobs_url = f"{stack.settings.gateway_url}/v1/jobs"
         print("single: one client with ?wait= ...", flush=True)
@@ -279,7 +301,7 @@ def main() -> None:
         print("concurrent, dynamic batching on ...", flush=True)
         crowd = (jobs_url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
         results["concurrent_batching"], costs["concurrent_batching"] = costed(
-            stack.run_dir, lambda: drive(*crowd)
+            stack.run_dir, lambda: drive(*crowd), profile=profile["concurrent_batching"]
         )
         stack.kill("worker1")
         off = bench_stack(max_batch=1)
@@ -317,6 +339,11 @@ def main() -> None:
     finally:
         processes.stop(STATE / "run", "seed")
 
+    if args.profile:
+        results["profile"] = {
+            phase: {name: top_functions(recorder.path(name)) for name in PROFILED}
+            for phase, recorder in profile.items()
+        }
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
@@ -355,6 +382,11 @@ def report(r: dict) -> None:
         f"\nbatching on / off at {r['clients']} clients: {on / max(off, 1e-9):.2f}x; "
         f"bulk accuracy {r['bulk']['accuracy']:.2%}"
     )
+    for phase, parts in r.get("profile", {}).items():
+        for name, top in parts.items():
+            print(f"\npy-spy, {phase}, {name}: where its samples were (own time)")
+            for function, share in top:
+                print(f"  {share:6.1%}  {function}")
     costs = r.get("cpu_ms_per_image", {})
     parts = [*process_cpu.PARTS, "total", "client"]
     print(f"\nCPU ms per image {'':25s}" + "".join(f"{p:>10s}" for p in parts))

@@ -105,11 +105,9 @@ def test_progress_is_summed_from_parts_that_agree_with_the_lines(gateway, store,
     summed = [
         sum(getattr(p, f) for p in parts.values()) for f in ("total", "running", "done", "failed", "cached")
     ]
-    assert (
-        summed
-        == [from_lines.total, 0, from_lines.done, from_lines.failed, from_lines.cached]
-        == [200, 0, 195, 5, 0]
-    )
+    # Cached: however many of these digits an earlier test module had already sent.
+    assert summed == [from_lines.total, 0, from_lines.done, from_lines.failed, from_lines.cached]
+    assert summed[:4] == [200, 0, 195, 5]
     assert as_utc(min(p.first_finished for p in parts.values())) == from_lines.first_finished
     assert as_utc(max(p.last_finished for p in parts.values())) == from_lines.last_finished
 
