@@ -98,7 +98,7 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
             raise ApiError(exc.status, exc.code, str(exc)) from exc
         _refuse(intake, filename, hashlib.sha256(data).hexdigest(), len(data), exc)
         return
-    sha256, created = services.images.put(data)
+    sha256, created = services.images.put(data, durable=strict)  # a batch's: in commit(), together
     if created:
         intake.new_files.add(sha256)
     intake.accepted.append(
@@ -145,6 +145,9 @@ def commit(services, intake: Intake) -> None:
         services.quotas.check_queue_depth()
     if intake.tenant is not None:
         services.quotas.check_queued(intake.tenant, len(fresh))
+    if intake.batch_id is not None:
+        # Before any row names them: a job whose bytes a crash lost could never be recognised.
+        services.images.make_durable({job.sha256 for job in intake.accepted})
     try:
         services.store.insert_jobs(fresh, work, refused, parts)
     except StoreUnavailable as exc:

@@ -8,7 +8,7 @@ with RECOG_MAX_UPLOAD_BYTES above CASSANDRA_IMAGE_LIMIT (shared/settings.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 
 from cassandra.cluster import Session
@@ -30,7 +30,7 @@ class CassandraImageStore:
         self._cql = Statements(session)
         self._seen: dict[str, datetime] = {}
 
-    def put(self, data: bytes) -> tuple[str, bool]:
+    def put(self, data: bytes, durable: bool = True) -> tuple[str, bool]:
         """Returns (sha256, created). Bytes already held are not written again; their upload time
         is (the collector counts an image's age from it)."""
         sha256 = hashlib.sha256(data).hexdigest()
@@ -42,6 +42,9 @@ class CassandraImageStore:
             # Not held, or collected between the two reads: written whole.
             self._cql.run(cql.INSERT_IMAGE, (sha256, data, len(data), utcnow()))
         return sha256, True
+
+    def make_durable(self, sha256s: Iterable[str]) -> None:
+        """Nothing to do: Cassandra acknowledged each write once its commit log was on disk."""
 
     def get_many(self, sha256s: Sequence[str]) -> list[bytes | ImageMissing]:
         """Read READ_CONCURRENCY at a time: a chunk of 64 images costs a few round trips, not 64,

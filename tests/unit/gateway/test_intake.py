@@ -44,3 +44,33 @@ def test_a_part_over_the_limit_is_refused_without_holding_it_in_memory(offline_s
     take_part(services, intake, ReadSizes(digit), "seven.png")
     (accepted,) = intake.accepted
     assert accepted.sha256 == hashlib.sha256(digit).hexdigest() and accepted.size_bytes == len(digit)
+
+
+def test_a_batchs_files_are_made_durable_together_before_any_row_names_them(offline_settings, monkeypatch):
+    """Each file is written unsynced, then one make_durable() for all, then the rows: a crash can
+    lose an upload the client was never told was accepted, never the bytes of a recorded job."""
+    from gateway.intake import commit
+    from tests.fakes import MemoryStore
+
+    events = []
+    images_store = VolumeImageStore(offline_settings.image_dir)
+    store = MemoryStore()
+    sync, insert = images_store.make_durable, store.insert_jobs
+    monkeypatch.setattr(
+        images_store, "make_durable", lambda shas: events.append(("sync", set(shas))) or sync(shas)
+    )
+    monkeypatch.setattr(store, "insert_jobs", lambda *a, **k: events.append(("rows",)) or insert(*a, **k))
+    monkeypatch.setattr("os.fsync", lambda fd: events.append(("fsync",)))
+    services = SimpleNamespace(
+        settings=offline_settings,
+        images=images_store,
+        store=store,
+        quotas=SimpleNamespace(check_queue_depth=lambda: None),
+        celery=None,
+    )
+    intake = Intake("digits", utcnow(), uuid.uuid4())
+    for n in range(3):
+        take_part(services, intake, io.BytesIO(images.png_digit(n)), f"{n}.png")
+    monkeypatch.setattr("gateway.intake.send_work", lambda *a: None)
+    commit(services, intake)
+    assert events == [("sync", {job.sha256 for job in intake.accepted}), ("rows",)]

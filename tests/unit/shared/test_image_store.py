@@ -66,3 +66,16 @@ def test_a_sha256_that_is_not_one_is_missing_and_never_a_path(tmp_path, bad):
     with pytest.raises(ImageMissing):
         store.delete(bad)
     assert (tmp_path / "secret").exists()
+
+
+def test_without_syncfs_each_file_is_fsynced(tmp_path, monkeypatch):
+    from shared import image_store
+
+    store = VolumeImageStore(tmp_path)
+    shas = [store.put(data, durable=False)[0] for data in (b"one", b"two")]
+    synced = []
+    fsync = image_store.os.fsync
+    monkeypatch.setattr(image_store, "_SYNCFS", None)  # a system without syncfs(2)
+    monkeypatch.setattr(image_store.os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    store.make_durable(shas)
+    assert len(synced) == 2 and [store.get(sha) for sha in shas] == [b"one", b"two"]
