@@ -56,6 +56,32 @@ def snapshot(run_dir: Path) -> dict[str, float]:
     return seconds
 
 
+def rss_mb(run_dir: Path) -> dict[str, list[float]]:
+    """The resident memory (MB) of each process of each stack part that runs, group leader first."""
+    found: dict[str, list[float]] = {}
+    for pidfile in sorted(run_dir.glob("*.pid")):
+        pid = processes.running_pid(run_dir, pidfile.stem)
+        if pid is None:
+            continue
+        members = []
+        for proc in Path("/proc").iterdir():
+            fields = _stat(proc) if proc.name.isdigit() else None
+            if fields is not None and int(fields[2]) == pid:
+                members.append((int(proc.name) != pid, int(proc.name), _rss_kb(proc)))
+        found[pidfile.stem] = [round(kb / 1024, 1) for _, _, kb in sorted(members)]
+    return found
+
+
+def _rss_kb(proc: Path) -> int:
+    try:
+        for line in proc.joinpath("status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def cost_per_image(before: dict[str, float], after: dict[str, float], images: int) -> dict[str, float]:
     """CPU milliseconds per image of each part between two snapshots, and their total."""
     cost = {

@@ -194,6 +194,9 @@ def drive(
     }
 
 
+PEAK_RSS_MB: dict[str, list[float]] = {}
+
+
 def costed(
     run_dir: Path, phase, count_key: str = "requests", profile: Profiles | None = None
 ) -> tuple[dict, dict]:
@@ -207,6 +210,9 @@ def costed(
         with profile:
             figures = phase()
     after = process_cpu.snapshot(run_dir)
+    for name, sizes in process_cpu.rss_mb(run_dir).items():  # the largest each process was seen at
+        seen = PEAK_RSS_MB.setdefault(name, sizes)
+        PEAK_RSS_MB[name] = [max(a, b) for a, b in zip(seen, sizes, strict=False)] + seen[len(sizes) :]
     return figures, process_cpu.cost_per_image(before, after, figures[count_key])
 
 
@@ -339,6 +345,7 @@ def main() -> None:
     finally:
         processes.stop(STATE / "run", "seed")
 
+    results["rss_mb"] = PEAK_RSS_MB
     if args.profile:
         results["profile"] = {
             phase: {name: top_functions(recorder.path(name)) for name in PROFILED}
@@ -387,6 +394,9 @@ def report(r: dict) -> None:
             print(f"\npy-spy, {phase}, {name}: where its samples were (own time)")
             for function, share in top:
                 print(f"  {share:6.1%}  {function}")
+    print("\nresident memory after each phase, largest, MB (group leader first):")
+    for name, sizes in r.get("rss_mb", {}).items():
+        print(f"  {name:10s} {' + '.join(f'{mb:.0f}' for mb in sizes)} = {sum(sizes):.0f}")
     costs = r.get("cpu_ms_per_image", {})
     parts = [*process_cpu.PARTS, "total", "client"]
     print(f"\nCPU ms per image {'':25s}" + "".join(f"{p:>10s}" for p in parts))
