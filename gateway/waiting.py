@@ -8,6 +8,7 @@ lost or Redis is down.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -25,10 +26,17 @@ class JobWatch:
 
     def __init__(self, client: redis.Redis, job_id: uuid.UUID) -> None:
         self.job_id = job_id
+        self._channel = job_channel(str(job_id))
+        self._client = client
+        self._pubsub = None
+        self._subscribe()
+
+    def _subscribe(self) -> None:
         try:
-            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-            self._pubsub.subscribe(job_channel(str(job_id)))
+            self._pubsub = _thread_pubsub(self._client)
+            self._pubsub.subscribe(self._channel)
         except redis.RedisError:
+            _forget()
             self._pubsub = None
 
     def until_final(self, services, row: dict, timeout: float) -> dict:
@@ -46,25 +54,62 @@ class JobWatch:
         return row
 
     def close(self) -> None:
+        """Unsubscribed, the connection stays this thread's for its next wait."""
         if self._pubsub is not None:
-            self._pubsub.close()
+            try:
+                self._pubsub.unsubscribe(self._channel)
+            except redis.RedisError:
+                self._drop()
 
     def _announced(self, seconds: float) -> dict | None:
         """The announced columns; None when none came within seconds (or came without them)."""
         if self._pubsub is not None:
             end = time.monotonic() + seconds
             try:
-                # get_message also returns None at once for the subscription's own confirmation.
+                # get_message returns None at once for a (un)subscription's own confirmation.
                 while (left := end - time.monotonic()) > 0:
                     message = self._pubsub.get_message(timeout=left)
-                    if message is not None:
+                    if message is not None and _text(message["channel"]) == self._channel:
                         return read_announcement(message["data"])
-                return None
+                return None  # messages of a job this thread waited for before are dropped
             except redis.RedisError:
-                self._pubsub.close()
-                self._pubsub = None
+                # Redis closed it (an unsubscribed connection idle past Redis's timeout, say): a
+                # new one, and the caller reads the row once for what the old one may have missed.
+                self._drop()
+                self._subscribe()
+                if self._pubsub is not None:
+                    return None
         time.sleep(min(seconds, 0.5))
         return None
+
+    def _drop(self) -> None:
+        _forget()
+        self._pubsub = None
+
+
+# One pub/sub connection per gateway thread, kept between waits: redis-py closes a PubSub's
+# connection when the PubSub is closed, and a connect, a login and a close for every waited request
+# cost the gateway about a tenth of its CPU at 32 clients (bench/throughput.py --profile).
+_CONNECTIONS = threading.local()
+
+
+def _thread_pubsub(client: redis.Redis):
+    held = getattr(_CONNECTIONS, "held", None)
+    if held is None or held[0] is not client:  # another app's client (tests run several)
+        if held is not None:
+            held[1].close()
+        held = _CONNECTIONS.held = (client, client.pubsub(ignore_subscribe_messages=True))
+    return held[1]
+
+
+def _forget() -> None:
+    held = _CONNECTIONS.__dict__.pop("held", None)
+    if held is not None:
+        held[1].close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def wait_for_final(services, job_id: uuid.UUID, timeout: float) -> dict | None:

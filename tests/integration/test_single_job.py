@@ -98,3 +98,36 @@ def test_a_waiting_request_is_answered_from_the_announcement_as_a_read_of_the_ro
     assert answer["label"] == "6" and time.monotonic() - started < 10
     assert reads == [], "the wait read the job row instead of answering from the announcement"
     assert client.get(f"/v1/jobs/{answer['id']}").get_json() == answer
+
+
+def test_a_thread_keeps_its_pub_sub_connection_between_waits_and_gets_a_new_one_when_redis_drops_it(
+    settings, monkeypatch
+):
+    """Two waits on one thread share one connection (no connect and login per request); Redis
+    killing it between waits (as its idle timeout does) does not cost the next wait its answer."""
+    import io
+
+    from gateway import create_app, waiting
+
+    app = create_app(settings)
+    client = keyed_client(app, settings)
+    store = app.extensions["recog"].store
+    reads = []
+    read = store.get_job
+    monkeypatch.setattr(store, "get_job", lambda job_id: reads.append(job_id) or read(job_id))
+
+    def post(digit: int, size: int) -> dict:
+        data = images.encode(images.ink_on_paper(digit, 3, size=size))  # sizes no other test uses
+        response = client.post("/v1/jobs?wait=20", data={"file": (io.BytesIO(data), f"{digit}.png")})
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    assert post(2, 237)["label"] == "2" and reads == []
+    pubsub = waiting._CONNECTIONS.held[1]
+    assert post(3, 239)["label"] == "3" and reads == []
+    assert waiting._CONNECTIONS.held[1] is pubsub, "the second wait made a new connection"
+    host, port = pubsub.connection._sock.getsockname()[:2]  # Redis knows the client by this address
+    assert redis.Redis.from_url(settings.redis_url).client_kill(f"{host}:{port}")
+    assert post(4, 241)["label"] == "4"
+    now = waiting._CONNECTIONS.held[1].connection._sock.getsockname()[:2]
+    assert now != (host, port), "the killed connection was used again"
