@@ -20,7 +20,7 @@ from shared.jobs import FINAL_STATES, Outcome
 from shared.messaging import JobMessage
 from workers.counting import count_parts
 from workers.gathering import MAX_ATTEMPTS
-from workers.pipeline import fail_jobs, first_delivery, run_jobs
+from workers.pipeline import fail_jobs, first_send, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ def _run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -
         return run_jobs(runtime, messages, worker)
     earlier = runtime.store.start_work(work_id, worker)
     died = earlier - retries
-    if earlier == 0 and all(first_delivery(m) for m in messages):
-        # The chunk's first start ever (Redis handing it back would have counted one): none of
-        # its jobs can be final yet, so their statuses need not be read (64 reads a chunk).
+    if earlier == 0 and all(first_send(m) for m in messages):
+        # The chunk's first start ever, counted in Cassandra whoever delivered it: none of its
+        # jobs can be final yet, so their statuses need not be read (64 reads a chunk).
         return run_jobs(runtime, messages, worker, unstarted={m.job_id for m in messages})
     if died <= 0:
         return run_jobs(runtime, messages, worker)

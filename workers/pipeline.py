@@ -32,8 +32,10 @@ def run_jobs(
 
     Cassandra round trips are what a chunk mostly waits on, so statuses and earlier results are
     asked for together, and the 'running' marks are not waited for before recognising.
-    unstarted: jobs the caller knows have their row and cannot be final yet (first_delivery):
-    their statuses are not read.
+    unstarted: jobs the caller knows have their row and cannot be final yet (a chunk's first
+    start, workers/alone.py): their statuses are not read. A single job has no such marker (a
+    duplicate publish or a Redis failover hands its message over again unmarked), so its status
+    is always read, in the same round trip as its earlier result.
     """
     models = _load_models(runtime, {m.model for m in messages})
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
@@ -67,11 +69,10 @@ def run_jobs(
     return outcomes
 
 
-def first_delivery(m: JobMessage, redelivered: bool = False) -> bool:
-    """The gateway's own first send of a job, delivered for the first time: its row was written
-    before it was sent, and nothing can have finished it yet. A worker's resend counts an attempt
-    more, the sweeper's is marked resent, and Redis marks what it hands back redelivered."""
-    return m.attempt == 0 and not (m.resent or m.alone or redelivered)
+def first_send(m: JobMessage) -> bool:
+    """As the gateway sent it, after writing its row: not sent again by a worker (an attempt
+    more, or alone) nor by the sweeper (resent)."""
+    return m.attempt == 0 and not (m.resent or m.alone)
 
 
 def _count(outcomes: list[Outcome]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
 
 import redis
 from celery import Task
@@ -21,7 +20,7 @@ from workers import WorkerApp
 from workers.alone import fail_chunk, open_jobs, run_alone, run_chunk
 from workers.batch_events import report_flush
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
-from workers.pipeline import fail_jobs, first_delivery, run_jobs
+from workers.pipeline import fail_jobs, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +57,7 @@ def register_tasks(app: WorkerApp) -> None:
     def recognise(requests) -> None:
         started = time.time()
         hostname = requests[0].hostname or "worker"
-        # Redis marks a message it hands back (its worker died holding it) redelivered.
-        redelivered = {
-            str(request.args[0].get("id")) if isinstance(request.args[0], dict) else ""
-            for request in requests
-            if (request.delivery_info or {}).get("redelivered")
-        }
-        run_gathered(app, [request.args[0] for request in requests], hostname, redelivered)
+        run_gathered(app, [request.args[0] for request in requests], hostname)
         report_flush(app, requests, started, hostname)
 
     @app.task(
@@ -85,15 +78,11 @@ def register_tasks(app: WorkerApp) -> None:
         )
 
 
-def run_gathered(
-    app: WorkerApp, raw_messages: list[dict], worker: str, redelivered: Collection[str] = ()
-) -> None:
+def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     """celery-batches acknowledges a flushed batch whatever happens, so failures are handled here:
     a transient one (the store down, even while this process builds its runtime) sends each job
-    again later, anything else fails the jobs with the reason. redelivered: the job ids of
-    messages Redis handed back."""
+    again later, anything else fails the jobs with the reason."""
     messages = _readable(raw_messages)
-    unstarted = {m.job_id for m in messages if first_delivery(m, str(m.job_id) in redelivered)}
     try:
         spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
@@ -107,7 +96,7 @@ def run_gathered(
         fresh = [m for m in messages if m.attempt <= MAX_ATTEMPTS]
         together = [m for m in fresh if not m.alone]
         if together:
-            run_jobs(app.runtime, together, worker, unstarted)
+            run_jobs(app.runtime, together, worker)
         # After the rest, so a poison image that kills this process again takes no neighbour along.
         run_alone(app.runtime, [m for m in fresh if m.alone], worker)
     except TRANSIENT as exc:
