@@ -42,6 +42,14 @@ def _libc_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _libc_syncfs()
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class ImageStore(Protocol):
     def put(self, data: bytes, durable: bool = True) -> tuple[str, bool]:
         """Store bytes; returns (sha256, created) so a failed submit removes only what it made.
@@ -79,11 +87,16 @@ class VolumeImageStore:
     def put(self, data: bytes, durable: bool = True) -> tuple[str, bool]:
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path(sha256)
-        if target.exists():
+        try:
+            # A file cut short by a crash before it was made durable has another size: rewritten.
+            held = target.stat().st_size == len(data)
+        except FileNotFoundError:
+            held = False
+        if held:
             try:
                 os.utime(target)  # uploaded again: the collector counts its age from now
                 if durable:  # another upload may have written it, not yet made durable
-                    self.make_durable([sha256])
+                    _fsync(target)
                 return sha256, False
             except FileNotFoundError:
                 pass  # collected a moment ago: written again below
@@ -116,11 +129,7 @@ class VolumeImageStore:
         finally:
             os.close(fd)
         for sha256 in shas:
-            fd = os.open(self.path(sha256), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(self.path(sha256))
 
     def get(self, sha256: str) -> bytes:
         """The bytes, or ImageMissing."""
