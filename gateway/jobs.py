@@ -41,7 +41,9 @@ def submit():
             location = url_for("jobs.show", job_id=str(job.job_id))
             body = {"id": str(job.job_id), "status": QUEUED, "links": {"self": location}}
             if claim is None or earlier_answer(services, claim, intake) is None:
-                if wait:  # before the job is queued: its announcement cannot come first
+                # Before the job is queued, its announcement cannot come first. (Recorded by an
+                # earlier attempt under the key, it may be final already: its row is read.)
+                if wait and job.job_id not in intake.recorded:
                     watch = JobWatch(services.redis, job.job_id)
                 commit(services, intake)
                 if claim is not None:
@@ -78,7 +80,7 @@ def show(job_id: str):
 def _wait_quietly(services, job: NewJob, watch: JobWatch | None, wait: float) -> dict | None:
     """The job is accepted already: a failed wait answers 202 with its id, never an error.
     watch: subscribed before this request queued the job, whose row is then known without a read;
-    None when an earlier request under the same Idempotency-Key did."""
+    None when an earlier request under the same Idempotency-Key recorded it."""
     try:
         if watch is None:
             return wait_for_final(services, job.job_id, wait)

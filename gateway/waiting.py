@@ -2,8 +2,8 @@
 
 The worker announces a finished job on the job's Redis channel once its row is written, with the
 columns that write set (shared/messaging.announcement): the waiter answers from them without
-reading Cassandra, and reads the row itself only every few seconds, in case an announcement was
-lost or Redis is down.
+reading Cassandra, and reads the row itself every FALLBACK_POLL_SECONDS in case an announcement was
+lost (every half second while Redis is down), and for a failure (the row then says more).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import uuid
 
 import redis
 
-from shared.jobs import FINAL_STATES
+from shared.jobs import FAILED, FINAL_STATES
 from shared.messaging import job_channel, read_announcement
 
 FALLBACK_POLL_SECONDS = 2.0
+CONFIRM_SECONDS = 1.0
 
 
 class JobWatch:
@@ -32,9 +33,18 @@ class JobWatch:
         self._subscribe()
 
     def _subscribe(self) -> None:
+        """Subscribed once Redis confirmed it: redis-py may reconnect a dropped connection inside
+        subscribe() without a word, and only the confirmation says the subscription is live."""
         try:
-            self._pubsub = _thread_pubsub(self._client)
-            self._pubsub.subscribe(self._channel)
+            pubsub = _thread_pubsub(self._client)
+            pubsub.subscribe(self._channel)
+            deadline = time.monotonic() + CONFIRM_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                message = pubsub.get_message(timeout=left)
+                if _is_ours(message, "subscribe", self._channel):
+                    self._pubsub = pubsub
+                    return
+            raise redis.TimeoutError(f"Redis did not confirm the subscription within {CONFIRM_SECONDS} s")
         except redis.RedisError:
             _forget()
             self._pubsub = None
@@ -48,8 +58,10 @@ class JobWatch:
             if left <= 0:
                 break
             fields = self._announced(min(left, FALLBACK_POLL_SECONDS))
-            if fields is not None:
+            if fields is not None and fields["status"] != FAILED:
                 return {**row, **fields}
+            # No announcement, or a failure: the row is read (a failure's announcement lacks
+            # what the row may hold from before, such as when the job started).
             row = services.store.get_job(self.job_id) or row
         return row
 
@@ -66,12 +78,13 @@ class JobWatch:
         if self._pubsub is not None:
             end = time.monotonic() + seconds
             try:
-                # get_message returns None at once for a (un)subscription's own confirmation.
+                # Confirmations of (un)subscriptions, and messages of a job this thread waited
+                # for before, are passed over.
                 while (left := end - time.monotonic()) > 0:
                     message = self._pubsub.get_message(timeout=left)
-                    if message is not None and _text(message["channel"]) == self._channel:
+                    if _is_ours(message, "message", self._channel):
                         return read_announcement(message["data"])
-                return None  # messages of a job this thread waited for before are dropped
+                return None
             except redis.RedisError:
                 # Redis closed it (an unsubscribed connection idle past Redis's timeout, say): a
                 # new one, and the caller reads the row once for what the old one may have missed.
@@ -98,7 +111,7 @@ def _thread_pubsub(client: redis.Redis):
     if held is None or held[0] is not client:  # another app's client (tests run several)
         if held is not None:
             held[1].close()
-        held = _CONNECTIONS.held = (client, client.pubsub(ignore_subscribe_messages=True))
+        held = _CONNECTIONS.held = (client, client.pubsub())
     return held[1]
 
 
@@ -108,8 +121,11 @@ def _forget() -> None:
         held[1].close()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _is_ours(message: dict | None, kind: str, channel: str) -> bool:
+    if message is None or message["type"] != kind:
+        return False
+    name = message["channel"]
+    return (name.decode() if isinstance(name, bytes) else name) == channel
 
 
 def wait_for_final(services, job_id: uuid.UUID, timeout: float) -> dict | None:

@@ -28,7 +28,6 @@ def job_channel(job_id: str) -> str:
 _FAILED_FIELDS = ("status", "error", "worker", "finished_at")
 _DONE_FIELDS = (
     "status",
-    "reason",
     "model_name",
     "model_version",
     "worker",
@@ -38,6 +37,7 @@ _DONE_FIELDS = (
     "batch_size",
     "cached",
 )
+_BLANK_FIELDS = (*_DONE_FIELDS, "reason")
 _LABELLED_FIELDS = (*_DONE_FIELDS, "label", "confidence", "probabilities")
 _TIMES = ("finished_at", "started_at")
 
@@ -45,7 +45,7 @@ _TIMES = ("finished_at", "started_at")
 def announcement(o: Outcome, started_at: datetime | None = None) -> str:
     """The columns o's final write set, as JSON; started_at: when its job row was marked running."""
     status = FAILED if o.error is not None else DONE
-    names = _FAILED_FIELDS if o.error is not None else _DONE_FIELDS if o.label is None else _LABELLED_FIELDS
+    names = _FAILED_FIELDS if o.error is not None else _BLANK_FIELDS if o.label is None else _LABELLED_FIELDS
     fields = {name: getattr(o, name) for name in names if name != "status"}
     fields["status"] = status
     if started_at is not None:

@@ -43,8 +43,11 @@ GROUP_LIMIT = 50
 # The group key under which _write sends new job rows, each its own partition, 50 to a request.
 JOB_ROWS = "job rows"
 # Finished jobs per logged batch, at up to 4 statements a job: about 23 kB as Cassandra counts a
-# batch's size (12 jobs made 34.6 kB), so long file names and error messages stay under 50 kB too.
+# batch's size (12 jobs made 34.6 kB), and a group closes earlier when long file names or error
+# messages would take it past BATCH_BYTES, well under the 50 kB Cassandra refuses from 2.2 on.
 JOBS_A_LOGGED_BATCH = 8
+BATCH_BYTES = 24_000
+JOB_BYTES = 2_900  # a finished job's four rows, its text aside, as Cassandra counts them
 
 
 def _store_errors(method):
@@ -310,9 +313,9 @@ class CassandraStore:
         (bench/result_writes.py), whose cost was mostly per request and per batch log entry.
         """
         futures = []
-        for start in range(0, len(outcomes), JOBS_A_LOGGED_BATCH):
+        for group in finish_groups(outcomes):
             batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for o in outcomes[start : start + JOBS_A_LOGGED_BATCH]:
+            for o in group:
                 for text, values in finish_statements(o):
                     batch.add(self._cql.prepare(text), values)
             futures.append(self.session.execute_async(batch))
@@ -399,6 +402,23 @@ def _translated_rows(rows: Iterator[dict]) -> Iterator[dict]:
     """Later pages are fetched while the caller iterates; their failures are translated too."""
     with translated():
         yield from rows
+
+
+def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
+    """The outcomes in order, in groups of at most JOBS_A_LOGGED_BATCH and about BATCH_BYTES (a
+    job bigger than that alone)."""
+    group: list[Outcome] = []
+    size = 0
+    for o in outcomes:
+        # The file name is in the audit row and the batch line, an error or reason in three rows.
+        text = 2 * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
+        if group and (len(group) == JOBS_A_LOGGED_BATCH or size + JOB_BYTES + text > BATCH_BYTES):
+            yield group
+            group, size = [], 0
+        group.append(o)
+        size += JOB_BYTES + text
+    if group:
+        yield group
 
 
 def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:

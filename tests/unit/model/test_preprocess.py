@@ -70,3 +70,19 @@ def test_the_blobbiest_digits_are_not_dots():
     for label in range(10):
         assert to_mnist(images.thick_marker(label)) is not None
         assert to_mnist(images.canvas_drawing(label, brush=4)) is not None
+
+
+def test_the_same_inputs_as_the_scipy_version_it_replaced():
+    """bench/seed_preprocess.py keeps the SciPy (float64) version: OpenCV on float32 must give the
+    model the same 28x28 inputs, and find no digit in the same images."""
+    from bench import seed_preprocess
+    from shared.decode import open_image
+    from tests.unit.model.test_real_uploads import KINDS
+
+    blobs = [make(d, i) for make in KINDS.values() for d, i in ((3, 1), (8, 4))] + [images.blank_png()]
+    for blob in blobs:
+        old = seed_preprocess.to_mnist(open_image(blob, 16_000_000))
+        new = to_mnist(open_image(blob, 16_000_000))
+        assert (old is None) == (new is None)
+        if new is not None:
+            assert np.abs(old - new).max() < 1e-3

@@ -90,3 +90,25 @@ def test_an_announcement_of_an_earlier_version_says_to_read_the_row():
 
     assert read_announcement(b"finished") is None
     assert read_announcement(b'{"no": "status"}') is None
+
+
+def test_an_announcement_carries_exactly_the_columns_the_final_write_of_the_job_row_sets():
+    """Checked against the CQL itself, so a column added to a final write and not announced (a
+    waiter's answer would then differ from a read of the row) fails here."""
+    import re
+
+    from shared.jobs import Outcome
+    from shared.messaging import announcement
+    from shared.store import statements as cql
+
+    def columns(statement: str) -> set[str]:
+        return set(re.findall(r"(\w+) = \?", statement.split(" WHERE ")[0]))
+
+    finished = datetime(2026, 12, 5, tzinfo=UTC)
+    cases = {
+        cql.FINISH_LABELLED: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, "7", 0.9, [0.1] * 10),
+        cql.FINISH_BLANK: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, reason="none"),
+        cql.FINISH_FAILED: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, error="broken"),
+    }
+    for statement, outcome in cases.items():
+        assert set(json.loads(announcement(outcome))) == columns(statement), statement
