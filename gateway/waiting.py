@@ -34,20 +34,23 @@ class JobWatch:
 
     def _subscribe(self) -> None:
         """Subscribed once Redis confirmed it: redis-py may reconnect a dropped connection inside
-        subscribe() without a word, and only the confirmation says the subscription is live."""
-        try:
-            pubsub = _thread_pubsub(self._client)
-            pubsub.subscribe(self._channel)
-            deadline = time.monotonic() + CONFIRM_SECONDS
-            while (left := deadline - time.monotonic()) > 0:
-                message = pubsub.get_message(timeout=left)
-                if _is_ours(message, "subscribe", self._channel):
-                    self._pubsub = pubsub
-                    return
-            raise redis.TimeoutError(f"Redis did not confirm the subscription within {CONFIRM_SECONDS} s")
-        except redis.RedisError:
-            _forget()
-            self._pubsub = None
+        subscribe() without a word, and only the confirmation says the subscription is live. The
+        thread's kept connection may be one Redis closed (idle past its timeout): then once more
+        on a new one, before falling back to reading the row."""
+        for _ in range(2):
+            try:
+                pubsub = _thread_pubsub(self._client)
+                pubsub.subscribe(self._channel)
+                deadline = time.monotonic() + CONFIRM_SECONDS
+                while (left := deadline - time.monotonic()) > 0:
+                    message = pubsub.get_message(timeout=left)
+                    if _is_ours(message, "subscribe", self._channel):
+                        self._pubsub = pubsub
+                        return
+                raise redis.TimeoutError(f"Redis did not confirm the subscription in {CONFIRM_SECONDS} s")
+            except redis.RedisError:
+                _forget()
+        self._pubsub = None
 
     def until_final(self, services, row: dict, timeout: float) -> dict:
         """The job once final, or row as it stands when timeout runs out. row: the job as known
