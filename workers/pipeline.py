@@ -22,6 +22,9 @@ from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CAC
 
 log = logging.getLogger(__name__)
 
+# An error is written to three rows of a job: kept short, 8 jobs' rows stay well under the 50 kB
+# Cassandra accepts in one batch (shared/store/cassandra_results.finish_groups).
+MAX_ERROR_CHARS = 2_000
 UNRECORDED = "the submission was not completely recorded (the gateway answered 503); submit the image again"
 
 
@@ -177,6 +180,8 @@ def _queue_ms(m: JobMessage, started: datetime) -> float:
 
 
 def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcome:
+    if fields.get("error"):  # an exception's text can be any length; a logged batch cannot
+        fields["error"] = fields["error"][:MAX_ERROR_CHARS]
     return Outcome(
         job_id=m.job_id,
         sha256=m.sha256,

@@ -159,3 +159,12 @@ def test_a_tenants_cache_is_its_own_and_its_finished_jobs_leave_its_queued_set(r
     assert len(runtime.model.calls) == 2, "bob's copy was recognised, not recalled from alice's"
     assert (queued_set("bob"), str(theirs.job_id)) in runtime.redis.removed
     assert (queued_set("alice"), str(first.job_id)) in runtime.redis.removed
+
+
+def test_an_error_of_any_length_is_recorded_cut_to_its_first_2000_characters(runtime):
+    from workers.pipeline import MAX_ERROR_CHARS, fail_jobs
+
+    message = queue(runtime, b"digit:1")
+    (outcome,) = fail_jobs(runtime, [message], "w1", "recognition failed: " + "x" * 100_000)
+    assert len(outcome.error) == MAX_ERROR_CHARS == 2_000
+    assert outcome.error.startswith("recognition failed: x")
