@@ -18,8 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cassandra.query import BatchStatement, BatchType  # noqa: E402
-
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
@@ -58,10 +56,7 @@ def logged_per_job(store: CassandraStore, done: list[Outcome], chunk: int) -> No
     for start in range(0, len(done), chunk):
         futures = []
         for o in done[start : start + chunk]:
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for text, values in finish_statements(o):
-                batch.add(store._cql.prepare(text), values)
-            futures.append(store.session.execute_async(batch))
+            futures.append(store.session.execute_async(store.cql_batch(finish_statements(o))))
         for future in futures:
             future.result()
 

@@ -104,10 +104,9 @@ class CassandraStore:
         trip, not two.
         """
         if len(jobs) == 1 and len(work) == 1 and not refused and not parts:
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for text, values in ((cql.OPEN_WORK, self._work_values(work[0])), _job_row(jobs[0], QUEUED)):
-                batch.add(self._cql.prepare(text), values)
-            self.session.execute(batch)
+            self.session.execute(
+                self.cql_batch([(cql.OPEN_WORK, self._work_values(work[0])), _job_row(jobs[0], QUEUED)])
+            )
             return
         members = [(cql.INSERT_PART_MEMBERS, (p.part_id, p.batch_id, members_json(p.members))) for p in parts]
         self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work] + members, [])
@@ -122,13 +121,10 @@ class CassandraStore:
         ]
         futures = self._write([], rows + lines, wait=False)
         for job, outcome in refused:
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
             statements = [_job_row(job, FAILED), *finish_statements(outcome)]
             if job.batch_id is not None:
                 statements.append((cql.INSERT_BATCH_ROW, (job.batch_id, job.filename, job.job_id, FAILED)))
-            for text, values in statements:
-                batch.add(self._cql.prepare(text), values)
-            futures.append(self.session.execute_async(batch))
+            futures.append(self.session.execute_async(self.cql_batch(statements)))
         for future in futures:
             future.result()
         refused_parts = [p for p in parts if p.refused_at is not None]
@@ -225,12 +221,9 @@ class CassandraStore:
     ) -> None:
         """The header and the tenant's listing row in one logged batch: both or neither, so a
         retry that finds the header finds the batch listed too."""
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        batch.add(self._cql.prepare(cql.INSERT_BATCH), (batch_id, name, model_name, created_at, tenant))
-        batch.add(
-            self._cql.prepare(cql.INSERT_TENANT_BATCH), (tenant, created_at, batch_id, name, model_name)
-        )
-        self.session.execute(batch)
+        header = (cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
+        listing = (cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
+        self.session.execute(self.cql_batch([header, listing]))
 
     @_store_errors
     def close_batch(self, batch_id: uuid.UUID) -> None:
@@ -314,13 +307,17 @@ class CassandraStore:
         """
         futures = []
         for group in finish_groups(outcomes):
-            batch = BatchStatement(batch_type=BatchType.LOGGED)
-            for o in group:
-                for text, values in finish_statements(o):
-                    batch.add(self._cql.prepare(text), values)
-            futures.append(self.session.execute_async(batch))
+            statements = [statement for o in group for statement in finish_statements(o)]
+            futures.append(self.session.execute_async(self.cql_batch(statements)))
         for future in [*after, *futures]:
             future.result()
+
+    def cql_batch(self, statements: Sequence[tuple[str, tuple]], kind=BatchType.LOGGED) -> BatchStatement:
+        """(CQL, values) pairs as one batch of prepared statements; logged: all or nothing."""
+        batch = BatchStatement(batch_type=kind)
+        for text, values in statements:
+            batch.add(self._cql.prepare(text), values)
+        return batch
 
     def _write(
         self,
@@ -337,9 +334,7 @@ class CassandraStore:
             by_partition.setdefault(partition, []).append(statement)
         for statements in by_partition.values():
             for start in range(0, len(statements), GROUP_LIMIT):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for text, values in statements[start : start + GROUP_LIMIT]:
-                    batch.add(self._cql.prepare(text), values)
+                batch = self.cql_batch(statements[start : start + GROUP_LIMIT], BatchType.UNLOGGED)
                 futures.append(self.session.execute_async(batch))
         if not wait:
             return futures
