@@ -41,12 +41,9 @@ class JobWatch:
             try:
                 pubsub = _thread_pubsub(self._client)
                 pubsub.subscribe(self._channel)
-                deadline = time.monotonic() + CONFIRM_SECONDS
-                while (left := deadline - time.monotonic()) > 0:
-                    message = pubsub.get_message(timeout=left)
-                    if _is_ours(message, "subscribe", self._channel):
-                        self._pubsub = pubsub
-                        return
+                if _next(pubsub, "subscribe", self._channel, CONFIRM_SECONDS) is not None:
+                    self._pubsub = pubsub
+                    return
                 raise redis.TimeoutError(f"Redis did not confirm the subscription in {CONFIRM_SECONDS} s")
             except redis.RedisError:
                 _forget()
@@ -79,15 +76,9 @@ class JobWatch:
     def _announced(self, seconds: float) -> dict | None:
         """The announced columns; None when none came within seconds (or came without them)."""
         if self._pubsub is not None:
-            end = time.monotonic() + seconds
             try:
-                # Confirmations of (un)subscriptions, and messages of a job this thread waited
-                # for before, are passed over.
-                while (left := end - time.monotonic()) > 0:
-                    message = self._pubsub.get_message(timeout=left)
-                    if _is_ours(message, "message", self._channel):
-                        return read_announcement(message["data"])
-                return None
+                message = _next(self._pubsub, "message", self._channel, seconds)
+                return None if message is None else read_announcement(message["data"])
             except redis.RedisError:
                 # Redis closed it (an unsubscribed connection idle past Redis's timeout, say): a
                 # new one, and the caller reads the row once for what the old one may have missed.
@@ -124,11 +115,18 @@ def _forget() -> None:
         held[1].close()
 
 
-def _is_ours(message: dict | None, kind: str, channel: str) -> bool:
-    if message is None or message["type"] != kind:
-        return False
-    name = message["channel"]
-    return (name.decode() if isinstance(name, bytes) else name) == channel
+def _next(pubsub, kind: str, channel: str, seconds: float) -> dict | None:
+    """The first message of that kind ("subscribe", "message") on that channel within seconds, or
+    None. Others are passed over: confirmations of (un)subscriptions, and messages of a job this
+    thread waited for before."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=left)
+        if message is not None and message["type"] == kind:
+            name = message["channel"]
+            if (name.decode() if isinstance(name, bytes) else name) == channel:
+                return message
+    return None
 
 
 def wait_for_final(services, job_id: uuid.UUID, timeout: float) -> dict | None:
