@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+from collections.abc import Iterator
 from pathlib import Path
 
 from devstack import processes
@@ -24,31 +25,39 @@ def _stat(proc: Path) -> list[str] | None:
         return None
 
 
+def _members(pgid: int) -> Iterator[tuple[Path, list[str]]]:
+    """Each live process of the group: its /proc folder and its stat fields after pid and name."""
+    for proc in Path("/proc").iterdir():
+        fields = _stat(proc) if proc.name.isdigit() else None
+        # After pid and name: state (0), ppid (1), pgrp (2), ...
+        if fields is not None and int(fields[2]) == pgid:
+            yield proc, fields
+
+
 def group_seconds(pgid: int) -> float:
     """utime + stime of the group's live processes, plus the leader's reaped children."""
     ticks = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        fields = _stat(proc)
-        # After pid and name: state, ppid, pgrp, ... utime (11), stime (12), cutime (13), cstime (14).
-        if fields is None or int(fields[2]) != pgid:
-            continue
+    for proc, fields in _members(pgid):
+        # utime (11), stime (12); the reaped children's cutime (13), cstime (14).
         ticks += int(fields[11]) + int(fields[12])
         if int(proc.name) == pgid:
             ticks += int(fields[13]) + int(fields[14])
     return ticks / TICK
 
 
+def _running(run_dir: Path) -> Iterator[tuple[str, int]]:
+    """Each stack process that runs, by name (gateway, worker1, ...), with its group's id."""
+    for pidfile in sorted(run_dir.glob("*.pid")):
+        pid = processes.running_pid(run_dir, pidfile.stem)
+        if pid is not None:
+            yield pidfile.stem, pid
+
+
 def snapshot(run_dir: Path) -> dict[str, float]:
     """CPU seconds so far of each stack part that runs (worker1, worker2, ... summed as 'worker'),
     and of this benchmark's own process and its children (the 'client')."""
     seconds: dict[str, float] = {}
-    for pidfile in sorted(run_dir.glob("*.pid")):
-        name = pidfile.stem
-        pid = processes.running_pid(run_dir, name)
-        if pid is None:
-            continue
+    for name, pid in _running(run_dir):
         part = next((p for p in PARTS if name.startswith(p)), name)
         seconds[part] = seconds.get(part, 0.0) + group_seconds(pid)
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -59,16 +68,9 @@ def snapshot(run_dir: Path) -> dict[str, float]:
 def rss_mb(run_dir: Path) -> dict[str, list[float]]:
     """The resident memory (MB) of each process of each stack part that runs, group leader first."""
     found: dict[str, list[float]] = {}
-    for pidfile in sorted(run_dir.glob("*.pid")):
-        pid = processes.running_pid(run_dir, pidfile.stem)
-        if pid is None:
-            continue
-        members = []
-        for proc in Path("/proc").iterdir():
-            fields = _stat(proc) if proc.name.isdigit() else None
-            if fields is not None and int(fields[2]) == pid:
-                members.append((int(proc.name) != pid, int(proc.name), _rss_kb(proc)))
-        found[pidfile.stem] = [round(kb / 1024, 1) for _, _, kb in sorted(members)]
+    for name, pid in _running(run_dir):
+        members = sorted((int(proc.name) != pid, int(proc.name), _rss_kb(proc)) for proc, _ in _members(pid))
+        found[name] = [round(kb / 1024, 1) for _, _, kb in members]
     return found
 
 

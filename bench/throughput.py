@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import zlib
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -211,8 +212,9 @@ def costed(
             figures = phase()
     after = process_cpu.snapshot(run_dir)
     for name, sizes in process_cpu.rss_mb(run_dir).items():  # the largest each process was seen at
-        seen = PEAK_RSS_MB.setdefault(name, sizes)
-        PEAK_RSS_MB[name] = [max(a, b) for a, b in zip(seen, sizes, strict=False)] + seen[len(sizes) :]
+        PEAK_RSS_MB[name] = [
+            max(a, b) for a, b in zip_longest(PEAK_RSS_MB.get(name, []), sizes, fillvalue=0.0)
+        ]
     return figures, process_cpu.cost_per_image(before, after, figures[count_key])
 
 
