@@ -7,6 +7,11 @@ timeout (an hour). Here each job of a lost batch is sent again with one attempt 
 alone (workers/alone.py, so one poison image cannot take its neighbours down again), then its
 request is acknowledged; a job past MAX_ATTEMPTS is failed by the next process that gathers it.
 The pool's time limit (RECOG_TASK_TIME_LIMIT) ends a gathered batch the same way.
+
+And celery-batches 0.11 (the latest release) arms its flush timer once, on the consumer that
+received the first message; a broker reconnect builds a new consumer and the old timer never fires
+again, so gathered jobs sat unacknowledged, claimed by this worker's lease, until it restarted
+(its issue 107, fixed after 0.11). The timer is armed again each time the consumer starts.
 """
 
 from __future__ import annotations
@@ -27,6 +32,14 @@ MAX_ATTEMPTS = 8
 class GatheredBatches(Batches):
     """For tasks declared acks_late: a request is acknowledged once its batch ran, or was sent
     again after its pool process died."""
+
+    def Strategy(self, task, app, consumer):
+        handler = super().Strategy(task, app, consumer)
+        if self._tref is not None:
+            self._tref.cancel()
+        # Whatever the buffer holds: a tick that finds it empty cancels the timer again.
+        self._tref = consumer.timer.call_repeatedly(self.flush_interval, self._do_flush)
+        return handler
 
     def flush(self, requests):
         requests = list(requests)

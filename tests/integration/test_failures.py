@@ -54,6 +54,31 @@ def test_corrupt_image_in_the_store_fails_only_its_own_job(settings, store, gate
     assert rows[good]["status"] == "done" and rows[good]["label"] == "4"
 
 
+def test_a_job_gathered_when_redis_restarts_still_runs(stack, settings, store):
+    """A job a worker holds in its gathering buffer while Redis is SIGKILLed and restarted runs
+    once its time comes. It is sent with a countdown, as the worker's own retry after a transient
+    failure is, so it is certainly held across the restart. With celery-batches 0.11 alone its
+    flush timer died with the old connection: the job sat there, claimed by the worker's lease,
+    until the worker restarted (the fault suite's single jobs stuck in 'queued')."""
+    data = images.fresh_png_digit(6, 3)
+    sha256 = put_image(settings, store, data)
+    job_id, created = uuid.uuid4(), utcnow()
+    store.insert_jobs([NewJob(job_id, "held.png", sha256, len(data), "PNG", 200, 200, "digits", created)])
+    sender = Celery("test-sender")
+    sender.config_from_object(celery_config(settings))
+    message = JobMessage(job_id, sha256, "held.png", "digits", created, work_id=job_id, sent_at=created)
+    send_single_job(sender, settings, message, countdown=20)
+    deadline = time.monotonic() + 15
+    while not any(job_id in lease["held"] for lease in store.leases()):
+        assert time.monotonic() < deadline, "no worker claimed the job"
+        time.sleep(0.2)
+    stack.kill("redis")
+    time.sleep(2)
+    stack.start_redis()
+    row = wait_until_final(store, [str(job_id)], timeout=90)[str(job_id)]
+    assert row["status"] == "done" and row["label"] == "6", row
+
+
 # Digits this many pixels wide take the worker about 25 ms each to decode and shrink, so 200 of
 # them keep it busy for seconds: a kill after the first batch lands with work in flight. Small
 # digits were all done within a poll of the first batch, and the test failed as proving nothing.
