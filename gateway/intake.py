@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import BinaryIO
 
@@ -128,9 +128,17 @@ def _refuse(intake: Intake, filename: str, sha256: str, size: int, exc: ImageRej
     intake.refused.append((_new_job(intake, filename, sha256, size, "", 0, 0), str(exc)))
 
 
-def commit(services, intake: Intake) -> None:
+def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
     """Write the rows, then queue the work (single jobs one task each, batches in chunks), within
-    the tenant's cap on queued images."""
+    the tenant's cap on queued images.
+
+    leave_row (a single job whose request waits for its answer): no row is written. The job is
+    queued carrying its upload columns and its worker writes the whole row with the result: no
+    Cassandra round trip before the answer, and no 'running' mark, which nobody could read (the
+    id is not known outside until the answer gives it). Returns that job's work, for
+    record_waited should the wait run out first. If Redis refuses the task, the rows are written
+    as for any job, and the sweeper sends it.
+    """
     settings = services.settings
     # Stamped now, not when the request began: a long upload must not write work that already
     # looks old to the sweeper, nor into a minute it may have settled.
@@ -145,6 +153,39 @@ def commit(services, intake: Intake) -> None:
         services.quotas.check_queue_depth()
     if intake.tenant is not None:
         services.quotas.check_queued(intake.tenant, len(fresh))
+    to_send = work
+    if leave_row and intake.batch_id is None and len(fresh) == len(work) == 1:
+        if _sent_without_row(services, work[0], fresh[0]):
+            _accepted(services, intake, fresh)
+            return work[0]  # as record_waited writes it: without the upload columns, the row has them
+        to_send = []  # recorded below instead, and sent by the sweeper
+        QUEUED_LATER.inc()
+    _record(services, intake, fresh, work, refused, parts)
+    try:
+        for unit in to_send:
+            send_work(services.celery, settings, unit)
+    except QUEUE_DOWN as exc:
+        # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
+        # not queued once Redis answers again (within a lease and a sweep, about 45 s).
+        log.warning("Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc)
+        QUEUED_LATER.inc(len(fresh))
+    _accepted(services, intake, fresh)
+    return None
+
+
+def _sent_without_row(services, unit: Work, job: NewJob) -> bool:
+    """The job's task, carrying its upload columns for the worker to write; False if Redis
+    refused it."""
+    message = replace(unit.messages[0], upload=job.upload())
+    try:
+        send_work(services.celery, services.settings, replace(unit, messages=(message,)))
+    except QUEUE_DOWN as exc:
+        log.warning("Redis refused a waited-for job's task message; recording it for the sweeper: %s", exc)
+        return False
+    return True
+
+
+def _record(services, intake: Intake, fresh, work, refused, parts) -> None:
     if intake.batch_id is not None:
         # Before any row names them: a job whose bytes a crash lost could never be recognised.
         services.images.make_durable({job.sha256 for job in intake.accepted})
@@ -154,16 +195,11 @@ def commit(services, intake: Intake) -> None:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
         ) from exc
+
+
+def _accepted(services, intake: Intake, fresh: list[NewJob]) -> None:
     if intake.tenant is not None:
         services.quotas.queued(intake.tenant, [job.job_id for job in fresh])
-    try:
-        for unit in work:
-            send_work(services.celery, settings, unit)
-    except QUEUE_DOWN as exc:
-        # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
-        # not queued once Redis answers again (within a lease and a sweep, about 45 s).
-        log.warning("Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc)
-        QUEUED_LATER.inc(len(fresh))
     JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from gateway.auth import caller
-from gateway.errors import ApiError
+from gateway.errors import STORE_DOWN, ApiError
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take
 from gateway.views import job_view
 from gateway.waiting import JobWatch, wait_for_final
 from shared.jobs import FINAL_STATES, QUEUED, NewJob, parse_job_id, utcnow
+from shared.messaging import Work
 from shared.store import StoreUnavailable
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
@@ -31,7 +32,7 @@ def submit():
             "e.g. curl -F file=@digit.png http://HOST/v1/jobs",
         )
     tenant = caller().tenant
-    watch = None
+    watch = left = None
     try:
         with claimed(services, f"{tenant}/jobs", key) as claim:
             model = check_model(settings, request.form.get("model"))
@@ -45,11 +46,14 @@ def submit():
                 # earlier attempt under the key, it may be final already: its row is read.)
                 if wait and job.job_id not in intake.recorded:
                     watch = JobWatch(services.redis, job.job_id)
-                commit(services, intake)
+                # Under an Idempotency-Key the rows come first, as a retry reads them.
+                left = commit(services, intake, leave_row=watch is not None and claim is None)
                 if claim is not None:
                     remember_answer(services, claim, body)
         if wait:
             row = _wait_quietly(services, job, watch, wait)
+            if left is not None and (row is None or row["status"] not in FINAL_STATES):
+                row = _record_waited(services, job, left)
             if row is not None and row["status"] in FINAL_STATES:
                 return jsonify(job_view(row)), 200
         return jsonify(body), 202, {"Location": location}
@@ -88,6 +92,25 @@ def _wait_quietly(services, job: NewJob, watch: JobWatch | None, wait: float) ->
     except StoreUnavailable:
         current_app.logger.warning("job %s: accepted, but waiting for it failed", job.job_id)
         return None
+
+
+def _record_waited(services, job: NewJob, work: Work) -> dict | None:
+    """The wait ran out before the worker wrote the job's row: the job is recorded now, as any
+    other job is, so the sweeper can send it again if need be, then read once more (its worker
+    may have finished meanwhile)."""
+    try:
+        services.store.record_waited(job, work)
+    except StoreUnavailable as exc:
+        raise ApiError(
+            503,
+            "store_unavailable",
+            f"{STORE_DOWN}, and the job could not be recorded: no result came within the wait. "
+            "It may still be recognised, but under no id you were given: send the image again",
+        ) from exc
+    try:
+        return services.store.get_job(job.job_id)
+    except StoreUnavailable:
+        return None  # recorded: the caller answers 202
 
 
 def _wait_seconds(limit: float) -> float:

@@ -42,6 +42,13 @@ class NewJob:
         """The columns the gateway writes for it, named as in the jobs table (status aside)."""
         return asdict(self)
 
+    def upload(self) -> dict:
+        """What its row holds from the upload beyond what every task message carries."""
+        return {name: getattr(self, name) for name in UPLOAD_COLUMNS}
+
+
+UPLOAD_COLUMNS = ("size_bytes", "image_format", "width", "height")
+
 
 @dataclass
 class Outcome:
@@ -67,6 +74,9 @@ class Outcome:
     # When the job was created: what its queue time is measured from.
     created_at: datetime | None = None
     tenant: str | None = None
+    # The job row's upload columns, the model asked for and when it started, when its gateway
+    # left the whole row to the worker (shared/messaging.JobMessage.upload): written with the result.
+    upload: dict | None = None
 
 
 def new_job_id() -> uuid.UUID:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import DONE, FAILED, JobKey, Outcome, utcnow
+from shared.jobs import DONE, FAILED, UPLOAD_COLUMNS, JobKey, Outcome, utcnow
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
@@ -86,7 +86,9 @@ class JobMessage:
     resent: the sweeper sent it (its first send was lost). alone: a pool process died running it
     among others, so it runs by itself next time (workers/alone.py). part: the part of its batch
     it is counted in (shared/parts.py). tenant: whose job it is; the cache of earlier results
-    is the tenant's own.
+    is the tenant's own. upload: the job row's upload columns (shared/jobs.UPLOAD_COLUMNS) when
+    the gateway wrote no row, its request waiting for the answer: the worker writes the whole row
+    with the result.
     """
 
     job_id: uuid.UUID
@@ -103,6 +105,7 @@ class JobMessage:
     alone: bool = False
     part: uuid.UUID | None = None
     tenant: str | None = None
+    upload: dict | None = None
 
     @property
     def key(self) -> JobKey:
@@ -134,12 +137,13 @@ class JobMessage:
             "alone": self.alone,
             "part": str(self.part) if self.part else None,
             "tenant": self.tenant,
+            "upload": self.upload,
         }
 
     @classmethod
     def from_dict(cls, raw: dict) -> JobMessage:
-        """Also reads messages queued by earlier versions (no attempt, work_id, sent_at, part or
-        tenant)."""
+        """Also reads messages queued by earlier versions (no attempt, work_id, sent_at, part,
+        tenant or upload)."""
         return cls(
             job_id=uuid.UUID(raw["id"]),
             sha256=raw["sha256"],
@@ -155,7 +159,16 @@ class JobMessage:
             alone=bool(raw.get("alone")),
             part=uuid.UUID(raw["part"]) if raw.get("part") else None,
             tenant=raw.get("tenant"),
+            upload=_upload(raw.get("upload")),
         )
+
+
+def _upload(raw: object) -> dict | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != set(UPLOAD_COLUMNS):
+        raise ValueError(f"not a job's upload columns: {raw!r}")
+    return {name: raw[name] for name in UPLOAD_COLUMNS}
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,16 @@ class MemoryStore:
             if part.refused_at is not None:
                 self.parts[part.part_id] = refused_count(part)
 
+    def record_waited(self, job, work) -> None:
+        self._check()
+        self.resent(minute_bucket(work.sent_at), work)
+        # Stamped before anything the worker wrote: what is there already wins.
+        self.jobs[job.job_id] = {
+            "job_id": job.job_id,
+            "status": QUEUED,
+            "sha256": job.sha256,
+        } | self.jobs.get(job.job_id, {})
+
     def get_job(self, job_id):
         self._check()
         return self.jobs.get(job_id)

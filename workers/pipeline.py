@@ -58,7 +58,11 @@ def run_jobs(
     unrecorded = [m for m in todo if m.job_id not in statuses and m.resent]
     todo = [m for m in todo if m not in unrecorded]
     outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
-    pending = runtime.store.mark_running([m.key for m in todo], worker, started, wait=False)
+    # A job whose row the worker writes (its request waits for the answer, so nobody else can
+    # know its id yet) is not marked running: that would be a write of a row for no reader.
+    pending = runtime.store.mark_running(
+        [m.key for m in todo if m.upload is None], worker, started, wait=False
+    )
     for model_name in sorted({m.model for m in todo}):
         group = [m for m in todo if m.model == model_name]
         recogniser = models[model_name]
@@ -66,6 +70,9 @@ def run_jobs(
             outcomes.extend(_outcome(m, worker, utcnow(), error=recogniser) for m in group)
         else:
             outcomes.extend(_recognise_group(runtime, recogniser, group, seen, worker, started))
+    for o in outcomes:
+        if o.upload is not None:  # its row is this write's alone: it says when it started too
+            o.upload["started_at"] = started
     runtime.store.finish(outcomes, after=pending)
     _announce(runtime.redis, outcomes, started)
     _count(outcomes)
@@ -183,6 +190,7 @@ def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcom
     if fields.get("error"):  # an exception's text can be any length; a logged batch cannot
         fields["error"] = fields["error"][:MAX_ERROR_CHARS]
     return Outcome(
+        upload=None if m.upload is None else {**m.upload, "model_name": m.model},
         job_id=m.job_id,
         sha256=m.sha256,
         filename=m.filename,

@@ -49,6 +49,10 @@ class ResultStore(Protocol):
         failed at upload, each written failed with its outcome at once, never 'queued'. parts:
         the parts of a batch these jobs are counted in, written with the work."""
 
+    def record_waited(self, job: NewJob, work: Work) -> None:
+        """A single job sent with its row left to its worker, recorded after all as insert_jobs
+        records it (its wait ran out first), without hiding anything the worker wrote already."""
+
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 
     def look_up(

@@ -10,7 +10,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
@@ -47,6 +47,9 @@ JOB_ROWS = "job rows"
 # messages would take it past BATCH_BYTES, well under the 50 kB Cassandra refuses from 2.2 on.
 JOBS_A_LOGGED_BATCH = 8
 BATCH_BYTES = 24_000
+# How far before a waited-for job's creation its late 'queued' row is stamped: more than any skew
+# between the gateway's clock and a worker's.
+RECORDED_BEFORE = timedelta(minutes=1)
 JOB_BYTES = 2_900  # a finished job's four rows, its text aside, as Cassandra counts them
 
 
@@ -129,6 +132,17 @@ class CassandraStore:
             future.result()
         refused_parts = [p for p in parts if p.refused_at is not None]
         self._write([_count_statement(p.batch_id, p.part_id, refused_count(p)) for p in refused_parts], [])
+
+    @_store_errors
+    def record_waited(self, job: NewJob, work: Work) -> None:
+        """A job sent with its row left to the worker (its request waiting for the answer) whose
+        wait ran out: its work and 'queued' row, as insert_jobs writes them, both or neither. The
+        row is stamped as of a minute before the job was made, so anything its worker wrote
+        already, or writes later, wins over it (Cassandra keeps the newest stamp of each column)."""
+        before = int((job.created_at - RECORDED_BEFORE).timestamp() * 1_000_000)
+        _, values = _job_row(job, QUEUED)  # a single job's: INSERT_JOB's values
+        row = (cql.INSERT_JOB_BEFORE, (*values, before))
+        self.session.execute(self.cql_batch([(cql.OPEN_WORK, self._work_values(work)), row]))
 
     def _work_values(self, work: Work, minute: str | None = None) -> tuple:
         return (
@@ -406,7 +420,8 @@ def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
     size = 0
     for o in outcomes:
         # The file name is in the audit row and the batch line, an error or reason in three rows.
-        text = 2 * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
+        names = 3 if o.upload else 2  # and in the job row, when its worker writes the whole row
+        text = names * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
         if group and (len(group) == JOBS_A_LOGGED_BATCH or size + JOB_BYTES + text > BATCH_BYTES):
             yield group
             group, size = [], 0
@@ -416,9 +431,30 @@ def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
         yield group
 
 
+def _upload_row(o: Outcome) -> tuple[str, tuple]:
+    u = o.upload
+    return (
+        cql.RECORD_UPLOAD,
+        (
+            o.filename,
+            o.sha256,
+            u["size_bytes"],
+            u["image_format"],
+            u["width"],
+            u["height"],
+            u["model_name"],
+            o.created_at,
+            o.tenant or NO_TENANT,
+            u.get("started_at") or o.finished_at,  # given up on after its attempts: never started
+            o.job_id,
+        ),
+    )
+
+
 def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
     """The writes that record one finished job: its row, its audit row, its batch line (batch
-    jobs) and its cache row (real inferences only)."""
+    jobs), its cache row (real inferences only) and the rest of its row (jobs whose gateway left
+    the row to the worker)."""
     hour = hour_bucket(o.finished_at)
     tenant = o.tenant or NO_TENANT
     batch_key = (o.batch_id, o.filename, o.job_id)
@@ -497,6 +533,8 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
             ),
         )
     writes = [job_row, audit]
+    if o.upload is not None:
+        writes.append(_upload_row(o))
     if o.batch_id is not None:
         writes.append(line)
     if not o.cached and remember is not None:

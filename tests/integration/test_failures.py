@@ -6,6 +6,7 @@ import os
 import signal
 import time
 import uuid
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from celery import Celery
@@ -17,7 +18,14 @@ from shared.messaging import JobMessage, Work, celery_config, send_single_job, s
 from tests import images
 from tests.conftest import unused_port
 from tests.integration.test_batches import post_batch, wait_for_batch
-from tests.stack import keyed_client, put_image, submit, wait_for_cassandra_everywhere, wait_until_final
+from tests.stack import (
+    API,
+    keyed_client,
+    put_image,
+    submit,
+    wait_for_cassandra_everywhere,
+    wait_until_final,
+)
 
 
 def test_redis_down_at_submit_is_accepted_and_the_sweeper_queues_it(settings, store):
@@ -77,6 +85,30 @@ def test_a_job_gathered_when_redis_restarts_still_runs(stack, settings, store):
     stack.start_redis()
     row = wait_until_final(store, [str(job_id)], timeout=90)[str(job_id)]
     assert row["status"] == "done" and row["label"] == "6", row
+
+
+def test_a_wait_that_runs_out_records_the_job_and_its_worker_still_finishes_it(stack, store, gateway):
+    """With no worker running, a waited-for job (whose row the gateway leaves to its worker) is
+    recorded when the wait runs out and answered 202; a worker started later finishes it, and its
+    result is not hidden by the late 'queued' row."""
+    stack.kill("worker1")
+    try:
+        response = submit(gateway, images.fresh_png_digit(9, 8), "late.png", wait=2)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        row = store.get_job(uuid.UUID(job_id))
+        assert row["status"] == "queued" and row["filename"] == "late.png" and row["size_bytes"] > 0
+        created = row["created_at"].replace(tzinfo=UTC)  # its work is stamped a moment later
+        work = [
+            w for m in {created, created + timedelta(minutes=1)} for w in store.open_work(minute_bucket(m))
+        ]
+        assert uuid.UUID(job_id) in {w["work_id"] for w in work}, "no work recorded for the sweeper"
+    finally:
+        stack.start_worker("worker1")
+        stack.wait_worker_ready()
+    row = wait_until_final(store, [job_id], timeout=60)[job_id]
+    assert row["status"] == "done" and row["label"] == "9", row
+    assert API.get(f"{gateway}/v1/jobs/{job_id}", timeout=10).json()["label"] == "9"
 
 
 # Digits this many pixels wide take the worker about 25 ms each to decode and shrink, so 200 of

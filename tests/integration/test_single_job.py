@@ -24,6 +24,27 @@ def test_submit_and_wait_returns_the_digit(gateway):
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
 
 
+def test_a_waited_for_jobs_row_written_by_its_worker_holds_what_a_queued_jobs_row_does(gateway, store):
+    """The gateway writes no row for a job whose request waits; the worker writes it whole with the
+    result. It must hold every column the gateway's row and the worker's marks give any other job."""
+    data = images.fresh_png_digit(2, 4)
+    waited = submit(gateway, data, "waited.png", wait=20).json()
+    queued = submit(gateway, images.fresh_png_digit(2, 5), "queued.png").json()
+    wait_until_final(store, [queued["id"]], timeout=30)
+    rows = {
+        name: store.get_job(uuid.UUID(job["id"])) for name, job in (("waited", waited), ("queued", queued))
+    }
+    filled = {
+        name: {column for column, value in row.items() if value is not None} for name, row in rows.items()
+    }
+    assert filled["waited"] == filled["queued"], filled["waited"] ^ filled["queued"]
+    assert rows["waited"]["filename"] == "waited.png" and rows["waited"]["status"] == "done"
+    shape = ("image_format", "width", "height")
+    assert [rows["waited"][c] for c in shape] == [rows["queued"][c] for c in shape]
+    assert rows["waited"]["size_bytes"] == len(data) and rows["waited"]["width"] > 0
+    assert rows["waited"]["created_at"] <= rows["waited"]["started_at"] <= rows["waited"]["finished_at"]
+
+
 def test_submit_then_poll(gateway, store):
     response = submit(gateway, images.png_digit(7, 1), "seven.png")
     assert response.status_code == 202

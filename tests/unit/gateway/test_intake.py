@@ -74,3 +74,60 @@ def test_a_batchs_files_are_made_durable_together_before_any_row_names_them(offl
     monkeypatch.setattr("gateway.intake.send_work", lambda *a: None)
     commit(services, intake)
     assert events == [("sync", {job.sha256 for job in intake.accepted}), ("rows",)]
+
+
+def _single(services, data: bytes) -> Intake:
+    from gateway.intake import take
+
+    intake = Intake("digits", utcnow())
+    take(services, intake, data, "one.png", strict=True)
+    return intake
+
+
+def _services(offline_settings, store):
+    return SimpleNamespace(
+        settings=offline_settings,
+        images=VolumeImageStore(offline_settings.image_dir),
+        store=store,
+        quotas=SimpleNamespace(check_queue_depth=lambda: None),
+        celery=None,
+    )
+
+
+def test_a_waited_for_job_is_sent_with_its_upload_columns_and_no_row_written(offline_settings, monkeypatch):
+    from gateway.intake import commit
+    from tests.fakes import MemoryStore
+
+    sent = []
+    monkeypatch.setattr("gateway.intake.send_work", lambda celery, settings, work: sent.append(work))
+    store = MemoryStore()
+    intake = _single(_services(offline_settings, store), images.png_digit(5))
+    work = commit(_services(offline_settings, store), intake, leave_row=True)
+    (job,) = intake.accepted
+    assert store.jobs == {} and store.open == {}, "a row was written before the answer"
+    ((message,),) = [w.messages for w in sent]
+    assert message.upload == {
+        "size_bytes": job.size_bytes,
+        "image_format": "PNG",
+        "width": 260,
+        "height": 260,
+    }
+    assert work.work_id == job.job_id and work.messages[0].upload is None  # as recorded if the wait runs out
+
+
+def test_a_waited_for_job_redis_refuses_is_recorded_for_the_sweeper(offline_settings, monkeypatch):
+    import redis
+
+    from gateway.intake import commit
+    from tests.fakes import MemoryStore
+
+    def refuse(*args):
+        raise redis.ConnectionError("Redis is down (a test said so)")
+
+    monkeypatch.setattr("gateway.intake.send_work", refuse)
+    store = MemoryStore()
+    intake = _single(_services(offline_settings, store), images.png_digit(5))
+    assert commit(_services(offline_settings, store), intake, leave_row=True) is None
+    (job,) = intake.accepted
+    assert store.jobs[job.job_id]["status"] == "queued"
+    assert [row["work_id"] for minute in store.open.values() for row in minute.values()] == [job.job_id]

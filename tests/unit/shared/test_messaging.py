@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from shared.messaging import JobMessage, Work, ids_repr, stored_messages
+from shared.messaging import JobMessage, Work, ids_repr, read_message, stored_messages
 
 CREATED = datetime(2026, 11, 24, 14, 5, 6, 789000, tzinfo=UTC)
 
@@ -36,8 +36,17 @@ def test_a_message_queued_by_the_previous_version_is_read():
         "alone": False,
         "part": None,
         "tenant": None,
+        "upload": None,
     }
     assert message.to_dict() == {**old, **added}
+
+
+def test_a_message_carries_the_upload_columns_of_a_row_left_to_its_worker():
+    upload = {"size_bytes": 812, "image_format": "PNG", "width": 28, "height": 28}
+    message = JobMessage(uuid.uuid4(), "ab" * 32, "a.png", "digits", CREATED, upload=upload)
+    assert JobMessage.from_dict(json.loads(json.dumps(message.to_dict()))).upload == upload
+    odd = {**message.to_dict(), "upload": {"size_bytes": 812}}
+    assert read_message(odd) is None, "a row written from half its columns would lose the rest"
 
 
 def test_a_message_names_the_work_it_travelled_in():

@@ -168,3 +168,16 @@ def test_an_error_of_any_length_is_recorded_cut_to_its_first_2000_characters(run
     (outcome,) = fail_jobs(runtime, [message], "w1", "recognition failed: " + "x" * 100_000)
     assert len(outcome.error) == MAX_ERROR_CHARS == 2_000
     assert outcome.error.startswith("recognition failed: x")
+
+
+def test_a_job_whose_row_was_left_to_its_worker_is_not_marked_running_and_ends_with_its_upload(runtime):
+    """Its request waits for the answer, so no one knows its id: no 'running' mark, and the row is
+    written whole with the result: its upload columns, the model asked for and when it started."""
+    sha256, _ = runtime.images.put(b"digit:4")
+    upload = {"size_bytes": 7, "image_format": "PNG", "width": 28, "height": 28}
+    message = JobMessage(uuid.uuid4(), sha256, "4.png", "digits", utcnow(), new_bytes=True, upload=upload)
+    (outcome,) = run_jobs(runtime, [message], "w1")
+    assert runtime.store.marked_running == []
+    assert outcome.label == "4" and runtime.store.jobs[message.job_id]["status"] == "done"
+    started = outcome.upload.pop("started_at")
+    assert outcome.upload == {**upload, "model_name": "digits"} and started <= outcome.finished_at
