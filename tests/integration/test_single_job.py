@@ -152,3 +152,22 @@ def test_a_thread_keeps_its_pub_sub_connection_between_waits_and_gets_a_new_one_
     assert post(4, 241)["label"] == "4"
     now = waiting._CONNECTIONS.held[1].connection._sock.getsockname()[:2]
     assert now != (host, port), "the killed connection was used again"
+
+
+def test_a_late_queued_row_never_hides_a_result_its_worker_wrote_first(store):
+    """The race the gateway's late record has with a worker: the result landed just before the
+    wait's end was noticed. Real Cassandra keeps the newest stamp of each column, and the late row
+    is stamped before the job was made."""
+    from shared.jobs import NewJob, Outcome, utcnow
+    from shared.messaging import JobMessage, Work
+
+    created = utcnow()
+    job = NewJob(uuid.uuid4(), "race.png", "ab" * 32, 100, "PNG", 28, 28, "digits", created)
+    upload = {**job.upload(), "model_name": "digits", "started_at": created}
+    done = Outcome(job.job_id, job.sha256, job.filename, "w1", utcnow(), "4", 0.9, [0.1] * 10, upload=upload)
+    done.model_name, done.model_version, done.created_at = "digits", "v1", created
+    store.finish([done])
+    message = JobMessage(job.job_id, job.sha256, job.filename, "digits", created)
+    store.record_waited(job, Work(job.job_id, (message,), False, created))
+    row = store.get_job(job.job_id)
+    assert row["status"] == "done" and row["label"] == "4" and row["filename"] == "race.png"
