@@ -99,8 +99,14 @@ def status(job_id: str, wait: float | None, retry_for: float) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--model", help="Model name (default: RECOG_MODEL).")
-def classify(files: tuple[Path, ...], as_json: bool, model: str | None) -> None:
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Processes that decode and preprocess, beside the model's (default: one a core).",
+)
+def classify(files: tuple[Path, ...], as_json: bool, model: str | None, processes: int | None) -> None:
     """Recognise images in this process, without any service; exit 1 if any file failed."""
+    from model.local_files import recognise_files
     from model.recogniser import Recogniser, configure_threads
     from shared.decode import ImageRejected
 
@@ -108,22 +114,19 @@ def classify(files: tuple[Path, ...], as_json: bool, model: str | None) -> None:
     configure_threads(settings.tf_threads)
     recogniser = Recogniser(settings.models_dir, model or settings.model)
     failed = 0
-    for start in range(0, len(files), 256):
-        chunk = files[start : start + 256]
-        outcome = recogniser.recognise_bytes([p.read_bytes() for p in chunk], settings.max_image_pixels)
-        for path, result in zip(chunk, outcome.predictions, strict=True):
-            if isinstance(result, ImageRejected):
-                failed += 1
-                row = {"file": str(path), "label": None, "confidence": None, "error": str(result)}
-            else:
-                row = {
-                    "file": str(path),
-                    "label": result.label,
-                    "confidence": result.confidence,
-                    "probabilities": result.probabilities,
-                    "reason": result.reason,
-                }
-            click.echo(json.dumps(row) if as_json else _classify_line(row))
+    for path, result in recognise_files(recogniser, files, settings.max_image_pixels, processes):
+        if isinstance(result, ImageRejected):
+            failed += 1
+            row = {"file": str(path), "label": None, "confidence": None, "error": str(result)}
+        else:
+            row = {
+                "file": str(path),
+                "label": result.label,
+                "confidence": result.confidence,
+                "probabilities": result.probabilities,
+                "reason": result.reason,
+            }
+        click.echo(json.dumps(row) if as_json else _classify_line(row))
     if failed:
         raise SystemExit(1)
 

@@ -3,8 +3,9 @@
 Shared by single jobs and batches. If Cassandra fails, the request is refused (a job row already
 written is finished by the sweeper from its open work); if Redis fails, the request is accepted
 all the same and the sweeper sends the work once Redis is back. A single job whose request waits
-for the answer is the exception: sent first, its row written by its worker (commit's leave_row). Stored bytes are never deleted
-here: a concurrent upload of the same bytes, or open work, may refer to them.
+for the answer is the exception: sent first, its row written by its worker (commit's leave_row).
+Stored bytes are never deleted here: a concurrent upload of the same bytes, or open work, may
+refer to them.
 """
 
 from __future__ import annotations

@@ -43,6 +43,19 @@ def configure_threads(threads: int) -> None:
         pass
 
 
+def prepare(blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
+    """The model's input for one image, None when it holds no digit, or why it cannot be used."""
+    try:
+        return to_mnist(open_image(blob, max_pixels))
+    except ImageRejected as exc:
+        return exc.with_traceback(None)  # keeps no decoded image alive
+    except MemoryError:
+        raise
+    except Exception as exc:  # a flaw of ours on one odd image must not fail its chunk
+        log.exception("preprocessing an image failed")
+        return ImageRejected(f"the image could not be prepared for the model ({exc})")
+
+
 class Recogniser:
     """One model held in memory; `recognise_bytes` runs one model call for a whole batch."""
 
@@ -67,17 +80,10 @@ class Recogniser:
         """Decode and preprocess one image at a time, so a chunk of large images never sits decoded
         all at once (a 4000x4000 PNG is ~70 KB uploaded, ~50 MB decoded); then one model call for
         all that have ink. An image that fails becomes its own ImageRejected; the rest go on."""
-        digits: list[np.ndarray | None | ImageRejected] = []
-        for blob in blobs:
-            try:
-                digits.append(to_mnist(open_image(blob, max_pixels)))
-            except ImageRejected as exc:
-                digits.append(exc.with_traceback(None))  # keeps no decoded image alive
-            except MemoryError:
-                raise
-            except Exception as exc:  # a flaw of ours on one odd image must not fail its chunk
-                log.exception("preprocessing an image failed")
-                digits.append(ImageRejected(f"the image could not be prepared for the model ({exc})"))
+        return self.recognise_prepared([prepare(blob, max_pixels) for blob in blobs])
+
+    def recognise_prepared(self, digits: list[np.ndarray | None | ImageRejected]) -> BatchOutcome:
+        """One model call for what prepare() made of each image."""
         inputs = [d for d in digits if isinstance(d, np.ndarray)]
         started = time.perf_counter()
         probs = self.predict_arrays(np.stack(inputs)[..., None]) if inputs else np.zeros((0, 0))
