@@ -112,10 +112,12 @@ def measure_limit(settings: Settings) -> dict:
     for n in range(CLASSIFY_FILES):
         files.append(folder / f"{n:05d}.png")
         files[-1].write_bytes(blobs[n % len(blobs)])
-    started = time.perf_counter()
-    done = sum(1 for _ in recognise_files(recogniser, files, settings.max_image_pixels))
-    rate = done / (time.perf_counter() - started)
-    shutil.rmtree(folder)
+    try:
+        started = time.perf_counter()
+        done = sum(1 for _ in recognise_files(recogniser, files, settings.max_image_pixels))
+        rate = done / (time.perf_counter() - started)
+    finally:
+        shutil.rmtree(folder)
     return limit, {"images_per_second": round(rate, 1), "share_of_limit": round(rate / best[size], 4)}
 
 

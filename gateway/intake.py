@@ -136,8 +136,8 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
 
     leave_row (a single job whose request waits for its answer): no row is written. The job is
     queued carrying its upload columns and its worker writes the whole row with the result: no
-    Cassandra round trip before the answer, and no 'running' mark, which nobody could read (the
-    id is not known outside until the answer gives it). Returns that job's work, for
+    Cassandra round trip before the answer, and no 'running' mark, which nobody reads (the id is
+    not known outside until an answer gives it). Returns that job's work, for
     record_waited should the wait run out first. If Redis refuses the task, the rows are written
     as for any job, and the sweeper sends it.
     """
@@ -155,23 +155,30 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         services.quotas.check_queue_depth()
     if intake.tenant is not None:
         services.quotas.check_queued(intake.tenant, len(fresh))
-    to_send = work
-    if leave_row and intake.batch_id is None and len(fresh) == len(work) == 1:
+    left = leave_row and intake.batch_id is None and len(fresh) == len(work) == 1
+    if left:
+        # Counted before it is sent: its worker takes it off the count when it ends, which can
+        # come before a count made after the send.
+        _count_queued(services, intake, fresh)
         if _sent_without_row(services, work[0], fresh[0]):
-            _accepted(services, intake, fresh)
+            JOBS_ACCEPTED.labels("single").inc()
             return work[0]  # as record_waited writes it: without the upload columns, the row has them
-        to_send = []  # recorded below instead, and sent by the sweeper
-        QUEUED_LATER.inc()
     _record(services, intake, fresh, work, refused, parts)
-    try:
-        for unit in to_send:
-            send_work(services.celery, settings, unit)
-    except QUEUE_DOWN as exc:
-        # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
-        # not queued once Redis answers again (within a lease and a sweep, about 45 s).
-        log.warning("Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc)
-        QUEUED_LATER.inc(len(fresh))
-    _accepted(services, intake, fresh)
+    if left:
+        QUEUED_LATER.inc()  # Redis refused it above: the sweeper sends it
+    else:
+        _count_queued(services, intake, fresh)
+        try:
+            for unit in work:
+                send_work(services.celery, settings, unit)
+        except QUEUE_DOWN as exc:
+            # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
+            # not queued once Redis answers again (within a lease and a sweep, about 45 s).
+            log.warning(
+                "Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc
+            )
+            QUEUED_LATER.inc(len(fresh))
+    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
     return None
 
 
@@ -199,10 +206,9 @@ def _record(services, intake: Intake, fresh, work, refused, parts) -> None:
         ) from exc
 
 
-def _accepted(services, intake: Intake, fresh: list[NewJob]) -> None:
+def _count_queued(services, intake: Intake, fresh: list[NewJob]) -> None:
     if intake.tenant is not None:
         services.quotas.queued(intake.tenant, [job.job_id for job in fresh])
-    JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
 
 
 def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> tuple[list[Work], list[Part]]:

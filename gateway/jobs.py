@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from flask import Blueprint, current_app, jsonify, request, url_for
 
 from gateway.auth import caller
@@ -99,7 +101,8 @@ def _record_waited(services, job: NewJob, work: Work) -> dict | None:
     other job is, so the sweeper can send it again if need be, then read once more (its worker
     may have finished meanwhile)."""
     try:
-        services.store.record_waited(job, work)
+        # Stamped now: the minute it was sent in may be one the sweeper has settled since.
+        services.store.record_waited(job, replace(work, sent_at=utcnow()))
     except StoreUnavailable as exc:
         raise ApiError(
             503,

@@ -3,8 +3,8 @@
 Decoding and preprocessing cost about five times what the model does per image, and run on one
 core at a time, so they run in a pool of processes, a chunk ahead of the model: while the model
 reads one chunk, the pool prepares the next. The pool's processes come from a fork server that
-imported only the preprocessing (numpy, OpenCV, Pillow), never TensorFlow, whose threads a plain
-fork of this process would copy mid-flight.
+imports the preprocessing (numpy, OpenCV, Pillow) and the main script's own imports, never
+TensorFlow, whose threads a plain fork of this process would copy mid-flight.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from model.recogniser import Prediction, Recogniser, prepare
 from shared.decode import ImageRejected
 
 CHUNK = 256  # files to a model call
-PIECE = 32  # files to a task of the pool: fewer round trips between processes than one a file
+PIECE = 32  # files to a task of the pool at most: fewer round trips between processes than one a file
 # Under this many files the pool's start (about half a second) costs more than it saves.
 POOL_FROM = 2 * CHUNK
 
@@ -29,7 +29,7 @@ def recognise_files(
 ) -> Iterator[tuple[Path, Prediction | ImageRejected]]:
     """Each file with its prediction, or with the ImageRejected that says why it has none, in order.
     processes: how many prepare files (default: one a core); 1 prepares them in this process."""
-    processes = processes or os.cpu_count() or 1
+    processes = processes or len(os.sched_getaffinity(0))
     chunks = [paths[start : start + CHUNK] for start in range(0, len(paths), CHUNK)]
     if processes == 1 or len(paths) < POOL_FROM:
         for chunk in chunks:
@@ -39,18 +39,19 @@ def recognise_files(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["model.preprocess", "shared.decode"])
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        ahead = _submit(pool, chunks[0], max_pixels)
+        piece = min(PIECE, -(-CHUNK // processes))  # a task for each process at least
+        ahead = _submit(pool, chunks[0], max_pixels, piece)
         for n, chunk in enumerate(chunks):
             prepared = [digit for future in ahead for digit in future.result()]
             if n + 1 < len(chunks):
-                ahead = _submit(pool, chunks[n + 1], max_pixels)
+                ahead = _submit(pool, chunks[n + 1], max_pixels, piece)
             yield from zip(chunk, recogniser.recognise_prepared(prepared).predictions, strict=True)
 
 
-def _submit(pool: ProcessPoolExecutor, chunk: Sequence[Path], max_pixels: int) -> list[Future]:
+def _submit(pool: ProcessPoolExecutor, chunk: Sequence[Path], max_pixels: int, piece: int) -> list[Future]:
     return [
-        pool.submit(_prepare_files, chunk[start : start + PIECE], max_pixels)
-        for start in range(0, len(chunk), PIECE)
+        pool.submit(_prepare_files, chunk[start : start + piece], max_pixels)
+        for start in range(0, len(chunk), piece)
     ]
 
 

@@ -137,7 +137,7 @@ class JobMessage:
             "alone": self.alone,
             "part": str(self.part) if self.part else None,
             "tenant": self.tenant,
-            "upload": self.upload,
+            **({"upload": self.upload} if self.upload is not None else {}),
         }
 
     @classmethod
@@ -166,7 +166,8 @@ class JobMessage:
 def _upload(raw: object) -> dict | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict) or set(raw) != set(UPLOAD_COLUMNS):
+    # Columns a later version adds are passed over; one missing would leave the row without it.
+    if not isinstance(raw, dict) or not set(UPLOAD_COLUMNS) <= raw.keys():
         raise ValueError(f"not a job's upload columns: {raw!r}")
     return {name: raw[name] for name in UPLOAD_COLUMNS}
 
@@ -175,8 +176,9 @@ def _upload(raw: object) -> dict | None:
 class Work:
     """One task message: a single job, or a chunk of a bulk submission (one model call's worth).
 
-    Cassandra keeps each Work in open_work from before it is first sent, so the sweeper can send
-    again whatever is neither final, held by a live worker nor still waiting in its queue.
+    Cassandra keeps each Work in open_work from before it is first sent (a waited-for single job's
+    only once its wait runs out: until then its request holds it), so the sweeper can send again
+    whatever is neither final, held by a live worker nor still waiting in its queue.
     """
 
     work_id: uuid.UUID

@@ -8,10 +8,11 @@ alone (workers/alone.py, so one poison image cannot take its neighbours down aga
 request is acknowledged; a job past MAX_ATTEMPTS is failed by the next process that gathers it.
 The pool's time limit (RECOG_TASK_TIME_LIMIT) ends a gathered batch the same way.
 
-And celery-batches 0.11 (the latest release) arms its flush timer once, on the consumer that
-received the first message; a broker reconnect builds a new consumer and the old timer never fires
-again, so gathered jobs sat unacknowledged, claimed by this worker's lease, until it restarted
-(its issue 107, fixed after 0.11). The timer is armed again each time the consumer starts.
+And celery-batches 0.11 (the latest release) arms its flush timer only while it holds none; when
+the connection to the broker breaks, Celery clears its event loop's timers, that one included, but
+celery-batches still believes it armed, so gathered jobs sat unacknowledged, claimed by this
+worker's lease, until it restarted (its issue 107, fixed after 0.11). The timer is armed again
+each time the consumer starts.
 """
 
 from __future__ import annotations

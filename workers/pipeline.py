@@ -58,8 +58,9 @@ def run_jobs(
     unrecorded = [m for m in todo if m.job_id not in statuses and m.resent]
     todo = [m for m in todo if m not in unrecorded]
     outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
-    # A job whose row the worker writes (its request waits for the answer, so nobody else can
-    # know its id yet) is not marked running: that would be a write of a row for no reader.
+    # A job whose row the worker writes (its request waits for the answer, so nobody else knows
+    # its id, unless the wait ran out and answered 202) is not marked running: a write for a row
+    # nobody reads, almost always. Such a job reads 'queued' until it ends, after a 202.
     pending = runtime.store.mark_running(
         [m.key for m in todo if m.upload is None], worker, started, wait=False
     )
@@ -80,8 +81,8 @@ def run_jobs(
 
 
 def first_send(m: JobMessage) -> bool:
-    """As the gateway sent it, after writing its row: not sent again by a worker (an attempt
-    more, or alone) nor by the sweeper (resent)."""
+    """As the gateway sent it (after writing its row, but for a waited-for single job): not sent
+    again by a worker (an attempt more, or alone) nor by the sweeper (resent)."""
     return m.attempt == 0 and not (m.resent or m.alone)
 
 

@@ -1,6 +1,7 @@
 """Send again the work whose task message was lost: by Redis dying, or with a SIGKILLed worker.
 
-Every task message (a single job or a chunk) has an open_work row from before it is first sent.
+Every task message (a single job or a chunk) has an open_work row from before it is first sent,
+but for a waited-for single job, which gets one only when its wait runs out (gateway/jobs.py).
 Once a minute's rows are all final, the minute is settled and never read again, so the sweep costs
 what is open, not what has finished. An open row is sent again when it is
 

@@ -51,6 +51,7 @@ BATCH_BYTES = 24_000
 # between the gateway's clock and a worker's.
 RECORDED_BEFORE = timedelta(minutes=1)
 JOB_BYTES = 2_900  # a finished job's four rows, its text aside, as Cassandra counts them
+UPLOAD_ROW_BYTES = 600  # a waited-for job's upload columns, written by its worker (its name aside)
 
 
 def _store_errors(method):
@@ -420,8 +421,9 @@ def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
     size = 0
     for o in outcomes:
         # The file name is in the audit row and the batch line, an error or reason in three rows.
-        names = 3 if o.upload else 2  # and in the job row, when its worker writes the whole row
-        text = names * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
+        text = 2 * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
+        if o.upload is not None:  # the rest of its row: its upload columns, its name once more
+            text += UPLOAD_ROW_BYTES + len(o.filename.encode())
         if group and (len(group) == JOBS_A_LOGGED_BATCH or size + JOB_BYTES + text > BATCH_BYTES):
             yield group
             group, size = [], 0
@@ -433,22 +435,20 @@ def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
 
 def _upload_row(o: Outcome) -> tuple[str, tuple]:
     u = o.upload
-    return (
-        cql.RECORD_UPLOAD,
-        (
-            o.filename,
-            o.sha256,
-            u["size_bytes"],
-            u["image_format"],
-            u["width"],
-            u["height"],
-            u["model_name"],
-            o.created_at,
-            o.tenant or NO_TENANT,
-            u.get("started_at") or o.finished_at,  # given up on after its attempts: never started
-            o.job_id,
-        ),
+    columns = (
+        o.filename,
+        o.sha256,
+        u["size_bytes"],
+        u["image_format"],
+        u["width"],
+        u["height"],
+        u["model_name"],
+        o.created_at,
+        o.tenant or NO_TENANT,
     )
+    if u.get("started_at") is None:  # given up on after its attempts: it never started
+        return cql.RECORD_UPLOAD, (*columns, o.job_id)
+    return cql.RECORD_UPLOAD_STARTED, (*columns, u["started_at"], o.job_id)
 
 
 def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:

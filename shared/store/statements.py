@@ -11,9 +11,12 @@ INSERT_BATCH_JOB = """INSERT INTO jobs (job_id, status, filename, sha256, size_b
 # before anything a worker writes to it (shared/store/cassandra_results.record_waited), so it
 # never hides a status or result that landed first.
 INSERT_JOB_BEFORE = INSERT_JOB + " USING TIMESTAMP ?"
-# A waited-for job's upload columns and start, written by its worker with the result.
+# A waited-for job's upload columns, written by its worker with the result; with its start when
+# it started (one given up on after its attempts did not).
 RECORD_UPLOAD = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, image_format = ?, width = ?,
-    height = ?, model_name = ?, created_at = ?, tenant = ?, started_at = ? WHERE job_id = ?"""
+    height = ?, model_name = ?, created_at = ?, tenant = ? WHERE job_id = ?"""
+RECORD_UPLOAD_STARTED = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, image_format = ?,
+    width = ?, height = ?, model_name = ?, created_at = ?, tenant = ?, started_at = ? WHERE job_id = ?"""
 SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
 SELECT_STATUS = "SELECT job_id, status FROM jobs WHERE job_id = ?"
 MARK_RUNNING = "UPDATE jobs SET status = ?, started_at = ?, worker = ? WHERE job_id = ?"

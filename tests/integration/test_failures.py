@@ -66,8 +66,9 @@ def test_a_job_gathered_when_redis_restarts_still_runs(stack, settings, store):
     """A job a worker holds in its gathering buffer while Redis is SIGKILLed and restarted runs
     once its time comes. It is sent with a countdown, as the worker's own retry after a transient
     failure is, so it is certainly held across the restart. With celery-batches 0.11 alone its
-    flush timer died with the old connection: the job sat there, claimed by the worker's lease,
-    until the worker restarted (the fault suite's single jobs stuck in 'queued')."""
+    flush timer, cleared by Celery when the connection broke, was never armed again: the job sat
+    there, claimed by the worker's lease, until the worker restarted (the fault suite's single
+    jobs stuck in 'queued')."""
     data = images.fresh_png_digit(6, 3)
     sha256 = put_image(settings, store, data)
     job_id, created = uuid.uuid4(), utcnow()

@@ -131,3 +131,30 @@ def test_a_waited_for_job_redis_refuses_is_recorded_for_the_sweeper(offline_sett
     (job,) = intake.accepted
     assert store.jobs[job.job_id]["status"] == "queued"
     assert [row["work_id"] for minute in store.open.values() for row in minute.values()] == [job.job_id]
+
+
+def test_a_wait_that_runs_out_records_the_job_or_says_it_could_not(offline_settings, monkeypatch):
+    """No worker answers (none runs here; Redis is unreachable, so the wait reads the row): the
+    job is recorded when the wait runs out and answered 202; with the store down then, 503."""
+    from gateway import create_app
+    from tests.fakes import MemoryStore, memory_keyed_client
+
+    app = create_app(offline_settings)
+    store = app.extensions["recog"]._store = MemoryStore()
+    sent = []
+    monkeypatch.setattr("gateway.intake.send_work", lambda celery, settings, work: sent.append(work))
+    client = memory_keyed_client(app)
+
+    def post(digit: int):
+        return client.post("/v1/jobs?wait=1", data={"file": (io.BytesIO(images.png_digit(digit)), "d.png")})
+
+    response = post(3)
+    assert response.status_code == 202, response.get_json()
+    job_id = uuid.UUID(response.get_json()["id"])
+    assert sent[0].messages[0].upload is not None, "the row was not left to the worker"
+    assert store.jobs[job_id]["status"] == "queued"
+    assert job_id in {work_id for minute in store.open.values() for work_id in minute}
+    store.down = True
+    response = post(4)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "store_unavailable"
+    assert "could not be recorded" in response.get_json()["error"]["message"]

@@ -14,14 +14,27 @@ def recogniser():
     return Recogniser(Settings.from_env({}).models_dir, "digits")
 
 
-def test_a_pool_of_processes_answers_as_this_process_does_file_by_file_in_order(recogniser, tmp_path):
+def test_a_pool_of_processes_answers_as_this_process_does_file_by_file_in_order(
+    recogniser, tmp_path, monkeypatch
+):
     paths = []
     for n in range(POOL_FROM + 8):  # enough for the pool
         paths.append(tmp_path / f"{n:04d}.png")
         paths[-1].write_bytes(images.png_digit(n % 10, (n // 10) % 10))
     paths[7].write_bytes(images.truncated(images.png_digit(7)))
     paths[300].unlink()  # gone since it was listed
+    from concurrent.futures import ProcessPoolExecutor
+
+    pools = []
+
+    class Counted(ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr("model.local_files.ProcessPoolExecutor", Counted)
     pooled = list(recognise_files(recogniser, paths, 1_000_000, processes=2))
+    assert len(pools) == 1, "the files were not prepared in a pool"
     inline = list(recognise_files(recogniser, paths, 1_000_000, processes=1))
     assert [path for path, _ in pooled] == paths == [path for path, _ in inline]
     assert isinstance(pooled[7][1], ImageRejected) and "truncated" in str(pooled[7][1])

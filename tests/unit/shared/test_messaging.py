@@ -36,7 +36,6 @@ def test_a_message_queued_by_the_previous_version_is_read():
         "alone": False,
         "part": None,
         "tenant": None,
-        "upload": None,
     }
     assert message.to_dict() == {**old, **added}
 
@@ -47,6 +46,8 @@ def test_a_message_carries_the_upload_columns_of_a_row_left_to_its_worker():
     assert JobMessage.from_dict(json.loads(json.dumps(message.to_dict()))).upload == upload
     odd = {**message.to_dict(), "upload": {"size_bytes": 812}}
     assert read_message(odd) is None, "a row written from half its columns would lose the rest"
+    later = {**message.to_dict(), "upload": {**upload, "colour_space": "grey"}}  # a later version's
+    assert read_message(later).upload == upload
 
 
 def test_a_message_names_the_work_it_travelled_in():
