@@ -1,0 +1,115 @@
+"""What celery-batches' flush settings do for 32 clients posting single images with ?wait=.
+
+One stack (bench/throughput.py's, on its ports); for each setting the worker is started again with
+RECOG_MAX_BATCH and RECOG_MAX_WAIT_MS set, then 32 clients post distinct images for --seconds.
+The settings alternate, --rounds times. Prints images/s, latencies, the mean batch the worker ran
+(its recog_batch_size histogram) and the worker's CPU ms per image; --json FILE writes them.
+
+    .venv/bin/python bench/flush_settings.py --json bench/flush_settings.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import process_cpu  # noqa: E402
+from bench.throughput import STATE, bench_stack, drive, start_fresh  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
+from shared.settings import PROJECT_ROOT  # noqa: E402
+from tests import images  # noqa: E402
+
+# (max batch, max wait ms): no batching, then the default, then longer windows.
+SETTINGS = [(1, 2), (64, 2), (64, 10), (64, 25)]
+WARM_UP_SECONDS = 10  # a fresh Cassandra and gateway are slower at first: not counted
+
+
+def batches(metrics_url: str) -> tuple[float, float]:
+    """The worker's recog_batch_size histogram so far: (images, model calls)."""
+    text = requests.get(metrics_url, timeout=10).text
+    values = {"recog_batch_size_sum": 0.0, "recog_batch_size_count": 0.0}
+    for line in text.splitlines():
+        name = line.split("{")[0].split(" ")[0]
+        if name in values:
+            values[name] += float(line.rsplit(" ", 1)[1])
+    return values["recog_batch_size_sum"], values["recog_batch_size_count"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    stack = bench_stack()
+    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+    rows = []
+    try:
+        start_fresh(stack)
+        key = stack.local_key()
+        url = f"{stack.settings.gateway_url}/v1/jobs"
+        drive(url, "file", blobs, args.clients, WARM_UP_SECONDS, {"wait": 30}, key)
+        for round_ in range(args.rounds):
+            for max_batch, max_wait_ms in SETTINGS:
+                stack.kill("worker1")
+                settings = stack.settings.replace(max_batch=max_batch, max_wait_ms=max_wait_ms)
+                worker = LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
+                worker.start_worker()
+                worker.wait_worker_ready()
+                print(f"round {round_ + 1}: max batch {max_batch}, max wait {max_wait_ms} ms ...", flush=True)
+                metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+                images_before, calls_before = batches(metrics)
+                before = process_cpu.snapshot(stack.run_dir)
+                figures = drive(url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
+                after = process_cpu.snapshot(stack.run_dir)
+                cost = process_cpu.cost_per_image(before, after, figures["requests"])
+                images_after, calls_after = batches(metrics)
+                calls = calls_after - calls_before
+                # None where the histogram could not be read whole (a pool process not counted yet).
+                batch = (images_after - images_before) / calls if calls > 0 else None
+                rows.append(
+                    {
+                        "round": round_ + 1,
+                        "max_batch": max_batch,
+                        "max_wait_ms": max_wait_ms,
+                        **figures,
+                        "mean_batch": None if batch is None else round(batch, 2),
+                        "cpu_ms_per_image": cost,
+                    }
+                )
+    finally:
+        stack.down()
+    heads = ("max batch", "wait ms", "img/s", "p50 ms", "p99 ms", "batch", "worker", "all CPU")
+    print("\n" + " ".join(f"{h:>9s}" for h in heads))
+    for r in rows:
+        cost = r["cpu_ms_per_image"]
+        cells = (
+            r["max_batch"],
+            r["max_wait_ms"],
+            r["images_per_second"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["mean_batch"],
+            cost.get("worker", 0.0),
+            cost.get("total", 0.0),
+        )
+        print(" ".join(_cell(c) for c in cells))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return f"{'-':>9s}"
+    return f"{value:9.2f}" if isinstance(value, float) else f"{value:9d}"
+
+
+if __name__ == "__main__":
+    main()
