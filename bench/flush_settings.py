@@ -2,8 +2,10 @@
 
 One stack (bench/throughput.py's, on its ports); for each setting the worker is started again with
 RECOG_MAX_BATCH and RECOG_MAX_WAIT_MS set, then 32 clients post distinct images for --seconds.
-The settings alternate, --rounds times. Prints images/s, latencies, the mean batch the worker ran
-(its recog_batch_size histogram) and the worker's CPU ms per image; --json FILE writes them.
+The settings run in turn, forward then backward, --rounds times; every image sent is new
+bytes (bench/throughput.SENT), so none is answered from the cache. Prints images/s, latencies,
+the mean batch the worker ran (its recog_batch_size histogram) and the worker's CPU ms per
+image; --json FILE writes them.
 
     .venv/bin/python bench/flush_settings.py --json bench/flush_settings.json
 """
@@ -27,7 +29,7 @@ from tests import images  # noqa: E402
 
 # (max batch, max wait ms): no batching, then the default, then longer windows.
 SETTINGS = [(1, 2), (64, 2), (64, 10), (64, 25)]
-WARM_UP_SECONDS = 10  # a fresh Cassandra and gateway are slower at first: not counted
+WARM_UP_SECONDS = 20  # a fresh Cassandra and gateway are slower at first: not counted
 
 
 def batches(metrics_url: str) -> tuple[float, float]:
@@ -57,7 +59,8 @@ def main() -> None:
         url = f"{stack.settings.gateway_url}/v1/jobs"
         drive(url, "file", blobs, args.clients, WARM_UP_SECONDS, {"wait": 30}, key)
         for round_ in range(args.rounds):
-            for max_batch, max_wait_ms in SETTINGS:
+            # Forward, then backward: no setting always runs first or last.
+            for max_batch, max_wait_ms in SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]:
                 stack.kill("worker1")
                 settings = stack.settings.replace(max_batch=max_batch, max_wait_ms=max_wait_ms)
                 worker = LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")

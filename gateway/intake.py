@@ -163,7 +163,12 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         if _sent_without_row(services, work[0], fresh[0]):
             JOBS_ACCEPTED.labels("single").inc()
             return work[0]  # as record_waited writes it: without the upload columns, the row has them
-    _record(services, intake, fresh, work, refused, parts)
+    try:
+        _record(services, intake, fresh, work, refused, parts)
+    except ApiError:
+        if left and intake.tenant is not None:  # counted above, and refused after all
+            services.quotas.not_queued(intake.tenant, [job.job_id for job in fresh])
+        raise
     if left:
         QUEUED_LATER.inc()  # Redis refused it above: the sweeper sends it
     else:

@@ -106,6 +106,15 @@ class Quotas:
         except redis.RedisError as exc:
             log.warning("accepted jobs not counted as queued, Redis is not answering: %s", exc)
 
+    def not_queued(self, tenant: str, job_ids: Sequence[uuid.UUID]) -> None:
+        """Take back a count of jobs that were not accepted after all."""
+        if not self.settings.max_queued_images or not job_ids:
+            return
+        try:
+            self.redis.zrem(queued_set(tenant), *[str(job_id) for job_id in job_ids])
+        except redis.RedisError as exc:
+            log.warning("refused jobs left counted as queued, Redis is not answering: %s", exc)
+
     def check_queue_depth(self) -> None:
         """Beyond RECOG_MAX_QUEUE_DEPTH single-image messages waiting, a 503 now beats a wait of
         minutes."""
