@@ -1,9 +1,12 @@
-"""A batch's file parts are read within the upload limit, however big the part."""
+"""Taking uploads in: a batch's parts read within the upload limit, its files made durable before any
+row names them, and a waited-for job sent with its row left to its worker."""
 
 import hashlib
 import io
 import uuid
 from types import SimpleNamespace
+
+import pytest
 
 from gateway.intake import PIECE_BYTES, Intake, take_part
 from shared.image_store import VolumeImageStore
@@ -158,3 +161,44 @@ def test_a_wait_that_runs_out_records_the_job_or_says_it_could_not(offline_setti
     response = post(4)
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "store_unavailable"
     assert "could not be recorded" in response.get_json()["error"]["message"]
+
+
+def test_a_waited_for_job_is_counted_queued_before_it_is_sent_and_uncounted_if_refused(
+    offline_settings, monkeypatch
+):
+    """Its worker takes it off the tenant's count when it ends, which may come before a count made
+    after the send; and a job counted, then refused (Redis and Cassandra both down), is taken off."""
+    import redis
+
+    from gateway.errors import ApiError
+    from gateway.intake import commit, take
+    from tests.fakes import MemoryStore
+
+    events = []
+    quotas = SimpleNamespace(
+        check_queue_depth=lambda: None,
+        check_queued=lambda tenant, n: None,
+        queued=lambda tenant, ids: events.append(("queued", tenant)),
+        not_queued=lambda tenant, ids: events.append(("not queued", tenant)),
+    )
+    store = MemoryStore()
+    services = SimpleNamespace(**{**vars(_services(offline_settings, store)), "quotas": quotas})
+
+    def intake():
+        made = Intake("digits", utcnow(), tenant="t1")
+        take(services, made, images.png_digit(5), "five.png", strict=True)
+        return made
+
+    monkeypatch.setattr("gateway.intake.send_work", lambda *a: events.append(("sent", None)))
+    commit(services, intake(), leave_row=True)
+    assert events == [("queued", "t1"), ("sent", None)]
+
+    def refuse(*args):
+        raise redis.ConnectionError("Redis is down (a test said so)")
+
+    events.clear()
+    monkeypatch.setattr("gateway.intake.send_work", refuse)
+    store.down = True
+    with pytest.raises(ApiError):
+        commit(services, intake(), leave_row=True)
+    assert events == [("queued", "t1"), ("not queued", "t1")]
