@@ -62,8 +62,12 @@ def test_flower_lists_the_worker(flower):
     def workers():
         return requests.get(f"{url}/api/workers", params={"refresh": 1}, auth=auth, timeout=30).json()
 
-    found = poll(workers, lambda w: any(name.startswith("worker1@") for name in w))
-    worker = next(v for k, v in found.items() if k.startswith("worker1@"))
+    # Flower fills a worker's entry from several inspect replies; under load one (its queues) can
+    # miss a refresh's deadline and the entry comes without it: asked again until it is whole.
+    found = poll(
+        workers, lambda w: any(name.startswith("worker1@") and "active_queues" in v for name, v in w.items())
+    )
+    worker = next(v for k, v in found.items() if k.startswith("worker1@") and "active_queues" in v)
     queues = {q["name"] for q in worker["active_queues"]}
     assert {"recog", "recog.bulk"} <= queues
 
