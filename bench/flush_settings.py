@@ -22,9 +22,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import process_cpu  # noqa: E402
-from bench.throughput import STATE, bench_stack, drive, start_fresh  # noqa: E402
-from devstack.stack import LocalStack  # noqa: E402
-from shared.settings import PROJECT_ROOT  # noqa: E402
+from bench.throughput import bench_stack, drive, start_fresh  # noqa: E402
 from tests import images  # noqa: E402
 
 # (max batch, max wait ms): no batching, then the default, then longer windows.
@@ -62,8 +60,8 @@ def main() -> None:
             # Forward, then backward: no setting always runs first or last.
             for max_batch, max_wait_ms in SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]:
                 stack.kill("worker1")
-                settings = stack.settings.replace(max_batch=max_batch, max_wait_ms=max_wait_ms)
-                worker = LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
+                worker = bench_stack(max_batch=max_batch, max_wait_ms=max_wait_ms)
+                settings = worker.settings
                 worker.start_worker()
                 worker.wait_worker_ready()
                 print(f"round {round_ + 1}: max batch {max_batch}, max wait {max_wait_ms} ms ...", flush=True)
