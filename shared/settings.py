@@ -119,11 +119,12 @@ class Settings:
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.
     worker_concurrency: int = setting(2, (WORKERS, STACK), 1, 256)
-    # Dynamic batching of single-image jobs: one model call per max_batch jobs or max_wait_ms.
-    # One client's p50 was 21 and 26 ms with 2 ms, 43 and 28 ms with 10 ms (alternating runs);
-    # 32 clients' throughput did not differ beyond the noise.
+    # Dynamic batching of single-image jobs: a model call of at most max_batch jobs, started as soon
+    # as a pool process is free for it; jobs arriving while every process is busy gather until one
+    # is free (workers/gathering.py). max_wait_ms above 0 also holds a job that long with a process
+    # free, hoping for company: measured in bench/flush_settings.py.
     max_batch: int = setting(64, (WORKERS,), 1, 4096)
-    max_wait_ms: int = setting(2, (WORKERS,), 1, 10_000)
+    max_wait_ms: int = setting(0, (WORKERS,), 0, 10_000)
     # Bulk submissions travel to workers as tasks of this many images, on their own queue.
     chunk_size: int = setting(64, (GATEWAY,), 1, 4096)
     bulk_queue: str = setting("recog.bulk", (GATEWAY, WORKERS, STACK))

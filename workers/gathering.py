@@ -13,6 +13,14 @@ the connection to the broker breaks, Celery clears its event loop's timers, that
 celery-batches still believes it armed, so gathered jobs sat unacknowledged, claimed by this
 worker's lease, until it restarted (its issue 107, fixed after 0.11). The timer is armed again
 each time the consumer starts.
+
+And when to flush: celery-batches flushes every flush_interval, so a lone job waited for the timer,
+and at 32 clients most flushes held one or two jobs, costing as much as the batch of one they
+replaced (bench/flush_settings.py). Here a batch goes to the pool as soon as a pool process is free
+for it, and jobs arriving while every process runs a gathered batch wait, gathering, until one
+ends: a lone job starts at once, and under load the batches grow with the load (the adaptive
+batching of Triton's dynamic batcher with no queue delay). A max_wait_ms above 0 holds jobs that
+long even with a process free.
 """
 
 from __future__ import annotations
@@ -30,26 +38,75 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 
 
+# How often held jobs (sent with a countdown, as a retry is) are looked at when jobs are not held
+# for company (max_wait_ms 0).
+HELD_CHECK_SECONDS = 0.05
+
+
 class GatheredBatches(Batches):
     """For tasks declared acks_late: a request is acknowledged once its batch ran, or was sent
-    again after its pool process died."""
+    again after its pool process died.
+
+    flush_every: the most jobs in one batch. max_wait_ms: how long a job waits for others while a
+    pool process is free (0: not at all)."""
+
+    max_wait_ms = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Gathered batches handed to the pool and not ended yet, against the pool's processes.
+        # Every callback and timer runs in the worker's main thread.
+        self._in_flight: set = set()
+        self._slots = 1
+
+    @property
+    def flush_interval(self) -> float:
+        return self.max_wait_ms / 1000 if self.max_wait_ms else HELD_CHECK_SECONDS
 
     def Strategy(self, task, app, consumer):
         handler = super().Strategy(task, app, consumer)
+        self._slots = consumer.pool.limit or 1
         if self._tref is not None:
             self._tref.cancel()
         # Whatever the buffer holds: a tick that finds it empty cancels the timer again.
         self._tref = consumer.timer.call_repeatedly(self.flush_interval, self._do_flush)
-        return handler
+        if self.max_wait_ms:
+            return handler
+
+        def gather_or_start(*args, **kwargs) -> None:
+            handler(*args, **kwargs)
+            self._do_flush()
+
+        return gather_or_start
+
+    def _do_flush(self) -> None:
+        """With every pool process busy, what was gathered waits for one to end (_ended)."""
+        # A batch whose callback never came (it should not happen) frees its process once ready.
+        self._in_flight -= {result for result in self._in_flight if result.ready()}
+        if len(self._in_flight) < self._slots:
+            super()._do_flush()
+
+    def _ended(self, result) -> None:
+        self._in_flight.discard(result)
+        if not self._buffer.empty():
+            self._do_flush()
 
     def flush(self, requests):
+        """What gathered while the pool was busy may be more than one batch: flush_every each."""
         requests = list(requests)
+        for start in range(0, len(requests), self.flush_every):
+            self._hand_over(requests[start : start + self.flush_every])
+
+    def _hand_over(self, requests: list) -> None:
+        handed: list = []
 
         def ran(_result) -> None:
             for request in requests:
                 request.acknowledge()
+            self._ended(handed[0])
 
         def lost(einfo) -> None:
+            self._ended(handed[0])
             log.error(
                 "a pool process died running %d gathered jobs; sending them again: %s",
                 len(requests),
@@ -57,12 +114,15 @@ class GatheredBatches(Batches):
             )
             send_all_again(self.app, requests)
 
-        return self._pool.apply_async(
-            apply_batches_task,
-            (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
-            callback=ran,
-            error_callback=lost,
+        handed.append(
+            self._pool.apply_async(
+                apply_batches_task,
+                (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
+                callback=ran,
+                error_callback=lost,
+            )
         )
+        self._in_flight.add(handed[0])
 
 
 def send_all_again(app, requests) -> None:

@@ -1,7 +1,8 @@
 """Celery tasks: turn messages into calls of workers.pipeline; retry only what is transient.
 
 `recog.recognise` carries one single-image job and is gathered by celery-batches into one model
-call per RECOG_MAX_BATCH jobs or RECOG_MAX_WAIT_MS, whichever comes first.
+call of up to RECOG_MAX_BATCH jobs, flushed as soon as a pool process is free for it
+(workers/gathering.py).
 `recog.recognise_chunk` carries a chunk of a bulk submission, already one model call's worth.
 Both are registered by the app factory, since their batching limits are settings.
 """
@@ -52,7 +53,7 @@ def register_tasks(app: WorkerApp) -> None:
         base=GatheredBatches,
         acks_late=True,
         flush_every=app.settings.max_batch,
-        flush_interval=app.settings.max_wait_ms / 1000,
+        max_wait_ms=app.settings.max_wait_ms,
     )
     def recognise(requests) -> None:
         started = time.time()
