@@ -87,8 +87,10 @@ def write_config(
     config = json.loads((home.parent / "cassandra.json").read_text())
     config.pop("commitlog_sync_period_in_ms", None)  # Cassandra refuses it beside batch
     if commitlog_sync == "batch":
-        # Writes arriving within this window share one fsync.
-        config.update({"commitlog_sync": "batch", "commitlog_sync_batch_window_in_ms": 2})
+        # Cassandra 2.1 syncs the commit log once a window and a write waits for the next sync:
+        # 1 ms instead of 2 took a lone logged batch from 6.0 to 4.2 ms (p50), for 0.5 % more of a
+        # core when idle (1.6-1.7 % to 2.2 %). Below 1 ms it does not start.
+        config.update({"commitlog_sync": "batch", "commitlog_sync_batch_window_in_ms": 1})
     else:
         config.update({"commitlog_sync": "periodic", "commitlog_sync_period_in_ms": 10000})
     config.update(
