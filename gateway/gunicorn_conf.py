@@ -1,8 +1,11 @@
-"""gunicorn settings for the gateway: prometheus-client's multiprocess mode across its workers.
+"""gunicorn settings for the gateway: prometheus-client's multiprocess mode across its workers, and
+heap given back to the system after batch uploads.
 
 `gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`. The samples folder is prepared here,
 in the master, before any worker imports prometheus_client (see shared/metrics_folder.py).
 """
+
+import ctypes
 
 from shared.metrics_folder import prepare
 
@@ -13,3 +16,22 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def _malloc_trim():
+    """glibc's malloc_trim(3); None elsewhere (musl, macOS), where nothing is trimmed."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def post_request(worker, req, environ, resp):
+    """A batch upload parses up to RECOG_MAX_FILES_PER_REQUEST files in memory; glibc keeps the
+    freed heap, so each gunicorn worker stayed as large as its largest upload had made it. No
+    library does this, hence ctypes."""
+    if _TRIM is not None and req.method == "POST" and req.path.startswith("/v1/batches"):
+        _TRIM(0)
