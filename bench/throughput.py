@@ -252,7 +252,7 @@ def bench_stack(
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url="http://127.0.0.1:28555",
         **({"max_batch": max_batch} if max_batch else {}),
-        **({"max_wait_ms": max_wait_ms} if max_wait_ms else {}),
+        **({"max_wait_ms": max_wait_ms} if max_wait_ms is not None else {}),
     )
     return LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
 

@@ -121,8 +121,8 @@ class Settings:
     worker_concurrency: int = setting(2, (WORKERS, STACK), 1, 256)
     # Dynamic batching of single-image jobs: a model call of at most max_batch jobs, started as soon
     # as a pool process is free for it; jobs arriving while every process is busy gather until one
-    # is free (workers/gathering.py). max_wait_ms above 0 also holds a job that long with a process
-    # free, hoping for company: measured in bench/flush_settings.py.
+    # is free (workers/gathering.py). max_wait_ms above 0 also holds a job up to that long with a
+    # process free, hoping for company: measured in bench/flush_settings.py.
     max_batch: int = setting(64, (WORKERS,), 1, 4096)
     max_wait_ms: int = setting(0, (WORKERS,), 0, 10_000)
     # Bulk submissions travel to workers as tasks of this many images, on their own queue.

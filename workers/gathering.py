@@ -19,8 +19,8 @@ and at 32 clients most flushes held one or two jobs, costing as much as the batc
 replaced (bench/flush_settings.py). Here a batch goes to the pool as soon as a pool process is free
 for it, and jobs arriving while every process runs a gathered batch wait, gathering, until one
 ends: a lone job starts at once, and under load the batches grow with the load (the adaptive
-batching of Triton's dynamic batcher with no queue delay). A max_wait_ms above 0 holds jobs that
-long even with a process free.
+batching of Triton's dynamic batcher with no queue delay). A max_wait_ms above 0 holds jobs up to
+that long (until the timer's next tick) even with a process free.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class GatheredBatches(Batches):
     """For tasks declared acks_late: a request is acknowledged once its batch ran, or was sent
     again after its pool process died.
 
-    flush_every: the most jobs in one batch. max_wait_ms: how long a job waits for others while a
-    pool process is free (0: not at all)."""
+    flush_every: the most jobs in one batch. max_wait_ms: how long at most a job waits for others
+    while a pool process is free (0: not at all)."""
 
     max_wait_ms = 0
 
@@ -100,29 +100,36 @@ class GatheredBatches(Batches):
     def _hand_over(self, requests: list) -> None:
         handed: list = []
 
+        # billiard logs and swallows what a callback raises: whatever happens, the process is
+        # counted free again, and the next batch's flush comes after this one's requests are
+        # seen to.
         def ran(_result) -> None:
-            for request in requests:
-                request.acknowledge()
-            self._ended(handed[0])
+            try:
+                for request in requests:
+                    request.acknowledge()
+            finally:
+                self._ended(handed[0])
 
         def lost(einfo) -> None:
-            self._ended(handed[0])
-            log.error(
-                "a pool process died running %d gathered jobs; sending them again: %s",
-                len(requests),
-                getattr(einfo, "exception", einfo),
-            )
-            send_all_again(self.app, requests)
+            try:
+                log.error(
+                    "a pool process died running %d gathered jobs; sending them again: %s",
+                    len(requests),
+                    getattr(einfo, "exception", einfo),
+                )
+                send_all_again(self.app, requests)
+            finally:
+                self._ended(handed[0])
 
-        handed.append(
-            self._pool.apply_async(
-                apply_batches_task,
-                (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
-                callback=ran,
-                error_callback=lost,
-            )
+        result = self._pool.apply_async(
+            apply_batches_task,
+            (self, ([SimpleRequest.from_request(r) for r in requests],), 0, None),
+            callback=ran,
+            error_callback=lost,
         )
-        self._in_flight.add(handed[0])
+        handed.append(result)
+        if result is not None:  # None: the pool is closing (a warm shutdown), and runs nothing more
+            self._in_flight.add(result)
 
 
 def send_all_again(app, requests) -> None:
