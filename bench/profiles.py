@@ -22,7 +22,8 @@ PROFILED = ("gateway", "worker1")  # the Python parts; Cassandra is a JVM, Redis
 
 class Profiles:
     """py-spy recording each profiled part and its child processes (gunicorn's workers, the
-    Celery pool) from enter to exit, sampling without pausing them (--nonblocking)."""
+    Celery pool) from enter to exit, sampling without pausing them (--nonblocking), and only
+    threads holding the GIL (--gil): Python's CPU, not its waits on sockets and disks."""
 
     def __init__(self, run_dir: Path, out_dir: Path, phase: str, rate: int = 100) -> None:
         self.run_dir, self.out_dir, self.phase, self.rate = run_dir, out_dir, phase, rate
@@ -34,7 +35,7 @@ class Profiles:
             pid = processes.running_pid(self.run_dir, name)
             if pid is None:
                 continue
-            argv = [str(PY_SPY), "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
+            argv = [str(PY_SPY), "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil"]
             argv += ["--rate", str(self.rate), "--format", "raw", "-o", str(self.path(name))]
             self._recorders.append(
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

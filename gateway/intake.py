@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -23,7 +24,7 @@ from kombu.exceptions import OperationalError
 from gateway.errors import STORE_DOWN, ApiError
 from gateway.idempotency import Claim
 from gateway.metrics import JOBS_ACCEPTED, JOBS_REJECTED, QUEUED_LATER
-from model.registry import UnknownModel, describe
+from model.registry import UnknownModel, available, describe
 from shared.decode import ImageRejected, open_image
 from shared.jobs import JobKey, NewJob, Outcome, new_job_id, utcnow
 from shared.messaging import JobMessage, Work, send_work
@@ -66,12 +67,23 @@ class Intake:
         return len(self.accepted) + len(self.refused)
 
 
+# The models on disk, listed again after this many seconds: a request costs no listing of the
+# models folder (3.5 % of the gateway's CPU at 32 clients). A name not listed is looked for at
+# once, so a model just added is taken; one just removed fails its jobs at the worker instead.
+MODEL_NAMES_SECONDS = 5.0
+_model_names: dict = {}  # models folder: (when listed, names)
+
+
 def check_model(settings, name: str | None) -> str:
     name = name or settings.model
+    listed_at, names = _model_names.get(settings.models_dir, (float("-inf"), frozenset()))
+    if name in names and time.monotonic() - listed_at < MODEL_NAMES_SECONDS:
+        return name
     try:
         describe(settings.models_dir, name)
     except UnknownModel as exc:
         raise ApiError(400, "unknown_model", str(exc)) from exc
+    _model_names[settings.models_dir] = (time.monotonic(), frozenset(available(settings.models_dir)))
     return name
 
 

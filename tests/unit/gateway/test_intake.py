@@ -202,3 +202,32 @@ def test_a_waited_for_job_is_counted_queued_before_it_is_sent_and_uncounted_if_r
     with pytest.raises(ApiError):
         commit(services, intake(), leave_row=True)
     assert events == [("queued", "t1"), ("not queued", "t1")]
+
+
+def test_the_model_names_are_listed_once_in_a_while_and_a_new_model_is_taken_at_once(tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from gateway import intake
+    from gateway.errors import ApiError
+    from model.registry import LABELS_FILE, WEIGHTS_FILES
+
+    def install(name: str) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / WEIGHTS_FILES[0]).write_bytes(name.encode())
+        (tmp_path / name / LABELS_FILE).write_text("a\nb\n")
+
+    settings = SimpleNamespace(models_dir=tmp_path, model="digits")
+    install("digits")
+    assert intake.check_model(settings, None) == "digits"
+    with pytest.raises(ApiError) as refused:
+        intake.check_model(settings, "letters")
+    assert refused.value.status == 400 and refused.value.code == "unknown_model"
+    install("letters")
+    assert intake.check_model(settings, "letters") == "letters", "a model just added must be taken at once"
+    shutil.rmtree(tmp_path / "digits")
+    assert intake.check_model(settings, "digits") == "digits", "listed a moment ago: not looked for again"
+    later = time.monotonic() + intake.MODEL_NAMES_SECONDS + 1
+    monkeypatch.setattr(intake.time, "monotonic", lambda: later)
+    with pytest.raises(ApiError):
+        intake.check_model(settings, "digits")
