@@ -23,7 +23,9 @@ PROFILED = ("gateway", "worker1")  # the Python parts; Cassandra is a JVM, Redis
 class Profiles:
     """py-spy recording each profiled part and its child processes (gunicorn's workers, the
     Celery pool) from enter to exit, sampling without pausing them (--nonblocking), and only
-    threads holding the GIL (--gil): Python's CPU, not its waits on sockets and disks."""
+    threads holding the GIL (--gil): Python-level work, neither waits on sockets and disks nor
+    native code that lets the GIL go (TensorFlow's call, OpenCV, big hashes), for which see
+    bench/process_cpu.py's table."""
 
     def __init__(self, run_dir: Path, out_dir: Path, phase: str, rate: int = 100) -> None:
         self.run_dir, self.out_dir, self.phase, self.rate = run_dir, out_dir, phase, rate

@@ -79,11 +79,13 @@ def check_model(settings, name: str | None) -> str:
     listed_at, names = _model_names.get(settings.models_dir, (float("-inf"), frozenset()))
     if name in names and time.monotonic() - listed_at < MODEL_NAMES_SECONDS:
         return name
-    try:
-        describe(settings.models_dir, name)
-    except UnknownModel as exc:
-        raise ApiError(400, "unknown_model", str(exc)) from exc
-    _model_names[settings.models_dir] = (time.monotonic(), frozenset(available(settings.models_dir)))
+    names = frozenset(available(settings.models_dir))
+    _model_names[settings.models_dir] = (time.monotonic(), names)
+    if name not in names:
+        try:
+            describe(settings.models_dir, name)  # raises UnknownModel, its message naming the models
+        except UnknownModel as exc:
+            raise ApiError(400, "unknown_model", str(exc)) from exc
     return name
 
 

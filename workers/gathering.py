@@ -26,6 +26,7 @@ that long (until the timer's next tick) even with a process free.
 from __future__ import annotations
 
 import logging
+import time
 
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
@@ -41,6 +42,8 @@ MAX_ATTEMPTS = 8
 # How often held jobs (sent with a countdown, as a retry is) are looked at when jobs are not held
 # for company (max_wait_ms 0).
 HELD_CHECK_SECONDS = 0.05
+# How long past the task time limit a gathered batch with no result is taken for lost.
+LOST_AFTER_LIMIT_SECONDS = 60
 
 
 class GatheredBatches(Batches):
@@ -54,9 +57,9 @@ class GatheredBatches(Batches):
 
     def __init__(self) -> None:
         super().__init__()
-        # Gathered batches handed to the pool and not ended yet, against the pool's processes.
-        # Every callback and timer runs in the worker's main thread.
-        self._in_flight: set = set()
+        # Gathered batches handed to the pool and not ended yet (and when), against the pool's
+        # processes. Every callback and timer runs in the worker's main thread.
+        self._in_flight: dict = {}
         self._slots = 1
 
     @property
@@ -81,13 +84,23 @@ class GatheredBatches(Batches):
 
     def _do_flush(self) -> None:
         """With every pool process busy, what was gathered waits for one to end (_ended)."""
-        # A batch whose callback never came (it should not happen) frees its process once ready.
-        self._in_flight -= {result for result in self._in_flight if result.ready()}
+        self._forget_lost_batches()
         if len(self._in_flight) < self._slots:
             super()._do_flush()
 
+    def _forget_lost_batches(self) -> None:
+        """A batch whose callback never came frees its process once its result is ready, or past
+        the time limit (which Celery stops enforcing on a batch when the broker connection breaks):
+        neither should happen, and either would stop every later single job."""
+        oldest = time.monotonic() - (self.app.conf.task_time_limit or 3600) - LOST_AFTER_LIMIT_SECONDS
+        for result, handed_at in list(self._in_flight.items()):
+            if result.ready() or handed_at < oldest:
+                if not result.ready():
+                    log.warning("a gathered batch outlived the time limit; its process counts as free")
+                del self._in_flight[result]
+
     def _ended(self, result) -> None:
-        self._in_flight.discard(result)
+        self._in_flight.pop(result, None)
         if not self._buffer.empty():
             self._do_flush()
 
@@ -129,7 +142,7 @@ class GatheredBatches(Batches):
         )
         handed.append(result)
         if result is not None:  # None: the pool is closing (a warm shutdown), and runs nothing more
-            self._in_flight.add(result)
+            self._in_flight[result] = time.monotonic()
 
 
 def send_all_again(app, requests) -> None:

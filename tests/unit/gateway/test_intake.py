@@ -204,9 +204,8 @@ def test_a_waited_for_job_is_counted_queued_before_it_is_sent_and_uncounted_if_r
     assert events == [("queued", "t1"), ("not queued", "t1")]
 
 
-def test_the_model_names_are_listed_once_in_a_while_and_a_new_model_is_taken_at_once(tmp_path, monkeypatch):
+def test_the_model_names_are_listed_once_in_a_while_and_a_new_model_is_taken_at_once(tmp_path):
     import shutil
-    import time
 
     from gateway import intake
     from gateway.errors import ApiError
@@ -227,7 +226,7 @@ def test_the_model_names_are_listed_once_in_a_while_and_a_new_model_is_taken_at_
     assert intake.check_model(settings, "letters") == "letters", "a model just added must be taken at once"
     shutil.rmtree(tmp_path / "digits")
     assert intake.check_model(settings, "digits") == "digits", "listed a moment ago: not looked for again"
-    later = time.monotonic() + intake.MODEL_NAMES_SECONDS + 1
-    monkeypatch.setattr(intake.time, "monotonic", lambda: later)
+    listed_at, names = intake._model_names[tmp_path]  # as if listed longer ago than that
+    intake._model_names[tmp_path] = (listed_at - intake.MODEL_NAMES_SECONDS - 1, names)
     with pytest.raises(ApiError):
         intake.check_model(settings, "digits")
