@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,12 +34,11 @@ WARM_UP_SECONDS = 20  # a fresh Cassandra and gateway are slower at first: not c
 
 def batches(metrics_url: str) -> tuple[float, float]:
     """The worker's recog_batch_size histogram so far: (images, model calls)."""
-    text = requests.get(metrics_url, timeout=10).text
     values = {"recog_batch_size_sum": 0.0, "recog_batch_size_count": 0.0}
-    for line in text.splitlines():
-        name = line.split("{")[0].split(" ")[0]
-        if name in values:
-            values[name] += float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(requests.get(metrics_url, timeout=10).text):
+        for sample in family.samples:  # one per pool process and model
+            if sample.name in values:
+                values[sample.name] += sample.value
     return values["recog_batch_size_sum"], values["recog_batch_size_count"]
 
 

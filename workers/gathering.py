@@ -111,17 +111,15 @@ class GatheredBatches(Batches):
             self._hand_over(requests[start : start + self.flush_every])
 
     def _hand_over(self, requests: list) -> None:
-        handed: list = []
-
         # billiard logs and swallows what a callback raises: whatever happens, the process is
         # counted free again, and the next batch's flush comes after this one's requests are
-        # seen to.
+        # seen to. The callbacks run later, in the main thread, once result is bound.
         def ran(_result) -> None:
             try:
                 for request in requests:
                     request.acknowledge()
             finally:
-                self._ended(handed[0])
+                self._ended(result)
 
         def lost(einfo) -> None:
             try:
@@ -132,7 +130,7 @@ class GatheredBatches(Batches):
                 )
                 send_all_again(self.app, requests)
             finally:
-                self._ended(handed[0])
+                self._ended(result)
 
         result = self._pool.apply_async(
             apply_batches_task,
@@ -140,7 +138,6 @@ class GatheredBatches(Batches):
             callback=ran,
             error_callback=lost,
         )
-        handed.append(result)
         if result is not None:  # None: the pool is closing (a warm shutdown), and runs nothing more
             self._in_flight[result] = time.monotonic()
 
