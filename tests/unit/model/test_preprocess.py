@@ -80,6 +80,13 @@ def test_the_same_inputs_as_the_scipy_version_it_replaced():
     from tests.unit.model.test_real_uploads import KINDS
 
     blobs = [make(d, i) for make in KINDS.values() for d, i in ((3, 1), (8, 4))] + [images.blank_png()]
+    # A table edge along the bottom, specks, and the digit cut in two: the edge dropped, both
+    # halves kept.
+    page = np.asarray(images.ink_on_paper(5, 2, size=240)).copy()
+    page[-8:, :] = 20
+    page[118:123, :200] = 255
+    page[10:13, 10:13] = page[200:202, 30:32] = page[40:42, 215:217] = 0
+    blobs.append(images.encode(Image.fromarray(page)))
     for blob in blobs:
         old = seed_preprocess.to_mnist(open_image(blob, 16_000_000))
         new = to_mnist(open_image(blob, 16_000_000))
@@ -97,3 +104,31 @@ def test_an_opaque_palette_image_reads_as_it_did_through_rgba_over_white_paper()
         paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
         before = np.asarray(Image.alpha_composite(paper, img.convert("RGBA")).convert("L"), dtype=np.float32)
         assert np.array_equal(to_grey(img), before * np.float32(1 / 255))
+
+
+def test_percentiles_from_a_partial_sort_are_numpys():
+    from model.preprocess import _percentiles
+
+    rng = np.random.default_rng(2)
+    for shape in ((1, 1), (1, 50), (7, 3), (80, 80)):
+        values = rng.random(shape, dtype=np.float32)
+        qs = (0.5, 50, 60, 99.5)
+        assert np.allclose(_percentiles(values, qs), np.percentile(values, qs), rtol=0, atol=1e-7)
+
+
+def test_the_paper_plane_by_normal_equations_is_the_least_squares_plane():
+    """Solved as a 3x3 system instead of by lstsq, with lstsq kept for a grid whose paper is all
+    in one row or column (a singular system)."""
+    from model.preprocess import _background_plane
+
+    rng = np.random.default_rng(3)
+    for shape in ((1, 50), (50, 1), (2, 2), (28, 28), (160, 120)):
+        ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+        ink = (0.002 * ys - 0.001 * xs + 0.3 + 0.05 * rng.random(shape)).astype(np.float32)
+        step = max(1, min(shape) // 32)
+        grid = ink[::step, ::step]
+        paper = grid <= np.percentile(grid, 60)
+        design = np.column_stack([ys[::step, ::step][paper], xs[::step, ::step][paper], np.ones(paper.sum())])
+        coef, *_ = np.linalg.lstsq(design, grid[paper].astype(np.float64), rcond=None)
+        expected = ys * coef[0] + xs * coef[1] + coef[2]
+        assert np.abs(_background_plane(ink) - expected).max() < 1e-5, shape
