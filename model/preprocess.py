@@ -14,6 +14,8 @@ labelling runs on the inked part only, the morphology on the digit's box. Worker
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
@@ -262,6 +264,7 @@ def _even_stroke(crop: np.ndarray, width: float, scale: float) -> np.ndarray:
     return cv2.dilate(crop, _disk(grow))
 
 
+@functools.cache  # a handful of radii, the same for every image of a size
 def _disk(radius: int) -> np.ndarray:
     ys, xs = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     return (ys**2 + xs**2 <= radius**2 + radius).astype(np.uint8)
