@@ -58,15 +58,50 @@ def to_grey(img: Image.Image) -> np.ndarray:
 
 
 def shrink(grey: np.ndarray) -> np.ndarray:
-    """Pillow's BOX filter: OpenCV's INTER_AREA is no faster here, and weighs the pixels on a
-    box's edge differently."""
+    """Pillow's BOX filter: each pixel the mean of the whole pixels whose centres fall in its box.
+    Computed here, not by Pillow, whose resize of a float image cost 95-250 us an image (a
+    quarter of the preprocessing) against 58 here, and not by OpenCV's INTER_AREA, which weighs
+    the pixels on a box's edge by their share and read 2 of the benchmark's 10,000 digits wrong."""
     h, w = grey.shape
     scale = WORK_SIDE / max(h, w)
     if scale >= 1:
         return grey
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = Image.fromarray(grey.astype(np.float32, copy=False), mode="F")
-    return np.asarray(img.resize(size, Image.Resampling.BOX))
+    # Across first, then down, as Pillow does.
+    return _run_means(_run_means(grey.T, _box_runs(w, size[0])).T, _box_runs(h, size[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def _box_runs(size_in: int, size_out: int) -> tuple[np.ndarray, list, np.ndarray]:
+    """Where each output pixel's run of input pixels starts, the steps that add them up (every
+    run's j-th pixel, or only the longer runs'), and 1 / each run's length, as Pillow's
+    precompute_coeffs (Resample.c) weighs a BOX shrink: the pixels whose centres fall in a box
+    at least a pixel wide, so a run is never empty, and always whole pixels in a row."""
+    scale = size_in / size_out
+    support = 0.5 * scale
+    starts, lengths = [], []
+    for out in range(size_out):
+        centre = (out + 0.5) * scale
+        first, end = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), size_in)
+        inside = [x for x in range(first, end) if -0.5 < (x - centre + 0.5) / scale <= 0.5]
+        starts.append(inside[0])
+        lengths.append(len(inside))
+    starts, lengths = np.array(starts), np.array(lengths)
+    steps = [(j, None if j < lengths.min() else np.flatnonzero(lengths > j)) for j in range(lengths.max())]
+    return starts, steps, (1 / lengths).astype(np.float32)[:, None]
+
+
+def _run_means(rows: np.ndarray, runs: tuple[np.ndarray, list, np.ndarray]) -> np.ndarray:
+    """The mean of each run of rows: a few row gathers, not a loop over the output."""
+    starts, steps, inverse = runs
+    total = rows[starts]  # a copy: fancy indexing
+    for j, longer in steps[1:]:
+        if longer is None:
+            total += rows[starts + j]
+        else:
+            total[longer] += rows[starts[longer] + j]
+    total *= inverse
+    return total
 
 
 def ink_map(grey: np.ndarray) -> np.ndarray | None:

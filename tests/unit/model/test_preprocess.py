@@ -132,3 +132,18 @@ def test_the_paper_plane_by_normal_equations_is_the_least_squares_plane():
         coef, *_ = np.linalg.lstsq(design, grid[paper].astype(np.float64), rcond=None)
         expected = ys * coef[0] + xs * coef[1] + coef[2]
         assert np.abs(_background_plane(ink) - expected).max() < 1e-5, shape
+
+
+def test_shrinking_is_pillows_box_filter():
+    """Its own runs of whole pixels, as Pillow weighs a BOX shrink: Pillow's own figures, to float
+    rounding, at sizes that make runs of every length, skip pixels and share them."""
+    from model.preprocess import WORK_SIDE, shrink
+
+    rng = np.random.default_rng(4)
+    sizes = ((260, 260), (300, 400), (259, 168), (333, 20), (161, 160), (1, 700), (3000, 4000), (2000, 37))
+    for h, w in sizes:
+        grey = rng.random((h, w), dtype=np.float32)
+        scale = WORK_SIDE / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        pillow = np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.Resampling.BOX))
+        assert np.abs(shrink(grey) - pillow).max() < 5e-7, (h, w)
