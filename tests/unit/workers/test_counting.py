@@ -131,3 +131,42 @@ def test_the_sweeper_counts_a_part_its_worker_died_before_counting(runtime):
     assert minute not in runtime.store.settled, "a minute is not settled in the pass that had to count it"
     again = sweep(runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24, now=later)
     assert again.recounted_parts == 0 and minute in runtime.store.settled
+
+
+def test_a_chunk_its_parts_count_ended_costs_the_sweeper_one_read_a_part_then_none(runtime):
+    """A minute settles minutes after it ended, and is swept every 15 s till then: an ended row is
+    known from its parts (no status read a job), then remembered (not read at all)."""
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2", b"digit:3"])
+    run_chunk(runtime, list(work.stamped()), "w1", 0)
+    minute, ended = minute_bucket(work.sent_at), {}
+
+    def swept(now):
+        return sweep(
+            runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24, now=now, ended=ended
+        )
+
+    first = swept(utcnow())
+    assert (first.rows_read, first.statuses_read, first.resent_work) == (1, 0, 0)
+    assert ended[minute] == {work.work_id} and minute not in runtime.store.settled
+    again = swept(utcnow())
+    assert (again.rows_read, again.statuses_read) == (0, 0)
+    swept(utcnow() + timedelta(minutes=10))
+    assert minute in runtime.store.settled and minute not in ended, "a settled minute is forgotten"
+
+
+def test_a_part_left_short_is_checked_job_by_job_and_remembered_only_once_counted(runtime):
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
+    run_jobs(runtime, list(work.stamped()), "w1")  # results written, then SIGKILL: no count
+    ended = {}
+
+    def swept():
+        return sweep(
+            runtime.store, [].append, lambda chunk: 0, timedelta(seconds=30), 24, now=utcnow(), ended=ended
+        )
+
+    first = swept()
+    assert (first.statuses_read, first.recounted_parts) == (2, 1)
+    assert not ended.get(minute_bucket(work.sent_at)), "counted in this pass: looked at again in the next"
+    second = swept()
+    assert (second.statuses_read, second.recounted_parts) == (0, 0)
+    assert ended[minute_bucket(work.sent_at)] == {work.work_id}

@@ -9,7 +9,7 @@ from shared.jobs import NewJob, minute_bucket, utcnow
 from shared.messaging import JobMessage, Work
 from shared.store import StoreUnavailable
 from tests.fakes import MemoryStore
-from workers.sweeper import sweep
+from workers.sweeper import STATUSES_AT_ONCE, sweep
 
 LEASE = timedelta(seconds=30)
 NOW = utcnow().replace(second=30, microsecond=0)
@@ -190,3 +190,24 @@ def test_a_store_that_fails_minute_after_minute_stops_the_sweep():
     store = FlakyMinuteStore(minutes)
     with pytest.raises(StoreUnavailable):
         run(store, [], look_back_hours=1)
+
+
+class LookUpRecordingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.look_ups: list[int] = []
+
+    def look_up(self, job_ids, recall_keys):
+        self.look_ups.append(len(job_ids))
+        return super().look_up(job_ids, recall_keys)
+
+
+def test_statuses_are_read_a_slice_at_a_time():
+    """Thousands of reads at once would queue every other request to Cassandra behind them."""
+    store, sent = LookUpRecordingStore(), []
+    work = open_work(store, timedelta(minutes=3), jobs=600, chunk=True)
+    for m in work.messages:
+        store.jobs[m.job_id]["status"] = "done"
+    report = run(store, sent)
+    assert report.statuses_read == 600 and sent == []
+    assert sum(store.look_ups) == 600 and len(store.look_ups) > 1 and max(store.look_ups) <= STATUSES_AT_ONCE
