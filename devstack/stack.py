@@ -152,18 +152,15 @@ class LocalStack:
         """SIGKILL a service's whole process group, as a crash or an OOM kill would."""
         processes.kill(self.run_dir, name)
 
-    def start_gateway(self, workers: int = 2, threads: int = 8) -> None:
+    def start_gateway(self) -> None:
+        """Its processes and threads are settings, read by gateway/gunicorn_conf.py."""
         url = urlparse(self.settings.gateway_url)
         if self._claim_port("gateway", url.port):
             return
         argv = [
             str(BIN / "gunicorn"),
-            "-w",
-            str(workers),
             "-k",
             "gthread",
-            "--threads",
-            str(threads),
             "-b",
             f"{url.hostname}:{url.port}",
             "--access-logfile",

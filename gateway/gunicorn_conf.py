@@ -1,15 +1,22 @@
-"""gunicorn settings for the gateway: prometheus-client's multiprocess mode across its workers, and
-heap given back to the system after batch uploads.
+"""gunicorn settings for the gateway: its processes and threads (RECOG_GATEWAY_WORKERS,
+RECOG_GATEWAY_THREADS), prometheus-client's multiprocess mode across its workers, and heap given
+back to the system after batch uploads.
 
-`gunicorn -c python:gateway.gunicorn_conf gateway.wsgi:app`. The samples folder is prepared here,
-in the master, before any worker imports prometheus_client (see shared/metrics_folder.py).
+`gunicorn -c python:gateway.gunicorn_conf -k gthread gateway.wsgi:app`. The samples folder is
+prepared here, in the master, before any worker imports prometheus_client (see
+shared/metrics_folder.py).
 """
 
 import ctypes
 
 from shared.metrics_folder import prepare
+from shared.settings import Settings
 
 prepare("recog-gateway-metrics-")
+
+_settings = Settings.from_env()
+workers = _settings.gateway_workers
+threads = _settings.gateway_threads
 
 
 def child_exit(server, worker):
