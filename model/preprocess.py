@@ -88,7 +88,10 @@ def _box_runs(size_in: int, size_out: int) -> tuple[np.ndarray, list, np.ndarray
         lengths.append(len(inside))
     starts, lengths = np.array(starts), np.array(lengths)
     steps = [(j, None if j < lengths.min() else np.flatnonzero(lengths > j)) for j in range(lengths.max())]
-    return starts, steps, (1 / lengths).astype(np.float32)[:, None]
+    inverse = (1 / lengths).astype(np.float32)[:, None]
+    for shared in (starts, inverse, *(longer for _, longer in steps if longer is not None)):
+        shared.setflags(write=False)  # cached: every image of these sizes gets the same arrays
+    return starts, steps, inverse
 
 
 def _run_means(rows: np.ndarray, runs: tuple[np.ndarray, list, np.ndarray]) -> np.ndarray:
@@ -302,4 +305,6 @@ def _even_stroke(crop: np.ndarray, width: float, scale: float) -> np.ndarray:
 @functools.cache  # a handful of radii, the same for every image of a size
 def _disk(radius: int) -> np.ndarray:
     ys, xs = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-    return (ys**2 + xs**2 <= radius**2 + radius).astype(np.uint8)
+    disk = (ys**2 + xs**2 <= radius**2 + radius).astype(np.uint8)
+    disk.setflags(write=False)  # cached: shared by every image
+    return disk

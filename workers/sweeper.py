@@ -215,7 +215,9 @@ def _counted_chunks(store, rows: list[dict]) -> set[uuid.UUID]:
             continue
         for key in parts - counts.keys():
             counts[key] = store.part_count(*key)
-        if all(counts[key] is not None and counts[key].final >= counts[key].total for key in parts):
+        # A part with no total yet (its 'running' mark made the row; the gateway's total never
+        # came) says nothing.
+        if all(counts[key] is not None and 0 < counts[key].total <= counts[key].final for key in parts):
             counted.add(row["work_id"])
     return counted
 

@@ -80,13 +80,17 @@ def test_the_same_inputs_as_the_scipy_version_it_replaced():
     from tests.unit.model.test_real_uploads import KINDS
 
     blobs = [make(d, i) for make in KINDS.values() for d, i in ((3, 1), (8, 4))] + [images.blank_png()]
-    # A table edge along the bottom, specks, and the digit cut in two: the edge dropped, both
-    # halves kept.
+    # A table edge along the bottom, specks, and the digit cut in two: the edge and the specks
+    # (under a tenth of the largest component) dropped, both halves kept.
     page = np.asarray(images.ink_on_paper(5, 2, size=240)).copy()
     page[-8:, :] = 20
     page[118:123, :200] = 255
-    page[10:13, 10:13] = page[200:202, 30:32] = page[40:42, 215:217] = 0
+    page[10:17, 10:17] = page[200:206, 30:36] = page[40:46, 215:221] = 0
     blobs.append(images.encode(Image.fromarray(page)))
+    # A digit touching the image's top and left edges.
+    paper = np.asarray(images.ink_on_paper(3, 1, size=240))
+    ys, xs = np.nonzero(paper < 128)
+    blobs.append(images.encode(Image.fromarray(paper[ys.min() :, xs.min() :])))
     for blob in blobs:
         old = seed_preprocess.to_mnist(open_image(blob, 16_000_000))
         new = to_mnist(open_image(blob, 16_000_000))

@@ -10,6 +10,7 @@ import pytest
 from gateway.intake import Intake, plan_work
 from shared.image_store import VolumeImageStore
 from shared.jobs import NewJob, Outcome, minute_bucket, utcnow
+from shared.parts import PartCount
 from shared.settings import Settings
 from tests.fakes import FakeRuntime
 from workers.alone import fail_chunk, run_chunk
@@ -170,3 +171,15 @@ def test_a_part_left_short_is_checked_job_by_job_and_remembered_only_once_counte
     second = swept()
     assert (second.statuses_read, second.recounted_parts) == (0, 0)
     assert ended[minute_bucket(work.sent_at)] == {work.work_id}
+
+
+def test_a_part_with_no_total_says_nothing_of_its_jobs(runtime):
+    """A part row made by a 'running' mark alone (the gateway's total never written) counts 0 of
+    0: its chunk's statuses are read, and the open jobs sent again."""
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
+    runtime.store.parts[part.part_id] = PartCount(0, running=2)
+    sent, ended = [], {}
+    report = sweep(
+        runtime.store, sent.append, lambda chunk: 0, timedelta(seconds=30), 24, now=utcnow(), ended=ended
+    )
+    assert (report.statuses_read, report.resent_jobs) == (2, 2) and not ended
