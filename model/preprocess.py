@@ -4,7 +4,8 @@ Grey, ink made bright on a dark background (inverted when the ink is darker than
 judged from the image), uneven lighting and noise taken out, cropped to the digit, fitted into
 20x20 keeping its aspect, centred by centre of mass in 28x28.
 
-Pillow decodes and shrinks; OpenCV does the filtering, labelling and morphology on float32. The
+Pillow decodes; the shrink is Pillow's BOX filter, computed here; OpenCV does the filtering,
+labelling and morphology on float32. The
 same inputs as SciPy's ndimage on float64 made (bench/seed_preprocess.py keeps that version; a test
 compares them). An image costs about 30 NumPy and OpenCV calls on arrays of at most 160x160, so
 what each call costs beyond its arithmetic counts: statistics come from partial sorts, the
