@@ -6,10 +6,11 @@ judged from the image), uneven lighting and noise taken out, cropped to the digi
 
 Pillow decodes; the shrink is Pillow's BOX filter, computed here; OpenCV does the filtering,
 labelling and morphology on float32. The same inputs as SciPy's ndimage on float64 made
-(bench/seed_preprocess.py keeps that version; a test compares them). An image costs about 30 NumPy and OpenCV calls on arrays of at most 160x160, so
-what each call costs beyond its arithmetic counts: statistics come from partial sorts, the
-labelling runs on the inked part only, the morphology on the digit's box. Workers,
-`recog classify` and training import this; the gateway has neither numpy nor OpenCV.
+(bench/seed_preprocess.py keeps that version; a test compares them). An image costs about 30
+NumPy and OpenCV calls on arrays of at most 160x160, so what each call costs beyond its
+arithmetic counts: statistics come from partial sorts, the labelling runs on the inked part only,
+the morphology on the digit's box. Workers, `recog classify` and training import this; the
+gateway has neither numpy nor OpenCV.
 """
 
 from __future__ import annotations
