@@ -160,9 +160,12 @@ def digit_mask(ink: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]] | None
     return digit, box
 
 
-def fit_to_mnist(ink: np.ndarray, mask: np.ndarray, width: float) -> np.ndarray:
-    """Crop to the digit, even out the pen width, fit in 20x20, centre by mass in 28x28."""
-    rows, cols = _spans(mask)
+def fit_to_mnist(
+    ink: np.ndarray, mask: np.ndarray, width: float, spans: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """Crop to the digit, even out the pen width, fit in 20x20, centre by mass in 28x28.
+    spans: _spans(mask)."""
+    rows, cols = spans
     pad = 1
     r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, ink.shape[0])
     c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, ink.shape[1])
@@ -193,10 +196,10 @@ def to_mnist(img: Image.Image) -> np.ndarray | None:
     if found is None:
         return None
     mask, box = found
-    width = _stroke_width(mask)
-    if _only_a_dot(mask, width):
+    width, spans = _stroke_width(mask), _spans(mask)
+    if _only_a_dot(spans, width):
         return None
-    return fit_to_mnist(ink[box], mask, width)
+    return fit_to_mnist(ink[box], mask, width, spans)
 
 
 def _background_plane(ink: np.ndarray) -> np.ndarray:
@@ -276,13 +279,13 @@ def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
     return rows / total, cols / total
 
 
-def _only_a_dot(mask: np.ndarray, width: float) -> bool:
+def _only_a_dot(spans: tuple[np.ndarray, np.ndarray], width: float) -> bool:
     """A dot or a blob no longer than a few pen widths: fitting it to 20x20 would make it a digit.
 
     Measured as extent / (2 x area / outline): round dots of any size give 1.5-1.7, the blobbiest
     digits of the upload kinds (a fat-marker 8) 2.2 and up, so 2.0 parts them.
     """
-    rows, cols = _spans(mask)
+    rows, cols = spans  # of the mask
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     return extent < DOT_EXTENT * width
 
