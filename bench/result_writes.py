@@ -1,7 +1,8 @@
 """How to write finished jobs to Cassandra: one logged batch per job (the baseline), per-partition
-unlogged batches plus single statements with the job rows last, or one logged batch per few jobs
-(what CassandraStore.finish does). Same rows, same run, own Cassandra; Cassandra's CPU per job
-read from /proc.
+unlogged batches plus single statements with the job rows last, one logged batch per 8 jobs (the
+way until the evening of 2026-12-05), or unlogged batches of 8 jobs' rows, their job rows after
+the rest (what CassandraStore.finish does). Same rows, same run, own Cassandra; Cassandra's CPU
+per job read from /proc.
 
     .venv/bin/python bench/result_writes.py --json bench/result_writes.json
 """
@@ -21,7 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
-from shared.store.cassandra_results import JOBS_A_LOGGED_BATCH, CassandraStore, finish_statements  # noqa: E402
+from shared.store.cassandra_results import (  # noqa: E402
+    JOBS_A_BATCH,
+    CassandraStore,
+    finish_groups,
+    finish_statements,
+)
 
 
 def outcomes(n: int, batch_id: uuid.UUID) -> tuple[list[NewJob], list[Outcome]]:
@@ -78,7 +84,18 @@ def grouped(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
 
 
 def logged_groups(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
-    """What CassandraStore.finish does now: a logged batch per JOBS_A_LOGGED_BATCH jobs."""
+    """Until the evening of 2026-12-05: a logged batch per JOBS_A_BATCH jobs, all or nothing."""
+    for start in range(0, len(done), chunk):
+        futures = [
+            store.session.execute_async(store.cql_batch([s for o in group for s in finish_statements(o)]))
+            for group in finish_groups(done[start : start + chunk])
+        ]
+        for future in futures:
+            future.result()
+
+
+def unlogged_job_rows_last(store: CassandraStore, done: list[Outcome], chunk: int) -> None:
+    """What CassandraStore.finish does now."""
     for start in range(0, len(done), chunk):
         store.finish(done[start : start + chunk])
 
@@ -94,7 +111,8 @@ def main() -> None:
     rates: dict[str, list[float]] = {
         "logged batch per job": [],
         "unlogged per partition": [],
-        f"logged batch per {JOBS_A_LOGGED_BATCH} jobs": [],
+        f"logged batch per {JOBS_A_BATCH} jobs": [],
+        f"unlogged per {JOBS_A_BATCH} jobs, job rows last": [],
     }
     # CPU ms per job: Cassandra's (read from /proc) and this process's (the driver's work).
     cpu: dict[str, dict[str, list[float]]] = {name: {"cassandra": [], "client": []} for name in rates}
@@ -106,7 +124,8 @@ def main() -> None:
             for name, write in (
                 ("logged batch per job", logged_per_job),
                 ("unlogged per partition", grouped),
-                (f"logged batch per {JOBS_A_LOGGED_BATCH} jobs", logged_groups),
+                (f"logged batch per {JOBS_A_BATCH} jobs", logged_groups),
+                (f"unlogged per {JOBS_A_BATCH} jobs, job rows last", unlogged_job_rows_last),
             ):
                 jobs, done = outcomes(args.jobs, uuid.uuid4())
                 store.insert_jobs(jobs)

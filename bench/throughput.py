@@ -1,10 +1,12 @@
 """Throughput and latency of recog on its own private local stack, beside its limits and the seeds' way.
 
 In one run: (1) the model alone in-process at its best batch size (the limit), and `recog classify`'s
-way (decode, preprocess, model) on the same images; (2) a 10,000-image
-folder through `recog submit-folder` until every result is in Cassandra; (3) one client posting
-single images with ?wait=; (4) 32 clients for 30 s with dynamic batching on, then with max batch 1;
-(5) the seed-style baseline (bench/seed_app.py: model.predict() per request) driven like (4).
+way (decode, preprocess, model) on the same images; (2) after a warm-up folder of other bytes (a
+fresh Cassandra JVM compiles its hot code for the first minute or so: "warmup" has that cold
+figure), a 10,000-image folder through `recog submit-folder` until every result is in Cassandra;
+(3) one client posting single images with ?wait=; (4) 32 clients for 30 s with dynamic batching
+on, then with max batch 1; (5) the seed-style baseline (bench/seed_app.py: model.predict() per
+request) driven like (4), after a warm-up of its own.
 Prints a table, and the CPU milliseconds each process (gateway, worker, Cassandra, Redis, the
 client) spent per image in each phase, read from /proc (bench/process_cpu.py); --json FILE writes
 every figure.
@@ -141,7 +143,20 @@ def make_folder(folder: Path, count: int, cache: Path) -> None:
     marker.write_text(str(count))
 
 
-def measure_bulk(settings: Settings, folder: Path, count: int, key: str) -> dict:
+WARMUP_FILES = 2_000
+
+
+def make_warmup_folder(folder: Path, blobs: list[bytes]) -> None:
+    """Digits whose bytes no phase sends (numbered apart from SENT's), so the measured ones meet
+    no cached results."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for n in range(WARMUP_FILES):
+        label = (n % len(blobs)) // 10  # blobs hold ten of each digit, in order
+        (folder / f"{n:05d}-{label}.png").write_bytes(unique(blobs[n % len(blobs)], 10**9 + n))
+
+
+def measure_bulk(settings: Settings, folder: Path, key: str) -> dict:
     out = STATE / "bulk.csv"
     for stale in (out, out.with_name(out.name + ".state.json")):
         stale.unlink(missing_ok=True)
@@ -313,6 +328,12 @@ def main() -> None:
     try:
         start_fresh(stack, args.commitlog_sync)
         key = stack.local_key()
+        warmup = STATE / "warmup"
+        make_warmup_folder(warmup, blobs)
+        print(f"warm-up: {WARMUP_FILES} other images via submit-folder ...", flush=True)
+        results["warmup"], costs["warmup"] = costed(
+            stack.run_dir, lambda: measure_bulk(stack.settings, warmup, key), "images"
+        )
         print("bulk: submit-folder ...", flush=True)
         profile = {
             phase: Profiles(stack.run_dir, args.profile, phase) if args.profile else None
@@ -320,7 +341,7 @@ def main() -> None:
         }
         results["bulk"], costs["bulk"] = costed(
             stack.run_dir,
-            lambda: measure_bulk(stack.settings, folder, args.images, key),
+            lambda: measure_bulk(stack.settings, folder, key),
             "images",
             profile["bulk"],
         )
@@ -361,8 +382,8 @@ def main() -> None:
     processes.start("seed", seed_argv, STATE / "run", STATE / "logs", cwd=ROOT_DIR)
     try:
         processes.wait_for_port("127.0.0.1", PORTS["seed"], 120, "seed app", STATE / "logs" / "seed.log")
-        time.sleep(3)
         seed_url = f"http://127.0.0.1:{PORTS['seed']}/predict"
+        drive(seed_url, "file", blobs, args.clients, 5, {})  # its warm-up
         results["seed_baseline"], costs["seed_baseline"] = costed(
             STATE / "run",
             lambda: drive(seed_url, "file", blobs, args.clients, args.seconds, {}),
@@ -387,6 +408,11 @@ def report(r: dict) -> None:
     rows = [
         (f"limit: model alone, batch {r['limit']['batch_size']}", limit, None),
         ("classify: decode, preprocess, model", r["classify"]["images_per_second"], None),
+        *(
+            [(f"warm-up: {r['warmup']['images']} on a fresh stack", r["warmup"]["images_per_second"], None)]
+            if "warmup" in r
+            else []
+        ),
         (f"bulk: {r['bulk']['images']} images via submit-folder", r["bulk"]["images_per_second"], None),
         ("single: 1 client, ?wait=", r["single"]["images_per_second"], r["single"]),
         (
