@@ -8,10 +8,11 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from gateway import auth, batches, errors, headers, health, jobs, metrics, openapi, page
+    from gateway import auth, batches, errors, headers, health, jobs, metrics, multipart, openapi, page
     from gateway.services import GatewayServices
 
     settings = settings or Settings.from_env()
+    multipart.install()
     app = Flask(__name__)
     # Werkzeug rejects larger bodies with 413 before we read them; the margin is form overhead.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 64 * 1024

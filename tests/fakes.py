@@ -178,7 +178,6 @@ class MemoryStore:
                 self.lines[o.job_id] = line
             if o.error is None and not o.cached:
                 self.cache[(o.sha256, o.model_name, o.model_version, o.tenant)] = {
-                    "job_id": o.job_id,
                     "label": o.label,
                     "confidence": o.confidence,
                     "probabilities": o.probabilities,

@@ -125,9 +125,7 @@ def _recognise_group(
     outcomes, blobs, fresh = [], [], []
     to_read = []
     for m in group:
-        # Same bytes, same weights: the answer is known. Unless it is this job's own, written
-        # before a crash kept its job row from being final: then it is recognised again.
-        if seen.get(m.job_id) is not None and seen[m.job_id]["job_id"] != m.job_id:
+        if seen.get(m.job_id) is not None:  # same bytes, same weights: the answer is already known
             outcomes.append(
                 _outcome(
                     m,
@@ -190,7 +188,7 @@ def _queue_ms(m: JobMessage, started: datetime) -> float:
 
 
 def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcome:
-    if fields.get("error"):  # an exception's text can be any length; a batch cannot
+    if fields.get("error"):  # an exception's text can be any length; a logged batch cannot
         fields["error"] = fields["error"][:MAX_ERROR_CHARS]
     return Outcome(
         upload=None if m.upload is None else {**m.upload, "model_name": m.model},

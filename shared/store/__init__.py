@@ -68,8 +68,7 @@ class ResultStore(Protocol):
         returns opaque handles of writes in flight for finish(after=...)."""
 
     def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
-        """Each job's audit row, batch line and cache row, then its final row: a final row
-        means the others are in."""
+        """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
 
     def open_work(self, minute: str) -> list[dict]:
         """The work first sent in that UTC minute: work_id, chunk, messages (a tuple of

@@ -42,20 +42,16 @@ NO_TENANT = ""
 GROUP_LIMIT = 50
 # The group key under which _write sends new job rows, each its own partition, 50 to a request.
 JOB_ROWS = "job rows"
-# Finished jobs per group of batches, at up to 4 statements a job: about 23 kB as Cassandra counts
-# a batch's size (12 jobs made 34.6 kB), and a group closes earlier when long file names or error
+# Finished jobs per logged batch, at up to 4 statements a job: about 23 kB as Cassandra counts a
+# batch's size (12 jobs made 34.6 kB), and a group closes earlier when long file names or error
 # messages would take it past BATCH_BYTES, well under the 50 kB Cassandra refuses from 2.2 on.
-JOBS_A_BATCH = 8
+JOBS_A_LOGGED_BATCH = 8
 BATCH_BYTES = 24_000
 # How far before a waited-for job's creation its late 'queued' row is stamped: more than any skew
 # between the gateway's clock and a worker's.
 RECORDED_BEFORE = timedelta(minutes=1)
 JOB_BYTES = 2_900  # a finished job's four rows, its text aside, as Cassandra counts them
 UPLOAD_ROW_BYTES = 600  # a waited-for job's upload columns, written by its worker (its name aside)
-# The writes to a finished job's own row, which finish() sends after all its others.
-JOB_ROW_WRITES = frozenset(
-    {cql.FINISH_LABELLED, cql.FINISH_BLANK, cql.FINISH_FAILED, cql.RECORD_UPLOAD, cql.RECORD_UPLOAD_STARTED}
-)
 
 
 def _store_errors(method):
@@ -318,26 +314,18 @@ class CassandraStore:
 
     @_store_errors
     def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
-        """Every job's audit row, batch line and cache row first, then its job row, the one a
-        worker given the job again reads to skip it: a crash in between leaves the job unfinished,
-        so it is recognised again and its rows written again, never final with a row missing.
+        """Each job's row, audit row, batch line and cache row land together or not at all.
 
-        Unlogged batches of up to JOBS_A_BATCH jobs, written concurrently: the batch log's own
-        writes were half of Cassandra's CPU per finished job (bench/result_writes.py).
+        One logged batch per JOBS_A_LOGGED_BATCH jobs, written concurrently: all or nothing for
+        each group (so for each job), at half of Cassandra's CPU per job of one logged batch a job
+        (bench/result_writes.py), whose cost was mostly per request and per batch log entry.
         """
-        rest, job_rows = [], []
+        futures = []
         for group in finish_groups(outcomes):
             statements = [statement for o in group for statement in finish_statements(o)]
-            rest.append([s for s in statements if s[0] not in JOB_ROW_WRITES])
-            job_rows.append([s for s in statements if s[0] in JOB_ROW_WRITES])
-        first = [self._unlogged(s) for s in rest if s]
-        for future in [*after, *first]:
+            futures.append(self.session.execute_async(self.cql_batch(statements)))
+        for future in [*after, *futures]:
             future.result()
-        for future in [self._unlogged(s) for s in job_rows]:
-            future.result()
-
-    def _unlogged(self, statements: Sequence[tuple[str, tuple]]):
-        return self.session.execute_async(self.cql_batch(statements, BatchType.UNLOGGED))
 
     def cql_batch(self, statements: Sequence[tuple[str, tuple]], kind=BatchType.LOGGED) -> BatchStatement:
         """(CQL, values) pairs as one batch of prepared statements; logged: all or nothing."""
@@ -427,7 +415,7 @@ def _translated_rows(rows: Iterator[dict]) -> Iterator[dict]:
 
 
 def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
-    """The outcomes in order, in groups of at most JOBS_A_BATCH and about BATCH_BYTES (a
+    """The outcomes in order, in groups of at most JOBS_A_LOGGED_BATCH and about BATCH_BYTES (a
     job bigger than that alone)."""
     group: list[Outcome] = []
     size = 0
@@ -436,7 +424,7 @@ def finish_groups(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
         text = 2 * len(o.filename.encode()) + 3 * len((o.error or o.reason or "").encode())
         if o.upload is not None:  # the rest of its row: its upload columns, its name once more
             text += UPLOAD_ROW_BYTES + len(o.filename.encode())
-        if group and (len(group) == JOBS_A_BATCH or size + JOB_BYTES + text > BATCH_BYTES):
+        if group and (len(group) == JOBS_A_LOGGED_BATCH or size + JOB_BYTES + text > BATCH_BYTES):
             yield group
             group, size = [], 0
         group.append(o)

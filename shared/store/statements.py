@@ -79,7 +79,7 @@ REMEMBER_BLANK = """INSERT INTO results_by_image (sha256, model_name, model_vers
 # A row per tenant that sent these bytes (and per race of two at once): the caller keeps its own
 # tenant's. Past RECALL_ROWS other rows the image is simply recognised again.
 RECALL_ROWS = 100
-RECALL = f"""SELECT job_id, label, confidence, probabilities, reason, tenant FROM results_by_image
+RECALL = f"""SELECT label, confidence, probabilities, reason, tenant FROM results_by_image
     WHERE sha256 = ? AND model_name = ? AND model_version = ? LIMIT {RECALL_ROWS}"""
 
 # Written whole, first send and every send again alike, each time with a fresh TTL.

@@ -171,35 +171,3 @@ def test_a_late_queued_row_never_hides_a_result_its_worker_wrote_first(store):
     store.record_waited(job, Work(job.job_id, (message,), False, created))
     row = store.get_job(job.job_id)
     assert row["status"] == "done" and row["label"] == "4" and row["filename"] == "race.png"
-
-
-def test_a_finished_jobs_own_row_is_written_after_its_other_rows(store):
-    """finish() writes no logged batch: a job's row reads final only once its audit row, batch
-    line and cache row are in, so a crash between the two writes leaves it to be recognised again.
-    Cassandra stamps each write when it is sent, so the job row's stamp must be the latest."""
-    from shared.jobs import Outcome, hour_bucket, utcnow
-
-    batch_id, job_id, sha = uuid.uuid4(), uuid.uuid4(), uuid.uuid4().hex * 2
-    done = Outcome(job_id, sha, "late.png", "w1", utcnow(), "4", 0.9, [0.1] * 10, batch_id=batch_id)
-    done.model_name, done.model_version, done.created_at = "digits", "v1", utcnow()
-    store.finish([done])
-    run = store.session.execute
-    job = run("SELECT WRITETIME(status) AS t FROM jobs WHERE job_id = %s", (job_id,)).one()["t"]
-    others = [
-        run(
-            "SELECT WRITETIME(status) AS t FROM predictions_by_hour WHERE hour = %s AND finished_at = %s "
-            "AND job_id = %s",
-            (hour_bucket(done.finished_at), done.finished_at, job_id),
-        ).one()["t"],
-        run(
-            "SELECT WRITETIME(status) AS t FROM batch_jobs WHERE batch_id = %s AND filename = %s "
-            "AND job_id = %s",
-            (batch_id, "late.png", job_id),
-        ).one()["t"],
-        run(
-            "SELECT WRITETIME(label) AS t FROM results_by_image WHERE sha256 = %s AND model_name = %s "
-            "AND model_version = %s AND job_id = %s",
-            (sha, "digits", "v1", job_id),
-        ).one()["t"],
-    ]
-    assert all(t is not None for t in others) and job > max(others)

@@ -67,21 +67,6 @@ def test_bytes_marked_new_skip_the_cache(runtime):
     assert not again.cached and len(runtime.model.calls) == 2
 
 
-def test_a_job_whose_own_cache_row_is_in_but_not_its_final_row_is_recognised_again(runtime):
-    """A crash between finish()'s two writes: the job's cache row is in, its job row still
-    queued. Sent again, it is a real inference again, not an answer from its own earlier try."""
-    message = queue(runtime, b"digit:6", new_bytes=False)
-    runtime.store.cache[(message.sha256, "digits", "v1", None)] = {
-        "job_id": message.job_id,
-        "label": "6",
-        "confidence": 0.9,
-        "probabilities": [0.1] * 10,
-        "reason": None,
-    }
-    (again,) = run_jobs(runtime, [message], "w1")
-    assert not again.cached and again.label == "6" and len(runtime.model.calls) == 1
-
-
 def test_a_bad_image_fails_only_its_own_job(runtime):
     good, bad = queue(runtime, b"digit:6"), queue(runtime, b"\x89PNG truncated")
     outcomes = {o.job_id: o for o in run_jobs(runtime, [good, bad], "w1")}

@@ -73,11 +73,11 @@ def test_the_audit_and_cache_rows_carry_the_tenant():
 
 
 def test_finished_jobs_go_8_to_a_batch_and_fewer_when_their_text_is_long():
-    from shared.store.cassandra_results import BATCH_BYTES, JOBS_A_BATCH, finish_groups
+    from shared.store.cassandra_results import BATCH_BYTES, JOBS_A_LOGGED_BATCH, finish_groups
 
     now = datetime(2026, 12, 5, tzinfo=UTC)
     short = [Outcome(uuid.uuid4(), "ab", f"{n}.png", "w1", now, "7", 0.9, [0.1] * 10) for n in range(20)]
-    assert [len(g) for g in finish_groups(short)] == [JOBS_A_BATCH, JOBS_A_BATCH, 4]
+    assert [len(g) for g in finish_groups(short)] == [JOBS_A_LOGGED_BATCH, JOBS_A_LOGGED_BATCH, 4]
     long_error = "recognition failed: " + "x" * 3_000
     failed = [Outcome(uuid.uuid4(), "ab", "é" * 255, "w1", now, error=long_error) for _ in range(5)]
     groups = list(finish_groups(failed))
