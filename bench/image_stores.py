@@ -42,7 +42,7 @@ def main() -> None:
     folder = STATE / f"folder-{args.images}"
     make_folder(folder, args.images, PROJECT_ROOT / ".recog" / "cache" / "training")
     blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
-    limit = measure_limit(bench_stack().settings)["images_per_second"]
+    limit = measure_limit(bench_stack().settings)[0]["images_per_second"]
     runs: dict[str, list[dict]] = {store: [] for store in IMAGE_STORES}
     for n in range(args.rounds):  # alternate, so drift on a shared machine hits both alike
         for store in IMAGE_STORES:
@@ -50,9 +50,10 @@ def main() -> None:
             stack = bench_stack(image_store=store)
             try:
                 start_fresh(stack)
-                bulk = measure_bulk(stack.settings, folder, args.images)
+                key = stack.local_key()
+                bulk = measure_bulk(stack.settings, folder, key)
                 url = f"{stack.settings.gateway_url}/v1/jobs"
-                single = drive(url, "file", blobs, 1, args.seconds, {"wait": 10})
+                single = drive(url, "file", blobs, 1, args.seconds, {"wait": 10}, key)
             finally:
                 stack.down()
             runs[store].append({"bulk": bulk, "single": single})

@@ -1,9 +1,9 @@
 """How to write finished jobs to Cassandra: one logged batch per job (the baseline), per-partition
 unlogged batches plus single statements with the job rows last, one logged batch per 8 jobs (what
 CassandraStore.finish does), or unlogged batches of 8 jobs' rows, their job rows after the rest
-(tried on 2026-12-05 and left out: 13 % less of Cassandra's CPU, but a worker killed between the
-two writes had its jobs recognised again, each with a second audit row). Same rows, same run,
-own Cassandra; Cassandra's CPU per job read from /proc.
+(tried on 2026-12-05 and left out: 13 % less of Cassandra's CPU by the medians, within the noise
+of 3 rounds, and a worker killed between the two writes had its jobs recognised again, each with
+a second audit row). Same rows, same run, own Cassandra; Cassandra's CPU per job read from /proc.
 
     .venv/bin/python bench/result_writes.py --json bench/result_writes.json
 """

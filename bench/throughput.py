@@ -1,9 +1,9 @@
 """Throughput and latency of recog on its own private local stack, beside its limits and the seeds' way.
 
 In one run: (1) the model alone in-process at its best batch size (the limit), and `recog classify`'s
-way (decode, preprocess, model) on the same images; (2) after a warm-up folder of other bytes (a
-fresh Cassandra JVM compiles its hot code for the first minute or so: "warmup" has that cold
-figure), a 10,000-image folder through `recog submit-folder` until every result is in Cassandra;
+way (decode, preprocess, model) on the same images; (2) after a warm-up folder of 2,000 other images
+(a fresh stack's first seconds cost more: Cassandra's JIT compiling, first connections; "warmup"
+has that cold figure), a 10,000-image folder through `recog submit-folder` until every result is in Cassandra;
 (3) one client posting single images with ?wait=; (4) 32 clients for 30 s with dynamic batching
 on, then with max batch 1; (5) the seed-style baseline (bench/seed_app.py: model.predict() per
 request) driven like (4), after a warm-up of its own.
