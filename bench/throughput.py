@@ -408,11 +408,7 @@ def report(r: dict) -> None:
     rows = [
         (f"limit: model alone, batch {r['limit']['batch_size']}", limit, None),
         ("classify: decode, preprocess, model", r["classify"]["images_per_second"], None),
-        *(
-            [(f"warm-up: {r['warmup']['images']} on a fresh stack", r["warmup"]["images_per_second"], None)]
-            if "warmup" in r
-            else []
-        ),
+        (f"warm-up: {r['warmup']['images']} on a fresh stack", r["warmup"]["images_per_second"], None),
         (f"bulk: {r['bulk']['images']} images via submit-folder", r["bulk"]["images_per_second"], None),
         ("single: 1 client, ?wait=", r["single"]["images_per_second"], r["single"]),
         (

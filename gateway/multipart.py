@@ -46,10 +46,9 @@ class _BoundarySearch:
     """search(data, pos) as Werkzeug's `LINE_BREAK? --boundary TAIL` would answer it, the first
     line break optional only before the preamble's boundary."""
 
-    __slots__ = ("_boundary", "_marker", "_break_optional", "_regex")
+    __slots__ = ("_marker", "_break_optional", "_regex")
 
     def __init__(self, boundary: bytes, break_optional: bool) -> None:
-        self._boundary = boundary
         self._marker = b"--" + boundary
         self._break_optional = break_optional
         self._regex: re.Pattern | None = None
@@ -65,7 +64,7 @@ class _BoundarySearch:
         if tail is not None and start is not None:
             return _Match(start, tail.end(), bytes(data[tail.start() : tail.end()]))
         # The boundary's text where it is no boundary, or not yet whole: Werkzeug's way from here.
-        werkzeugs = MultipartDecoder(self._boundary)
+        werkzeugs = MultipartDecoder(self._marker[2:])  # the boundary
         self._regex = werkzeugs.preamble_re if self._break_optional else werkzeugs.boundary_re
         return self._regex.search(data, pos)
 
