@@ -4,7 +4,8 @@ Decoding and preprocessing cost about five times what the model does per image, 
 core at a time, so they run in a pool of processes, a chunk ahead of the model: while the model
 reads one chunk, the pool prepares the next. The pool's processes come from a fork server that
 imports the preprocessing (numpy, OpenCV, Pillow) and the main script's own imports, never
-TensorFlow, whose threads a plain fork of this process would copy mid-flight.
+TensorFlow, whose threads a plain fork of this process would copy mid-flight, and keep the memory
+each image frees for the next (model/allocator.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
+from model.allocator import keep_freed_memory
 from model.recogniser import Prediction, Recogniser, prepare
 from shared.decode import ImageRejected
 
@@ -38,7 +40,7 @@ def recognise_files(
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["model.preprocess", "shared.decode"])
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=keep_freed_memory) as pool:
         piece = min(PIECE, -(-CHUNK // processes))  # a task for each process at least
         ahead = _submit(pool, chunks[0], max_pixels, piece)
         for n, chunk in enumerate(chunks):
