@@ -48,6 +48,8 @@ class Intake:
     accepted: list[NewJob] = field(default_factory=list)
     refused: list[tuple[NewJob, str]] = field(default_factory=list)
     new_files: set[str] = field(default_factory=set)
+    # Stored without an fsync of their own: made durable together before any row names them.
+    not_durable: set[str] = field(default_factory=set)
     # With an Idempotency-Key: job ids derived from its seed, and the jobs an earlier attempt
     # recorded for good.
     claim: Claim | None = None
@@ -103,10 +105,13 @@ def examine(settings, data: bytes, decode: bool = True):
     return open_image(data, settings.max_image_pixels, decode)
 
 
-def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> None:
+def take(
+    services, intake: Intake, data: bytes, filename: str, strict: bool, durable: bool | None = None
+) -> None:
     """Store one upload. strict (single jobs): decoded now, and a bad image raises its 4xx. Else
     (a batch's files) only the header is checked and a bad one refused: a file damaged past its
-    header fails as its job, in the worker, which decodes it anyway (once, not twice)."""
+    header fails as its job, in the worker, which decodes it anyway (once, not twice).
+    durable (default: strict): fsynced now; else made durable before a row names it (_record)."""
     try:
         img = examine(services.settings, data, decode=strict)
     except ImageRejected as exc:
@@ -114,9 +119,12 @@ def take(services, intake: Intake, data: bytes, filename: str, strict: bool) -> 
             raise ApiError(exc.status, exc.code, str(exc)) from exc
         _refuse(intake, filename, hashlib.sha256(data).hexdigest(), len(data), exc)
         return
-    sha256, created = services.images.put(data, durable=strict)  # a batch's: in commit(), together
+    durable = strict if durable is None else durable
+    sha256, created = services.images.put(data, durable=durable)  # a batch's: in commit(), together
     if created:
         intake.new_files.add(sha256)
+    if not durable:
+        intake.not_durable.add(sha256)
     intake.accepted.append(
         _new_job(intake, filename, sha256, len(data), img.format or "", img.width, img.height)
     )
@@ -214,9 +222,9 @@ def _sent_without_row(services, unit: Work, job: NewJob) -> bool:
 
 
 def _record(services, intake: Intake, fresh, work, refused, parts) -> None:
-    if intake.batch_id is not None:
+    if intake.not_durable:
         # Before any row names them: a job whose bytes a crash lost could never be recognised.
-        services.images.make_durable({job.sha256 for job in intake.accepted})
+        services.images.make_durable(intake.not_durable)
     try:
         services.store.insert_jobs(fresh, work, refused, parts)
     except StoreUnavailable as exc:

@@ -39,7 +39,11 @@ def submit():
         with claimed(services, f"{tenant}/jobs", key) as claim:
             model = check_model(settings, request.form.get("model"))
             intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
-            take(services, intake, upload.read(), upload.filename, strict=True)
+            # A job whose request waits for its answer has its row left to its worker: answered,
+            # its result is in Cassandra; not, its bytes are made durable before its row is
+            # written (_record_waited). No fsync for it now: 0.25 ms of the gateway's CPU a job.
+            leave_row = bool(wait) and claim is None
+            take(services, intake, upload.read(), upload.filename, strict=True, durable=not leave_row)
             job = intake.accepted[0]
             location = url_for("jobs.show", job_id=str(job.job_id))
             body = {"id": str(job.job_id), "status": QUEUED, "links": {"self": location}}
@@ -49,7 +53,7 @@ def submit():
                 if wait and job.job_id not in intake.recorded:
                     watch = JobWatch(services.redis, job.job_id)
                 # Under an Idempotency-Key the rows come first, as a retry reads them.
-                left = commit(services, intake, leave_row=watch is not None and claim is None)
+                left = commit(services, intake, leave_row=leave_row)
                 if claim is not None:
                     remember_answer(services, claim, body)
         if wait:
@@ -100,6 +104,7 @@ def _record_waited(services, job: NewJob, work: Work) -> dict | None:
     """The wait ran out before the worker wrote the job's row: the job is recorded now, as any
     other job is, so the sweeper can send it again if need be, then read once more (its worker
     may have finished meanwhile)."""
+    services.images.make_durable({job.sha256})  # before a row names it, as for any job
     try:
         # Stamped now: the minute it was sent in may be one the sweeper has settled since.
         services.store.record_waited(job, replace(work, sent_at=utcnow()))

@@ -118,9 +118,15 @@ class VolumeImageStore:
         """One syncfs(2) of the store's file system: the files, and their renames, which an fsync
         of each file would not cover. 64 files of 6 kB written then synced this way cost 0.12 ms a
         file here, against 0.36 ms written and fsynced one by one. Where syncfs is missing (not
-        Linux), each file is fsynced."""
+        Linux), each file is fsynced. A single file is fsynced with the folders above it: a
+        syncfs would also wait for whatever else is being written (a bulk upload's files)."""
         shas = list(sha256s)
         if not shas:
+            return
+        if len(shas) == 1:
+            path = self.path(shas[0])
+            for synced in (path, path.parent, path.parent.parent, self.root):
+                _fsync(synced)
             return
         fd = os.open(self.root, os.O_RDONLY)
         try:

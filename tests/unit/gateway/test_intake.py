@@ -80,10 +80,11 @@ def test_a_batchs_files_are_made_durable_together_before_any_row_names_them(offl
 
 
 def _single(services, data: bytes) -> Intake:
+    """As POST /v1/jobs takes a job whose request waits: stored without an fsync of its own."""
     from gateway.intake import take
 
     intake = Intake("digits", utcnow())
-    take(services, intake, data, "one.png", strict=True)
+    take(services, intake, data, "one.png", strict=True, durable=False)
     return intake
 
 
@@ -130,9 +131,15 @@ def test_a_waited_for_job_redis_refuses_is_recorded_for_the_sweeper(offline_sett
     monkeypatch.setattr("gateway.intake.send_work", refuse)
     store = MemoryStore()
     intake = _single(_services(offline_settings, store), images.png_digit(5))
-    assert commit(_services(offline_settings, store), intake, leave_row=True) is None
+    services = _services(offline_settings, store)
+    synced = []
+    monkeypatch.setattr(
+        services.images, "make_durable", lambda shas: synced.append((set(shas), dict(store.jobs)))
+    )
+    assert commit(services, intake, leave_row=True) is None
     (job,) = intake.accepted
     assert store.jobs[job.job_id]["status"] == "queued"
+    assert synced == [({job.sha256}, {})], "its bytes were not made durable before its row was written"
     assert [row["work_id"] for minute in store.open.values() for row in minute.values()] == [job.job_id]
 
 
@@ -151,9 +158,18 @@ def test_a_wait_that_runs_out_records_the_job_or_says_it_could_not(offline_setti
     def post(digit: int):
         return client.post("/v1/jobs?wait=1", data={"file": (io.BytesIO(images.png_digit(digit)), "d.png")})
 
+    events = []
+    images_store = app.extensions["recog"].images
+    sync, record = images_store.make_durable, store.record_waited
+    monkeypatch.setattr("os.fsync", lambda fd: events.append("fsync"))
+    monkeypatch.setattr(images_store, "make_durable", lambda shas: events.append("durable") or sync(shas))
+    monkeypatch.setattr(store, "record_waited", lambda *a: events.append("row") or record(*a))
     response = post(3)
     assert response.status_code == 202, response.get_json()
     job_id = uuid.UUID(response.get_json()["id"])
+    # No fsync at upload: its bytes are made durable (the file and its folders) only now that a
+    # row will name the job.
+    assert events == ["durable", "fsync", "fsync", "fsync", "fsync", "row"], events
     assert sent[0].messages[0].upload is not None, "the row was not left to the worker"
     assert store.jobs[job_id]["status"] == "queued"
     assert job_id in {work_id for minute in store.open.values() for work_id in minute}
