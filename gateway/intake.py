@@ -173,10 +173,7 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         for job, error in intake.refused
         if job.job_id not in intake.recorded
     ]
-    if intake.batch_id is None:
-        services.quotas.check_queue_depth()
-    if intake.tenant is not None:
-        services.quotas.check_queued(intake.tenant, len(fresh))
+    services.quotas.check_backlog(intake.tenant, len(fresh), single=intake.batch_id is None)
     left = leave_row and intake.batch_id is None and len(fresh) == len(work) == 1
     if left:
         # Counted before it is sent: its worker takes it off the count when it ends, which can

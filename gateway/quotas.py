@@ -63,32 +63,46 @@ class Quotas:
             headers={"Retry-After": str(wait)},
         )
 
-    def check_queued(self, tenant: str, files: int) -> None:
-        """The tenant's images not yet finished, plus this upload's, within RECOG_MAX_QUEUED_IMAGES.
-        Two uploads at once can both pass; the cap is a brake, not a ledger."""
-        cap = self.settings.max_queued_images
-        if not cap or not files:
-            return
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zremrangebyscore(queued_set(tenant), "-inf", time.time() - self._forget_after())
-            pipe.zcard(queued_set(tenant))
-            queued = pipe.execute()[1]
-        except redis.RedisError as exc:
-            log.warning("queued images not counted, Redis is not answering: %s", exc)
-            return
-        if files > cap:
+    def check_backlog(self, tenant: str | None, files: int, single: bool) -> None:
+        """Before an upload is taken in, in one round trip to Redis: for a single job, how many
+        single-image messages wait (RECOG_MAX_QUEUE_DEPTH: beyond it a 503 now beats a wait of
+        minutes); for a tenant, its images not yet finished plus this upload's
+        (RECOG_MAX_QUEUED_IMAGES). Two uploads at once can both pass; the caps are brakes, not
+        ledgers. Redis down: the upload is accepted, and queued later (gateway/intake.py)."""
+        most = self.settings.max_queue_depth if single else 0
+        cap = self.settings.max_queued_images if tenant is not None and files else 0
+        if cap and files > cap:
             raise ApiError(
                 413,
                 "too_many_files",
                 f"this upload has {files:,} images; at most {cap:,} may wait at once for one tenant "
                 "(RECOG_MAX_QUEUED_IMAGES). Send them in smaller uploads",
             )
-        if queued + files > cap:
+        if not most and not cap:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            if most:
+                pipe.llen(self.settings.queue)
+            if cap:
+                pipe.zremrangebyscore(queued_set(tenant), "-inf", time.time() - self._forget_after())
+                pipe.zcard(queued_set(tenant))
+            answers = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("queue depth and queued images not counted, Redis is not answering: %s", exc)
+            return
+        if most and answers[0] >= most:
+            raise ApiError(
+                503,
+                "queue_full",
+                f"{answers[0]:,} single images are waiting for a worker (RECOG_MAX_QUEUE_DEPTH is "
+                f"{most:,}); retry in a little while, or send many images as one batch",
+            )
+        if cap and answers[-1] + files > cap:
             raise ApiError(
                 429,
                 "too_many_queued",
-                f"this tenant has {queued:,} images queued or running and this upload has {files:,}; "
+                f"this tenant has {answers[-1]:,} images queued or running and this upload has {files:,}; "
                 f"at most {cap:,} may wait at once (RECOG_MAX_QUEUED_IMAGES). Retry after "
                 f"{RETRY_AFTER_SECONDS} s, as they finish",
             )
@@ -114,24 +128,6 @@ class Quotas:
             self.redis.zrem(queued_set(tenant), *[str(job_id) for job_id in job_ids])
         except redis.RedisError as exc:
             log.warning("refused jobs left counted as queued, Redis is not answering: %s", exc)
-
-    def check_queue_depth(self) -> None:
-        """Beyond RECOG_MAX_QUEUE_DEPTH single-image messages waiting, a 503 now beats a wait of
-        minutes."""
-        most = self.settings.max_queue_depth
-        if not most:
-            return
-        try:
-            waiting = self.redis.llen(self.settings.queue)
-        except redis.RedisError:
-            return  # the upload is accepted and queued later (gateway/intake.py)
-        if waiting >= most:
-            raise ApiError(
-                503,
-                "queue_full",
-                f"{waiting:,} single images are waiting for a worker (RECOG_MAX_QUEUE_DEPTH is "
-                f"{most:,}); retry in a little while, or send many images as one batch",
-            )
 
     def _forget_after(self) -> int:
         """A job still unfinished after the sweeper stopped sending it again never will be."""
