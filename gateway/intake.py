@@ -173,25 +173,20 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         for job, error in intake.refused
         if job.job_id not in intake.recorded
     ]
-    services.quotas.check_backlog(intake.tenant, len(fresh), single=intake.batch_id is None)
+    # Counted as queued from here, before anything is sent.
+    services.quotas.admit(intake.tenant, [job.job_id for job in fresh], single=intake.batch_id is None)
     left = leave_row and intake.batch_id is None and len(fresh) == len(work) == 1
-    if left:
-        # Counted before it is sent: its worker takes it off the count when it ends, which can
-        # come before a count made after the send.
-        _count_queued(services, intake, fresh)
-        if _sent_without_row(services, work[0], fresh[0]):
-            JOBS_ACCEPTED.labels("single").inc()
-            return work[0]  # as record_waited writes it: without the upload columns, the row has them
+    if left and _sent_without_row(services, work[0], fresh[0]):
+        JOBS_ACCEPTED.labels("single").inc()
+        return work[0]  # as record_waited writes it: without the upload columns, the row has them
     try:
         _record(services, intake, fresh, work, refused, parts)
     except ApiError:
-        if left and intake.tenant is not None:  # counted above, and refused after all
-            services.quotas.not_queued(intake.tenant, [job.job_id for job in fresh])
+        services.quotas.not_queued(intake.tenant, [job.job_id for job in fresh])  # refused after all
         raise
     if left:
         QUEUED_LATER.inc()  # Redis refused it above: the sweeper sends it
     else:
-        _count_queued(services, intake, fresh)
         try:
             for unit in work:
                 send_work(services.celery, settings, unit)
@@ -228,11 +223,6 @@ def _record(services, intake: Intake, fresh, work, refused, parts) -> None:
         raise ApiError(
             503, "store_unavailable", f"{STORE_DOWN}; nothing was accepted. Retry in a little while"
         ) from exc
-
-
-def _count_queued(services, intake: Intake, fresh: list[NewJob]) -> None:
-    if intake.tenant is not None:
-        services.quotas.queued(intake.tenant, [job.job_id for job in fresh])
 
 
 def plan_work(intake: Intake, chunk_size: int, sent_at: datetime) -> tuple[list[Work], list[Part]]:

@@ -63,12 +63,16 @@ class Quotas:
             headers={"Retry-After": str(wait)},
         )
 
-    def check_backlog(self, tenant: str | None, files: int, single: bool) -> None:
-        """Before an upload is taken in, in one round trip to Redis: for a single job, how many
-        single-image messages wait (RECOG_MAX_QUEUE_DEPTH: beyond it a 503 now beats a wait of
-        minutes); for a tenant, its images not yet finished plus this upload's
-        (RECOG_MAX_QUEUED_IMAGES). Two uploads at once can both pass; the caps are brakes, not
-        ledgers. Redis down: the upload is accepted, and queued later (gateway/intake.py)."""
+    def admit(self, tenant: str | None, job_ids: Sequence[uuid.UUID], single: bool) -> None:
+        """Let an upload's new jobs in, or refuse them, in one round trip to Redis: for a single
+        job, how many single-image messages wait (RECOG_MAX_QUEUE_DEPTH: beyond it a 503 now
+        beats a wait of minutes); for a tenant, its images not yet finished plus this upload's
+        (RECOG_MAX_QUEUED_IMAGES). Let in, the jobs are counted as queued in the same round trip,
+        before they are sent (their workers take them off as they end, which can come before a
+        count made after the send); refused, or not accepted after all (not_queued), taken off.
+        Two uploads at once can both pass; the caps are brakes, not ledgers. Redis down: the
+        upload is accepted and queued later (gateway/intake.py), uncounted."""
+        files = len(job_ids)
         most = self.settings.max_queue_depth if single else 0
         cap = self.settings.max_queued_images if tenant is not None and files else 0
         if cap and files > cap:
@@ -85,44 +89,38 @@ class Quotas:
             if most:
                 pipe.llen(self.settings.queue)
             if cap:
-                pipe.zremrangebyscore(queued_set(tenant), "-inf", time.time() - self._forget_after())
-                pipe.zcard(queued_set(tenant))
+                key = queued_set(tenant)
+                pipe.zremrangebyscore(key, "-inf", time.time() - self._forget_after())
+                pipe.zcard(key)
+                pipe.zadd(key, {str(job_id): time.time() for job_id in job_ids})
+                pipe.expire(key, self._forget_after())
             answers = pipe.execute()
         except redis.RedisError as exc:
             log.warning("queue depth and queued images not counted, Redis is not answering: %s", exc)
             return
-        if most and answers[0] >= most:
+        waiting = answers[0] if most else 0
+        queued = answers[-3] if cap else 0
+        if most and waiting >= most:
+            self.not_queued(tenant if cap else None, job_ids)
             raise ApiError(
                 503,
                 "queue_full",
-                f"{answers[0]:,} single images are waiting for a worker (RECOG_MAX_QUEUE_DEPTH is "
+                f"{waiting:,} single images are waiting for a worker (RECOG_MAX_QUEUE_DEPTH is "
                 f"{most:,}); retry in a little while, or send many images as one batch",
             )
-        if cap and answers[-1] + files > cap:
+        if cap and queued + files > cap:
+            self.not_queued(tenant, job_ids)
             raise ApiError(
                 429,
                 "too_many_queued",
-                f"this tenant has {answers[-1]:,} images queued or running and this upload has {files:,}; "
+                f"this tenant has {queued:,} images queued or running and this upload has {files:,}; "
                 f"at most {cap:,} may wait at once (RECOG_MAX_QUEUED_IMAGES). Retry after "
                 f"{RETRY_AFTER_SECONDS} s, as they finish",
             )
 
-    def queued(self, tenant: str, job_ids: Sequence[uuid.UUID]) -> None:
-        """Count the accepted jobs as queued; the worker that ends each takes it off."""
-        if not self.settings.max_queued_images or not job_ids:
-            return
-        now, key = time.time(), queued_set(tenant)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zadd(key, {str(job_id): now for job_id in job_ids})
-            pipe.expire(key, self._forget_after())
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("accepted jobs not counted as queued, Redis is not answering: %s", exc)
-
-    def not_queued(self, tenant: str, job_ids: Sequence[uuid.UUID]) -> None:
+    def not_queued(self, tenant: str | None, job_ids: Sequence[uuid.UUID]) -> None:
         """Take back a count of jobs that were not accepted after all."""
-        if not self.settings.max_queued_images or not job_ids:
+        if tenant is None or not self.settings.max_queued_images or not job_ids:
             return
         try:
             self.redis.zrem(queued_set(tenant), *[str(job_id) for job_id in job_ids])

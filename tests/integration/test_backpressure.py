@@ -5,9 +5,11 @@ import io
 import time
 
 import pytest
+import redis
 from prometheus_client import REGISTRY
 
 from gateway import create_app
+from shared.messaging import queued_set
 from tests import images
 from tests.integration.test_tenants import new_key, unique
 from tests.stack import wait_until_final
@@ -22,8 +24,9 @@ def refused(reason: str) -> float:
 
 
 def keyed(app, settings, name: str):
+    """A test client of app with a new key of its own, whose tenant is name."""
     client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = new_key(settings, unique(name)).headers["Authorization"]
+    client.environ_base["HTTP_AUTHORIZATION"] = new_key(settings, name).headers["Authorization"]
     return client
 
 
@@ -31,7 +34,7 @@ def test_a_key_past_its_rate_gets_429_and_goes_on_after_retry_after(settings):
     """A gateway of this test's own allows 20 requests a second (rather than 1,000: a test client
     cannot outrun that); the rest runs on the stack as a user's gateway does."""
     app = create_app(settings.replace(requests_per_second=20))
-    fast, other = keyed(app, settings, "fast"), keyed(app, settings, "other")
+    fast, other = keyed(app, settings, unique("fast")), keyed(app, settings, unique("other"))
     before = refused("rate_limited")
     answers = [fast.get("/v1/jobs/not-a-uuid") for _ in range(60)]  # a 400 once past the checks
     limited = [r for r in answers if r.status_code == 429]
@@ -53,7 +56,9 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
     same requests are accepted. The caps are lowered for this test's own gateway (a few images
     rather than 50,000 and 10,000); the rest runs as a user's does."""
     app = create_app(settings.replace(max_queued_images=4, max_queue_depth=3))
-    filler, single = keyed(app, settings, "filler"), keyed(app, settings, "single")
+    tenants = unique("filler"), unique("single")
+    filler, single = (keyed(app, settings, tenant) for tenant in tenants)
+    counted = redis.Redis.from_url(settings.redis_url)
     before = {reason: refused(reason) for reason in ("too_many_queued", "queue_full")}
     stack.stop("worker1")
     try:
@@ -64,6 +69,7 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
         assert over.status_code == 429 and over.get_json()["error"]["code"] == "too_many_queued"
         assert int(over.headers["Retry-After"]) > 0
         assert "RECOG_MAX_QUEUED_IMAGES" in over.get_json()["error"]["message"]
+        assert counted.zcard(queued_set(tenants[0])) == 4, "the refused job was left counted as queued"
 
         queued = []
         for n in range(3):
@@ -74,6 +80,7 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
             queued.append(answer.get_json()["id"])
         full = single.post("/v1/jobs", data={"file": (io.BytesIO(images.fresh_png_digit(3, 6)), "s3.png")})
         assert full.status_code == 503 and full.get_json()["error"]["code"] == "queue_full"
+        assert counted.zcard(queued_set(tenants[1])) == 3, "the refused job was left counted as queued"
         assert int(full.headers["Retry-After"]) > 0
     finally:
         stack.start_worker()

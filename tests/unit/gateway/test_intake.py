@@ -68,7 +68,9 @@ def test_a_batchs_files_are_made_durable_together_before_any_row_names_them(offl
         settings=offline_settings,
         images=images_store,
         store=store,
-        quotas=SimpleNamespace(check_backlog=lambda tenant, files, single: None),
+        quotas=SimpleNamespace(
+            admit=lambda tenant, job_ids, single: None, not_queued=lambda tenant, ids: None
+        ),
         celery=None,
     )
     intake = Intake("digits", utcnow(), uuid.uuid4())
@@ -93,7 +95,9 @@ def _services(offline_settings, store):
         settings=offline_settings,
         images=VolumeImageStore(offline_settings.image_dir),
         store=store,
-        quotas=SimpleNamespace(check_backlog=lambda tenant, files, single: None),
+        quotas=SimpleNamespace(
+            admit=lambda tenant, job_ids, single: None, not_queued=lambda tenant, ids: None
+        ),
         celery=None,
     )
 
@@ -192,8 +196,7 @@ def test_a_waited_for_job_is_counted_queued_before_it_is_sent_and_uncounted_if_r
 
     events = []
     quotas = SimpleNamespace(
-        check_backlog=lambda tenant, files, single: None,
-        queued=lambda tenant, ids: events.append(("queued", tenant)),
+        admit=lambda tenant, ids, single: events.append(("queued", tenant)),
         not_queued=lambda tenant, ids: events.append(("not queued", tenant)),
     )
     store = MemoryStore()
