@@ -48,7 +48,9 @@ class Intake:
     accepted: list[NewJob] = field(default_factory=list)
     refused: list[tuple[NewJob, str]] = field(default_factory=list)
     new_files: set[str] = field(default_factory=set)
-    # Stored without an fsync of their own: made durable together before any row names them.
+    # Stored without an fsync of their own: made durable together before the gateway writes a row
+    # naming them (_record, or gateway/jobs.py's _record_waited for a waited-for job whose wait ran
+    # out). An answered waited-for job's bytes never are: its worker's row holds its result.
     not_durable: set[str] = field(default_factory=set)
     # With an Idempotency-Key: job ids derived from its seed, and the jobs an earlier attempt
     # recorded for good.
@@ -111,7 +113,7 @@ def take(
     """Store one upload. strict (single jobs): decoded now, and a bad image raises its 4xx. Else
     (a batch's files) only the header is checked and a bad one refused: a file damaged past its
     header fails as its job, in the worker, which decodes it anyway (once, not twice).
-    durable (default: strict): fsynced now; else made durable before a row names it (_record)."""
+    durable (default: strict): fsynced now; else left in intake.not_durable."""
     try:
         img = examine(services.settings, data, decode=strict)
     except ImageRejected as exc:
@@ -181,8 +183,8 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         return work[0]  # as record_waited writes it: without the upload columns, the row has them
     try:
         _record(services, intake, fresh, work, refused, parts)
-    except ApiError:
-        services.quotas.not_queued(intake.tenant, [job.job_id for job in fresh])  # refused after all
+    except Exception:  # a 503, or a failure of the disk or the store's: not accepted after all
+        services.quotas.not_queued(intake.tenant, [job.job_id for job in fresh])
         raise
     if left:
         QUEUED_LATER.inc()  # Redis refused it above: the sweeper sends it

@@ -1,8 +1,10 @@
 """Backpressure, decided in Redis before work is taken in: each key's request rate, each tenant's
 images still queued, and how deep the single-image queue is.
 
-Redis down: every check lets the request through (and logs it). An upload is accepted while Redis
-is down anyway (gateway/intake.py), so refusing it here would turn a queue outage into a refusal.
+Redis down: every check Redis answers lets the request through (and logs it). An upload is
+accepted while Redis is down anyway (gateway/intake.py), so refusing it here would turn a queue
+outage into a refusal. (An upload of more images than a tenant may have queued at all is refused
+without asking Redis.)
 """
 
 from __future__ import annotations
@@ -70,8 +72,9 @@ class Quotas:
         (RECOG_MAX_QUEUED_IMAGES). Let in, the jobs are counted as queued in the same round trip,
         before they are sent (their workers take them off as they end, which can come before a
         count made after the send); refused, or not accepted after all (not_queued), taken off.
-        Two uploads at once can both pass; the caps are brakes, not ledgers. Redis down: the
-        upload is accepted and queued later (gateway/intake.py), uncounted."""
+        Two uploads at once can both pass, and one refused counts for the moment until it is taken
+        off: the caps are brakes, not ledgers. Redis down: the upload is accepted and queued later
+        (gateway/intake.py), uncounted."""
         files = len(job_ids)
         most = self.settings.max_queue_depth if single else 0
         cap = self.settings.max_queued_images if tenant is not None and files else 0

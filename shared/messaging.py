@@ -288,10 +288,11 @@ def celery_config(settings: Settings) -> dict:
             "interval_max": 0.5,
         },
         "broker_connection_timeout": 3,
-        # Flower shows tasks from the workers' events: received, started, succeeded or failed. No
+        # Flower shows tasks from the workers' events: received, started, succeeded or failed (a
+        # gathered single job's only once its batch is recognised: workers/batch_events.py). No
         # 'sent' event: it cost the gateway 0.2 ms of CPU and a Redis round trip a job, 40 % of a
-        # send, to show a task a few milliseconds before its worker's 'received' does; the queue's
-        # length is on Flower's broker page and in recog_queue_depth.
+        # send, to list a task while it waits in its queue, whose length is on Flower's Broker
+        # page and in recog_queue_depth.
         "worker_send_task_events": True,
         "task_send_sent_event": False,
         "task_routes": {

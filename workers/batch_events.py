@@ -1,10 +1,10 @@
 """Task events for the single-image jobs celery-batches gathered into one model call.
 
 celery-batches 0.11 sends no task events for the requests it gathers (support was merged upstream
-after that release), so Flower would list every single-image job as PENDING forever. After each
-flush this sends, per request, the received/started/succeeded events a plain task would have
-sent, as one message from one event dispatcher per pool process. Best effort: a lost event costs
-a stale row in Flower, never a job.
+after that release), so Flower would never list a single-image job (the gateway sends no
+task-sent event either: shared/messaging.py). After each flush this sends, per request, the
+received/started/succeeded events a plain task would have sent, as one message from one event
+dispatcher per pool process. Best effort: a lost event costs a stale row in Flower, never a job.
 """
 
 from __future__ import annotations

@@ -221,6 +221,18 @@ def test_a_waited_for_job_is_counted_queued_before_it_is_sent_and_uncounted_if_r
         commit(services, intake(), leave_row=True)
     assert events == [("queued", "t1"), ("not queued", "t1")]
 
+    # Any failure to record a job, not only a 503: a write Cassandra refuses outright, say.
+    events.clear()
+    store.down = False
+
+    def refused_write(*args, **kwargs):
+        raise RuntimeError("InvalidRequest (a test said so)")
+
+    monkeypatch.setattr(store, "insert_jobs", refused_write)
+    with pytest.raises(RuntimeError):
+        commit(services, intake())
+    assert events == [("queued", "t1"), ("not queued", "t1")]
+
 
 def test_the_model_names_are_listed_once_in_a_while_and_a_new_model_is_taken_at_once(tmp_path):
     import shutil
