@@ -39,11 +39,7 @@ def submit():
         with claimed(services, f"{tenant}/jobs", key) as claim:
             model = check_model(settings, request.form.get("model"))
             intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
-            # A job whose request waits for its answer has its row left to its worker: answered,
-            # its result is in Cassandra; not, its bytes are made durable before its row is
-            # written (_record_waited). No fsync for it now: 0.25 ms of the gateway's CPU a job.
-            leave_row = bool(wait) and claim is None
-            take(services, intake, upload.read(), upload.filename, strict=True, durable=not leave_row)
+            take(services, intake, upload.read(), upload.filename, strict=True)
             job = intake.accepted[0]
             location = url_for("jobs.show", job_id=str(job.job_id))
             body = {"id": str(job.job_id), "status": QUEUED, "links": {"self": location}}
@@ -53,7 +49,7 @@ def submit():
                 if wait and job.job_id not in intake.recorded:
                     watch = JobWatch(services.redis, job.job_id)
                 # Under an Idempotency-Key the rows come first, as a retry reads them.
-                left = commit(services, intake, leave_row=leave_row)
+                left = commit(services, intake, leave_row=watch is not None and claim is None)
                 if claim is not None:
                     remember_answer(services, claim, body)
         if wait:

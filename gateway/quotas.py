@@ -92,10 +92,10 @@ class Quotas:
             if most:
                 pipe.llen(self.settings.queue)
             if cap:
-                key = queued_set(tenant)
-                pipe.zremrangebyscore(key, "-inf", time.time() - self._forget_after())
+                key, now = queued_set(tenant), time.time()
+                pipe.zremrangebyscore(key, "-inf", now - self._forget_after())
                 pipe.zcard(key)
-                pipe.zadd(key, {str(job_id): time.time() for job_id in job_ids})
+                pipe.zadd(key, {str(job_id): now for job_id in job_ids})
                 pipe.expire(key, self._forget_after())
             answers = pipe.execute()
         except redis.RedisError as exc:

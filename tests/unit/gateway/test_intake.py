@@ -82,11 +82,10 @@ def test_a_batchs_files_are_made_durable_together_before_any_row_names_them(offl
 
 
 def _single(services, data: bytes) -> Intake:
-    """As POST /v1/jobs takes a job whose request waits: stored without an fsync of its own."""
     from gateway.intake import take
 
     intake = Intake("digits", utcnow())
-    take(services, intake, data, "one.png", strict=True, durable=False)
+    take(services, intake, data, "one.png", strict=True)
     return intake
 
 
