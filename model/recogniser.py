@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from model import registry
-from model.preprocess import to_mnist
+from model.preprocess import WORK_SIDE, to_mnist
 from shared.decode import ImageRejected, open_image
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def configure_threads(threads: int) -> None:
 def prepare(blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
     """The model's input for one image, None when it holds no digit, or why it cannot be used."""
     try:
-        return to_mnist(open_image(blob, max_pixels))
+        return to_mnist(open_image(blob, max_pixels, grey_side=WORK_SIDE))
     except ImageRejected as exc:
         return exc.with_traceback(None)  # keeps no decoded image alive
     except MemoryError:

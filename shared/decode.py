@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 from PIL import Image, UnidentifiedImageError
@@ -21,10 +22,14 @@ class ImageRejected(ValueError):
         self.code = code
 
 
-def open_image(data: bytes, max_pixels: int, decode: bool = True) -> Image.Image:
+def open_image(
+    data: bytes, max_pixels: int, decode: bool = True, grey_side: int | None = None
+) -> Image.Image:
     """Decode fully (so truncation shows now, not later) after checking the pixel count.
     decode=False reads the header only (format, size): what a bulk upload is checked for, its
-    pixels being decoded once, by the worker, which reports a damaged file as its job's failure."""
+    pixels being decoded once, by the worker, which reports a damaged file as its job's failure.
+    grey_side: what the model's preprocessing needs (grey, longer side shrunk to this), which a
+    JPEG decoder can deliver itself (_draft_grey); other formats decode as they are."""
     if not data:
         raise ImageRejected(
             "the file is empty; send a PNG, JPEG, GIF, WebP, BMP or TIFF image", status=400, code="empty_file"
@@ -52,6 +57,8 @@ def open_image(data: bytes, max_pixels: int, decode: bool = True) -> Image.Image
             raise _too_many_pixels((width, height), max_pixels)
         if not decode:
             return img
+        if grey_side is not None and img.format == "JPEG":
+            _draft_grey(img, grey_side)
         try:
             img.load()
             # The worker asks this too (to use the first frame); a damaged second frame must
@@ -64,6 +71,19 @@ def open_image(data: bytes, max_pixels: int, decode: bool = True) -> Image.Image
         except Exception as exc:  # whatever a damaged file makes a decoder raise
             raise _damaged(f"{img.format} image", exc) from exc
     return img
+
+
+def _draft_grey(img: Image.Image, side: int) -> None:
+    """libjpeg decodes a colour JPEG's luma alone (the grey that convert("L") computes, without
+    the colour planes), and scales by 1/2, 1/4 or 1/8 in its inverse DCT while the longer side
+    stays at least `side`. The benchmark's 400x300 phone photos took 500 us of CPU from bytes to a
+    160x120 grey array against 780 decoded whole, and a third less from bytes to the model's input;
+    their inputs differ a little, their answers did not (994 of 1,000 right either way). Every byte
+    is still entropy-decoded, so truncation still shows."""
+    width, height = img.size
+    scale = side / max(width, height)
+    target = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))) if scale < 1 else None
+    img.draft("L" if img.mode == "RGB" else None, target)
 
 
 def _damaged(what: str, exc: Exception) -> ImageRejected:

@@ -18,13 +18,13 @@ HANG = "recog-test-hang"
 _real_open_image = model.recogniser.open_image
 
 
-def _open_image(data: bytes, max_pixels: int):
+def _open_image(data: bytes, max_pixels: int, **options):
     if CRASH.encode() in data:
         os.kill(os.getpid(), signal.SIGKILL)
     if HANG.encode() in data:
         while True:
             time.sleep(1)
-    return _real_open_image(data, max_pixels)
+    return _real_open_image(data, max_pixels, **options)
 
 
 model.recogniser.open_image = _open_image

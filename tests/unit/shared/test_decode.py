@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -66,3 +67,25 @@ def test_a_header_check_refuses_what_its_header_shows_and_leaves_the_pixels_to_t
     with pytest.raises(ImageRejected) as err:
         open_image(images.huge_blank_png(20_000, 20_000), 16_000_000, decode=False)
     assert err.value.status == 413
+
+
+def test_a_jpeg_for_the_model_is_decoded_grey_and_scaled_by_the_decoder():
+    """grey_side: libjpeg's luma at 1/2 scale for a 400x300 photo, close to the full decode's grey
+    box-shrunk by 2; truncation still refused; other formats and small JPEGs keep their size."""
+    photo = images.grey_photo(4, 1)  # 400x300 RGB
+    data = images.encode(photo, "JPEG", quality=85)
+    full = open_image(data, 1_000_000)
+    drafted = open_image(data, 1_000_000, grey_side=160)
+    assert (full.mode, full.size) == ("RGB", (400, 300))
+    assert (drafted.mode, drafted.size) == ("L", (200, 150))
+    halved = np.asarray(full.convert("L").resize((200, 150), Image.Resampling.BOX), dtype=np.float32)
+    assert np.abs(np.asarray(drafted, dtype=np.float32) - halved).mean() < 2.0
+    with pytest.raises(ImageRejected) as err:
+        open_image(images.truncated(data), 1_000_000, grey_side=160)
+    assert err.value.status == 422
+    small = open_image(images.encode(photo.resize((200, 150)), "JPEG"), 1_000_000, grey_side=160)
+    assert (small.mode, small.size) == ("L", (200, 150))
+    cmyk = open_image(images.cmyk_jpeg(2), 1_000_000, grey_side=160)
+    assert cmyk.mode == "CMYK"
+    png = open_image(images.encode(photo), 1_000_000, grey_side=160)
+    assert (png.mode, png.size) == ("RGB", (400, 300))
