@@ -57,8 +57,11 @@ def main() -> None:
         for blob in blobs:
             recogniser.recognise_bytes([blob], settings.max_image_pixels)
 
+    import keras
+
+    model = keras.models.load_model(recogniser.info.weights, compile=False)  # the seed's Keras call
+
     def seed_style():
-        model = recogniser._model
         for blob in blobs[:200]:
             digit = seed_preprocess.to_mnist(open_image(blob, settings.max_image_pixels))
             model.predict(digit[None, ..., None], verbose=0)

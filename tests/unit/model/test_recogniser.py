@@ -76,3 +76,23 @@ def test_the_version_follows_the_weights_and_nothing_else(recogniser, tmp_path):
     weights.write_bytes(weights.read_bytes() + b"\0")
     changed = describe(tmp_path / "models", "copy").version
     assert changed != shipped.version and re.fullmatch(r"[0-9a-f]{12}", changed)
+
+
+def test_the_cpu_interpreter_gives_keras_own_probabilities(recogniser):
+    """On a CPU the model runs in TensorFlow Lite's interpreter (model.recogniser.LiteModel): the
+    same probabilities as the Keras model itself, for a lone image, a few, and more than one
+    interpreter call takes (in pieces), whatever order the batch sizes come in."""
+    import keras
+    import numpy as np
+
+    from model.recogniser import LITE_BATCH, LiteModel
+
+    assert isinstance(recogniser._call, LiteModel)
+    digits, _ = images.heldout()
+    batch = (np.resize(digits, (LITE_BATCH + 44, 28, 28)).astype(np.float32) / 255)[..., None]
+    model = keras.models.load_model(recogniser.info.weights, compile=False)
+    for size in (1, 7, 1, LITE_BATCH + 44, 7):
+        expected = model(batch[:size], training=False).numpy()
+        got = recogniser.predict_arrays(batch[:size])
+        assert got.shape == (size, 10)
+        assert np.abs(got - expected).max() < 1e-5
