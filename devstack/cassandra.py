@@ -133,10 +133,6 @@ def command(home: Path, config: Path, log_dir: Path, heap: str = "1g") -> list[s
         "java",
         "-Xms512m",
         f"-Xmx{heap}",
-        # Cassandra 2.1 was tuned for a generational copying collector (ParNew beside CMS, gone
-        # from Java 17); Java 17's default, G1, made its writes cost 18-20 % more CPU
-        # (1.73 ms a job against 1.43 here, 9 runs each alternated: bench/cassandra_gc.py).
-        "-XX:+UseParallelGC",
         "-Xss512k",
         *opens,
         f"-Dcassandra.config=file://{config}",
