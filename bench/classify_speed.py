@@ -47,7 +47,7 @@ def main() -> None:
     _, labels = images.heldout()
     blobs = [images.png_digit(int(labels[i % 100]), (i // 100) % 10) for i in range(N)]
     arrays = np.stack([to_mnist(open_image(b, settings.max_image_pixels)) for b in blobs])[..., None]
-    recogniser.recognise_bytes(blobs[:8], settings.max_image_pixels)  # warm up the traced call
+    recogniser.recognise_bytes(blobs[:8], settings.max_image_pixels)  # warm up the model call
 
     def batched():
         for start in range(0, N, 256):

@@ -91,9 +91,8 @@ def measure_limit(settings: Settings) -> dict:
     arrays = np.stack([to_mnist(open_image(b, settings.max_image_pixels)) for b in blobs] * 41)[
         :4096, ..., None
     ]
-    # The limit is the faster of the two ways to call the model, at its best batch: the workers'
-    # (TensorFlow Lite, one thread a pool process) and the traced Keras call they used before,
-    # which spreads a large batch over both cores better.
+    # The limit is the faster of the two ways to call the model, at its best batch, both on 2
+    # threads: the workers' (TensorFlow Lite) and the traced Keras call they used before.
     by_call = {
         "lite": _rates(recogniser.predict_arrays, arrays),
         "keras": _rates(_traced_keras(recogniser), arrays),

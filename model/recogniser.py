@@ -75,16 +75,15 @@ class Recogniser:
         self.info = registry.describe(models_dir, name)
         model = keras.models.load_model(self.info.weights, compile=False)
         if tf.config.list_physical_devices("GPU"):
-            shape = (None, *model.input_shape[1:])
-            # A traced call, not model.predict(): predict() costs ~47 ms per small batch here.
-            traced = tf.function(
-                lambda x: model(x, training=False),
-                input_signature=[tf.TensorSpec(shape, tf.float32)],
-                reduce_retracing=True,
-            )
-            self._call = lambda x: traced(x).numpy()
+            self._call = _traced(tf, model)
         else:
-            self._call = LiteModel(model, _threads)
+            try:
+                self._call = LiteModel(model, _threads)
+            except Exception:  # a model of the user's with a layer Lite cannot convert: still served
+                log.warning(
+                    "model %s: TensorFlow Lite could not convert it; Keras runs it", name, exc_info=True
+                )
+                self._call = _traced(tf, model)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch)
@@ -116,6 +115,16 @@ class Recogniser:
         rounded = [round(float(p), 6) for p in probs]
         best = int(probs.argmax())
         return Prediction(self.info.labels[best], rounded[best], rounded)
+
+
+def _traced(tf, model):
+    """A traced call, not model.predict(): predict() costs ~47 ms per small batch here."""
+    traced = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)],
+        reduce_retracing=True,
+    )
+    return lambda x: traced(x).numpy()
 
 
 class LiteModel:

@@ -57,9 +57,9 @@ def open_image(
             raise _too_many_pixels((width, height), max_pixels)
         if not decode:
             return img
-        if grey_side is not None and img.format == "JPEG":
-            _draft_grey(img, grey_side)
         try:
+            if grey_side is not None and img.format in ("JPEG", "MPO"):  # MPO: a phone's JPEG
+                _draft_grey(img, grey_side)
             img.load()
             # The worker asks this too (to use the first frame); a damaged second frame must
             # show here, not there. n_frames would parse every frame: 20,000 of them cost seconds.
