@@ -88,6 +88,10 @@ class Recogniser:
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch)
 
+    def prepare(self, blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
+        """prepare() of this module: what recognise_prepared takes, one image at a time."""
+        return prepare(blob, max_pixels)
+
     def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
         """Decode and preprocess one image at a time, so a chunk of large images never sits decoded
         all at once (a 4000x4000 PNG is ~70 KB uploaded, ~50 MB decoded); then one model call for

@@ -150,8 +150,10 @@ class MemoryStore:
         earlier.append(worker)
         return len(earlier) - 1
 
-    def look_up(self, job_ids, recall_keys):
+    def look_up(self, job_ids, recall_keys, meanwhile=None):
         self._check()
+        if meanwhile is not None:
+            meanwhile()
         self.statuses_read += len(job_ids)
         statuses = {j: self.jobs[j]["status"] for j in job_ids if j in self.jobs}
         return statuses, [self.cache.get(tuple(key)) for key in recall_keys]
@@ -251,9 +253,17 @@ class FakeRecogniser:
     info: ModelInfo = field(
         default_factory=lambda: ModelInfo("digits", "v1", Path("none"), tuple("0123456789"))
     )
-    calls: list[list[bytes]] = field(default_factory=list)
+    calls: list[list[bytes]] = field(default_factory=list)  # what each model call was given
+    prepared: list[bytes] = field(default_factory=list)  # every image prepared, in order
+
+    def prepare(self, blob: bytes, max_pixels: int) -> bytes:
+        self.prepared.append(blob)
+        return blob  # the answer is read from the bytes when the model is called
 
     def recognise_bytes(self, blobs: list[bytes], max_pixels: int) -> BatchOutcome:
+        return self.recognise_prepared([self.prepare(b, max_pixels) for b in blobs])
+
+    def recognise_prepared(self, blobs: list[bytes]) -> BatchOutcome:
         self.calls.append(list(blobs))
         answers = [self._answer(b) for b in blobs]
         # Like the real one: the batch is what reached the model, not what failed or had no ink.

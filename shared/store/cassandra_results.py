@@ -9,7 +9,7 @@ import functools
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 
 from cassandra.cluster import Cluster, Session
@@ -160,10 +160,18 @@ class CassandraStore:
         return self._cql.run(cql.SELECT_JOB, (job_id,)).one()
 
     @_store_errors
-    def look_up(self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str, str | None]]):
-        """Statuses and earlier results asked for together: one round trip, not two."""
+    def look_up(
+        self,
+        job_ids: Sequence[uuid.UUID],
+        recall_keys: Sequence[tuple[str, str, str, str | None]],
+        meanwhile: Callable[[], object] | None = None,
+    ):
+        """Statuses and earlier results asked for together: one round trip, not two.
+        meanwhile: work for the caller to do while Cassandra answers."""
         status_futures = [self._cql.run_async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
         recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
+        if meanwhile is not None:
+            meanwhile()
         statuses = {}
         for future in status_futures:
             row = future.result().one()

@@ -181,3 +181,29 @@ def test_a_job_whose_row_was_left_to_its_worker_is_not_marked_running_and_ends_w
     assert outcome.label == "4" and runtime.store.jobs[message.job_id]["status"] == "done"
     started = outcome.upload.pop("started_at")
     assert outcome.upload == {**upload, "model_name": "digits"} and started <= outcome.finished_at
+
+
+def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_after(runtime):
+    """An image that cannot be in the cache is read and prepared while Cassandra looks its job up
+    (inside look_up's wait); one whose earlier result may be there only once the look-up says it
+    is not. A job found final meanwhile was prepared for nothing, but not recognised again."""
+    done = queue(runtime, b"digit:7")
+    run_jobs(runtime, [done], "w1")
+    runtime.model.prepared.clear()
+    store, seen_in_look_up = runtime.store, []
+    real_look_up = store.look_up
+
+    def look_up(job_ids, recall_keys, meanwhile=None):
+        prepared_before = len(runtime.model.prepared)
+        answer = real_look_up(job_ids, recall_keys, meanwhile)
+        seen_in_look_up.append((prepared_before, list(runtime.model.prepared)))
+        return answer
+
+    store.look_up = look_up
+    new, known = queue(runtime, b"digit:3"), queue(runtime, b"digit:4", new_bytes=False)
+    outcomes = run_jobs(runtime, [done, new, known], "w2")
+    assert seen_in_look_up == [(0, [b"digit:7", b"digit:3"])]
+    assert runtime.model.prepared == [b"digit:7", b"digit:3", b"digit:4"]
+    assert runtime.model.calls[-1] == [b"digit:3", b"digit:4"]
+    assert {o.job_id: o.label for o in outcomes} == {new.job_id: "3", known.job_id: "4"}
+    assert store.jobs[done.job_id]["worker"] == "w1"
