@@ -3,7 +3,8 @@ TensorFlow Lite's interpreter (model.recogniser.LiteModel, what a CPU worker run
 thread each as a worker's pool process has, calls alternated.
 
 A lone image is called after a 20 ms pause, as a single job meets the model: the Keras call's
-fixed cost shows there. Batches are timed back to back, in CPU ms an image.
+fixed cost shows there. Batches are timed back to back, in CPU ms an image; "1-16 at random" is
+what gathered single jobs make, each size change making the interpreter size its tensors again.
 
     .venv/bin/python bench/model_call.py --json bench/model_call.json
 """
@@ -48,6 +49,13 @@ def batch_cpu_ms(call, x: np.ndarray, images: int) -> float:
     return (time.process_time() - started) * 1000 / (calls * len(x))
 
 
+def mixed_cpu_ms(call, x: np.ndarray, sizes: np.ndarray) -> float:
+    started = time.process_time()
+    for size in sizes:
+        call(x[:size])
+    return (time.process_time() - started) * 1000 / sizes.sum()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -65,7 +73,8 @@ def main() -> None:
     )
     calls = {"Keras, traced": lambda x: traced(x).numpy(), "TensorFlow Lite": LiteModel(model, 1)}
     rng = np.random.default_rng(0)
-    inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in (1, *BATCHES)}
+    inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in (1, 16, *BATCHES)}
+    mixed = rng.integers(1, 17, 400)
     results: dict[str, dict[str, list[float]]] = {name: {} for name in calls}
     for _ in range(args.rounds):
         for name, call in calls.items():
@@ -73,6 +82,8 @@ def main() -> None:
             for size in BATCHES:
                 key = f"batch {size}, CPU ms an image"
                 results[name].setdefault(key, []).append(batch_cpu_ms(call, inputs[size], 2000))
+            key = "batches of 1-16 at random, CPU ms an image"
+            results[name].setdefault(key, []).append(mixed_cpu_ms(call, inputs[16], mixed))
     rows = list(results["Keras, traced"])
     print(f"{'':28s}" + "".join(f"{name:>18s}" for name in calls))
     for row in rows:

@@ -133,9 +133,10 @@ def _traced(tf, model):
 
 class LiteModel:
     """A Keras model converted for TensorFlow Lite's interpreter, on the CPU: a lone image took
-    0.7 ms after a pause against 2.4 ms through a traced Keras call, 8 at once 0.46 ms of CPU an
-    image against 0.65, and 64-128 the same as Keras (bench/model_call.py). One caller at a time:
-    an interpreter holds its input and output in place."""
+    0.6-0.7 ms after a pause against 2.4-2.8 ms through a traced Keras call, 8 at once 0.45 ms of
+    CPU an image against 0.65, sizes from 1 to 16 in turn 0.45 against 0.63 (sizing its tensors
+    again costs little), 64-128 the same as Keras (bench/model_call.py). One caller at a time: an
+    interpreter holds its input and output in place."""
 
     def __init__(self, model, threads: int | None) -> None:
         import tensorflow as tf
