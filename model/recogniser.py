@@ -66,7 +66,8 @@ def prepare(blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
 
 
 class Recogniser:
-    """One model held in memory; `recognise_bytes` runs one model call for a whole batch."""
+    """One model held in memory; `recognise_prepared` (or `recognise_bytes`, which prepares the
+    images first) runs one model call for a whole batch."""
 
     def __init__(self, models_dir: Path, name: str) -> None:
         import keras

@@ -42,12 +42,19 @@ def run_jobs(
     """
     models = _load_models(runtime, {m.model for m in messages})
     started = utcnow()
-    # Bytes the image store had never held cannot have an earlier result: no need to ask. Their
-    # images are read and prepared while Cassandra answers, not after: a single job's status read
-    # (about 2 ms) then costs it no time. Prepared for nothing only when the job proves final (a
-    # message handed over twice).
+    # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
-    new = [m for m in messages if not isinstance(models[m.model], str) and m.new_bytes]
+    # A single job's first send of such bytes has its image read and prepared while Cassandra
+    # reads its status, not after: the read (about 2 ms) then costs it no time. Prepared for
+    # nothing only when its message came twice unmarked (Redis restoring it, a duplicate publish)
+    # and its job proves final, or Cassandra is down. Anything sent again (alone, resent, another
+    # attempt) is read first and prepared only if still open; so is a chunk's every image, its
+    # statuses read only when it is delivered again.
+    new = [
+        m
+        for m in messages
+        if not isinstance(models[m.model], str) and m.new_bytes and m.batch_id is None and first_send(m)
+    ]
     prepared: dict = {}
     statuses, earlier = runtime.store.look_up(
         [m.job_id for m in messages if m.job_id not in unstarted],

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -56,10 +56,14 @@ class ResultStore(Protocol):
     def get_job(self, job_id: uuid.UUID) -> dict | None: ...
 
     def look_up(
-        self, job_ids: Sequence[uuid.UUID], recall_keys: Sequence[tuple[str, str, str, str | None]]
+        self,
+        job_ids: Sequence[uuid.UUID],
+        recall_keys: Sequence[tuple[str, str, str, str | None]],
+        meanwhile: Callable[[], object] | None = None,
     ) -> tuple[dict[uuid.UUID, str], list[dict | None]]:
         """({job_id: status}, [the tenant's earlier result or None per (sha256, model name, model
-        version, tenant)])."""
+        version, tenant)]). meanwhile: called once the reads are sent, before their answers are
+        waited for."""
 
     def mark_running(
         self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True

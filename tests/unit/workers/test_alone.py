@@ -23,14 +23,14 @@ class ProcessDied(BaseException):
 @pytest.fixture
 def runtime(tmp_path):
     runtime = FakeRuntime(Settings.from_env({}, image_dir=tmp_path), VolumeImageStore(tmp_path))
-    answer = runtime.model._answer
+    prepare = runtime.model.prepare
 
-    def dies_on_poison(data: bytes):
+    def dies_on_poison(data: bytes, max_pixels: int):  # where tests/poisoned_worker.py kills it
         if data == b"poison":
             raise ProcessDied
-        return answer(data)
+        return prepare(data, max_pixels)
 
-    runtime.model._answer = dies_on_poison
+    runtime.model.prepare = dies_on_poison
     return runtime
 
 
@@ -64,7 +64,7 @@ def test_only_a_chunk_started_before_or_sent_again_reads_its_jobs_statuses(runti
     assert runtime.store.statuses_read == 0
     assert deliver(runtime, messages)
     assert runtime.store.statuses_read == 2
-    assert len(runtime.model.calls) == 1
+    assert len(runtime.model.calls) == 1 and len(runtime.model.prepared) == 2, "nothing decoded again"
     resent = chunk(runtime, [b"digit:3"])
     resent = [dataclasses.replace(m, resent=True) for m in resent]
     assert deliver(runtime, resent)

@@ -207,3 +207,10 @@ def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_afte
     assert runtime.model.calls[-1] == [b"digit:3", b"digit:4"]
     assert {o.job_id: o.label for o in outcomes} == {new.job_id: "3", known.job_id: "4"}
     assert store.jobs[done.job_id]["worker"] == "w1"
+    # Sent again (here: another attempt) or a batch's: its status first, its image only if open.
+    again = dataclasses.replace(queue(runtime, b"digit:5"), attempt=1)
+    in_a_batch = queue(runtime, b"digit:6", batch_id=uuid.uuid4())
+    seen_in_look_up.clear()
+    run_jobs(runtime, [again, in_a_batch], "w2")
+    assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"])]
+    assert runtime.model.prepared[3:] == [b"digit:5", b"digit:6"]
