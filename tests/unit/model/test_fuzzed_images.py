@@ -4,7 +4,7 @@ or a failed job with a traceback in the worker."""
 
 import pytest
 
-from model.preprocess import to_mnist
+from model.preprocess import WORK_SIDE, to_mnist
 from shared.decode import ImageRejected, open_image
 from tests.fuzz import SEED, mutated_files
 
@@ -12,11 +12,14 @@ from tests.fuzz import SEED, mutated_files
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def test_every_damaged_file_is_refused_cleanly_or_fully_usable():
+@pytest.mark.parametrize(
+    "grey_side", [None, WORK_SIDE], ids=["as the gateway decodes", "as a worker decodes"]
+)
+def test_every_damaged_file_is_refused_cleanly_or_fully_usable(grey_side):
     accepted = refused = 0
     for _name, data in mutated_files(SEED):
         try:
-            img = open_image(data, 16_000_000)
+            img = open_image(data, 16_000_000, grey_side=grey_side)
         except ImageRejected:
             refused += 1
             continue

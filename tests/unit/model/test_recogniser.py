@@ -99,3 +99,18 @@ def test_the_cpu_interpreter_gives_keras_own_probabilities(recogniser):
         got = recogniser.predict_arrays(batch[:size])
         assert got.shape == (size, 10)
         assert np.abs(got - expected).max() < 1e-5
+
+
+def test_a_worker_prepares_a_large_jpeg_from_its_scaled_grey_decode():
+    """prepare() (what workers and `recog classify` run) asks the decoder for grey at the working
+    size: the same input as preprocessing that decode, not the full one's."""
+    import numpy as np
+
+    from model.preprocess import WORK_SIDE, to_mnist
+    from model.recogniser import prepare
+    from shared.decode import open_image
+
+    data = images.encode(images.grey_photo(6, 2), "JPEG", quality=85)
+    prepared = prepare(data, 1_000_000)
+    assert np.array_equal(prepared, to_mnist(open_image(data, 1_000_000, grey_side=WORK_SIDE)))
+    assert not np.array_equal(prepared, to_mnist(open_image(data, 1_000_000)))
