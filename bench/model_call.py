@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.recogniser import LiteModel, configure_threads  # noqa: E402
+from model.recogniser import LiteModel, configure_threads, traced_call  # noqa: E402
 from model.registry import describe  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -63,15 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     configure_threads(1)
     import keras
-    import tensorflow as tf
 
     model = keras.models.load_model(describe(Settings.from_env().models_dir, "digits").weights, compile=False)
-    traced = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec((None, 28, 28, 1), tf.float32)],
-        reduce_retracing=True,
-    )
-    calls = {"Keras, traced": lambda x: traced(x).numpy(), "TensorFlow Lite": LiteModel(model, 1)}
+    calls = {"Keras, traced": traced_call(model), "TensorFlow Lite": LiteModel(model, 1)}
     rng = np.random.default_rng(0)
     inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in (1, 16, *BATCHES)}
     mixed = rng.integers(1, 17, 400)

@@ -140,15 +140,10 @@ def _rates(predict, arrays: np.ndarray) -> dict[int, float]:
 
 def _traced_keras(recogniser):
     import keras
-    import tensorflow as tf
 
-    model = keras.models.load_model(recogniser.info.weights, compile=False)
-    traced = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)],
-        reduce_retracing=True,
-    )
-    return lambda x: traced(x).numpy()
+    from model.recogniser import traced_call
+
+    return traced_call(keras.models.load_model(recogniser.info.weights, compile=False))
 
 
 def make_folder(folder: Path, count: int, cache: Path) -> None:

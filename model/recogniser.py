@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 # The most images one interpreter call takes: a larger batch (an evaluation's 10,000) goes in
 # pieces, so its activations never need more than about 30 MB.
 LITE_BATCH = 256
-_threads: int | None = None  # as configure_threads set them, for the interpreter too
 NO_DIGIT = "no digit found: the image is blank or holds only a dot"
 
 
@@ -43,8 +42,6 @@ def configure_threads(threads: int) -> None:
     """Takes effect only before the process's first TensorFlow op; later, the threads stay as they are."""
     import tensorflow as tf
 
-    global _threads
-    _threads = threads
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -76,15 +73,17 @@ class Recogniser:
         self.info = registry.describe(models_dir, name)
         model = keras.models.load_model(self.info.weights, compile=False)
         if tf.config.list_physical_devices("GPU"):
-            self._call = _traced(tf, model)
+            self._call = traced_call(model)
         else:
             try:
-                self._call = LiteModel(model, _threads)
+                # As many threads as configure_threads gave TensorFlow (0: its default).
+                threads = tf.config.threading.get_intra_op_parallelism_threads() or None
+                self._call = LiteModel(model, threads)
             except Exception:  # a model of the user's with a layer Lite cannot convert: still served
                 log.warning(
                     "model %s: TensorFlow Lite could not convert it; Keras runs it", name, exc_info=True
                 )
-                self._call = _traced(tf, model)
+                self._call = traced_call(model)
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch)
@@ -122,8 +121,11 @@ class Recogniser:
         return Prediction(self.info.labels[best], rounded[best], rounded)
 
 
-def _traced(tf, model):
-    """A traced call, not model.predict(): predict() costs ~47 ms per small batch here."""
+def traced_call(model):
+    """A Keras model's traced call, not model.predict(): predict() costs ~47 ms per small batch
+    here. Arrays in, arrays out, as LiteModel."""
+    import tensorflow as tf
+
     traced = tf.function(
         lambda x: model(x, training=False),
         input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)],
