@@ -189,9 +189,14 @@ class MemoryStore:
     def open_work(self, minute):
         self._check()
         return [
-            {**row, "messages": stored_messages(row["messages"])}
+            {name: row[name] for name in ("work_id", "chunk", "sent_at")}
             for row in self.open.get(minute, {}).values()
         ]
+
+    def work_messages(self, minute, work_ids):
+        self._check()
+        rows = self.open.get(minute, {})
+        return {w: stored_messages(rows[w]["messages"]) for w in work_ids if w in rows}
 
     def resent(self, minute, work) -> None:
         self._check()
@@ -207,9 +212,9 @@ class MemoryStore:
         self._check()
         return {minute for minute in self.settled if minute.startswith(day)}
 
-    def settle(self, minute) -> None:
+    def settle(self, minutes) -> None:
         self._check()
-        self.settled.add(minute)
+        self.settled.update(minutes)
 
     def renew_lease(self, instance, held, newest_sent, ttl) -> None:
         self._check()

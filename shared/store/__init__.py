@@ -75,8 +75,12 @@ class ResultStore(Protocol):
         """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
 
     def open_work(self, minute: str) -> list[dict]:
-        """The work first sent in that UTC minute: work_id, chunk, messages (a tuple of
-        JobMessage, or None for a row that cannot be read), sent_at (of the latest send)."""
+        """The work first sent in that UTC minute: work_id, chunk, sent_at (of the latest send).
+        Without its messages, which only work_messages reads."""
+
+    def work_messages(self, minute: str, work_ids: Sequence[uuid.UUID]) -> dict:
+        """{work id: its messages (a tuple of JobMessage, or None for a row that cannot be read)}
+        for those of work_ids whose rows are in that minute."""
 
     def resent(self, minute: str, work: Work) -> None:
         """Record that the work was sent again: its whole row, in the minute it was first sent."""
@@ -88,7 +92,8 @@ class ResultStore(Protocol):
     def settled_minutes(self, day: str) -> set[str]:
         """The minutes of that UTC day ('YYYY-MM-DD') whose every job is known final."""
 
-    def settle(self, minute: str) -> None: ...
+    def settle(self, minutes: Sequence[str]) -> None:
+        """Record those minutes as settled (each 'YYYY-MM-DDTHH:MM')."""
 
     def renew_lease(self, instance: str, held: Sequence[uuid.UUID], newest_sent: dict, ttl: int) -> None:
         """A worker's claim, for ttl seconds, on the work it holds; newest_sent: {queue: the newest

@@ -38,6 +38,9 @@ from shared.store.session import Statements, connect, translated
 # written as "" rather than None, which would write a tombstone (protocol v3).
 NO_TENANT = ""
 
+# Open-work rows whose messages one query reads (an IN of their ids): a chunk's row holds up to
+# 64 messages, about 8 kB.
+WORK_IDS_A_READ = 100
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
 # The group key under which _write sends new job rows, each its own partition, 50 to a request.
@@ -202,12 +205,18 @@ class CassandraStore:
 
     @_store_errors
     def open_work(self, minute: str) -> list[dict]:
-        """A row whose messages cannot be read has messages None, so one bad row never hides
-        the others."""
-        return [
-            {**row, "messages": stored_messages(row["messages"])}
-            for row in self._cql.run(cql.SELECT_OPEN_WORK, (minute,))
+        return list(self._cql.run(cql.SELECT_OPEN_WORK, (minute,)))
+
+    @_store_errors
+    def work_messages(self, minute: str, work_ids: Sequence[uuid.UUID]) -> dict:
+        """Read WORK_IDS_A_READ rows to a query, the queries concurrently. None for a row whose
+        messages cannot be read, so one bad row never hides the others."""
+        slices = [
+            list(work_ids[start : start + WORK_IDS_A_READ])
+            for start in range(0, len(work_ids), WORK_IDS_A_READ)
         ]
+        futures = [self._cql.run_async(cql.SELECT_WORK_MESSAGES, (minute, ids)) for ids in slices]
+        return {row["work_id"]: stored_messages(row["messages"]) for f in futures for row in f.result()}
 
     @_store_errors
     def resent(self, minute: str, work: Work) -> None:
@@ -224,8 +233,10 @@ class CassandraStore:
         return {row["minute"] for row in self._cql.run(cql.SELECT_SETTLED, (day,))}
 
     @_store_errors
-    def settle(self, minute: str) -> None:
-        self._cql.run(cql.SETTLE_MINUTE, (minute[:10], minute, self.keep_seconds + 86_400))
+    def settle(self, minutes: Sequence[str]) -> None:
+        """A day's minutes are one partition: written together, they cost one write."""
+        ttl = self.keep_seconds + 86_400
+        self._write([], [(m[:10], (cql.SETTLE_MINUTE, (m[:10], m, ttl))) for m in minutes])
 
     @_store_errors
     def renew_lease(self, instance: str, held: Sequence, newest_sent: dict, ttl: int) -> None:

@@ -87,7 +87,8 @@ OPEN_WORK = """INSERT INTO open_work (minute, work_id, chunk, messages, sent_at)
     USING TTL ?"""
 START_WORK = "INSERT INTO work_starts (work_id, started, worker) VALUES (?, now(), ?) USING TTL ?"
 COUNT_STARTS = "SELECT COUNT(*) FROM work_starts WHERE work_id = ?"
-SELECT_OPEN_WORK = "SELECT work_id, chunk, messages, sent_at FROM open_work WHERE minute = ?"
+SELECT_OPEN_WORK = "SELECT work_id, chunk, sent_at FROM open_work WHERE minute = ?"
+SELECT_WORK_MESSAGES = "SELECT work_id, messages FROM open_work WHERE minute = ? AND work_id IN ?"
 SETTLE_MINUTE = "INSERT INTO settled_minutes (day, minute) VALUES (?, ?) USING TTL ?"
 SELECT_SETTLED = "SELECT minute FROM settled_minutes WHERE day = ?"
 RENEW_LEASE = """INSERT INTO worker_leases (instance, held, newest_sent, renewed_at) VALUES (?, ?, ?, ?)
