@@ -134,11 +134,6 @@ def command(home: Path, config: Path, log_dir: Path, heap: str = "1g") -> list[s
         "-Xms512m",
         f"-Xmx{heap}",
         "-Xss512k",
-        # The quick compiler only (C1): Cassandra's requests here are mostly thread wake-ups and
-        # commit-log waits, which the optimising compiler (C2) hardly speeds up, while compiling
-        # for it cost a fresh node 0.65 ms of CPU an image through its first 12,000 and still
-        # 0.12 past 30,000, on cores the workers need (bench/throughput.py, docs/benchmarks.md).
-        "-XX:TieredStopAtLevel=1",
         *opens,
         f"-Dcassandra.config=file://{config}",
         "-Dcassandra-foreground=yes",
