@@ -1,11 +1,11 @@
 """What one sweep (workers/sweeper.py) costs: a fresh store's first, which finds a whole look-back
-of empty minutes to settle, and one over a minute holding 10,000 bulk images' open work that is
-not yet due to be sent again (sent 10 s before), as every sweep meets after a bulk upload until
-that minute settles.
+of empty minutes to settle, and one over a minute holding 10,000 bulk images' open work that a live
+worker holds (so none of it is due to be sent again), as every sweep meets while a bulk upload is
+worked through.
 
 Starts Redis and Cassandra of `bench/throughput.py`'s stack, fresh, calls sweep() in this process
-and prints, for each sweep, its wall time, this process's CPU and Cassandra's; --json FILE writes
-them.
+and prints, for each sweep, its wall time, this process's CPU and Cassandra's, and how many open
+work rows it read; --json FILE writes them.
 
     .venv/bin/python bench/sweep_cost.py --json bench/sweep_cost.json
 """
@@ -39,17 +39,20 @@ SWEEPS = 5
 
 def timed(stack, call) -> dict:
     before, started, cpu = process_cpu.snapshot(stack.run_dir), time.perf_counter(), time.process_time()
-    call()
+    report = call()
     after = process_cpu.snapshot(stack.run_dir)
     return {
         "wall_ms": round((time.perf_counter() - started) * 1000, 1),
         "sweeper_cpu_ms": round((time.process_time() - cpu) * 1000, 1),
         "cassandra_cpu_ms": round((after["cassandra"] - before["cassandra"]) * 1000, 1),
+        "minutes_read": report.minutes_read,
+        "rows_read": report.rows_read,
+        "resent_work": report.resent_work,
     }
 
 
-def bulk_minute(store: CassandraStore, sent) -> None:
-    """Open work as the gateway writes it for a 10,000-image folder, all sent at `sent`."""
+def bulk_minute(store: CassandraStore, sent) -> list[uuid.UUID]:
+    """Open work as the gateway writes it for a 10,000-image folder, all sent at `sent`: its ids."""
     rows = []
     for n in range(CHUNKS):
         batch, part = uuid.uuid4(), uuid.uuid4()
@@ -61,6 +64,7 @@ def bulk_minute(store: CassandraStore, sent) -> None:
     insert = store.session.prepare(cql.OPEN_WORK)
     for result in execute_concurrent_with_args(store.session, insert, rows, concurrency=32):
         assert result.success, result.result_or_exc
+    return [row[1] for row in rows]
 
 
 def main() -> None:
@@ -80,27 +84,32 @@ def main() -> None:
         lease = timedelta(seconds=settings.lease_seconds)
         ended: dict = {}
 
-        def one_sweep(now=None) -> None:
-            sweep(
-                store, lambda work: None, lambda chunk: 0, lease, settings.sweep_hours, now=now, ended=ended
-            )
+        def one_sweep():
+            return sweep(store, lambda work: None, lambda chunk: 0, lease, settings.sweep_hours, ended=ended)
 
         results["first"] = timed(stack, one_sweep)
-        sent = utcnow()
-        bulk_minute(store, sent)
-        later = sent + timedelta(seconds=10)
-        results["bulk_minute_not_due"] = [timed(stack, lambda: one_sweep(later)) for _ in range(SWEEPS)]
+        # Two minutes ago, so within what a sweep reads whatever the second now is, and held by a
+        # live worker: read, none of it due.
+        held = bulk_minute(store, utcnow() - timedelta(minutes=2))
+        store.renew_lease("bench-worker", held, {}, 600)
+        results["bulk_minute_held"] = [timed(stack, one_sweep) for _ in range(SWEEPS)]
+        for sweep_figures in results["bulk_minute_held"]:
+            assert sweep_figures["rows_read"] == CHUNKS and sweep_figures["resent_work"] == 0, sweep_figures
         store.close()
     finally:
         stack.down()
-    print(f"{'sweep':40s} {'wall ms':>8s} {'sweeper CPU ms':>15s} {'Cassandra CPU ms':>17s}")
+    print(
+        f"{'sweep':40s} {'wall ms':>8s} {'sweeper CPU ms':>15s} {'Cassandra CPU ms':>17s} {'rows read':>10s}"
+    )
     rows = [("a fresh store's first", results["first"])]
     rows += [
-        (f"a minute of 10,048 images not due, {n + 1}", r)
-        for n, r in enumerate(results["bulk_minute_not_due"])
+        (f"a minute of 10,048 images held, {n + 1}", r) for n, r in enumerate(results["bulk_minute_held"])
     ]
     for name, r in rows:
-        print(f"{name:40s} {r['wall_ms']:8.1f} {r['sweeper_cpu_ms']:15.1f} {r['cassandra_cpu_ms']:17.1f}")
+        print(
+            f"{name:40s} {r['wall_ms']:8.1f} {r['sweeper_cpu_ms']:15.1f} {r['cassandra_cpu_ms']:17.1f}"
+            f" {r['rows_read']:10d}"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -100,28 +100,25 @@ def sweep(
     minutes = _minutes(now, look_back_hours, lease, store)
     for gone in ended.keys() - set(minutes):  # settled elsewhere, or past the look-back
         del ended[gone]
-    settled = []
-    for minute in minutes:
-        try:
-            report.minutes_read += 1
-            known = ended.get(minute, set())
-            if _sweep_minute(store, send, minute, passed_over, now, lease, report, known):
-                settled.append(minute)
-            elif known:
-                ended[minute] = known
-            failures_in_a_row = 0
-        except StoreUnavailable as exc:
-            report.failed_minutes.append(minute)
-            failures_in_a_row += 1
-            log.warning("could not sweep minute %s, going on with the rest: %s", minute, exc)
-            if failures_in_a_row >= GIVE_UP_AFTER:
-                raise
-    # Together, a write a day: a fresh store's first sweep settles a whole look-back of empty
-    # minutes (1,440), which one write each cost Cassandra 2 s of CPU.
-    if settled:
-        store.settle(settled)
-    for minute in settled:
-        ended.pop(minute, None)  # settled: never read again
+    settled: list[str] = []
+    try:
+        for minute in minutes:
+            try:
+                report.minutes_read += 1
+                known = ended.get(minute, set())
+                if _sweep_minute(store, send, minute, passed_over, now, lease, report, known):
+                    settled.append(minute)
+                if known:
+                    ended[minute] = known
+                failures_in_a_row = 0
+            except StoreUnavailable as exc:
+                report.failed_minutes.append(minute)
+                failures_in_a_row += 1
+                log.warning("could not sweep minute %s, going on with the rest: %s", minute, exc)
+                if failures_in_a_row >= GIVE_UP_AFTER:
+                    raise
+    finally:  # what was found settled is settled, even when the store gave up on later minutes
+        _settle(store, settled, ended, report)
     if report.resent_work:
         log.warning(
             "sent %d jobs again in %d task messages (their messages were lost)",
@@ -129,6 +126,22 @@ def sweep(
             report.resent_work,
         )
     return report
+
+
+def _settle(store, minutes: list[str], ended: dict[str, set[uuid.UUID]], report: SweepReport) -> None:
+    """Together, in batches of one day's partition: a fresh store's first sweep settles a whole
+    look-back of empty minutes (1,440), which a write each cost Cassandra 2 s of CPU. If that
+    fails, the next pass finds them again."""
+    if not minutes:
+        return
+    try:
+        store.settle(minutes)
+    except StoreUnavailable as exc:
+        report.failed_minutes.extend(minutes)
+        log.warning("could not settle %d swept minutes, trying again next pass: %s", len(minutes), exc)
+        return
+    for minute in minutes:
+        ended.pop(minute, None)  # settled: never read again
 
 
 def _newest_reads(leases: list[dict]) -> dict[bool, datetime]:
@@ -173,7 +186,9 @@ def _sweep_minute(
     for row in due:
         if row["work_id"] in found and found[row["work_id"]] is None:
             log.warning("open work %s in minute %s cannot be read; left alone", row["work_id"], minute)
-    candidates = [{**row, "messages": found[row["work_id"]]} for row in due if found.get(row["work_id"])]
+    candidates = [
+        {**row, "messages": found[row["work_id"]]} for row in due if found.get(row["work_id"]) is not None
+    ]
     # Rows not due yet are open; a due one is open if it has jobs to send again (one that cannot
     # be read, or expired meanwhile, has none).
     still_open = len(rows) - len(due)

@@ -234,7 +234,7 @@ class CassandraStore:
 
     @_store_errors
     def settle(self, minutes: Sequence[str]) -> None:
-        """A day's minutes are one partition: written together, they cost one write."""
+        """A day's minutes are one partition: written in batches of GROUP_LIMIT, a write each."""
         ttl = self.keep_seconds + 86_400
         self._write([], [(m[:10], (cql.SETTLE_MINUTE, (m[:10], m, ttl))) for m in minutes])
 

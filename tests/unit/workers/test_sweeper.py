@@ -158,6 +158,29 @@ def test_a_fresh_stores_empty_look_back_is_settled_in_one_call():
     assert len(old_enough) == len(store.settles[0]) > 100 and set(store.settles[0]) <= store.settled
 
 
+class SettleFailingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.settle_down = True
+
+    def settle(self, minutes):
+        if self.settle_down:
+            raise StoreUnavailable("WriteTimeout")
+        super().settle(minutes)
+
+
+def test_minutes_a_failed_settle_left_are_settled_by_a_later_pass():
+    store, sent, ended = SettleFailingStore(), [], {}
+    work = open_work(store, timedelta(minutes=20))
+    store.jobs[work.messages[0].job_id]["status"] = "done"
+    minute = minute_bucket(work.sent_at)
+    first = sweep(store, sent.append, lambda chunk: 0, LEASE, 2, now=NOW, ended=ended)
+    assert minute in first.failed_minutes and minute not in store.settled and ended[minute] == {work.work_id}
+    store.settle_down = False
+    again = sweep(store, sent.append, lambda chunk: 0, LEASE, 2, now=NOW, ended=ended)
+    assert minute in store.settled and not again.failed_minutes and minute not in ended and sent == []
+
+
 def test_a_minute_is_not_settled_while_a_late_write_could_still_land_in_it():
     store, sent = MemoryStore(), []
     work = open_work(store, timedelta(minutes=2))
