@@ -6,7 +6,9 @@ For each setting in turn (alternated over --rounds), `bench/throughput.py`'s sta
 takes its 2,000-image warm-up folder, then its 10,000-image folder three times through `recog
 submit-folder` (each time with new bytes: the same pictures, a byte more at the end, so no result
 comes from the cache). Prints images a second and Cassandra's CPU ms an image, in all and by its
-compiler threads; --json FILE writes every figure, every thread and every process.
+compiler threads; --json FILE writes every figure, every thread and every process. Cassandra's CPU
+in all is its process's, exited threads included; a thread's is read only while it lives (Java 17
+ends idle compiler threads where it started more than one of a kind, not on 2 cores).
 
     .venv/bin/python bench/cassandra_jit.py --json bench/cassandra_jit.json
 """
