@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT_DIR))
 
-from bench import throughput  # noqa: E402
+from bench import process_cpu, throughput  # noqa: E402
 from devstack import cassandra, processes  # noqa: E402
 from tests import images  # noqa: E402
 
@@ -48,7 +47,7 @@ def thread_seconds(pid: int) -> dict[str, float]:
         else:  # SharedPool-Worker-3, GC Thread#1, COMMIT-LOG-WRITER: the words before the number
             kind = name.split("-")[0].split(":")[0].rstrip("#0123456789 ")
         ticks = int(fields[11]) + int(fields[12])
-        seconds[kind] = seconds.get(kind, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+        seconds[kind] = seconds.get(kind, 0.0) + ticks / process_cpu.TICK
     return seconds
 
 

@@ -131,8 +131,7 @@ def sweep(
 def _settle(store, minutes: list[str], ended: dict[str, set[uuid.UUID]], report: SweepReport) -> None:
     """Together, in batches of one day's partition: a fresh store's first sweep settles a whole
     look-back of empty minutes (1,440), which a write each cost Cassandra 1.2 s of CPU more and the
-    sweep 2 s longer (bench/sweep_cost.py). If that
-    fails, the next pass finds them again."""
+    sweep 2 s longer (bench/sweep_cost.py). If that fails, the next pass finds them again."""
     if not minutes:
         return
     try:
