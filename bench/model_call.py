@@ -1,5 +1,5 @@
 """What one model call costs: the traced Keras call the workers used until 2026-12-06 beside
-TensorFlow Lite's interpreter (model.recogniser.LiteModel, what a CPU worker runs now), one
+TensorFlow Lite's interpreter (model.lite.LiteModel, LiteRT's since 2026-12-06, what a CPU worker runs), one
 thread each as a worker's pool process has, calls alternated.
 
 A lone image is called after a 20 ms pause, as a single job meets the model: the Keras call's
@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model.recogniser import LiteModel, configure_threads, traced_call  # noqa: E402
+from model.lite import LiteModel, convert  # noqa: E402
+from model.recogniser import configure_threads, traced_call  # noqa: E402
 from model.registry import describe  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -64,8 +65,9 @@ def main() -> None:
     configure_threads(1)
     import keras
 
-    model = keras.models.load_model(describe(Settings.from_env().models_dir, "digits").weights, compile=False)
-    calls = {"Keras, traced": traced_call(model), "TensorFlow Lite": LiteModel(model, 1)}
+    weights = describe(Settings.from_env().models_dir, "digits").weights
+    model = keras.models.load_model(weights, compile=False)
+    calls = {"Keras, traced": traced_call(model), "TensorFlow Lite": LiteModel(convert(weights), 1)}
     rng = np.random.default_rng(0)
     inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in (1, 16, *BATCHES)}
     mixed = rng.integers(1, 17, 400)

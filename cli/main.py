@@ -234,6 +234,15 @@ def train(epochs: int, resume: bool, name: str) -> None:
     )
 
 
+@cli.command("export-lite")
+@click.option("--name", default="digits", show_default=True)
+def export_lite(name: str) -> None:
+    """Convert a model's weights for CPU workers (model.tflite beside them), which then need no TensorFlow."""
+    from model.lite import export
+
+    click.echo(f"wrote {export(Settings.from_env().models_dir, name)}")
+
+
 @cli.command()
 @click.option("--name", default="digits", show_default=True)
 def evaluate(name: str) -> None:

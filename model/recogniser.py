@@ -1,26 +1,28 @@
-"""A loaded model that turns a batch of images into predictions; TensorFlow lives here only."""
+"""A loaded model that turns a batch of images into predictions.
+
+On a CPU the model runs in LiteRT's interpreter (model/lite.py), from the flatbuffer its folder
+ships: TensorFlow is imported only to convert weights that have none, on a GPU, or for a model Lite
+cannot run.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
+import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from model import registry
+from model import lite, registry
 from model.preprocess import WORK_SIDE, to_mnist
 from shared.decode import ImageRejected, open_image
 
 log = logging.getLogger(__name__)
-# The most images one interpreter call takes: a larger batch (an evaluation's 10,000) goes in
-# pieces, so its activations never need more than about 30 MB.
-LITE_BATCH = 256
 NO_DIGIT = "no digit found: the image is blank or holds only a dot"
+# Threads for the model's math (configure_threads); None: the library's default.
+_threads: int | None = None
 
 
 @dataclass
@@ -39,14 +41,41 @@ class BatchOutcome:
 
 
 def configure_threads(threads: int) -> None:
-    """Takes effect only before the process's first TensorFlow op; later, the threads stay as they are."""
+    """The threads every model of this process computes on: LiteRT's interpreters, and TensorFlow
+    if this process imports it, before its first op (later, its threads stay as they are)."""
+    global _threads
+    _threads = threads
+    if "tensorflow" in sys.modules:
+        _configure_tensorflow(sys.modules["tensorflow"])
+
+
+def _tensorflow():
+    """TensorFlow, imported on first need, with the configured threads."""
     import tensorflow as tf
 
+    _configure_tensorflow(tf)
+    return tf
+
+
+def _configure_tensorflow(tf) -> None:
+    if _threads is None:
+        return
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        tf.config.threading.set_intra_op_parallelism_threads(_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(_threads)
     except RuntimeError:  # TensorFlow already initialised (a second model in one process)
         pass
+
+
+def _gpu_visible() -> bool:
+    """A GPU TensorFlow can use. TensorFlow is imported to ask only where the kernel shows an
+    NVIDIA device (or WSL's GPU): a CPU worker never imports it for this."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/dev/dxg").exists():
+        return False
+    try:
+        return bool(_tensorflow().config.list_physical_devices("GPU"))
+    except ImportError:  # LiteRT alone installed: the CPU it is
+        return False
 
 
 def prepare(blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
@@ -67,23 +96,36 @@ class Recogniser:
     images first) runs one model call for a whole batch."""
 
     def __init__(self, models_dir: Path, name: str) -> None:
-        import keras
-        import tensorflow as tf
-
         self.info = registry.describe(models_dir, name)
-        model = keras.models.load_model(self.info.weights, compile=False)
-        if tf.config.list_physical_devices("GPU"):
-            self._call = traced_call(model)
-        else:
+        if _gpu_visible():
+            self._call = traced_call(_keras_model(self.info.weights))
+            return
+        flatbuffer = lite.converted(self.info)
+        if flatbuffer is not None:
             try:
-                # As many threads as configure_threads gave TensorFlow (0: its default).
-                threads = tf.config.threading.get_intra_op_parallelism_threads() or None
-                self._call = LiteModel(model, threads)
-            except Exception:  # a model of the user's with a layer Lite cannot convert: still served
-                log.warning(
-                    "model %s: TensorFlow Lite could not convert it; Keras runs it", name, exc_info=True
-                )
-                self._call = traced_call(model)
+                self._call = lite.LiteModel(flatbuffer, _threads)
+                return
+            except (ValueError, RuntimeError) as exc:  # a damaged file: as if there were none
+                log.warning("model %s: %s unusable (%s); converting its weights", name, lite.LITE_FILE, exc)
+        else:
+            log.info("model %s: no %s for its weights; converting them", name, lite.LITE_FILE)
+        self._call = self._converted()
+
+    def _converted(self):
+        """The weights converted now (TensorFlow's converter), or Keras itself for a model of the
+        user's with a layer Lite cannot convert: still served."""
+        try:
+            _tensorflow()  # imported here, so that it computes on the configured threads
+        except ImportError as exc:
+            missing = f"no {lite.LITE_FILE} for its weights, and no TensorFlow to convert them"
+            raise RuntimeError(f"model {self.info.name}: {missing}") from exc
+        try:
+            return lite.LiteModel(lite.convert(self.info.weights), _threads)
+        except Exception:
+            log.warning(
+                "model %s: TensorFlow Lite could not convert it; Keras runs it", self.info.name, exc_info=True
+            )
+            return traced_call(_keras_model(self.info.weights))
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch)
@@ -121,10 +163,17 @@ class Recogniser:
         return Prediction(self.info.labels[best], rounded[best], rounded)
 
 
+def _keras_model(weights: Path):
+    _tensorflow()
+    import keras
+
+    return keras.models.load_model(weights, compile=False)
+
+
 def traced_call(model):
     """A Keras model's traced call, not model.predict(): predict() costs ~47 ms per small batch
-    here. Arrays in, arrays out, as LiteModel."""
-    import tensorflow as tf
+    here. Arrays in, arrays out, as lite.LiteModel."""
+    tf = _tensorflow()
 
     traced = tf.function(
         lambda x: model(x, training=False),
@@ -132,37 +181,3 @@ def traced_call(model):
         reduce_retracing=True,
     )
     return lambda x: traced(x).numpy()
-
-
-class LiteModel:
-    """A Keras model converted for TensorFlow Lite's interpreter, on the CPU: a lone image took
-    0.6-0.7 ms after a pause against 2.4-2.8 ms through a traced Keras call, 8 at once 0.45 ms of
-    CPU an image against 0.65, sizes from 1 to 16 in turn 0.45 against 0.63 (sizing its tensors
-    again costs little), 64-128 the same as Keras (bench/model_call.py). One caller at a time: an
-    interpreter holds its input and output in place."""
-
-    def __init__(self, model, threads: int | None) -> None:
-        import tensorflow as tf
-
-        with contextlib.redirect_stdout(io.StringIO()):  # the conversion prints what it exported
-            flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-        with warnings.catch_warnings():
-            # Deprecated in favour of LiteRT's own package, yet in the TensorFlow release pinned
-            # here (constraints.txt); the converter above stays TensorFlow's either way.
-            warnings.simplefilter("ignore", UserWarning)
-            self._interpreter = tf.lite.Interpreter(model_content=flat, num_threads=threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._shape: tuple | None = None
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) > LITE_BATCH:
-            return np.concatenate([self(batch[i : i + LITE_BATCH]) for i in range(0, len(batch), LITE_BATCH)])
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.shape != self._shape:  # tensors sized for this batch once, not every call
-            self._interpreter.resize_tensor_input(self._input, batch.shape)
-            self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        return self._interpreter.get_tensor(self._output)  # a copy: the next call reuses the buffer

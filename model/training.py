@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from model import mnist_data, registry
+from model import lite, mnist_data, registry
 from model.augment import augment_batch
 from model.preprocess import to_mnist
 
@@ -87,6 +87,7 @@ def train(
         accuracy(model, x_held, y_held), round(seconds, 1), epochs, len(x_train), len(x_held)
     )
     (folder / "training.json").write_text(json.dumps(result.__dict__, indent=2) + "\n")
+    lite.export(models_dir, name)
     return result
 
 

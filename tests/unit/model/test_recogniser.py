@@ -79,14 +79,14 @@ def test_the_version_follows_the_weights_and_nothing_else(recogniser, tmp_path):
 
 
 def test_the_cpu_interpreter_gives_keras_own_probabilities(recogniser):
-    """On a CPU the model runs in TensorFlow Lite's interpreter (model.recogniser.LiteModel): the
+    """On a CPU the model runs in LiteRT's interpreter (model.lite.LiteModel): the
     same probabilities as the Keras model itself, for a lone image, a few, and more than one
     interpreter call takes (in pieces), whatever order the batch sizes come in."""
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from model.recogniser import LITE_BATCH, LiteModel
+    from model.lite import LITE_BATCH, LiteModel
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("with a GPU the model runs in TensorFlow itself")

@@ -1,0 +1,140 @@
+"""The model's flatbuffer (model/lite.py): shipped for the committed weights, run without
+TensorFlow on a CPU, and made again from the weights wherever it is missing, stale or damaged."""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import lite
+from model.recogniser import Recogniser, _gpu_visible
+from model.registry import describe
+from shared.settings import Settings
+from tests import images
+
+ROOT = Path(__file__).resolve().parents[3]
+MODELS = Settings.from_env({}).models_dir
+
+# A fresh interpreter: the worker's pool process, `recog classify`, with the shipped model.
+LOAD_ALONE = """
+import json, sys
+import numpy as np
+from model.recogniser import Recogniser, configure_threads
+configure_threads(1)
+recogniser = Recogniser(__import__("pathlib").Path(sys.argv[1]), "digits")
+probabilities = recogniser.predict_arrays(np.zeros((3, 28, 28, 1), np.float32))
+print(json.dumps({
+    "shape": list(probabilities.shape),
+    "imported": sorted(m for m in ("tensorflow", "keras", "tf_keras") if m in sys.modules),
+    # This process's peak, not getrusage's, which keeps the peak of what ran before the exec.
+    "peak_rss_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) // 1024,
+}))
+"""
+
+pytestmark = pytest.mark.skipif(_gpu_visible(), reason="with a GPU the model runs in TensorFlow itself")
+
+
+def held_out_batch() -> np.ndarray:
+    digits, _ = images.heldout()
+    return (digits[:300].astype(np.float32) / 255)[..., None]
+
+
+@pytest.fixture(scope="module")
+def keras_probabilities():
+    import keras
+
+    model = keras.models.load_model(describe(MODELS, "digits").weights, compile=False)
+    return model(held_out_batch(), training=False).numpy()
+
+
+def copied_model(tmp_path: Path) -> Path:
+    """The shipped digit model in a folder of the test's own: models dir, then the model's folder."""
+    shutil.copytree(MODELS / "digits", tmp_path / "models" / "digits")
+    return tmp_path / "models" / "digits"
+
+
+def test_the_shipped_flatbuffer_was_converted_from_the_shipped_weights(keras_probabilities):
+    """Retrained weights committed without `recog export-lite` would fail here (stale stamp), and
+    the file itself must give the weights' own probabilities."""
+    info = describe(MODELS, "digits")
+    stamp = json.loads((MODELS / "digits" / lite.LITE_STAMP).read_text())
+    assert stamp == {"weights": info.weights.name, "weights_version": info.version}
+    shipped = lite.converted(info)
+    assert shipped is not None
+    got = lite.LiteModel(shipped, 1)(held_out_batch())
+    assert np.abs(got - keras_probabilities).max() < 1e-5
+
+
+def test_a_cpu_process_runs_the_shipped_model_without_importing_tensorflow():
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_ALONE, str(MODELS)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["shape"] == [3, 10]
+    assert report["imported"] == [], "TensorFlow was imported after all"
+    # TensorFlow alone brings a process to about 540 MB: this one held the model in well under that.
+    assert report["peak_rss_mb"] < 250
+
+
+@pytest.mark.parametrize("state", ["missing", "stale", "damaged"])
+def test_weights_without_a_usable_flatbuffer_are_converted_at_load(
+    state, tmp_path, caplog, keras_probabilities
+):
+    """A model copied in with its weights alone, one whose flatbuffer came from other weights (its
+    bytes here are not a model at all, so they must not be read), or a truncated file: the
+    weights are converted at load and the model answers as its weights do."""
+    folder = copied_model(tmp_path)
+    if state == "missing":
+        (folder / lite.LITE_FILE).unlink()
+        (folder / lite.LITE_STAMP).unlink()
+    elif state == "stale":
+        (folder / lite.LITE_FILE).write_bytes(b"not a flatbuffer")
+        (folder / lite.LITE_STAMP).write_text(json.dumps({"weights_version": "0123456789ab"}))
+    else:
+        whole = (folder / lite.LITE_FILE).read_bytes()
+        (folder / lite.LITE_FILE).write_bytes(whole[: len(whole) // 3])
+    with caplog.at_level(logging.INFO, logger="model"):
+        recogniser = Recogniser(folder.parent, "digits")
+    assert isinstance(recogniser._call, lite.LiteModel)
+    assert np.abs(recogniser.predict_arrays(held_out_batch()) - keras_probabilities).max() < 1e-5
+    expected = {"missing": "no model.tflite", "stale": "not from these", "damaged": "unusable"}[state]
+    assert expected in caplog.text
+
+
+def test_recog_export_lite_writes_the_pair_a_worker_then_loads_alone(tmp_path):
+    folder = copied_model(tmp_path)
+    (folder / lite.LITE_FILE).unlink()
+    (folder / lite.LITE_STAMP).unlink()
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "recog"), "export-lite", "--name", "digits"],
+        cwd=ROOT,
+        env={**os.environ, "RECOG_MODELS_DIR": str(folder.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert str(folder / lite.LITE_FILE) in done.stdout
+    stamp = json.loads((folder / lite.LITE_STAMP).read_text())
+    assert stamp["weights_version"] == describe(folder.parent, "digits").version
+    assert not list(folder.glob("*.part"))
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_ALONE, str(folder.parent)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout.strip().splitlines()[-1])["imported"] == []
