@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import seed_preprocess  # noqa: E402
 from model.preprocess import to_mnist  # noqa: E402
-from model.recogniser import Recogniser, configure_threads  # noqa: E402
+from model.recogniser import Recogniser, configure_threads, keras_model  # noqa: E402
 from shared.decode import open_image  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests import images  # noqa: E402
@@ -57,9 +57,7 @@ def main() -> None:
         for blob in blobs:
             recogniser.recognise_bytes([blob], settings.max_image_pixels)
 
-    import keras
-
-    model = keras.models.load_model(recogniser.info.weights, compile=False)  # the seed's Keras call
+    model = keras_model(recogniser.info.weights)  # the seed's Keras call
 
     def seed_style():
         for blob in blobs[:200]:

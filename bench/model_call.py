@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model.lite import LiteModel, convert  # noqa: E402
-from model.recogniser import configure_threads, traced_call  # noqa: E402
+from model.recogniser import configure_threads, keras_model, traced_call  # noqa: E402
 from model.registry import describe  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -63,11 +63,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     configure_threads(1)
-    import keras
-
     weights = describe(Settings.from_env().models_dir, "digits").weights
-    model = keras.models.load_model(weights, compile=False)
-    calls = {"Keras, traced": traced_call(model), "TensorFlow Lite": LiteModel(convert(weights), 1)}
+    calls = {
+        "Keras, traced": traced_call(keras_model(weights)),
+        "TensorFlow Lite": LiteModel(convert(weights), 1, 10),
+    }
     rng = np.random.default_rng(0)
     inputs = {size: rng.random((size, 28, 28, 1), dtype=np.float32) for size in (1, 16, *BATCHES)}
     mixed = rng.integers(1, 17, 400)

@@ -139,11 +139,9 @@ def _rates(predict, arrays: np.ndarray) -> dict[int, float]:
 
 
 def _traced_keras(recogniser):
-    import keras
+    from model.recogniser import keras_model, traced_call
 
-    from model.recogniser import traced_call
-
-    return traced_call(keras.models.load_model(recogniser.info.weights, compile=False))
+    return traced_call(keras_model(recogniser.info.weights))
 
 
 def make_folder(folder: Path, count: int, cache: Path) -> None:

@@ -239,8 +239,18 @@ def train(epochs: int, resume: bool, name: str) -> None:
 def export_lite(name: str) -> None:
     """Convert a model's weights for CPU workers (model.tflite beside them), which then need no TensorFlow."""
     from model.lite import export
+    from model.registry import UnknownModel
 
-    click.echo(f"wrote {export(Settings.from_env().models_dir, name)}")
+    models_dir = Settings.from_env().models_dir
+    try:
+        click.echo(f"wrote {export(models_dir, name)}")
+    except UnknownModel as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"could not write beside the weights in {models_dir / name} ({exc.strerror or exc}); "
+            "export where the folder is writable, then copy model.tflite and model.tflite.json in"
+        ) from exc
 
 
 @cli.command()

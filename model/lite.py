@@ -1,20 +1,24 @@
 """A model as a TensorFlow Lite flatbuffer, run on a CPU by LiteRT's interpreter (ai-edge-litert).
 
 A model folder may hold `model.tflite`, converted from its weights (`recog train` and `recog
-export-lite` write it), and `model.tflite.json`, naming the weights version it was converted from.
-A process that finds the pair matching its weights loads neither TensorFlow nor Keras: a worker's
-pool process then starts in a fraction of a second and holds about 80 MB for the model instead of
-about 540 (bench/model_load.py). A folder without the pair (a model copied in with its weights
-alone), or with a pair left from other weights, has its weights converted at load, by TensorFlow.
+export-lite` write it), and `model.tflite.json`, its stamp: the weights version it was converted
+from and the flatbuffer's own sha256. A process that finds a flatbuffer matching both loads neither
+TensorFlow nor Keras: a worker's pool process then loads the model in about 0.1 s and holds 65 MB,
+against about 4 s and 620 MB when TensorFlow converts the weights (bench/model_load.py). Without
+such a pair (a model copied in with its weights alone, a flatbuffer left from other weights, one
+copied in only half) the weights are converted at load, by TensorFlow, so an answer always comes
+from the weights its version names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +35,32 @@ LITE_BATCH = 256
 
 
 def converted(info: registry.ModelInfo) -> bytes | None:
-    """The model folder's flatbuffer, when its stamp names these weights; None otherwise."""
+    """The model folder's flatbuffer when its stamp names these weights and these bytes; None
+    (and a warning that says why and what to run) otherwise."""
     folder = info.weights.parent
-    try:
-        stamp = json.loads((folder / LITE_STAMP).read_text())
-        if stamp.get("weights_version") != info.version:
-            log.warning(
-                "model %s: %s was converted from weights %s, not from these (%s); converting them at load",
-                info.name,
-                LITE_FILE,
-                stamp.get("weights_version"),
-                info.version,
-            )
-            return None
-        return (folder / LITE_FILE).read_bytes()
-    except FileNotFoundError:
-        return None
-    except (ValueError, AttributeError, OSError) as exc:  # an unreadable stamp: as if there were none
-        log.warning(
-            "model %s: %s unreadable (%s); converting its weights at load", info.name, LITE_STAMP, exc
-        )
-        return None
+    if not (folder / LITE_STAMP).exists() and not (folder / LITE_FILE).exists():
+        why = f"it has no {LITE_FILE}"
+    else:
+        try:
+            stamp = json.loads((folder / LITE_STAMP).read_text())
+            flatbuffer = (folder / LITE_FILE).read_bytes()
+        except (OSError, ValueError) as exc:
+            why = f"its {LITE_FILE} or {LITE_STAMP} cannot be read ({exc})"
+        else:
+            if not isinstance(stamp, dict) or stamp.get("weights_version") != info.version:
+                why = f"its {LITE_FILE} was converted from other weights than these ({info.version})"
+            elif stamp.get("sha256") != hashlib.sha256(flatbuffer).hexdigest():
+                why = f"its {LITE_FILE} is not the file its {LITE_STAMP} describes"
+            else:
+                return flatbuffer
+    log.warning(
+        "model %s: %s; converting its weights with TensorFlow at each load (about 4 s and 600 MB a "
+        "process) until `recog export-lite --name %s` writes one",
+        info.name,
+        why,
+        info.name,
+    )
+    return None
 
 
 def convert(weights: Path) -> bytes:
@@ -65,35 +74,61 @@ def convert(weights: Path) -> bytes:
 
 
 def export(models_dir: Path, name: str) -> Path:
-    """Write the named model's flatbuffer and its stamp beside its weights; the flatbuffer first,
-    each by a rename, so a reader never pairs a stamp with another conversion's file."""
+    """`recog export-lite`: the pair for the named model's weights, beside them."""
     info = registry.describe(models_dir, name)
-    folder = info.weights.parent
-    _replace(folder / LITE_FILE, convert(info.weights))
-    stamp = {"weights": info.weights.name, "weights_version": info.version}
+    write_pair(info.weights, info.weights.parent)
+    return info.weights.parent / LITE_FILE
+
+
+def write_pair(weights: Path, folder: Path) -> None:
+    """The flatbuffer of these weights and its stamp, in folder; each replaces the old one whole
+    (a reader sees the old file or the new, and a stamp that does not describe the file beside it
+    is not believed). Weights that change while they are converted fail it: run it again."""
+    version = registry.file_version(weights)
+    flatbuffer = convert(weights)
+    if registry.file_version(weights) != version:
+        raise RuntimeError(f"{weights} changed while it was being converted: run the export again")
+    stamp = {"weights_version": version, "sha256": hashlib.sha256(flatbuffer).hexdigest()}
+    _replace(folder / LITE_FILE, flatbuffer)
     _replace(folder / LITE_STAMP, (json.dumps(stamp, indent=2) + "\n").encode())
-    return folder / LITE_FILE
 
 
 def _replace(path: Path, data: bytes) -> None:
-    part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    os.replace(part, path)
+    """Written to a file of its own beside path, synced, then renamed over it."""
+    handle, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        # mkstemp makes it 0600: readable by every user a worker may run as, as the weights are.
+        os.fchmod(handle, 0o644)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
 
 
 class LiteModel:
     """A lone image took 0.6-0.7 ms after a pause against 2.4-2.8 ms through a traced Keras call,
     8 at once 0.45 ms of CPU an image against 0.65, sizes from 1 to 16 in turn 0.45 against 0.63
     (sizing its tensors again costs little), 64-128 the same as Keras (bench/model_call.py). One
-    caller at a time: an interpreter holds its input and output in place."""
+    caller at a time: an interpreter holds its input and output in place.
 
-    def __init__(self, flatbuffer: bytes, threads: int | None) -> None:
+    Made only once the flatbuffer has answered one image with `outputs` probabilities: a file
+    that parses but cannot run fails here, where its caller can fall back, not at every job."""
+
+    def __init__(self, flatbuffer: bytes, threads: int | None, outputs: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._shape: tuple | None = None
+        answer = self(np.zeros((1, 28, 28, 1), dtype=np.float32))
+        if answer.shape != (1, outputs):
+            raise ValueError(f"the flatbuffer answers {answer.shape[1:]} values an image, not {outputs}")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) > LITE_BATCH:

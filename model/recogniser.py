@@ -1,13 +1,16 @@
 """A loaded model that turns a batch of images into predictions.
 
 On a CPU the model runs in LiteRT's interpreter (model/lite.py), from the flatbuffer its folder
-ships: TensorFlow is imported only to convert weights that have none, on a GPU, or for a model Lite
-cannot run.
+ships. TensorFlow is imported only to convert weights that have none, for a model Lite cannot run,
+and where a GPU build of TensorFlow is installed and a GPU device present (to ask TensorFlow
+whether it can use it, and then run the model on it).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from shared.decode import ImageRejected, open_image
 
 log = logging.getLogger(__name__)
 NO_DIGIT = "no digit found: the image is blank or holds only a dot"
-# Threads for the model's math (configure_threads); None: the library's default.
+# Threads for the model's math (configure_threads); None: TensorFlow's default, LiteRT's one thread.
 _threads: int | None = None
 
 
@@ -67,15 +70,31 @@ def _configure_tensorflow(tf) -> None:
         pass
 
 
+# TensorFlow's builds that can use a GPU (tensorflow-cpu cannot), and the device files of the
+# GPUs they use: NVIDIA's, WSL's, AMD's.
+GPU_BUILDS = ("tensorflow", "tensorflow-rocm")
+GPU_DEVICES = ("nvidia[0-9]*", "dxg", "kfd")
+
+
 def _gpu_visible() -> bool:
-    """A GPU TensorFlow can use. TensorFlow is imported to ask only where the kernel shows an
-    NVIDIA device (or WSL's GPU): a CPU worker never imports it for this."""
-    if not any(Path("/dev").glob("nvidia[0-9]*")) and not Path("/dev/dxg").exists():
+    """A GPU TensorFlow can use. Only TensorFlow can tell, and importing it costs a process about
+    4 s and 600 MB, so it is asked only where a GPU build is installed, a GPU device present, and
+    CUDA_VISIBLE_DEVICES does not hide every GPU."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
         return False
+    if not any(any(Path("/dev").glob(pattern)) for pattern in GPU_DEVICES):
+        return False
+    if not any(_installed(build) for build in GPU_BUILDS):
+        return False
+    return bool(_tensorflow().config.list_physical_devices("GPU"))
+
+
+def _installed(distribution: str) -> bool:
     try:
-        return bool(_tensorflow().config.list_physical_devices("GPU"))
-    except ImportError:  # LiteRT alone installed: the CPU it is
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
         return False
+    return True
 
 
 def prepare(blob: bytes, max_pixels: int) -> np.ndarray | None | ImageRejected:
@@ -98,34 +117,39 @@ class Recogniser:
     def __init__(self, models_dir: Path, name: str) -> None:
         self.info = registry.describe(models_dir, name)
         if _gpu_visible():
-            self._call = traced_call(_keras_model(self.info.weights))
+            self._call = traced_call(keras_model(self.info.weights))
             return
         flatbuffer = lite.converted(self.info)
         if flatbuffer is not None:
             try:
-                self._call = lite.LiteModel(flatbuffer, _threads)
+                self._call = lite.LiteModel(flatbuffer, _threads, len(self.info.labels))
                 return
-            except (ValueError, RuntimeError) as exc:  # a damaged file: as if there were none
-                log.warning("model %s: %s unusable (%s); converting its weights", name, lite.LITE_FILE, exc)
-        else:
-            log.info("model %s: no %s for its weights; converting them", name, lite.LITE_FILE)
+            except (ValueError, RuntimeError, ImportError) as exc:  # damaged, or no LiteRT here
+                log.warning(
+                    "model %s: its %s cannot run (%s); converting its weights", name, lite.LITE_FILE, exc
+                )
         self._call = self._converted()
 
     def _converted(self):
-        """The weights converted now (TensorFlow's converter), or Keras itself for a model of the
-        user's with a layer Lite cannot convert: still served."""
+        """The weights converted now (TensorFlow's converter); Keras itself where Lite cannot run
+        them (a layer it cannot convert, or no LiteRT installed): still served."""
         try:
             _tensorflow()  # imported here, so that it computes on the configured threads
         except ImportError as exc:
-            missing = f"no {lite.LITE_FILE} for its weights, and no TensorFlow to convert them"
+            missing = (
+                f"{lite.LITE_FILE} for its weights cannot be used, and there is no TensorFlow to convert them"
+            )
             raise RuntimeError(f"model {self.info.name}: {missing}") from exc
         try:
-            return lite.LiteModel(lite.convert(self.info.weights), _threads)
-        except Exception:
+            return lite.LiteModel(lite.convert(self.info.weights), _threads, len(self.info.labels))
+        except Exception as exc:
             log.warning(
-                "model %s: TensorFlow Lite could not convert it; Keras runs it", self.info.name, exc_info=True
+                "model %s: TensorFlow Lite cannot run it (%s); Keras runs it",
+                self.info.name,
+                exc,
+                exc_info=True,
             )
-            return traced_call(_keras_model(self.info.weights))
+            return traced_call(keras_model(self.info.weights))
 
     def predict_arrays(self, batch: np.ndarray) -> np.ndarray:
         return self._call(batch)
@@ -163,7 +187,9 @@ class Recogniser:
         return Prediction(self.info.labels[best], rounded[best], rounded)
 
 
-def _keras_model(weights: Path):
+def keras_model(weights: Path):
+    """The Keras model, TensorFlow imported first with the configured threads (keras would start
+    it on its default ones)."""
     _tensorflow()
     import keras
 

@@ -48,7 +48,12 @@ def describe(models_dir: Path, name: str) -> ModelInfo:
     folder = models_dir / name
     weights = next(folder / f for f in WEIGHTS_FILES if (folder / f).is_file())
     labels = tuple(line.strip() for line in (folder / LABELS_FILE).read_text().splitlines() if line.strip())
-    return ModelInfo(name, _version(weights, weights.stat().st_mtime_ns), weights, labels)
+    return ModelInfo(name, file_version(weights), weights, labels)
+
+
+def file_version(weights: Path) -> str:
+    """The version of the weights in that file, as describe() gives it."""
+    return _version(weights, weights.stat().st_mtime_ns)
 
 
 @lru_cache(maxsize=32)

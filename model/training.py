@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,13 +82,17 @@ def train(
             f"held-out {accuracy(model, x_held, y_held):.4f}, {time.perf_counter() - started:.0f} s"
         )
     seconds = time.perf_counter() - started
-    _save_for_serving(model, weights)
+    # The weights replace the old ones last, after the flatbuffer made from them: a worker that
+    # reloads on the new weights finds their flatbuffer already there (model/lite.py).
+    fresh = folder / f"next-{registry.WEIGHTS_FILE}"
+    _save_for_serving(model, fresh)
+    lite.write_pair(fresh, folder)
     (folder / registry.LABELS_FILE).write_text("".join(f"{d}\n" for d in range(10)))
+    os.replace(fresh, weights)
     result = TrainResult(
         accuracy(model, x_held, y_held), round(seconds, 1), epochs, len(x_train), len(x_held)
     )
     (folder / "training.json").write_text(json.dumps(result.__dict__, indent=2) + "\n")
-    lite.export(models_dir, name)
     return result
 
 

@@ -39,7 +39,8 @@ def worker_config(settings: Settings) -> dict:
     """The settings only a consuming worker needs, on top of what senders share."""
     return {
         **celery_config(settings),
-        # Loading TensorFlow and the model in worker_process_init takes longer than 4 s.
+        # Loading the model in worker_process_init takes longer than 4 s where TensorFlow must
+        # convert its weights (a model folder without its flatbuffer, model/lite.py).
         "worker_proc_alive_timeout": 120,
         "worker_concurrency": settings.worker_concurrency,
         # celery-batches can only gather what the worker has prefetched.

@@ -10,7 +10,7 @@ from celery.signals import task_received, worker_process_init, worker_process_sh
 
 @worker_process_init.connect
 def _warm_up(**_kwargs) -> None:
-    # Loading TensorFlow and the model here, not on the first task, keeps it out of job latency.
+    # Loading the model here, not on the first task, keeps it out of job latency.
     current_app.runtime  # noqa: B018
 
 

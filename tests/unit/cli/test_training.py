@@ -14,7 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from model.registry import LABELS_FILE, WEIGHTS_FILE
+from model import lite
+from model.registry import LABELS_FILE, WEIGHTS_FILE, describe
 
 RECOG = Path(sys.executable).parent / "recog"
 # Three one-epoch trainings (about 20 s each on two cores) and an evaluation.
@@ -52,6 +53,11 @@ def test_training_writes_a_model_the_service_can_load(trained):
     assert (folder / LABELS_FILE).read_text().split() == [str(d) for d in range(10)]
     with zipfile.ZipFile(folder / WEIGHTS_FILE) as zf, h5py.File(zf.open("model.weights.h5")) as h5:
         assert "optimizer" not in h5, "serving never needs the optimiser's state: a third of the file"
+    # The flatbuffer CPU workers run, made from these very weights, and nothing left half-written.
+    assert lite.converted(describe(models, "one-epoch")) is not None
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [WEIGHTS_FILE, LABELS_FILE, "training.json", lite.LITE_FILE, lite.LITE_STAMP]
+    )
 
 
 def test_evaluate_reads_back_the_accuracy_training_reported(trained):
