@@ -41,6 +41,19 @@ print(json.dumps({
 pytestmark = pytest.mark.skipif(_gpu_visible(), reason="with a GPU the model runs in TensorFlow itself")
 
 
+def run(argv: list[str], models_dir: Path | None = None, timeout: int = 120) -> str:
+    """A command's standard output, once it exited 0; models_dir as RECOG_MODELS_DIR."""
+    env = {**os.environ, "RECOG_MODELS_DIR": str(models_dir)} if models_dir else None
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def loaded_alone(models_dir: Path) -> dict:
+    """What LOAD_ALONE reports of a fresh process that loaded the digits model from models_dir."""
+    return json.loads(run([sys.executable, "-c", LOAD_ALONE, str(models_dir)]).strip().splitlines()[-1])
+
+
 def held_out_batch() -> np.ndarray:
     digits, _ = images.heldout()
     return (digits[:300].astype(np.float32) / 255)[..., None]
@@ -73,15 +86,7 @@ def test_the_shipped_flatbuffer_was_converted_from_the_shipped_weights(keras_pro
 
 
 def test_a_cpu_process_runs_the_shipped_model_without_importing_tensorflow():
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD_ALONE, str(MODELS)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = loaded_alone(MODELS)
     assert report["shape"] == [3, 10]
     assert report["imported"] == [], "TensorFlow was imported after all"
     # TensorFlow alone brings a process to about 600 MB; this one held the model in about 65.
@@ -150,43 +155,20 @@ except RuntimeError as exc:
 def test_without_tensorflow_a_model_lacking_its_flatbuffer_says_what_is_missing(tmp_path):
     folder = copied_model(tmp_path)
     break_pair(folder, "missing")
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_TENSORFLOW, str(folder.parent)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (
-        "model digits: model.tflite for its weights cannot be used, and there is no TensorFlow" in done.stdout
-    )
+    said = run([sys.executable, "-c", WITHOUT_TENSORFLOW, str(folder.parent)])
+    assert "model digits: model.tflite for its weights cannot be used, and there is no TensorFlow" in said
 
 
 def test_recog_export_lite_writes_the_pair_a_worker_then_loads_alone(tmp_path):
     folder = copied_model(tmp_path)
     break_pair(folder, "missing")
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "recog"), "export-lite", "--name", "digits"],
-        cwd=ROOT,
-        env={**os.environ, "RECOG_MODELS_DIR": str(folder.parent)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    said = run(
+        [str(Path(sys.executable).parent / "recog"), "export-lite", "--name", "digits"], folder.parent, 300
     )
-    assert done.returncode == 0, done.stderr
-    assert str(folder / lite.LITE_FILE) in done.stdout
+    assert str(folder / lite.LITE_FILE) in said
     stamp = json.loads((folder / lite.LITE_STAMP).read_text())
     assert stamp["weights_version"] == describe(folder.parent, "digits").version
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [], "a temporary file left"
     for name in (lite.LITE_FILE, lite.LITE_STAMP):
         assert (folder / name).stat().st_mode & 0o044 == 0o044, f"{name} readable by the worker's user"
-    loaded = subprocess.run(
-        [sys.executable, "-c", LOAD_ALONE, str(folder.parent)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    assert json.loads(loaded.stdout.strip().splitlines()[-1])["imported"] == []
+    assert loaded_alone(folder.parent)["imported"] == []
