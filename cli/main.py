@@ -244,12 +244,15 @@ def export_lite(name: str) -> None:
     models_dir = Settings.from_env().models_dir
     try:
         click.echo(f"wrote {export(models_dir, name)}")
-    except UnknownModel as exc:
+    except (UnknownModel, RuntimeError) as exc:  # RuntimeError: the weights changed meanwhile
         raise click.ClickException(str(exc)) from exc
+    except ImportError as exc:
+        raise click.ClickException(f"converting weights needs TensorFlow (the worker extra): {exc}") from exc
     except OSError as exc:
         raise click.ClickException(
-            f"could not write beside the weights in {models_dir / name} ({exc.strerror or exc}); "
-            "export where the folder is writable, then copy model.tflite and model.tflite.json in"
+            f"could not read the weights in {models_dir / name} or write beside them "
+            f"({exc.strerror or exc}); export where the folder is writable, then copy model.tflite "
+            "and model.tflite.json in"
         ) from exc
 
 

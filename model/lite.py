@@ -54,7 +54,7 @@ def converted(info: registry.ModelInfo) -> bytes | None:
             else:
                 return flatbuffer
     log.warning(
-        "model %s: %s; converting its weights with TensorFlow at each load (about 4 s and 600 MB a "
+        "model %s: %s; converting its weights with TensorFlow at each load (about 4 s and 620 MB a "
         "process) until `recog export-lite --name %s` writes one",
         info.name,
         why,
@@ -97,9 +97,10 @@ def _replace(path: Path, data: bytes) -> None:
     """Written to a file of its own beside path, synced, then renamed over it."""
     handle, part = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        # mkstemp makes it 0600: readable by every user a worker may run as, as the weights are.
-        os.fchmod(handle, 0o644)
         with os.fdopen(handle, "wb") as out:
+            # mkstemp makes it 0600: readable by whichever user a worker runs as instead, as the
+            # files a checkout or a training writes are.
+            os.fchmod(out.fileno(), 0o644)
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
@@ -108,6 +109,15 @@ def _replace(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
         raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself, durable
+    finally:
+        os.close(folder)
+
+
+class WrongOutputs(ValueError):
+    """A model whose probabilities do not match its labels: one per label, in order."""
 
 
 class LiteModel:
@@ -128,7 +138,10 @@ class LiteModel:
         self._shape: tuple | None = None
         answer = self(np.zeros((1, 28, 28, 1), dtype=np.float32))
         if answer.shape != (1, outputs):
-            raise ValueError(f"the flatbuffer answers {answer.shape[1:]} values an image, not {outputs}")
+            raise WrongOutputs(
+                f"it gives {answer.shape[-1]} probabilities an image, and its {registry.LABELS_FILE} names "
+                f"{outputs} labels"
+            )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) > LITE_BATCH:

@@ -32,7 +32,7 @@ OTSU_BINS = 64
 OTSU_CENTRES = (np.arange(OTSU_BINS) + 0.5) / OTSU_BINS
 CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))  # 4-connected, as binary morphology is
 # Single-threaded OpenCV: a worker's pool processes already use every core, and its own threads
-# would only fight them (and TensorFlow's) for the same two cores.
+# would only fight them (and the model's) for the same two cores.
 cv2.setNumThreads(1)
 
 

@@ -73,6 +73,7 @@ def _configure_tensorflow(tf) -> None:
 # TensorFlow's builds that can use a GPU (tensorflow-cpu cannot), and the device files of the
 # GPUs they use: NVIDIA's, WSL's, AMD's.
 GPU_BUILDS = ("tensorflow", "tensorflow-rocm")
+DEVICES = Path("/dev")
 GPU_DEVICES = ("nvidia[0-9]*", "dxg", "kfd")
 
 
@@ -82,11 +83,15 @@ def _gpu_visible() -> bool:
     CUDA_VISIBLE_DEVICES does not hide every GPU."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
         return False
-    if not any(any(Path("/dev").glob(pattern)) for pattern in GPU_DEVICES):
+    if not any(any(DEVICES.glob(pattern)) for pattern in GPU_DEVICES):
         return False
     if not any(_installed(build) for build in GPU_BUILDS):
         return False
-    return bool(_tensorflow().config.list_physical_devices("GPU"))
+    try:
+        return bool(_tensorflow().config.list_physical_devices("GPU"))
+    except ImportError:  # a GPU build that cannot load (its CUDA libraries missing): the CPU it is
+        log.warning("a GPU build of TensorFlow is installed but cannot be imported", exc_info=True)
+        return False
 
 
 def _installed(distribution: str) -> bool:
@@ -122,17 +127,32 @@ class Recogniser:
         flatbuffer = lite.converted(self.info)
         if flatbuffer is not None:
             try:
-                self._call = lite.LiteModel(flatbuffer, _threads, len(self.info.labels))
+                self._call = self._lite(flatbuffer)
                 return
-            except (ValueError, RuntimeError, ImportError) as exc:  # damaged, or no LiteRT here
+            except ImportError as exc:  # LiteRT not installed: TensorFlow runs the model
+                log.warning("model %s: no LiteRT (%s); TensorFlow runs it", name, exc)
+                self._call = traced_call(keras_model(self.info.weights))
+                return
+            except (ValueError, RuntimeError) as exc:  # damaged past what its stamp can tell
                 log.warning(
-                    "model %s: its %s cannot run (%s); converting its weights", name, lite.LITE_FILE, exc
+                    "model %s: its %s cannot run (%s); converting its weights until `recog export-lite "
+                    "--name %s` writes another",
+                    name,
+                    lite.LITE_FILE,
+                    exc,
+                    name,
                 )
         self._call = self._converted()
 
+    def _lite(self, flatbuffer: bytes) -> lite.LiteModel:
+        try:
+            return lite.LiteModel(flatbuffer, _threads, len(self.info.labels))
+        except lite.WrongOutputs as exc:  # no conversion or fallback mends that: its jobs fail
+            raise registry.UnusableModel(f"model {self.info.name} cannot be used: {exc}") from exc
+
     def _converted(self):
-        """The weights converted now (TensorFlow's converter); Keras itself where Lite cannot run
-        them (a layer it cannot convert, or no LiteRT installed): still served."""
+        """The weights converted now (TensorFlow's converter); Keras itself where Lite cannot
+        convert them (a layer it lacks) or run the result: still served."""
         try:
             _tensorflow()  # imported here, so that it computes on the configured threads
         except ImportError as exc:
@@ -141,7 +161,9 @@ class Recogniser:
             )
             raise RuntimeError(f"model {self.info.name}: {missing}") from exc
         try:
-            return lite.LiteModel(lite.convert(self.info.weights), _threads, len(self.info.labels))
+            return self._lite(lite.convert(self.info.weights))
+        except registry.UnusableModel:
+            raise
         except Exception as exc:
             log.warning(
                 "model %s: TensorFlow Lite cannot run it (%s); Keras runs it",

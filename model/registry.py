@@ -22,6 +22,11 @@ class UnknownModel(LookupError):
     """The named model has no folder; the message lists the ones there are."""
 
 
+class UnusableModel(UnknownModel):
+    """The named model's folder cannot serve (its labels do not match its outputs): its jobs fail
+    with the message, as an unknown model's do."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str

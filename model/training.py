@@ -86,7 +86,10 @@ def train(
     # reloads on the new weights finds their flatbuffer already there (model/lite.py).
     fresh = folder / f"next-{registry.WEIGHTS_FILE}"
     _save_for_serving(model, fresh)
-    lite.write_pair(fresh, folder)
+    try:
+        lite.write_pair(fresh, folder)
+    except Exception as exc:  # the weights are good all the same: workers convert them at load
+        log(f"could not convert the weights for CPU workers ({exc}); run `recog export-lite --name {name}`")
     (folder / registry.LABELS_FILE).write_text("".join(f"{d}\n" for d in range(10)))
     os.replace(fresh, weights)
     result = TrainResult(

@@ -118,7 +118,7 @@ class Settings:
     # A 64-image chunk of 16 MP images takes well under a minute on one core.
     task_time_limit: int = setting(300, (WORKERS,), 10, 24 * 3600)
     # A pool process whose peak resident memory passed this many MB is replaced, after its task, by a new
-    # one (0: never). One holding the digits model in LiteRT measured 66 MB, 243 MB at its peak
+    # one (0: never). One holding the digits model in LiteRT measured 65 MB, 243 MB at its peak
     # while decoding 16 MP images; one that had to convert its model's weights with TensorFlow
     # about 620 MB, 860 at its peak.
     worker_max_memory_mb: int = setting(1536, (WORKERS,), 0, 1024 * 1024)

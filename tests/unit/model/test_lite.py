@@ -56,7 +56,7 @@ def loaded_alone(models_dir: Path) -> dict:
 
 def held_out_batch() -> np.ndarray:
     digits, _ = images.heldout()
-    return (digits[:300].astype(np.float32) / 255)[..., None]
+    return (digits.astype(np.float32) / 255)[..., None]
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,58 @@ def test_recog_export_lite_writes_the_pair_a_worker_then_loads_alone(tmp_path):
     for name in (lite.LITE_FILE, lite.LITE_STAMP):
         assert (folder / name).stat().st_mode & 0o044 == 0o044, f"{name} readable by the worker's user"
     assert loaded_alone(folder.parent)["imported"] == []
+
+
+def test_labels_that_do_not_match_the_outputs_fail_the_model_with_why(tmp_path):
+    """No conversion can mend it: the model is unusable, and its jobs fail with this message."""
+    from model.registry import UnusableModel
+
+    folder = copied_model(tmp_path)
+    (folder / "labels.txt").write_text("".join(f"{n}\n" for n in range(11)))
+    with pytest.raises(UnusableModel, match="gives 10 probabilities an image, and its labels.txt names 11"):
+        Recogniser(folder.parent, "digits")
+
+
+# Whether TensorFlow is asked about a GPU, in a process of its own (an import cannot be undone).
+# No GPU can be had here, so the host is described to _gpu_visible: DEVICES, a folder standing for
+# /dev, and GPU_BUILDS, the distributions taken for GPU builds (tensorflow-cpu, installed here,
+# standing for one). What is checked is real: whether TensorFlow got imported, and the answer.
+ASK_GPU = """
+import json, os, sys
+from pathlib import Path
+from model import recogniser
+devices, builds = sys.argv[1], sys.argv[2]
+recogniser.DEVICES = Path(devices)
+recogniser.GPU_BUILDS = tuple(builds.split(",")) if builds else recogniser.GPU_BUILDS
+print(json.dumps({"gpu": recogniser._gpu_visible(), "imported": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("device", "builds", "cuda_visible", "imported"),
+    [
+        (None, "tensorflow-cpu", None, False),  # no GPU device: TensorFlow not even asked
+        ("nvidia0", "", None, False),  # a device, but only tensorflow-cpu: it cannot use one
+        ("nvidia0", "tensorflow-cpu", "-1", False),  # every GPU hidden from CUDA
+        ("dxg", "tensorflow-cpu", None, True),  # WSL's GPU and a GPU build: TensorFlow asked
+    ],
+)
+def test_tensorflow_is_asked_about_a_gpu_only_where_it_could_use_one(
+    tmp_path, device, builds, cuda_visible, imported
+):
+    if device:
+        (tmp_path / device).touch()
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    if cuda_visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = cuda_visible
+    done = subprocess.run(
+        [sys.executable, "-c", ASK_GPU, str(tmp_path), builds],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"gpu": False, "imported": imported}
