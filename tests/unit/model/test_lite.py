@@ -41,17 +41,21 @@ print(json.dumps({
 pytestmark = pytest.mark.skipif(_gpu_visible(), reason="with a GPU the model runs in TensorFlow itself")
 
 
-def run(argv: list[str], models_dir: Path | None = None, timeout: int = 120) -> str:
-    """A command's standard output, once it exited 0; models_dir as RECOG_MODELS_DIR."""
-    env = {**os.environ, "RECOG_MODELS_DIR": str(models_dir)} if models_dir else None
-    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+def run(argv: list[str], env: dict[str, str] | None = None) -> str:
+    """A command's standard output, once it exited 0; env: its whole environment (default ours)."""
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
+def reported(argv: list[str], env: dict[str, str] | None = None) -> dict:
+    """The JSON a script prints last."""
+    return json.loads(run(argv, env).strip().splitlines()[-1])
+
+
 def loaded_alone(models_dir: Path) -> dict:
     """What LOAD_ALONE reports of a fresh process that loaded the digits model from models_dir."""
-    return json.loads(run([sys.executable, "-c", LOAD_ALONE, str(models_dir)]).strip().splitlines()[-1])
+    return reported([sys.executable, "-c", LOAD_ALONE, str(models_dir)])
 
 
 def held_out_batch() -> np.ndarray:
@@ -163,7 +167,8 @@ def test_recog_export_lite_writes_the_pair_a_worker_then_loads_alone(tmp_path):
     folder = copied_model(tmp_path)
     break_pair(folder, "missing")
     said = run(
-        [str(Path(sys.executable).parent / "recog"), "export-lite", "--name", "digits"], folder.parent, 300
+        [str(Path(sys.executable).parent / "recog"), "export-lite", "--name", "digits"],
+        {**os.environ, "RECOG_MODELS_DIR": str(folder.parent)},
     )
     assert str(folder / lite.LITE_FILE) in said
     stamp = json.loads((folder / lite.LITE_STAMP).read_text())
@@ -216,14 +221,5 @@ def test_tensorflow_is_asked_about_a_gpu_only_where_it_could_use_one(
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     if cuda_visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_visible
-    done = subprocess.run(
-        [sys.executable, "-c", ASK_GPU, str(tmp_path), builds],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report = reported([sys.executable, "-c", ASK_GPU, str(tmp_path), builds], env)
     assert report == {"gpu": False, "imported": imported}
