@@ -18,7 +18,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 PARTS = ("gateway", "worker", "cassandra", "redis", "flower", "seed")
 
 
-def _stat(proc: Path) -> list[str] | None:
+def stat_fields(proc: Path) -> list[str] | None:
     try:
         return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -28,7 +28,7 @@ def _stat(proc: Path) -> list[str] | None:
 def _members(pgid: int) -> Iterator[tuple[Path, list[str]]]:
     """Each live process of the group: its /proc folder and its stat fields after pid and name."""
     for proc in Path("/proc").iterdir():
-        fields = _stat(proc) if proc.name.isdigit() else None
+        fields = stat_fields(proc) if proc.name.isdigit() else None
         # After pid and name: state (0), ppid (1), pgrp (2), ...
         if fields is not None and int(fields[2]) == pgid:
             yield proc, fields
