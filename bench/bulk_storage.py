@@ -1,22 +1,26 @@
-"""What bulk would cost if a chunk's results were stored per chunk instead of per image: the design
-issue 12's bulk target points at, measured before anyone builds it.
+"""What bulk's results cost to store, row design by row design: how far from issue 12's bulk
+target each promise recog keeps for a batch file puts it, measured before anyone changes one.
 
 The worker's own pipeline, as `recog classify` runs it (model/local_files.py: the files read and
 prepared in a pool of one process a core, a chunk of 256 ahead of one model call a chunk), over
 `bench/throughput.py`'s 10,000 bulk images, with each chunk's results written to a Cassandra of
-its own three ways, alternated round by round:
+its own in each of these ways, alternated round by round:
 
 - none: no store at all, the floor of any bulk path on this machine;
-- per image: the rows recog writes for a batch job today (intake: its job row and its batch
-  line; the end: its job row, audit row, batch line and cache row, 8 jobs to a logged batch),
-  which put 3 writes a file in partitions of their own (job row twice, cache row once);
-- per chunk: only rows in partitions a chunk shares, one logged batch a chunk (the batch lines
-  as queued at intake, then the lines with their results and the audit rows). What that design
-  gives up: a job row for each file (GET /v1/jobs/<id>) and the cache of repeated bytes.
+- today: what recog writes for a batch file (at intake its job row and its batch line; at the
+  end its job row, audit row, batch line and cache row, 8 files to a logged batch): 3 writes a
+  file in partitions of their own (the job row twice, the cache row once);
+- no cache rows: the same less the cache row, so batch files are neither answered from nor
+  added to the cache of repeated bytes;
+- job row at the end: at intake the batch lines alone, the job row written once, whole, with the
+  result, so a batch file's `GET /v1/jobs/<id>` answers 404 until it ends;
+- job row at the end, no cache rows: both, one write a file in a partition of its own;
+- per chunk: no row of a file's own at all, one logged batch a chunk of its batch lines and audit
+  rows (the lines written as queued at intake): no job row for a batch file, no cache.
 
-The gateway, Celery, Redis and the client are left out on purpose: this is what the storage
-design alone allows. Prints images/s and CPU ms an image (this process with its pool, and
-Cassandra), medians of the rounds.
+The gateway, Celery, Redis and the client are left out on purpose: this is what the rows alone
+allow. Prints images/s and CPU ms an image (this process with its pool, and Cassandra), medians
+of the rounds.
 
     .venv/bin/python bench/bulk_storage.py --json bench/bulk_storage.json
 """
@@ -36,6 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cassandra.query import BatchType  # noqa: E402
+
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from bench.throughput import STATE, make_folder  # noqa: E402
@@ -45,17 +51,27 @@ from model.recogniser import Prediction, Recogniser, configure_threads  # noqa: 
 from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
 from shared.settings import PROJECT_ROOT  # noqa: E402
 from shared.store import statements as cql  # noqa: E402
-from shared.store.cassandra_results import CassandraStore, finish_statements  # noqa: E402
+from shared.store.cassandra_results import CassandraStore, finish_groups, finish_statements  # noqa: E402
 
 WORKER = "bench"
-# The writes of a finished job whose partition is its own: its job row and its cache row.
+CACHE_ROWS = {cql.REMEMBER_LABELLED, cql.REMEMBER_BLANK}
+# The writes of a finished job in a partition of its own: its job row and its cache row.
 PER_IMAGE = {
     cql.FINISH_LABELLED,
     cql.FINISH_BLANK,
     cql.FINISH_FAILED,
-    cql.REMEMBER_LABELLED,
-    cql.REMEMBER_BLANK,
+    cql.RECORD_UPLOAD,
+    cql.RECORD_UPLOAD_STARTED,
+    *CACHE_ROWS,
 }
+WAYS = (
+    "none",
+    "today",
+    "no cache rows",
+    "job row at the end",
+    "job row at the end, no cache rows",
+    "per chunk",
+)
 
 
 def run(store: CassandraStore, how: str, recogniser: Recogniser, files: list[Path]) -> int:
@@ -107,20 +123,32 @@ def _store(store: CassandraStore, how: str, batch_id: uuid.UUID, recogniser: Rec
                 batch_id=batch_id,
             )
         )
-    if how == "per image":
+    right = sum(1 for path, o in zip(chunk, outcomes, strict=True) if o.label == _label(path[0]))
+    if how == "none":
+        return right
+    if how in ("today", "no cache rows"):
         store.insert_jobs(jobs)
-        store.finish(outcomes)
-    elif how == "per chunk":
+    else:
         queued = [(cql.INSERT_BATCH_ROW, (batch_id, j.filename, j.job_id, "queued")) for j in jobs]
-        store.session.execute(store.cql_batch(queued))
-        store.session.execute(store.cql_batch([s for o in outcomes for s in _chunk_rows(o)]))
-    return sum(1 for path, o in zip(chunk, outcomes, strict=True) if o.label == _label(path[0]))
+        store.session.execute(store.cql_batch(queued, BatchType.UNLOGGED))  # one partition: atomic
+    if how.startswith("job row at the end"):
+        for job, o in zip(jobs, outcomes, strict=True):
+            o.created_at = job.created_at  # the job row's own columns, written with its result
+            o.upload = {k: getattr(job, k) for k in ("size_bytes", "image_format", "width", "height")}
+            o.upload["model_name"] = job.model_name
+    if how == "per chunk":
+        store.session.execute(store.cql_batch([s for o in outcomes for s in _kept(o, PER_IMAGE)]))
+    else:
+        dropped = CACHE_ROWS if how.endswith("no cache rows") else set()
+        groups = [[s for o in g for s in _kept(o, dropped)] for g in finish_groups(outcomes)]
+        for future in [store.session.execute_async(store.cql_batch(g)) for g in groups]:
+            future.result()
+    return right
 
 
-def _chunk_rows(o: Outcome) -> list[tuple[str, tuple]]:
-    """A finished job's batch line and audit row, as CassandraStore.finish writes them; neither
-    its job row nor its cache row."""
-    return [s for s in finish_statements(o) if s[0] not in PER_IMAGE]
+def _kept(o: Outcome, dropped: set[str]) -> list[tuple[str, tuple]]:
+    """The writes CassandraStore.finish makes for a finished job, less the dropped statements."""
+    return [s for s in finish_statements(o) if s[0] not in dropped]
 
 
 def _label(path: Path) -> str:
@@ -139,7 +167,7 @@ def main() -> None:
     settings, stack = own_cassandra("bench-bulk-storage", 29152, 27110)
     configure_threads(2)
     recogniser = Recogniser(settings.models_dir, settings.model)
-    ways = ("none", "per image", "per chunk")
+    ways = WAYS
     rates: dict[str, list[float]] = {how: [] for how in ways}
     cpu: dict[str, dict[str, list[float]]] = {how: {"pipeline": [], "cassandra": []} for how in ways}
     accuracy: dict[str, float] = {}
@@ -147,8 +175,8 @@ def main() -> None:
         stack.start_cassandra()
         stack.create_schema()
         store = CassandraStore.open(settings)
-        run(store, "per image", recogniser, files[:1000])  # Cassandra's first writes cost more: warm it
-        run(store, "per chunk", recogniser, files[:1000])
+        for how in ways:  # Cassandra's first writes of each kind cost more: warm them
+            run(store, how, recogniser, files[:500])
         for _ in range(args.rounds):  # alternated, so drift on a shared machine hits each alike
             for how in ways:
                 before, mine = process_cpu.snapshot(stack.run_dir), _own_cpu(stack.run_dir)
@@ -164,11 +192,11 @@ def main() -> None:
         stack.down()
     floor = statistics.median(rates["none"])
     heads = ("images/s", "of none", "pipeline CPU ms/img", "Cassandra")
-    print(f"\n{'results stored':16s} {heads[0]:>9s} {heads[1]:>8s} {heads[2]:>20s} {heads[3]:>10s}")
+    print(f"\n{'results stored':34s} {heads[0]:>9s} {heads[1]:>8s} {heads[2]:>20s} {heads[3]:>10s}")
     for how in ways:
         rate = statistics.median(rates[how])
         pipeline, cassandra = (statistics.median(cpu[how][part]) for part in ("pipeline", "cassandra"))
-        print(f"{how:16s} {rate:9.0f} {rate / floor:8.0%} {pipeline:20.2f} {cassandra:10.2f}")
+        print(f"{how:34s} {rate:9.0f} {rate / floor:8.0%} {pipeline:20.2f} {cassandra:10.2f}")
     print(f"accuracy: {accuracy}")
     if args.json:
         result = {
