@@ -3,28 +3,33 @@ target each promise recog keeps for a batch file puts it, measured before anyone
 
 The worker's own pipeline, as `recog classify` runs it (model/local_files.py: the files read and
 prepared in a pool of one process a core, a chunk of 256 ahead of one model call a chunk), over
-`bench/throughput.py`'s 10,000 bulk images, with each chunk's results written to a Cassandra of
-its own in each of these ways, alternated round by round:
+`bench/throughput.py`'s 10,000 bulk images, with their rows written to a Cassandra of its own a
+worker's chunk of 64 files at a time (RECOG_CHUNK_SIZE), in each of these ways:
 
 - none: no store at all, the floor of any bulk path on this machine;
-- today: what recog writes for a batch file (at intake its job row and its batch line; at the
-  end its job row, audit row, batch line and cache row, 8 files to a logged batch): 3 writes a
-  file in partitions of their own (the job row twice, the cache row once);
+- today: the rows recog writes for each batch file (at intake its job row and its batch line; at
+  the end its job row, audit row, batch line and cache row), 3 of them in partitions of their own
+  (the job row twice, the cache row once); a chunk's work, parts and counts, the same whatever
+  the rows, are left out;
 - no cache rows: the same less the cache row, so batch files are neither answered from nor
   added to the cache of repeated bytes;
-- job row at the end: at intake the batch lines alone, the job row written once, whole, with the
-  result, so a batch file's `GET /v1/jobs/<id>` answers 404 until it ends;
+- job row at the end: at intake the batch lines alone, the job row written once, with the result
+  (as a waited-for single job's is, so without its batch_id column), so a batch file's
+  `GET /v1/jobs/<id>` would answer 404 until it ends;
 - job row at the end, no cache rows: both, one write a file in a partition of its own;
-- per chunk: no row of a file's own at all, one logged batch a chunk of its batch lines and audit
-  rows (the lines written as queued at intake): no job row for a batch file, no cache;
-- job rows by part: per chunk, and each file's job row too, in a table keyed by the file's part
-  of 64 (a table of this benchmark's own, `part_jobs`), so a batch file keeps a row of everything
-  about it, found from its job id if the gateway made the id name its part (the part's id with
-  the file's place in its last byte): no cache for batch files, and their rows move.
+- per chunk: no row of a file's own at all, only its batch line and audit row (rows a chunk
+  shares): no job row for a batch file, no cache;
+- job rows by part: per chunk, and each file's job row too, every column of it, in a copy of the
+  `jobs` table keyed by the file's part of 64 (`part_jobs`, this benchmark's own), found from its
+  job id if the gateway made the id name its part (the part's id with the file's place in its
+  last byte): no cache for batch files, and their rows move.
 
-The gateway, Celery, Redis and the client are left out on purpose: this is what the rows alone
-allow. Prints images/s and CPU ms an image (this process with its pool, and Cassandra), medians
-of the rounds.
+Every way writes as CassandraStore does: intake rows 50 to a request (GROUP_LIMIT) per partition,
+results JOBS_A_LOGGED_BATCH files to a logged batch, the requests of a chunk concurrently. So the
+ways differ in their rows and partitions, not in how they batch them. The ways run in a rotating
+order, a round at a time. The gateway, Celery, Redis and the client are left out on purpose: this
+is what the rows alone allow. Prints images/s and CPU ms an image (this process with its pool,
+and Cassandra), medians of the rounds.
 
     .venv/bin/python bench/bulk_storage.py --json bench/bulk_storage.json
 """
@@ -44,24 +49,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cassandra.query import BatchType  # noqa: E402
-
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from bench.throughput import STATE, make_folder  # noqa: E402
 from devstack import processes  # noqa: E402
-from model.local_files import CHUNK, recognise_files  # noqa: E402
+from model.local_files import recognise_files  # noqa: E402
 from model.recogniser import Prediction, Recogniser, configure_threads  # noqa: E402
-from shared.jobs import NewJob, Outcome, utcnow  # noqa: E402
+from shared.jobs import QUEUED, NewJob, Outcome, utcnow  # noqa: E402
 from shared.parts import PART_FILES  # noqa: E402
 from shared.settings import PROJECT_ROOT  # noqa: E402
+from shared.store import schema  # noqa: E402
 from shared.store import statements as cql  # noqa: E402
-from shared.store.cassandra_results import CassandraStore, finish_groups, finish_statements  # noqa: E402
+from shared.store.cassandra_results import (  # noqa: E402
+    JOBS_A_LOGGED_BATCH,
+    CassandraStore,
+    _job_row,
+    finish_statements,
+)
 
 WORKER = "bench"
 CACHE_ROWS = {cql.REMEMBER_LABELLED, cql.REMEMBER_BLANK}
-# The writes of a finished job in a partition of its own: its job row and its cache row.
-PER_IMAGE = {
+# A finished job's writes to partitions of its own: its job row and its cache row.
+OWN_PARTITIONS = {
     cql.FINISH_LABELLED,
     cql.FINISH_BLANK,
     cql.FINISH_FAILED,
@@ -78,24 +87,27 @@ WAYS = (
     "per chunk",
     "job rows by part",
 )
-# The table "job rows by part" writes to: a part's files' rows in one partition.
-PART_JOBS = """CREATE TABLE IF NOT EXISTS part_jobs (
-    part_id uuid, job_id uuid, filename text, sha256 text, size_bytes int, status text, label text,
-    confidence double, probabilities list<double>, reason text, model_name text, model_version text,
-    worker text, created_at timestamp, finished_at timestamp, PRIMARY KEY ((part_id), job_id))"""
-INSERT_PART_JOB = """INSERT INTO part_jobs (part_id, job_id, filename, sha256, size_bytes, status, created_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?)"""
-FINISH_PART_JOB = """UPDATE part_jobs SET status = ?, label = ?, confidence = ?, probabilities = ?,
-    reason = ?, model_name = ?, model_version = ?, worker = ?, finished_at = ?
-    WHERE part_id = ? AND job_id = ?"""
+DROPPED = {
+    "no cache rows": CACHE_ROWS,
+    "job row at the end, no cache rows": CACHE_ROWS,
+    "per chunk": OWN_PARTITIONS,
+    "job rows by part": OWN_PARTITIONS,
+}
+JOBS_TABLE = next(t for t in schema.TABLES if "TABLE IF NOT EXISTS jobs (" in t)
 
 
-def run(store: CassandraStore, how: str, recogniser: Recogniser, files: list[Path]) -> int:
-    """Recognise every file, storing each chunk's results the named way; the files read right."""
+def part_jobs_table() -> str:
+    """The jobs table with every column it has, keyed by part: a part's files in one partition."""
+    table = JOBS_TABLE.replace("jobs (", "part_jobs (part_id uuid,", 1).replace("PRIMARY KEY,", ",", 1)
+    return table.rstrip().removesuffix(")") + ", PRIMARY KEY ((part_id), job_id))"
+
+
+def run(store: CassandraStore, how: str, recogniser: Recogniser, files: list[Path], chunk_size: int) -> int:
+    """Recognise every file, storing its rows the named way a chunk at a time; how many read right."""
     batch_id, right, chunk = uuid.uuid4(), 0, []
     for path, result in recognise_files(recogniser, files, 16_000_000):
         chunk.append((path, result))
-        if len(chunk) == CHUNK:
+        if len(chunk) == chunk_size:
             right += _store(store, how, batch_id, recogniser, chunk)
             chunk = []
     if chunk:
@@ -104,95 +116,77 @@ def run(store: CassandraStore, how: str, recogniser: Recogniser, files: list[Pat
 
 
 def _store(store: CassandraStore, how: str, batch_id: uuid.UUID, recogniser: Recogniser, chunk: list) -> int:
-    now = utcnow()
-    info = recogniser.info
-    jobs, outcomes = [], []
-    parts = [uuid.UUID(int=uuid.uuid4().int & ~0xFF) for _ in range(0, len(chunk), PART_FILES)]
-    for n, (path, result) in enumerate(chunk):
-        data = path.read_bytes()  # the gateway hashed it at intake; every design records the hash
-        job = NewJob(
-            uuid.UUID(int=parts[n // PART_FILES].int | n % PART_FILES),
-            path.name,
-            hashlib.sha256(data).hexdigest(),
-            len(data),
-            "PNG",
-            0,
-            0,
-            info.name,
-            now,
-            batch_id,
-        )
-        labelled = isinstance(result, Prediction) and result.label is not None
-        jobs.append(job)
-        outcomes.append(
-            Outcome(
-                job.job_id,
-                job.sha256,
-                job.filename,
-                WORKER,
-                now,
-                label=str(result.label) if labelled else None,
-                confidence=result.confidence if labelled else None,
-                probabilities=list(result.probabilities) if labelled else [],
-                reason=None if labelled else "no digit",
-                model_name=info.name,
-                model_version=info.version,
-                batch_id=batch_id,
-            )
-        )
-    right = sum(1 for path, o in zip(chunk, outcomes, strict=True) if o.label == _label(path[0]))
+    """Record one chunk's files the named way, from intake to their results; how many read right."""
+    jobs, outcomes = _records(batch_id, recogniser, chunk)
+    right = sum(1 for (path, _), o in zip(chunk, outcomes, strict=True) if o.label == _label(path))
     if how == "none":
         return right
     if how in ("today", "no cache rows"):
         store.insert_jobs(jobs)
     else:
-        queued = [(cql.INSERT_BATCH_ROW, (batch_id, j.filename, j.job_id, "queued")) for j in jobs]
-        store.session.execute(store.cql_batch(queued, BatchType.UNLOGGED))  # one partition: atomic
+        lines = [(batch_id, (cql.INSERT_BATCH_ROW, (batch_id, j.filename, j.job_id, QUEUED))) for j in jobs]
+        if how == "job rows by part":
+            lines += [(_part(j.job_id), _in_part(_job_row(j, QUEUED), j.job_id)) for j in jobs]
+        store._write([], lines)
     if how.startswith("job row at the end"):
         for job, o in zip(jobs, outcomes, strict=True):
-            o.created_at = job.created_at  # the job row's own columns, written with its result
+            o.created_at = job.created_at  # the job row's intake columns, written with its result
             o.upload = {k: getattr(job, k) for k in ("size_bytes", "image_format", "width", "height")}
             o.upload["model_name"] = job.model_name
-    if how == "job rows by part":
-        rows = [
-            (INSERT_PART_JOB, (_part(j.job_id), j.job_id, j.filename, j.sha256, j.size_bytes, "queued", now))
-            for j in jobs
-        ]
-        for start in range(0, len(rows), PART_FILES):  # a part's rows: one partition, atomic
-            store.session.execute(store.cql_batch(rows[start : start + PART_FILES], BatchType.UNLOGGED))
-    if how in ("per chunk", "job rows by part"):
-        shared = [s for o in outcomes for s in _kept(o, PER_IMAGE)]
-        if how == "job rows by part":
-            shared += [_part_job_result(o) for o in outcomes]
-        store.session.execute(store.cql_batch(shared))
-    else:
-        dropped = CACHE_ROWS if how.endswith("no cache rows") else set()
-        groups = [[s for o in g for s in _kept(o, dropped)] for g in finish_groups(outcomes)]
-        for future in [store.session.execute_async(store.cql_batch(g)) for g in groups]:
-            future.result()
+    groups = []
+    for start in range(0, len(outcomes), JOBS_A_LOGGED_BATCH):
+        group = []
+        for o in outcomes[start : start + JOBS_A_LOGGED_BATCH]:
+            writes = finish_statements(o)
+            if how == "job rows by part":
+                group.append(_in_part(writes[0], o.job_id))  # its job row's result, in its part
+            group += [w for w in writes if w[0] not in DROPPED.get(how, ())]
+        groups.append(group)
+    for future in [store.session.execute_async(store.cql_batch(g)) for g in groups]:
+        future.result()
     return right
 
 
-def _kept(o: Outcome, dropped: set[str]) -> list[tuple[str, tuple]]:
-    """The writes CassandraStore.finish makes for a finished job, less the dropped statements."""
-    return [s for s in finish_statements(o) if s[0] not in dropped]
+def _records(batch_id: uuid.UUID, recogniser: Recogniser, chunk: list) -> tuple[list[NewJob], list[Outcome]]:
+    """Each file's job as the gateway would record it, and its outcome as the worker would."""
+    now, info = utcnow(), recogniser.info
+    parts = [uuid.UUID(int=uuid.uuid4().int & ~0xFF) for _ in range(0, len(chunk), PART_FILES)]
+    jobs, outcomes = [], []
+    for n, (path, result) in enumerate(chunk):
+        data = path.read_bytes()  # the gateway hashed it at intake; every way records the hash
+        kind = "JPEG" if path.suffix == ".jpg" else "PNG"
+        job_id = uuid.UUID(int=parts[n // PART_FILES].int | n % PART_FILES)
+        sha256 = hashlib.sha256(data).hexdigest()
+        job = NewJob(job_id, path.name, sha256, len(data), kind, 0, 0, info.name, now, batch_id)
+        jobs.append(job)
+        done = Outcome(job_id, sha256, path.name, WORKER, now, batch_id=batch_id)
+        if not isinstance(result, Prediction):  # the image could not be read: failed, as the worker fails it
+            done.error = str(result)
+        else:
+            done.model_name, done.model_version = info.name, info.version
+            done.label = None if result.label is None else str(result.label)
+            done.confidence, done.reason = result.confidence, result.reason
+            done.probabilities = list(result.probabilities)
+        outcomes.append(done)
+    return jobs, outcomes
 
 
 def _part(job_id: uuid.UUID) -> uuid.UUID:
     return uuid.UUID(int=job_id.int & ~0xFF)
 
 
-def _part_job_result(o: Outcome) -> tuple[str, tuple]:
-    model = (o.model_name, o.model_version, o.worker, o.finished_at)
-    return FINISH_PART_JOB, (
-        "done",
-        o.label,
-        o.confidence,
-        o.probabilities,
-        o.reason,
-        *model,
-        _part(o.job_id),
-        o.job_id,
+def _in_part(write: tuple[str, tuple], job_id: uuid.UUID) -> tuple[str, tuple]:
+    """A write of a job row (an INSERT with job_id first, or an UPDATE ending WHERE job_id = ?) as
+    the same write to part_jobs."""
+    text, values = write
+    if text.startswith("INSERT INTO jobs ("):
+        text = text.replace("INSERT INTO jobs (", "INSERT INTO part_jobs (part_id, ", 1)
+        return text.replace("VALUES (", "VALUES (?, ", 1), (_part(job_id), *values)
+    text = text.replace("UPDATE jobs ", "UPDATE part_jobs ", 1)
+    return text.replace("WHERE job_id = ?", "WHERE part_id = ? AND job_id = ?"), (
+        *values[:-1],
+        _part(job_id),
+        job_id,
     )
 
 
@@ -203,7 +197,7 @@ def _label(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     folder = STATE / f"folder-{args.images}"
@@ -212,53 +206,61 @@ def main() -> None:
     settings, stack = own_cassandra("bench-bulk-storage", 29152, 27110)
     configure_threads(2)
     recogniser = Recogniser(settings.models_dir, settings.model)
-    ways = WAYS
-    rates: dict[str, list[float]] = {how: [] for how in ways}
-    cpu: dict[str, dict[str, list[float]]] = {how: {"pipeline": [], "cassandra": []} for how in ways}
-    accuracy: dict[str, float] = {}
+    rates: dict[str, list[float]] = {how: [] for how in WAYS}
+    cpu: dict[str, dict[str, list[float]]] = {how: {"pipeline": [], "cassandra": []} for how in WAYS}
+    accuracy: dict[str, list[float]] = {how: [] for how in WAYS}
     try:
         stack.start_cassandra()
         stack.create_schema()
         store = CassandraStore.open(settings)
-        store.session.execute(PART_JOBS)
-        for how in ways:  # Cassandra's first writes of each kind cost more: warm them
-            run(store, how, recogniser, files[:500])
-        for _ in range(args.rounds):  # alternated, so drift on a shared machine hits each alike
-            for how in ways:
+        store.session.execute(part_jobs_table())
+        for how in WAYS:  # Cassandra's first writes of each kind cost more: warm them
+            run(store, how, recogniser, files[:500], settings.chunk_size)
+        for n in range(args.rounds):
+            for how in WAYS[n % len(WAYS) :] + WAYS[: n % len(WAYS)]:  # each way after another each round
                 before, mine = process_cpu.snapshot(stack.run_dir), _own_cpu(stack.run_dir)
                 started = time.perf_counter()
-                right = run(store, how, recogniser, files)
+                right = run(store, how, recogniser, files, settings.chunk_size)
                 rates[how].append(len(files) / (time.perf_counter() - started))
                 cost = process_cpu.cost_per_image(before, process_cpu.snapshot(stack.run_dir), len(files))
                 cpu[how]["pipeline"].append(round((_own_cpu(stack.run_dir) - mine) * 1000 / len(files), 3))
                 cpu[how]["cassandra"].append(cost.get("cassandra", 0.0))
-                accuracy[how] = round(right / len(files), 4)
+                accuracy[how].append(round(right / len(files), 4))
         store.close()
     finally:
         stack.down()
     floor = statistics.median(rates["none"])
     heads = ("images/s", "of none", "pipeline CPU ms/img", "Cassandra")
     print(f"\n{'results stored':34s} {heads[0]:>9s} {heads[1]:>8s} {heads[2]:>20s} {heads[3]:>10s}")
-    for how in ways:
+    for how in WAYS:
         rate = statistics.median(rates[how])
         pipeline, cassandra = (statistics.median(cpu[how][part]) for part in ("pipeline", "cassandra"))
         print(f"{how:34s} {rate:9.0f} {rate / floor:8.0%} {pipeline:20.2f} {cassandra:10.2f}")
-    print(f"accuracy: {accuracy}")
+    print(f"accuracy: { {how: min(a) for how, a in accuracy.items()} }")
     if args.json:
-        result = {
-            "images": len(files),
-            "rounds": args.rounds,
-            "images_per_second": rates,
-            "cpu_ms_per_image": cpu,
-        }
-        args.json.write_text(json.dumps({**result, "accuracy": accuracy}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "images": len(files),
+                    "rounds": args.rounds,
+                    "chunk": settings.chunk_size,
+                    "images_per_second": rates,
+                    "cpu_ms_per_image": cpu,
+                    "accuracy": accuracy,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
 
 def _own_cpu(run_dir: Path) -> float:
     """CPU seconds of this process and of its children with theirs (the pool's processes are the
     fork server's children, reaped by it when each run shuts its pool down), Cassandra apart."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
     cassandra = processes.running_pid(run_dir, "cassandra")
+    if cassandra is None:
+        raise RuntimeError("Cassandra is not running: its CPU could not be told apart")
+    me = resource.getrusage(resource.RUSAGE_SELF)
     ticks = 0
     for proc in Path("/proc").iterdir():
         fields = (
