@@ -24,9 +24,12 @@ worker's chunk of 64 files at a time (RECOG_CHUNK_SIZE), in each of these ways:
   job id if the gateway made the id name its part (the part's id with the file's place in its
   last byte): no cache for batch files, and their rows move.
 
-Every way writes as CassandraStore does: intake rows 50 to a request (GROUP_LIMIT) per partition,
-results JOBS_A_LOGGED_BATCH files to a logged batch, the requests of a chunk concurrently. So the
-ways differ in their rows and partitions, not in how they batch them. The ways run in a rotating
+Every way batches alike: intake rows 50 to a request (GROUP_LIMIT) per partition, as
+CassandraStore.insert_jobs does, and results JOBS_A_LOGGED_BATCH files to a logged batch, the
+requests of a chunk concurrently. So the ways differ in their rows and partitions, not in how they
+batch them. (CassandraStore.finish would put fewer files with a whole job row in a logged batch,
+6 rather than 8, and a worker stamps such a row's start too: the "job row at the end" ways are a
+little flattered.) The ways run in a rotating
 order, a round at a time. The gateway, Celery, Redis and the client are left out on purpose: this
 is what the rows alone allow. Prints images/s and CPU ms an image (this process with its pool,
 and Cassandra), medians of the rounds.
