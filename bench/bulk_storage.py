@@ -29,10 +29,9 @@ CassandraStore.insert_jobs does, and results JOBS_A_LOGGED_BATCH files to a logg
 requests of a chunk concurrently. So the ways differ in their rows and partitions, not in how they
 batch them. (CassandraStore.finish would put fewer files with a whole job row in a logged batch,
 6 rather than 8, and a worker stamps such a row's start too: the "job row at the end" ways are a
-little flattered.) The ways run in a rotating
-order, a round at a time. The gateway, Celery, Redis and the client are left out on purpose: this
-is what the rows alone allow. Prints images/s and CPU ms an image (this process with its pool,
-and Cassandra), medians of the rounds.
+little flattered.) The ways run in a rotating order, a round at a time. The gateway, Celery,
+Redis and the client are left out on purpose: this is what the rows alone allow. Prints images/s
+and CPU ms an image (this process with its pool, and Cassandra), medians of the rounds.
 
     .venv/bin/python bench/bulk_storage.py --json bench/bulk_storage.json
 """
@@ -42,7 +41,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import resource
 import statistics
 import sys
@@ -264,14 +262,7 @@ def _own_cpu(run_dir: Path) -> float:
     if cassandra is None:
         raise RuntimeError("Cassandra is not running: its CPU could not be told apart")
     me = resource.getrusage(resource.RUSAGE_SELF)
-    ticks = 0
-    for proc in Path("/proc").iterdir():
-        fields = (
-            process_cpu.stat_fields(proc) if proc.name.isdigit() and proc.name != str(cassandra) else None
-        )
-        if fields is not None and int(fields[1]) == os.getpid():  # ppid
-            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return me.ru_utime + me.ru_stime + ticks / process_cpu.TICK
+    return me.ru_utime + me.ru_stime + process_cpu.children_seconds(apart=cassandra)
 
 
 if __name__ == "__main__":

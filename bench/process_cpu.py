@@ -18,27 +18,45 @@ TICK = os.sysconf("SC_CLK_TCK")
 PARTS = ("gateway", "worker", "cassandra", "redis", "flower", "seed")
 
 
-def stat_fields(proc: Path) -> list[str] | None:
+def _stat(proc: Path) -> list[str] | None:
     try:
         return proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
 
 
-def _members(pgid: int) -> Iterator[tuple[Path, list[str]]]:
-    """Each live process of the group: its /proc folder and its stat fields after pid and name."""
+# A stat line's fields after pid and name: state (0), ppid (1), pgrp (2), ...; utime (11), stime
+# (12), and the reaped children's cutime (13), cstime (14).
+PPID, PGRP = 1, 2
+
+
+def _matching(field: int, value: int) -> Iterator[tuple[Path, list[str]]]:
+    """Each live process whose stat field holds value: its /proc folder and its stat fields."""
     for proc in Path("/proc").iterdir():
-        fields = stat_fields(proc) if proc.name.isdigit() else None
-        # After pid and name: state (0), ppid (1), pgrp (2), ...
-        if fields is not None and int(fields[2]) == pgid:
+        fields = _stat(proc) if proc.name.isdigit() else None
+        if fields is not None and int(fields[field]) == value:
             yield proc, fields
+
+
+def _members(pgid: int) -> Iterator[tuple[Path, list[str]]]:
+    """Each live process of the group."""
+    return _matching(PGRP, pgid)
+
+
+def children_seconds(apart: int | None = None) -> float:
+    """utime + stime of this process's live children, each with the children it has reaped (a fork
+    server's pool), the child whose pid is apart left out."""
+    ticks = 0
+    for proc, fields in _matching(PPID, os.getpid()):
+        if int(proc.name) != apart:
+            ticks += sum(int(f) for f in fields[11:15])
+    return ticks / TICK
 
 
 def group_seconds(pgid: int) -> float:
     """utime + stime of the group's live processes, plus the leader's reaped children."""
     ticks = 0
     for proc, fields in _members(pgid):
-        # utime (11), stime (12); the reaped children's cutime (13), cstime (14).
         ticks += int(fields[11]) + int(fields[12])
         if int(proc.name) == pgid:
             ticks += int(fields[13]) + int(fields[14])
