@@ -44,22 +44,30 @@ def run_jobs(
     started = utcnow()
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
-    # A single job's first send of such bytes has its image read and prepared while Cassandra
-    # reads its status, not after: the read (about 2 ms) then costs it no time. Prepared for
-    # nothing only when its message came twice unmarked (Redis restoring it, a duplicate publish)
-    # and its job proves final, or Cassandra is down. Anything sent again (alone, resent, another
-    # attempt) is read first and prepared only if still open; so is a chunk's every image, its
-    # statuses read only when it is delivered again.
+    # A single job's first send of such bytes has its image read, prepared and recognised while
+    # Cassandra reads its status, not after: the read (about 2 ms) then costs it no time.
+    # Recognised for nothing only when its message came twice unmarked (Redis restoring it, a
+    # duplicate publish) and its job proves final, or Cassandra is down. Anything sent again
+    # (alone, resent, another attempt) is read first and prepared only if still open; so is a
+    # chunk's every image, its statuses read only when it is delivered again.
     new = [
         m
         for m in messages
         if not isinstance(models[m.model], str) and m.new_bytes and m.batch_id is None and first_send(m)
     ]
     prepared: dict = {}
+    recognised: dict = {}
+
+    def meanwhile() -> None:
+        prepared.update(_read_and_prepare(runtime, models, new))
+        for model_name in sorted({m.model for m in new}):
+            ready = [m.job_id for m in new if m.model == model_name]
+            recognised.update(_model_call(models[model_name], ready, prepared))
+
     statuses, earlier = runtime.store.look_up(
         [m.job_id for m in messages if m.job_id not in unstarted],
         [(m.sha256, models[m.model].info.name, models[m.model].info.version, m.tenant) for m in known],
-        meanwhile=lambda: prepared.update(_read_and_prepare(runtime, models, new)),
+        meanwhile=meanwhile,
     )
     statuses.update((job_id, QUEUED) for job_id in unstarted)
     seen = {m.job_id: row for m, row in zip(known, earlier, strict=True)}
@@ -83,7 +91,9 @@ def run_jobs(
         if isinstance(recogniser, str):
             outcomes.extend(_outcome(m, worker, utcnow(), error=recogniser) for m in group)
         else:
-            outcomes.extend(_recognise_group(runtime, recogniser, group, seen, prepared, worker, started))
+            outcomes.extend(
+                _recognise_group(runtime, recogniser, group, seen, prepared, recognised, worker, started)
+            )
     for o in outcomes:
         if o.upload is not None:  # its row is this write's alone: it says when it started too
             o.upload["started_at"] = started
@@ -140,13 +150,37 @@ def _read_and_prepare(runtime, models: dict, messages: list[JobMessage]) -> dict
     }
 
 
+def _model_call(recogniser, job_ids: list, prepared: dict) -> dict:
+    """One model call for those jobs whose image was found: by job id, its prediction (or why the
+    image was rejected), the call's BatchOutcome and when it ended."""
+    ready = [job_id for job_id in job_ids if not isinstance(prepared[job_id], ImageMissing)]
+    if not ready:
+        return {}
+    batch = recogniser.recognise_prepared([prepared[job_id] for job_id in ready])
+    finished = utcnow()
+    if batch.batch_size:
+        BATCH_SIZE.observe(batch.batch_size)
+        INFERENCE_SECONDS.observe(batch.inference_ms / 1000)
+    return {
+        job_id: (result, batch, finished) for job_id, result in zip(ready, batch.predictions, strict=True)
+    }
+
+
 def _recognise_group(
-    runtime, recogniser, group: list[JobMessage], seen: dict, prepared: dict, worker: str, started
+    runtime,
+    recogniser,
+    group: list[JobMessage],
+    seen: dict,
+    prepared: dict,
+    recognised: dict,
+    worker: str,
+    started,
 ) -> list[Outcome]:
-    """prepared: what was read and prepared already (_read_and_prepare), by job id."""
+    """prepared and recognised: what was read and prepared (_read_and_prepare), and recognised
+    (_model_call), already, by job id."""
     info = recogniser.info
     model = {"model_name": info.name, "model_version": info.version}
-    outcomes, inputs, fresh = [], [], []
+    outcomes = []
     to_read = []
     for m in group:
         if seen.get(m.job_id) is not None:  # same bytes, same weights: the answer is already known
@@ -165,20 +199,17 @@ def _recognise_group(
             to_read.append(m)
     late = [m for m in to_read if m.job_id not in prepared]
     prepared = {**prepared, **_read_and_prepare(runtime, {m.model: recogniser for m in late}, late)}
+    # The rest in one call: those read and prepared only now (bytes seen before but not recalled,
+    # anything sent again).
+    results = {
+        **recognised,
+        **_model_call(recogniser, [m.job_id for m in to_read if m.job_id not in recognised], prepared),
+    }
     for m in to_read:
         if isinstance(prepared[m.job_id], ImageMissing):
             outcomes.append(_outcome(m, worker, utcnow(), error=str(prepared[m.job_id])))
-        else:
-            inputs.append(prepared[m.job_id])
-            fresh.append(m)
-    if not inputs:  # every job answered from the cache or failed already: no model call
-        return outcomes
-    batch = recogniser.recognise_prepared(inputs)
-    finished = utcnow()
-    if batch.batch_size:
-        BATCH_SIZE.observe(batch.batch_size)
-        INFERENCE_SECONDS.observe(batch.inference_ms / 1000)
-    for m, result in zip(fresh, batch.predictions, strict=True):
+            continue
+        result, batch, finished = results[m.job_id]
         if isinstance(result, ImageRejected):
             outcomes.append(_outcome(m, worker, finished, error=str(result)))
             continue

@@ -41,6 +41,8 @@ NO_TENANT = ""
 # Open-work rows whose messages one query reads (an IN of their ids): a chunk's row holds up to
 # 64 messages, about 8 kB.
 WORK_IDS_A_READ = 100
+# Job statuses one query reads (an IN of their ids): a chunk's 64 in one request.
+STATUS_KEYS = 64
 # Statements per unlogged batch: keeps a batch well under Cassandra 5.0's 50 kB refusal threshold.
 GROUP_LIMIT = 50
 # The group key under which _write sends new job rows, each its own partition, 50 to a request.
@@ -171,15 +173,15 @@ class CassandraStore:
     ):
         """Statuses and earlier results asked for together: one round trip, not two.
         meanwhile: work for the caller to do while Cassandra answers."""
-        status_futures = [self._cql.run_async(cql.SELECT_STATUS, (job_id,)) for job_id in job_ids]
+        wanted = list(dict.fromkeys(job_ids))  # once each: Cassandra answers a key as often as asked
+        status_futures = [
+            self._cql.run_async(cql.SELECT_STATUSES, (wanted[start : start + STATUS_KEYS],))
+            for start in range(0, len(wanted), STATUS_KEYS)
+        ]
         recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
         if meanwhile is not None:
             meanwhile()
-        statuses = {}
-        for future in status_futures:
-            row = future.result().one()
-            if row:
-                statuses[row["job_id"]] = row["status"]
+        statuses = {row["job_id"]: row["status"] for future in status_futures for row in future.result()}
         recalled = [
             next((row for row in future.result() if row["tenant"] == (key[3] or NO_TENANT)), None)
             for key, future in zip(recall_keys, recall_futures, strict=True)

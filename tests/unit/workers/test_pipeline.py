@@ -48,9 +48,26 @@ def test_queue_time_is_measured_from_the_job_creation(runtime):
 
 
 def test_a_redelivered_finished_job_does_nothing(runtime):
+    """Delivered twice unmarked (Redis restoring it, a duplicate publish): its first send's model
+    call runs while its status is read, so the duplicate costs one call, and writes nothing."""
     message = queue(runtime, b"digit:7")
     run_jobs(runtime, [message], "w1")
+    published = list(runtime.redis.published)
     assert run_jobs(runtime, [message], "w2") == []
+    assert len(runtime.model.calls) == 2 and runtime.store.jobs[message.job_id]["worker"] == "w1"
+    assert runtime.redis.published == published
+
+
+def test_a_finished_job_sent_again_is_not_recognised_again(runtime):
+    """Sent again (another attempt, alone, by the sweeper): its status is read before its image."""
+    message = queue(runtime, b"digit:7")
+    run_jobs(runtime, [message], "w1")
+    for again in (
+        message.next_attempt(),
+        message.next_attempt(alone=True),
+        dataclasses.replace(message, resent=True),
+    ):
+        assert run_jobs(runtime, [again], "w2") == []
     assert len(runtime.model.calls) == 1 and runtime.store.jobs[message.job_id]["worker"] == "w1"
 
 
@@ -183,10 +200,11 @@ def test_a_job_whose_row_was_left_to_its_worker_is_not_marked_running_and_ends_w
     assert outcome.upload == {**upload, "model_name": "digits"} and started <= outcome.finished_at
 
 
-def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_after(runtime):
-    """An image that cannot be in the cache is read and prepared while Cassandra looks its job up
-    (inside look_up's wait); one whose earlier result may be there only once the look-up says it
-    is not. A job found final meanwhile was prepared for nothing, but not recognised again."""
+def test_new_bytes_are_recognised_while_the_statuses_are_read_and_known_bytes_after(runtime):
+    """An image that cannot be in the cache is read, prepared and recognised while Cassandra looks
+    its job up (inside look_up's wait); one whose earlier result may be there only once the
+    look-up says it is not. A job found final meanwhile was recognised for nothing, but its row is
+    not written again."""
     done = queue(runtime, b"digit:7")
     run_jobs(runtime, [done], "w1")
     runtime.model.prepared.clear()
@@ -194,23 +212,26 @@ def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_afte
     real_look_up = store.look_up
 
     def look_up(job_ids, recall_keys, meanwhile=None):
-        prepared_before = len(runtime.model.prepared)
+        prepared_before, calls_before = len(runtime.model.prepared), len(runtime.model.calls)
         answer = real_look_up(job_ids, recall_keys, meanwhile)
-        seen_in_look_up.append((prepared_before, list(runtime.model.prepared)))
+        seen_in_look_up.append(
+            (prepared_before, list(runtime.model.prepared), runtime.model.calls[calls_before:])
+        )
         return answer
 
     store.look_up = look_up
     new, known = queue(runtime, b"digit:3"), queue(runtime, b"digit:4", new_bytes=False)
     outcomes = run_jobs(runtime, [done, new, known], "w2")
-    assert seen_in_look_up == [(0, [b"digit:7", b"digit:3"])]
+    assert seen_in_look_up == [(0, [b"digit:7", b"digit:3"], [[b"digit:7", b"digit:3"]])]
     assert runtime.model.prepared == [b"digit:7", b"digit:3", b"digit:4"]
-    assert runtime.model.calls[-1] == [b"digit:3", b"digit:4"]
+    assert runtime.model.calls[-1] == [b"digit:4"]
     assert {o.job_id: o.label for o in outcomes} == {new.job_id: "3", known.job_id: "4"}
+    assert {o.job_id: o.batch_size for o in outcomes} == {new.job_id: 2, known.job_id: 1}
     assert store.jobs[done.job_id]["worker"] == "w1"
     # Sent again (here: another attempt) or a batch's: its status first, its image only if open.
     again = dataclasses.replace(queue(runtime, b"digit:5"), attempt=1)
     in_a_batch = queue(runtime, b"digit:6", batch_id=uuid.uuid4())
     seen_in_look_up.clear()
     run_jobs(runtime, [again, in_a_batch], "w2")
-    assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"])]
+    assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"], [])]
     assert runtime.model.prepared[3:] == [b"digit:5", b"digit:6"]

@@ -1,0 +1,27 @@
+"""A worker's status read on the real Cassandra: one request asks for many jobs (an IN of their
+ids), so its answer must still be each job's own status, whatever the request holds."""
+
+import uuid
+
+from shared.jobs import DONE, FAILED, QUEUED, RUNNING
+from shared.store.cassandra_results import STATUS_KEYS
+
+
+def test_statuses_read_together_are_each_jobs_own_also_past_one_requests_worth(store):
+    """More ids than one request takes, some asked for twice, some with no row at all (a waited-for
+    job whose worker writes its row)."""
+    states = (QUEUED, RUNNING, DONE, FAILED)
+    written = {uuid.uuid4(): states[n % len(states)] for n in range(STATUS_KEYS + 7)}
+    insert = store.session.prepare("INSERT INTO jobs (job_id, status) VALUES (?, ?)")
+    for job_id, status in written.items():
+        store.session.execute(insert, (job_id, status))
+    unknown = [uuid.uuid4() for _ in range(5)]
+    asked = [*written, *unknown, *list(written)[:3]]
+
+    statuses, recalled = store.look_up(asked, [])
+
+    assert statuses == written and recalled == []
+
+
+def test_no_ids_ask_nothing(store):
+    assert store.look_up([], []) == ({}, [])
