@@ -1,8 +1,9 @@
 """A worker reads the statuses of a gathered batch's jobs before recognising them: one request per
 job, all at once (the baseline, the service's way until 2026-12-06), or one request asking for
-them all (`WHERE job_id IN ?`, CassandraStore.look_up). Same jobs, same run, own Cassandra, the
-two ways alternated; Cassandra's CPU per status read from /proc, the client's (the driver's work,
-which a worker's pool process pays) from this process.
+them all (`WHERE job_id IN ?`, CassandraStore.look_up; a lone job's is read on its own either
+way). Same jobs, same run, own Cassandra (one node), the two ways alternated; Cassandra's CPU per
+status read from /proc, the client's (the driver's work, which a worker's pool process pays) from
+this process.
 
     .venv/bin/python bench/status_reads.py --json bench/status_reads.json
 """
@@ -44,9 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=4000, help="jobs whose statuses are read, per way and size"
     )
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[1, 4, 16, 64], help="jobs per gathered batch"
-    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], help="jobs per gathered batch")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -44,25 +44,34 @@ def run_jobs(
     started = utcnow()
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
-    # A single job's first send of such bytes has its image read, prepared and recognised while
-    # Cassandra reads its status, not after: the read (about 2 ms) then costs it no time.
-    # Recognised for nothing only when its message came twice unmarked (Redis restoring it, a
-    # duplicate publish) and its job proves final, or Cassandra is down. Anything sent again
-    # (alone, resent, another attempt) is read first and prepared only if still open; so is a
-    # chunk's every image, its statuses read only when it is delivered again.
+    # A single job's first send of such bytes has its image read and prepared while Cassandra
+    # reads its status, not after: the read (about 2 ms) then costs it no time. Prepared for
+    # nothing only when its message came twice unmarked (Redis restoring it, a duplicate publish)
+    # and its job proves final, or Cassandra is down. Anything sent again (alone, resent, another
+    # attempt) is read first and prepared only if still open; so is a chunk's every image, its
+    # statuses read only when it is delivered again.
     new = [
         m
         for m in messages
         if not isinstance(models[m.model], str) and m.new_bytes and m.batch_id is None and first_send(m)
     ]
+    # Waited-for jobs (their request holds the answer; their worker writes their row, and marks
+    # none running) are recognised meanwhile too, when every job of their model here is one: one
+    # model call still, and nothing written before the statuses are known.
+    waited = {m.job_id for m in new if m.upload is not None}
+    early = sorted(
+        name
+        for name in {m.model for m in new}
+        if all(m.job_id in waited for m in messages if m.model == name)
+    )
     prepared: dict = {}
     recognised: dict = {}
 
     def meanwhile() -> None:
         prepared.update(_read_and_prepare(runtime, models, new))
-        for model_name in sorted({m.model for m in new}):
-            ready = [m.job_id for m in new if m.model == model_name]
-            recognised.update(_model_call(models[model_name], ready, prepared))
+        for name in early:
+            ids = [m.job_id for m in new if m.model == name]
+            recognised.update(_model_call(models[name], ids, prepared))
 
     statuses, earlier = runtime.store.look_up(
         [m.job_id for m in messages if m.job_id not in unstarted],
@@ -199,8 +208,7 @@ def _recognise_group(
             to_read.append(m)
     late = [m for m in to_read if m.job_id not in prepared]
     prepared = {**prepared, **_read_and_prepare(runtime, {m.model: recogniser for m in late}, late)}
-    # The rest in one call: those read and prepared only now (bytes seen before but not recalled,
-    # anything sent again).
+    # Unless recognised meanwhile (the whole group then was), one call for the group.
     results = {
         **recognised,
         **_model_call(recogniser, [m.job_id for m in to_read if m.job_id not in recognised], prepared),

@@ -109,7 +109,13 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
             send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))
     except Exception as exc:
         log.exception("recognition failed for %d jobs", len(messages))
-        fail_jobs(app.runtime, messages, worker, f"recognition failed: {type(exc).__name__}: {exc}")
+        # Only the open ones: a copy of a finished job (a duplicate delivery) keeps its result.
+        fail_jobs(
+            app.runtime,
+            open_jobs(app.runtime.store, messages),
+            worker,
+            f"recognition failed: {type(exc).__name__}: {exc}",
+        )
 
 
 def _readable(raw_messages: list[dict]) -> list[JobMessage]:

@@ -174,10 +174,13 @@ class CassandraStore:
         """Statuses and earlier results asked for together: one round trip, not two.
         meanwhile: work for the caller to do while Cassandra answers."""
         wanted = list(dict.fromkeys(job_ids))  # once each: Cassandra answers a key as often as asked
-        status_futures = [
-            self._cql.run_async(cql.SELECT_STATUSES, (wanted[start : start + STATUS_KEYS],))
-            for start in range(0, len(wanted), STATUS_KEYS)
-        ]
+        if len(wanted) == 1:  # routed to the job's own replicas, as an IN is not
+            status_futures = [self._cql.run_async(cql.SELECT_STATUS, (wanted[0],))]
+        else:
+            status_futures = [
+                self._cql.run_async(cql.SELECT_STATUSES, (wanted[start : start + STATUS_KEYS],))
+                for start in range(0, len(wanted), STATUS_KEYS)
+            ]
         recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
         if meanwhile is not None:
             meanwhile()

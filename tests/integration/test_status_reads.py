@@ -8,7 +8,7 @@ from shared.store.cassandra_results import STATUS_KEYS
 
 
 def test_statuses_read_together_are_each_jobs_own_also_past_one_requests_worth(store):
-    """More ids than one request takes, some asked for twice, some with no row at all (a waited-for
+    """More ids than one request takes, a few of them twice, some with no row at all (a waited-for
     job whose worker writes its row)."""
     states = (QUEUED, RUNNING, DONE, FAILED)
     written = {uuid.uuid4(): states[n % len(states)] for n in range(STATUS_KEYS + 7)}
@@ -16,12 +16,10 @@ def test_statuses_read_together_are_each_jobs_own_also_past_one_requests_worth(s
     for job_id, status in written.items():
         store.session.execute(insert, (job_id, status))
     unknown = [uuid.uuid4() for _ in range(5)]
-    asked = [*written, *unknown, *list(written)[:3]]
 
-    statuses, recalled = store.look_up(asked, [])
+    statuses, recalled = store.look_up([*written, *unknown, *list(written)[:3]], [])
 
     assert statuses == written and recalled == []
-
-
-def test_no_ids_ask_nothing(store):
-    assert store.look_up([], []) == ({}, [])
+    one = next(iter(written))
+    assert store.look_up([one], []) == ({one: written[one]}, [])  # a lone job: a read of its own
+    assert store.look_up([unknown[0]], []) == ({}, [])

@@ -32,6 +32,15 @@ def queue(runtime, data: bytes, model="digits", batch_id=None, new_bytes=True, a
     return message
 
 
+def queue_waited(runtime, data: bytes, model="digits") -> JobMessage:
+    """A job whose request waits for its answer: stored, sent with its upload columns, no row."""
+    sha256, _ = runtime.images.put(data)
+    job = NewJob(uuid.uuid4(), "waited.png", sha256, len(data), "PNG", 28, 28, model, utcnow(), None)
+    return JobMessage(
+        job.job_id, sha256, job.filename, model, job.created_at, None, True, upload=job.upload()
+    )
+
+
 def test_jobs_are_recognised_in_one_model_call_and_stored_and_announced(runtime):
     messages = [queue(runtime, f"digit:{d}".encode()) for d in (3, 1, 4)]
     outcomes = run_jobs(runtime, messages, "w1")
@@ -48,27 +57,49 @@ def test_queue_time_is_measured_from_the_job_creation(runtime):
 
 
 def test_a_redelivered_finished_job_does_nothing(runtime):
-    """Delivered twice unmarked (Redis restoring it, a duplicate publish): its first send's model
-    call runs while its status is read, so the duplicate costs one call, and writes nothing."""
     message = queue(runtime, b"digit:7")
     run_jobs(runtime, [message], "w1")
-    published = list(runtime.redis.published)
     assert run_jobs(runtime, [message], "w2") == []
-    assert len(runtime.model.calls) == 2 and runtime.store.jobs[message.job_id]["worker"] == "w1"
+    assert len(runtime.model.calls) == 1 and runtime.store.jobs[message.job_id]["worker"] == "w1"
+
+
+def test_waited_for_jobs_are_recognised_while_their_statuses_are_read(runtime):
+    """Their answer is awaited and their rows are the worker's alone (none marked running): the
+    model call runs inside look_up's wait, one call for the group, and a copy of a finished one
+    (delivered twice unmarked) costs that call but writes and announces nothing."""
+    store, calls_in_look_up = runtime.store, []
+    real_look_up = store.look_up
+
+    def look_up(job_ids, recall_keys, meanwhile=None):
+        before = len(runtime.model.calls)
+        answer = real_look_up(job_ids, recall_keys, meanwhile)
+        calls_in_look_up.append(runtime.model.calls[before:])
+        return answer
+
+    store.look_up = look_up
+    first, second = queue_waited(runtime, b"digit:2"), queue_waited(runtime, b"digit:9")
+    outcomes = run_jobs(runtime, [first, second], "w1")
+    assert calls_in_look_up == [[[b"digit:2", b"digit:9"]]] and len(runtime.model.calls) == 1
+    assert [(o.label, o.batch_size) for o in outcomes] == [("2", 2), ("9", 2)]
+    assert store.marked_running == [] and store.jobs[first.job_id]["status"] == "done"
+    published = list(runtime.redis.published)
+    assert run_jobs(runtime, [first], "w2") == []
+    assert len(runtime.model.calls) == 2 and store.jobs[first.job_id]["worker"] == "w1"
     assert runtime.redis.published == published
 
 
-def test_a_finished_job_sent_again_is_not_recognised_again(runtime):
-    """Sent again (another attempt, alone, by the sweeper): its status is read before its image."""
-    message = queue(runtime, b"digit:7")
-    run_jobs(runtime, [message], "w1")
-    for again in (
-        message.next_attempt(),
-        message.next_attempt(alone=True),
-        dataclasses.replace(message, resent=True),
-    ):
-        assert run_jobs(runtime, [again], "w2") == []
-    assert len(runtime.model.calls) == 1 and runtime.store.jobs[message.job_id]["worker"] == "w1"
+def test_a_waited_for_job_beside_another_kind_is_recognised_with_it_after_the_look_up(runtime):
+    """With a job of the same model that is marked running first (its row the gateway's), the
+    group waits for the statuses and still makes one model call."""
+    waited, queued = queue_waited(runtime, b"digit:2"), queue(runtime, b"digit:6")
+    calls_before_marks = []
+    real_mark = runtime.store.mark_running
+    runtime.store.mark_running = lambda *a, **k: (
+        calls_before_marks.append(len(runtime.model.calls)) or real_mark(*a, **k)
+    )
+    outcomes = run_jobs(runtime, [waited, queued], "w1")
+    assert calls_before_marks == [0] and runtime.model.calls == [[b"digit:2", b"digit:6"]]
+    assert {o.job_id: o.label for o in outcomes} == {waited.job_id: "2", queued.job_id: "6"}
 
 
 def test_known_bytes_are_answered_from_the_cache_without_the_model(runtime):
@@ -200,11 +231,10 @@ def test_a_job_whose_row_was_left_to_its_worker_is_not_marked_running_and_ends_w
     assert outcome.upload == {**upload, "model_name": "digits"} and started <= outcome.finished_at
 
 
-def test_new_bytes_are_recognised_while_the_statuses_are_read_and_known_bytes_after(runtime):
-    """An image that cannot be in the cache is read, prepared and recognised while Cassandra looks
-    its job up (inside look_up's wait); one whose earlier result may be there only once the
-    look-up says it is not. A job found final meanwhile was recognised for nothing, but its row is
-    not written again."""
+def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_after(runtime):
+    """An image that cannot be in the cache is read and prepared while Cassandra looks its job up
+    (inside look_up's wait); one whose earlier result may be there only once the look-up says it
+    is not. A job found final meanwhile was prepared for nothing, but not recognised again."""
     done = queue(runtime, b"digit:7")
     run_jobs(runtime, [done], "w1")
     runtime.model.prepared.clear()
@@ -212,26 +242,23 @@ def test_new_bytes_are_recognised_while_the_statuses_are_read_and_known_bytes_af
     real_look_up = store.look_up
 
     def look_up(job_ids, recall_keys, meanwhile=None):
-        prepared_before, calls_before = len(runtime.model.prepared), len(runtime.model.calls)
+        prepared_before = len(runtime.model.prepared)
         answer = real_look_up(job_ids, recall_keys, meanwhile)
-        seen_in_look_up.append(
-            (prepared_before, list(runtime.model.prepared), runtime.model.calls[calls_before:])
-        )
+        seen_in_look_up.append((prepared_before, list(runtime.model.prepared)))
         return answer
 
     store.look_up = look_up
     new, known = queue(runtime, b"digit:3"), queue(runtime, b"digit:4", new_bytes=False)
     outcomes = run_jobs(runtime, [done, new, known], "w2")
-    assert seen_in_look_up == [(0, [b"digit:7", b"digit:3"], [[b"digit:7", b"digit:3"]])]
+    assert seen_in_look_up == [(0, [b"digit:7", b"digit:3"])]
     assert runtime.model.prepared == [b"digit:7", b"digit:3", b"digit:4"]
-    assert runtime.model.calls[-1] == [b"digit:4"]
+    assert runtime.model.calls[-1] == [b"digit:3", b"digit:4"]
     assert {o.job_id: o.label for o in outcomes} == {new.job_id: "3", known.job_id: "4"}
-    assert {o.job_id: o.batch_size for o in outcomes} == {new.job_id: 2, known.job_id: 1}
     assert store.jobs[done.job_id]["worker"] == "w1"
     # Sent again (here: another attempt) or a batch's: its status first, its image only if open.
     again = dataclasses.replace(queue(runtime, b"digit:5"), attempt=1)
     in_a_batch = queue(runtime, b"digit:6", batch_id=uuid.uuid4())
     seen_in_look_up.clear()
     run_jobs(runtime, [again, in_a_batch], "w2")
-    assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"], [])]
+    assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"])]
     assert runtime.model.prepared[3:] == [b"digit:5", b"digit:6"]

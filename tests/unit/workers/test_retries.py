@@ -10,7 +10,7 @@ from shared.image_store import VolumeImageStore
 from shared.settings import Settings
 from shared.store import StoreUnavailable
 from tests.fakes import FakeRuntime
-from tests.unit.workers.test_pipeline import queue
+from tests.unit.workers.test_pipeline import queue, queue_waited
 from workers.gathering import send_all_again
 from workers.tasks import MAX_ATTEMPTS, run_gathered
 
@@ -207,12 +207,26 @@ def test_a_job_sent_again_past_its_attempts_that_already_finished_keeps_its_resu
 
 def test_a_single_job_always_reads_its_status_and_a_copy_of_a_finished_one_does_nothing(app):
     """A single job's message carries no marker of an earlier delivery Redis can be trusted to
-    set (a duplicate publish, a failover): its status is read every time, and the copy writes and
-    announces nothing (its model call ran while the status was read)."""
+    set (a duplicate publish, a failover): its status is read every time."""
     message = queue(app.runtime, b"digit:4")
     run_gathered(app, [message.to_dict()], "w1")
-    published = list(app.runtime.redis.published)
+    calls, published = len(app.runtime.model.calls), list(app.runtime.redis.published)
     run_gathered(app, [message.to_dict()], "w2")
     assert app.runtime.store.statuses_read == 2
+    assert len(app.runtime.model.calls) == calls
     assert app.runtime.store.jobs[message.job_id]["worker"] == "w1"
     assert app.runtime.redis.published == published
+
+
+def test_a_model_that_fails_fails_the_open_jobs_and_leaves_a_finished_copy_alone(app):
+    """A waited-for job's copy is recognised while its status is read: a model that raises then
+    must not turn the finished job into a failed one."""
+    finished = queue_waited(app.runtime, b"digit:4")
+    run_gathered(app, [finished.to_dict()], "w1")
+    fresh = queue_waited(app.runtime, b"digit:5")
+    model = app.runtime.model
+    model.recognise_prepared = _failing(model.recognise_prepared, RuntimeError("model exploded"))
+    run_gathered(app, [finished.to_dict(), fresh.to_dict()], "w2")
+    jobs = app.runtime.store.jobs
+    assert jobs[finished.job_id]["status"] == "done" and jobs[finished.job_id]["worker"] == "w1"
+    assert jobs[fresh.job_id]["status"] == "failed" and "model exploded" in jobs[fresh.job_id]["error"]
