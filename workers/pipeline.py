@@ -1,6 +1,7 @@
 """Run a list of job messages: skip finished ones, mark running, reuse or compute, store, announce.
 
-Plain functions over a WorkerRuntime (or anything with its store, images, redis, settings and
+Waited-for jobs are computed while their statuses are read, and kept only if still open. Plain
+functions over a WorkerRuntime (or anything with its store, images, redis, settings and
 recogniser), so they are tested without Celery.
 """
 
