@@ -23,13 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import process_cpu  # noqa: E402
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from bench.result_writes import outcomes  # noqa: E402
+from shared.store import statements as cql  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402
-
-ONE_A_REQUEST = "SELECT job_id, status FROM jobs WHERE job_id = ?"
 
 
 def one_a_request(store: CassandraStore, ids: list[uuid.UUID]) -> dict:
-    futures = [store._cql.run_async(ONE_A_REQUEST, (job_id,)) for job_id in ids]
+    futures = [store._cql.run_async(cql.SELECT_STATUS, (job_id,)) for job_id in ids]
     return {row["job_id"]: row["status"] for future in futures for row in future.result()}
 
 
