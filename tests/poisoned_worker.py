@@ -2,8 +2,10 @@
 fail: an image carrying the PNG text key CRASH SIGKILLs its own pool process, one carrying HANG
 never returns. A stand-in for the crash or the endless loop, which no file can be counted on to
 cause in today's Pillow; everything after it is real: the death, Redis handing the chunk back,
-the time limit's kill, the starts kept in Cassandra. Started only by tests/integration/test_poison.py
-as `celery -A tests.poisoned_worker worker`."""
+the time limit's kill, the starts kept in Cassandra. One carrying SLOW decodes after SLOW_SECONDS,
+as a huge image might: a pool process kept busy for as long as a test needs. Started only by
+tests/integration/test_poison.py and test_broker_restart.py as
+`celery -A tests.poisoned_worker worker`."""
 
 import os
 import signal
@@ -14,6 +16,8 @@ from workers.main import app  # noqa: F401  (the app celery -A finds here)
 
 CRASH = "recog-test-crash"
 HANG = "recog-test-hang"
+SLOW = "recog-test-slow"
+SLOW_SECONDS = 6
 
 _real_open_image = model.recogniser.open_image
 
@@ -24,6 +28,8 @@ def _open_image(data: bytes, max_pixels: int, **options):
     if HANG.encode() in data:
         while True:
             time.sleep(1)
+    if SLOW.encode() in data:
+        time.sleep(SLOW_SECONDS)
     return _real_open_image(data, max_pixels, **options)
 
 

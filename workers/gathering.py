@@ -12,7 +12,8 @@ And celery-batches 0.11 (the latest release) arms its flush timer only while it 
 the connection to the broker breaks, Celery clears its event loop's timers, that one included, but
 celery-batches still believes it armed, so gathered jobs sat unacknowledged, claimed by this
 worker's lease, until it restarted (its issue 107, fixed after 0.11). The timer is armed again
-each time the consumer starts.
+each time the consumer starts, and the batches Celery dropped from the pool's queue with the
+connection stop counting as running then (tests/integration/test_broker_restart.py).
 
 And when to flush: celery-batches flushes every flush_interval, so a lone job waited for the timer,
 and at 32 clients most flushes held one or two jobs, costing as much as the batch of one they
@@ -69,6 +70,7 @@ class GatheredBatches(Batches):
     def Strategy(self, task, app, consumer):
         handler = super().Strategy(task, app, consumer)
         self._slots = consumer.pool.limit or 1
+        self._forget_dropped_batches()
         if self._tref is not None:
             self._tref.cancel()
         # Whatever the buffer holds: a tick that finds it empty cancels the timer again.
@@ -87,6 +89,24 @@ class GatheredBatches(Batches):
         self._forget_lost_batches()
         if len(self._in_flight) < self._slots:
             super()._do_flush()
+
+    def _forget_dropped_batches(self) -> None:
+        """When the connection to the broker breaks, Celery empties the pool's queue before the
+        consumer starts again (AsynPool.flush): a batch handed over that no process had accepted
+        is dropped, and its callbacks never come. Counted as running, two such batches stopped
+        every later single job until the time limit passed. Their jobs come back from Redis's
+        redelivery or the sweeper (this worker's lease no longer claims them: workers/leases.py).
+        The consumer also starts again on a pool_restart command (off unless the worker enables
+        it), with nothing dropped: a batch still queued then frees its slot a little early."""
+        dropped = [result for result in self._in_flight if not result.ready() and not result.accepted()]
+        for result in dropped:
+            del self._in_flight[result]
+        if dropped:
+            log.warning(
+                "%d gathered batches no pool process had taken were dropped with the connection to "
+                "Redis; their jobs come back from Redis or the sweeper",
+                len(dropped),
+            )
 
     def _forget_lost_batches(self) -> None:
         """A batch whose callback never came frees its process once its result is ready, or past

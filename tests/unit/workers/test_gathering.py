@@ -1,7 +1,8 @@
 """GatheredBatches' flushing, against a pool that only records what it is handed: when a batch
 goes to the pool, how gathered jobs are split, and what frees a pool process. The real worker's
 behaviour is tests/integration/test_gathering.py; this covers the edges a real pool does not
-produce on demand (a pool closing, a batch whose result never comes)."""
+produce on demand (a pool closing, a batch whose result never comes, one dropped from the pool's
+queue: that one's real case is tests/integration/test_broker_restart.py)."""
 
 from types import SimpleNamespace
 
@@ -14,10 +15,13 @@ from workers.gathering import GatheredBatches
 class RecordedResult:
     def __init__(self, requests, callback, error_callback) -> None:
         self.requests, self.callback, self.error_callback = requests, callback, error_callback
-        self.done = False
+        self.done = self.taken = False
 
     def ready(self) -> bool:
         return self.done
+
+    def accepted(self) -> bool:
+        return self.taken
 
     def succeed(self) -> None:
         self.done = True
@@ -129,3 +133,20 @@ def test_a_batch_with_no_result_past_the_time_limit_frees_its_process():
     task._in_flight[stuck] -= 300 + gathering.LOST_AFTER_LIMIT_SECONDS + 1
     task._do_flush()
     assert sizes(pool) == [1, 1] and stuck not in task._in_flight
+
+
+def test_batches_the_pool_dropped_unstarted_stop_counting_and_started_ones_go_on(caplog):
+    pool = RecordingPool()
+    task = gatherer(pool)
+    gather(task, 1)
+    gather(task, 2)
+    gather(task, 3)
+    running, dropped = pool.handed
+    running.taken = True
+    task._forget_dropped_batches()  # as the consumer starts again after the connection broke
+    assert running in task._in_flight and dropped not in task._in_flight
+    assert "1 gathered batches no pool process had taken were dropped" in caplog.text
+    task._do_flush()
+    assert [r.args[0] for r in pool.handed[2].requests] == [3], "the waiting job took the dropped one's place"
+    running.succeed()
+    assert list(task._in_flight) == [pool.handed[2]]
