@@ -92,12 +92,13 @@ class GatheredBatches(Batches):
 
     def _forget_dropped_batches(self) -> None:
         """When the connection to the broker breaks, Celery empties the pool's queue before the
-        consumer starts again (AsynPool.flush): a batch handed over that no process had accepted
-        is dropped, and its callbacks never come. Counted as running, two such batches stopped
-        every later single job until the time limit passed. Their jobs come back from Redis's
-        redelivery or the sweeper (this worker's lease no longer claims them: workers/leases.py).
-        The consumer also starts again on a pool_restart command (off unless the worker enables
-        it), with nothing dropped: a batch still queued then frees its slot a little early."""
+        consumer starts again (AsynPool.flush): a batch handed over whose acceptance by a process
+        the main process had not yet read is dropped, and its callbacks never come. Counted as
+        running, two such batches stopped every later single job until the time limit and a
+        minute passed. Their jobs come back from Redis's redelivery or the sweeper (this worker's
+        lease no longer claims them: workers/leases.py). Strategy also runs on a pool_restart
+        command (off unless the worker enables it), with nothing dropped: a batch still queued
+        then frees its slot a little early, and the warning below is wrong about why."""
         dropped = [result for result in self._in_flight if not result.ready() and not result.accepted()]
         for result in dropped:
             del self._in_flight[result]

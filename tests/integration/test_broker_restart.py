@@ -12,6 +12,7 @@ when the jobs arrive. The worker's settings are the defaults; the kill and resta
 """
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -53,7 +54,7 @@ def test_jobs_gathered_while_the_pool_was_busy_do_not_stop_the_worker_when_redis
     stack, store, gateway, slow_worker
 ):
     # One chunk a batch: each keeps a pool process busy for SLOW_SECONDS.
-    batches = []
+    posted, batches = time.monotonic(), []
     for label in (4, 9):
         response = post_batch(gateway, [(f"{label}.png", images.fresh_png_digit(label, 1, mark=SLOW))])
         assert response.status_code == 202, response.text
@@ -61,7 +62,11 @@ def test_jobs_gathered_while_the_pool_was_busy_do_not_stop_the_worker_when_redis
     time.sleep(1.5)  # both chunks taken by the two pool processes
     # Handed to the pool one gathered batch each, two of them; the third waits in the gather.
     before = send_singles(gateway, [1, 2, 3])
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while not {uuid.UUID(j) for j in before} <= {w for lease in store.leases() for w in lease["held"]}:
+        assert time.monotonic() < deadline, "the worker did not receive the single jobs"
+        time.sleep(0.1)
+    assert time.monotonic() - posted < SLOW_SECONDS - 1, "the chunks may have ended before the kill"
     log_before = stack.log("worker1").read_text()
     stack.kill("redis")
     time.sleep(1)
@@ -77,8 +82,10 @@ def test_jobs_gathered_while_the_pool_was_busy_do_not_stop_the_worker_when_redis
     assert {j: int(rows[j]["label"]) for j in after} == after
 
     # And nothing accepted before the kill is lost: Redis or the sweeper brings it back.
-    rows = wait_until_final(store, list(before), timeout=RECOVERY_LIMIT)
-    assert {j: rows[j]["status"] for j in before} == dict.fromkeys(before, "done")
+    rows = wait_until_final(
+        store, list(before), timeout=max(1, RECOVERY_LIMIT - (time.monotonic() - restarted))
+    )
+    assert {j: (rows.get(j) or {}).get("status") for j in before} == dict.fromkeys(before, "done")
     assert {j: int(rows[j]["label"]) for j in before} == before
     for batch_id in batches:
         remaining = max(1, RECOVERY_LIMIT - (time.monotonic() - restarted))

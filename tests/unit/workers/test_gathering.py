@@ -135,18 +135,45 @@ def test_a_batch_with_no_result_past_the_time_limit_frees_its_process():
     assert sizes(pool) == [1, 1] and stuck not in task._in_flight
 
 
-def test_batches_the_pool_dropped_unstarted_stop_counting_and_started_ones_go_on(caplog):
+class Timer:
+    """The consumer's timer: what celery-batches and GatheredBatches arm on it."""
+
+    def call_repeatedly(self, seconds, fn):
+        return SimpleNamespace(cancel=lambda: None)
+
+
+def consumer_starting(pool: RecordingPool):
+    """What Strategy reads of a consumer as it starts (again, after the connection broke)."""
+    pool.limit = 2
+    return SimpleNamespace(
+        pool=pool, hostname="worker", connection_errors=(), event_dispatcher=None, timer=Timer()
+    )
+
+
+def test_batches_the_pool_dropped_unstarted_stop_counting_when_the_consumer_starts_again(caplog):
     pool = RecordingPool()
     task = gatherer(pool)
     gather(task, 1)
     gather(task, 2)
     gather(task, 3)
+    gather(task, 4)
+    assert sizes(pool) == [1, 1], "both slots taken, 3 and 4 gathered"
     running, dropped = pool.handed
-    running.taken = True
-    task._forget_dropped_batches()  # as the consumer starts again after the connection broke
+    running.taken = True  # a process had taken it; the other sat in the pool's queue
+    task.Strategy(task, task.app, consumer_starting(pool))
     assert running in task._in_flight and dropped not in task._in_flight
     assert "1 gathered batches no pool process had taken were dropped" in caplog.text
     task._do_flush()
-    assert [r.args[0] for r in pool.handed[2].requests] == [3], "the waiting job took the dropped one's place"
+    assert [r.args[0] for r in pool.handed[2].requests] == [3, 4], "the waiting jobs took its slot"
     running.succeed()
     assert list(task._in_flight) == [pool.handed[2]]
+
+
+def test_a_finished_batch_whose_callback_is_still_due_is_left_to_it():
+    pool = RecordingPool()
+    task = gatherer(pool)
+    gather(task, 1)
+    finished = pool.handed[0]
+    finished.done = True  # its result came before its acceptance was read
+    task.Strategy(task, task.app, consumer_starting(pool))
+    assert list(task._in_flight) == [finished]
