@@ -3,8 +3,9 @@ idle gaps, as one client's jobs come: the logged batch CassandraStore.finish sen
 with its upload columns, its audit row and its cache row, all or nothing), the same statements as
 an unlogged batch or sent concurrently (neither all or nothing: a worker or Cassandra dying
 between them can leave a done job with no audit row), and the job row alone (its result's and
-upload's columns, one partition), the floor of any write that records the result. Same rows, own Cassandra (one node, `commitlog_sync: batch` as the
-service runs it), the ways alternated job by job.
+upload's columns, one partition), the floor of any write that records the result. Same rows, own
+Cassandra (one node, `commitlog_sync: batch` as the service runs it), the ways alternated job by
+job.
 
     .venv/bin/python bench/finish_latency.py --json bench/finish_latency.json
 """
