@@ -1,8 +1,8 @@
 """What recog's Prometheus metrics cost an image: the updates the gateway and a worker's pool
 process make for each image, timed on the real metric objects in prometheus-client's
 multiprocess mode (each update a write to a memory-mapped file, as the services run them), beside
-the CPU an image costs each process in bench/throughput.json's last run; and one scrape of a
-pool's samples, which happens once per Prometheus scrape, not per image.
+the CPU an image costs the gateway's or the worker's processes in bench/throughput.json's last
+run; and reading one process's samples for a scrape, once per Prometheus scrape, not per image.
 
     .venv/bin/python bench/metrics_cost.py --json bench/metrics_cost.json
 """
@@ -10,8 +10,10 @@ pool's samples, which happens once per Prometheus scrape, not per image.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -20,7 +22,9 @@ import uuid
 from pathlib import Path
 
 # Multiprocess mode must be chosen before prometheus_client is first imported.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="recog-metrics-bench-")
+FOLDER = tempfile.mkdtemp(prefix="recog-metrics-bench-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = FOLDER
+atexit.register(shutil.rmtree, FOLDER, ignore_errors=True)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.metrics import JOBS_ACCEPTED  # noqa: E402
@@ -111,9 +115,8 @@ def main() -> None:
         cpu_ms = cost[phase[kind]][process]
         table[name] = {"us": us, "process_cpu_ms_per_image": cpu_ms, "share": us / 1000 / cpu_ms}
         print(f"{name:22s} {us:6.2f} {cpu_ms:31.2f} {us / 10 / cpu_ms:6.2f}%")
-    print(
-        f"one scrape of this process's samples: {statistics.median(scrapes):.2f} ms (median of {args.rounds})"
-    )
+    scrape = statistics.median(scrapes)
+    print(f"reading this process's samples for a scrape: {scrape:.2f} ms (median of {args.rounds})")
     if args.json:
         record = {"images": args.images, "rounds": args.rounds, "updates": table, "scrape_ms": scrapes}
         args.json.write_text(json.dumps(record, indent=2))

@@ -59,7 +59,11 @@ def test_jobs_gathered_while_the_pool_was_busy_do_not_stop_the_worker_when_redis
         response = post_batch(gateway, [(f"{label}.png", images.fresh_png_digit(label, 1, mark=SLOW))])
         assert response.status_code == 202, response.text
         batches.append(response.json()["id"])
-    time.sleep(1.5)  # both chunks taken by the two pool processes
+    # Both chunks held by the worker (its lease names them), so taken by its two idle processes.
+    deadline = time.monotonic() + 10
+    while sum(len(lease["held"]) for lease in store.leases()) < 2:
+        assert time.monotonic() < deadline, "the worker did not receive the two chunks"
+        time.sleep(0.1)
     # Handed to the pool one gathered batch each, two of them; the third waits in the gather.
     before = send_singles(gateway, [1, 2, 3])
     deadline = time.monotonic() + 10
