@@ -7,6 +7,7 @@ store backend (RECOG_IMAGE_STORE): pytest groups the tests by backend, so the st
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -143,6 +144,21 @@ def stack_made_whole(request):
 @pytest.fixture(scope="session")
 def settings(stack) -> Settings:
     return stack.settings
+
+
+@contextlib.contextmanager
+def poisoned_worker_running(stack: LocalStack, settings: Settings | None = None):
+    """worker1 replaced by tests/poisoned_worker.py's (settings: its own, else the stack's) for the
+    block, and the real one back after it; yields the poisoned worker's pid."""
+    stack.stop("worker1")
+    stack.start_worker("worker1", settings=settings, app="tests.poisoned_worker")
+    stack.wait_worker_ready()
+    try:
+        yield processes.running_pid(stack.run_dir, "worker1")
+    finally:
+        stack.stop("worker1")
+        stack.start_worker("worker1")
+        stack.wait_worker_ready()
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pytest
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
 from tests.poisoned_worker import SLOW, SLOW_SECONDS
-from tests.stack import submit, wait_until_final
+from tests.stack import poisoned_worker_running, submit, wait_until_final
 
 RECOVERY_LIMIT = 120  # seconds from the restart until every accepted job is final, as the fault suite
 DROPPED = "gathered batches no pool process had taken were dropped with the connection to Redis"
@@ -31,13 +31,8 @@ pytestmark = pytest.mark.timeout(600)
 def slow_worker(stack):
     """worker1 replaced by the poisoned one, with the stack's own settings, and the real one back
     after the test."""
-    stack.stop("worker1")
-    stack.start_worker("worker1", app="tests.poisoned_worker")
-    stack.wait_worker_ready()
-    yield
-    stack.stop("worker1")
-    stack.start_worker("worker1")
-    stack.wait_worker_ready()
+    with poisoned_worker_running(stack):
+        yield
 
 
 def send_singles(gateway: str, labels: list[int]) -> dict[str, int]:

@@ -19,7 +19,7 @@ from devstack import processes
 from tests import images
 from tests.integration.test_batches import post_batch, wait_for_batch
 from tests.poisoned_worker import CRASH, HANG
-from tests.stack import API, submit, wait_until_final
+from tests.stack import API, poisoned_worker_running, submit, wait_until_final
 from workers.alone import KILLED_ALONE
 
 TIME_LIMIT = 10
@@ -28,15 +28,8 @@ TIME_LIMIT = 10
 @pytest.fixture
 def poisoned_worker(stack):
     """worker1 replaced by the poisoned one for the test, and the real one back after it."""
-    stack.stop("worker1")
-    stack.start_worker(
-        "worker1", settings=stack.settings.replace(task_time_limit=TIME_LIMIT), app="tests.poisoned_worker"
-    )
-    stack.wait_worker_ready()
-    yield processes.running_pid(stack.run_dir, "worker1")
-    stack.stop("worker1")
-    stack.start_worker("worker1")
-    stack.wait_worker_ready()
+    with poisoned_worker_running(stack, stack.settings.replace(task_time_limit=TIME_LIMIT)) as pid:
+        yield pid
 
 
 def starts(store, job_id: str) -> int:

@@ -8,6 +8,18 @@ from shared.store import statements as cql
 from shared.store.cassandra_results import STATUS_KEYS
 
 
+def requests_sent(store, monkeypatch) -> list[tuple[str, tuple]]:
+    """(CQL, values) of each request the store sends from now on, still sent."""
+    requests = []
+    run_async = store._cql.run_async
+    monkeypatch.setattr(
+        store._cql,
+        "run_async",
+        lambda text, values: requests.append((text, values)) or run_async(text, values),
+    )
+    return requests
+
+
 def test_statuses_read_together_are_each_jobs_own_also_past_one_requests_worth(store, monkeypatch):
     """More ids than one request takes, a few of them twice, some with no row at all (a waited-for
     job whose worker writes its row): each id asked for once, STATUS_KEYS to a request."""
@@ -17,13 +29,7 @@ def test_statuses_read_together_are_each_jobs_own_also_past_one_requests_worth(s
     for job_id, status in written.items():
         store.session.execute(insert, (job_id, status))
     unknown = [uuid.uuid4() for _ in range(5)]
-    requests = []
-    run_async = store._cql.run_async
-    monkeypatch.setattr(
-        store._cql,
-        "run_async",
-        lambda text, values: requests.append((text, values)) or run_async(text, values),
-    )
+    requests = requests_sent(store, monkeypatch)
 
     statuses, recalled = store.look_up([*written, *unknown, *list(written)[:3]], [])
 
@@ -42,11 +48,7 @@ def test_a_lone_jobs_status_is_read_on_its_own(store, monkeypatch):
     store.session.execute(
         store.session.prepare("INSERT INTO jobs (job_id, status) VALUES (?, ?)"), (job_id, DONE)
     )
-    requests = []
-    run_async = store._cql.run_async
-    monkeypatch.setattr(
-        store._cql, "run_async", lambda text, values: requests.append(text) or run_async(text, values)
-    )
+    requests = requests_sent(store, monkeypatch)
     assert store.look_up([job_id, job_id], []) == ({job_id: DONE}, [])
     assert store.look_up([uuid.uuid4()], []) == ({}, [])
-    assert requests == [cql.SELECT_STATUS, cql.SELECT_STATUS]
+    assert [text for text, _ in requests] == [cql.SELECT_STATUS, cql.SELECT_STATUS]
