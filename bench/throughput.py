@@ -273,9 +273,8 @@ def costed(
     return figures, process_cpu.cost_per_image(before, after, figures[count_key])
 
 
-def bench_stack(
-    max_batch: int | None = None, image_store: str = "volume", max_wait_ms: int | None = None
-) -> LocalStack:
+def bench_stack(image_store: str = "volume", **overrides) -> LocalStack:
+    """The benchmark's stack on its own ports; overrides: Settings fields for it (max_batch=1)."""
     settings = Settings.from_env(
         {},
         image_store=image_store,
@@ -286,8 +285,7 @@ def bench_stack(
         image_dir=STATE / "stack" / "images",
         gateway_url=f"http://127.0.0.1:{PORTS['gateway']}",
         flower_url="http://127.0.0.1:28555",
-        **({"max_batch": max_batch} if max_batch else {}),
-        **({"max_wait_ms": max_wait_ms} if max_wait_ms is not None else {}),
+        **overrides,
     )
     return LocalStack(settings, STATE / "stack", PROJECT_ROOT / ".recog" / "cache")
 

@@ -131,6 +131,10 @@ class Settings:
     # process free, hoping for company: measured in bench/flush_settings.py.
     max_batch: int = setting(64, (WORKERS,), 1, 4096)
     max_wait_ms: int = setting(0, (WORKERS,), 0, 10_000)
+    # Task messages a worker takes from Redis ahead, per pool process (Celery's prefetch
+    # multiplier), both queues together; 0: max(4, max_batch), so a gathered batch can fill.
+    # Measured in bench/prefetch.py.
+    prefetch_multiplier: int = setting(0, (WORKERS,), 0, 4096)
     # Bulk submissions travel to workers as tasks of this many images, on their own queue.
     chunk_size: int = setting(64, (GATEWAY,), 1, 4096)
     bulk_queue: str = setting("recog.bulk", (GATEWAY, WORKERS, STACK))

@@ -44,7 +44,7 @@ def worker_config(settings: Settings) -> dict:
         "worker_proc_alive_timeout": 120,
         "worker_concurrency": settings.worker_concurrency,
         # celery-batches can only gather what the worker has prefetched.
-        "worker_prefetch_multiplier": max(4, settings.max_batch),
+        "worker_prefetch_multiplier": settings.prefetch_multiplier or max(4, settings.max_batch),
         # The pool kills a process past the limit (SIGTERM, then SIGKILL): a soft limit would
         # only raise between Python bytecodes, never inside the C decoder that is stuck.
         "task_time_limit": settings.task_time_limit,

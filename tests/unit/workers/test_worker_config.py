@@ -19,6 +19,16 @@ def test_the_time_and_memory_limits_are_settings():
     )
 
 
+def test_the_prefetch_fills_a_gathered_batch_unless_set():
+    def prefetch(env: dict) -> int:
+        return worker_config(Settings.from_env(env))["worker_prefetch_multiplier"]
+
+    assert prefetch({}) == 64  # RECOG_MAX_BATCH's default: one process can gather a whole batch
+    assert prefetch({"RECOG_MAX_BATCH": "2"}) == 4
+    assert prefetch({"RECOG_MAX_BATCH": "200"}) == 200
+    assert prefetch({"RECOG_PREFETCH_MULTIPLIER": "1", "RECOG_MAX_BATCH": "200"}) == 1
+
+
 def test_a_chunk_is_handed_back_not_acknowledged_when_it_times_out():
     task = create_celery(Settings.from_env({})).tasks[TASK_RECOGNISE_CHUNK]
     assert task.acks_late and not task.acks_on_failure_or_timeout

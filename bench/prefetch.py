@@ -1,0 +1,203 @@
+"""What the worker's prefetch (RECOG_PREFETCH_MULTIPLIER) does for 32 clients, for bulk, and for a
+worker added while a batch runs.
+
+One stack (bench/throughput.py's, on its ports); for each multiplier the worker is started again
+with it, then 32 clients post distinct single images with ?wait= for --seconds, then `recog
+submit-folder` sends --images digits no run has sent. The multipliers run in turn, forward then
+backward, --rounds times. Prints images/s, latencies and the mean batch the worker ran at 32
+clients, bulk images/s, and the worker's CPU ms per image in each.
+
+Then scaling out: one worker of one pool process takes a batch of --scale-out-images, and
+SCALE_OUT_AFTER seconds after the upload began a second one starts. Prints how long the batch
+took and the share of its images the second worker recognised, with the default prefetch and
+with one message a process. --json FILE writes both tables.
+
+    .venv/bin/python bench/prefetch.py --json bench/prefetch.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import process_cpu  # noqa: E402
+from bench.flush_settings import WARM_UP_SECONDS, batches  # noqa: E402
+from bench.throughput import STATE, bench_stack, drive, measure_bulk, start_fresh, unique  # noqa: E402
+from tests import images  # noqa: E402
+
+# Messages taken ahead per pool process (2 of them): 2 in all, 8, 32 (as many as the clients),
+# and the default, max(4, RECOG_MAX_BATCH) = 64, 128 in all.
+MULTIPLIERS = (1, 4, 16, 64)
+FIRST_BULK_UPLOAD = 2 * 10**9  # numbered apart from throughput.SENT's uploads and the warm-up's
+SCALE_OUT_MULTIPLIERS = (64, 1)
+SCALE_OUT_AFTER = 5.0
+
+
+def bulk_folder(blobs: list[bytes], count: int, first: int, name: str = "prefetch-bulk") -> Path:
+    """count digits whose bytes no other run sends, so none is answered from the cache."""
+    folder = STATE / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for n in range(count):
+        label = (n % len(blobs)) // 10  # blobs hold ten of each digit, in order
+        (folder / f"{n:05d}-{label}.png").write_bytes(unique(blobs[n % len(blobs)], first + n))
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scale-out-images", type=int, default=3000)
+    parser.add_argument("--scale-out-rounds", type=int, default=2)
+    args = parser.parse_args()
+    stack = bench_stack()
+    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+    rows, scale_out = [], []
+    runs, stride = 0, max(args.images, args.scale_out_images)  # each run's uploads numbered apart
+    try:
+        start_fresh(stack)
+        key = stack.local_key()
+        url = f"{stack.settings.gateway_url}/v1/jobs"
+        drive(url, "file", blobs, args.clients, WARM_UP_SECONDS, {"wait": 30}, key)
+        for round_ in range(args.rounds):
+            # Forward, then backward: no multiplier always runs first or last.
+            for multiplier in MULTIPLIERS if round_ % 2 == 0 else MULTIPLIERS[::-1]:
+                stack.kill("worker1")
+                worker = bench_stack(prefetch_multiplier=multiplier)
+                worker.start_worker()
+                worker.wait_worker_ready()
+                print(f"round {round_ + 1}: prefetch multiplier {multiplier} ...", flush=True)
+                settings = worker.settings
+                metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+                images_before, calls_before = batches(metrics)
+                before = process_cpu.snapshot(stack.run_dir)
+                crowd = drive(url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
+                after = process_cpu.snapshot(stack.run_dir)
+                images_after, calls_after = batches(metrics)
+                calls = calls_after - calls_before
+                # None where the histogram could not be read whole.
+                mean_batch = round((images_after - images_before) / calls, 2) if calls > 0 else None
+                folder = bulk_folder(blobs, args.images, FIRST_BULK_UPLOAD + runs * stride)
+                runs += 1
+                bulk_before = process_cpu.snapshot(stack.run_dir)
+                bulk = measure_bulk(settings, folder, key)
+                bulk_after = process_cpu.snapshot(stack.run_dir)
+                bulk_cost = process_cpu.cost_per_image(bulk_before, bulk_after, bulk["images"])
+                rows.append(
+                    {
+                        "round": round_ + 1,
+                        "prefetch_multiplier": multiplier,
+                        "messages_ahead": multiplier * settings.worker_concurrency,
+                        "concurrent": {
+                            **crowd,
+                            "mean_batch": mean_batch,
+                            "cpu_ms_per_image": process_cpu.cost_per_image(before, after, crowd["requests"]),
+                        },
+                        "bulk": {**bulk, "cpu_ms_per_image": bulk_cost},
+                    }
+                )
+        for round_ in range(args.scale_out_rounds):
+            for multiplier in SCALE_OUT_MULTIPLIERS if round_ % 2 == 0 else SCALE_OUT_MULTIPLIERS[::-1]:
+                print(f"round {round_ + 1}: scaling out, prefetch multiplier {multiplier} ...", flush=True)
+                folder = bulk_folder(
+                    blobs, args.scale_out_images, FIRST_BULK_UPLOAD + runs * stride, "prefetch-scale-out"
+                )
+                runs += 1
+                scale_out.append({"round": round_ + 1, **measure_scale_out(stack, multiplier, folder, key)})
+    finally:
+        stack.down()
+    report(rows, scale_out)
+    if args.json:
+        args.json.write_text(json.dumps({"single_worker": rows, "scale_out": scale_out}, indent=2) + "\n")
+
+
+def measure_scale_out(stack, multiplier: int, folder: Path, key: str) -> dict:
+    """One worker of one process runs a batch; a second joins SCALE_OUT_AFTER s after the upload
+    began. Both stopped again after."""
+    stack.kill("worker1")
+    one = bench_stack(prefetch_multiplier=multiplier, worker_concurrency=1)
+    one.start_worker("worker1")
+    one.wait_worker_ready("worker1")
+    figures: dict = {}
+    upload = threading.Thread(target=lambda: figures.update(measure_bulk(one.settings, folder, key)))
+    upload.start()
+    time.sleep(SCALE_OUT_AFTER)
+    # No metrics server of its own: the first worker's port is taken.
+    one.start_worker("worker2", settings=dataclasses.replace(one.settings, worker_metrics_port=0))
+    one.wait_worker_ready("worker2")
+    upload.join()
+    stack.kill("worker2")
+    stack.kill("worker1")
+    by_worker = workers_of(one, STATE / "bulk.csv")
+    second = sum(n for name, n in by_worker.items() if name.startswith("worker2@"))
+    return {
+        "prefetch_multiplier": multiplier,
+        **figures,
+        "second_worker_share": round(second / max(sum(by_worker.values()), 1), 3),
+    }
+
+
+def workers_of(stack, csv: Path) -> Counter:
+    """How many of the CSV's jobs each worker recognised, from their rows in Cassandra."""
+    from shared.store import open_store
+
+    job_ids = [line.rsplit(",", 1)[1] for line in csv.read_text().splitlines()[1:]]
+    store = open_store(stack.settings)
+    try:
+        return Counter((store.get_job(uuid.UUID(job_id)) or {}).get("worker") or "-" for job_id in job_ids)
+    finally:
+        store.close()
+
+
+def report(rows: list[dict], scale_out: list[dict]) -> None:
+    heads = ("multiplier", "ahead", "32c img/s", "p50 ms", "p99 ms", "batch", "worker")
+    heads += ("bulk img/s", "worker")
+    print("\n" + " ".join(f"{h:>10s}" for h in heads))
+    for r in rows:
+        crowd, bulk = r["concurrent"], r["bulk"]
+        cells = (
+            r["prefetch_multiplier"],
+            r["messages_ahead"],
+            crowd["images_per_second"],
+            crowd["p50_ms"],
+            crowd["p99_ms"],
+            crowd["mean_batch"],
+            crowd["cpu_ms_per_image"].get("worker", 0.0),
+            bulk["images_per_second"],
+            bulk["cpu_ms_per_image"].get("worker", 0.0),
+        )
+        print(" ".join(_cell(c) for c in cells))
+    print("\n" + " ".join(f"{h:>10s}" for h in ("multiplier", "images", "seconds", "img/s", "2nd share")))
+    for r in scale_out:
+        cells = (
+            r["prefetch_multiplier"],
+            r["images"],
+            r["seconds"],
+            r["images_per_second"],
+            r["second_worker_share"],
+        )
+        print(" ".join(_cell(c) for c in cells))
+
+
+def _cell(value) -> str:
+    if value is None:
+        return f"{'-':>10s}"
+    return f"{value:10.2f}" if isinstance(value, float) else f"{value:10d}"
+
+
+if __name__ == "__main__":
+    main()
