@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import process_cpu  # noqa: E402
 from bench.throughput import bench_stack, drive, start_fresh  # noqa: E402
+from devstack.stack import LocalStack  # noqa: E402
 from tests import images  # noqa: E402
 
 # (max batch, max wait ms): no batching, then the default (no wait while a process is free), then
@@ -40,6 +41,34 @@ def batches(metrics_url: str) -> tuple[float, float]:
             if sample.name in values:
                 values[sample.name] += sample.value
     return values["recog_batch_size_sum"], values["recog_batch_size_count"]
+
+
+def restart_worker(stack: LocalStack, **overrides) -> LocalStack:
+    """The stack's worker started again with those settings (Settings fields): its stack."""
+    stack.stop("worker1")
+    worker = bench_stack(**overrides)
+    worker.start_worker()
+    worker.wait_worker_ready()
+    return worker
+
+
+def crowd(worker: LocalStack, url: str, blobs: list[bytes], clients: int, seconds: float, key: str) -> dict:
+    """clients posting distinct single images with ?wait= for seconds: their figures, the mean batch
+    the worker ran them in and each process's CPU ms an image."""
+    settings = worker.settings
+    metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+    images_before, calls_before = batches(metrics)
+    before = process_cpu.snapshot(worker.run_dir)
+    figures = drive(url, "file", blobs, clients, seconds, {"wait": 30}, key)
+    after = process_cpu.snapshot(worker.run_dir)
+    images_after, calls_after = batches(metrics)
+    calls = calls_after - calls_before
+    return {
+        **figures,
+        # None where the histogram could not be read whole (a pool process not counted yet).
+        "mean_batch": round((images_after - images_before) / calls, 2) if calls > 0 else None,
+        "cpu_ms_per_image": process_cpu.cost_per_image(before, after, figures["requests"]),
+    }
 
 
 def main() -> None:
@@ -60,31 +89,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Forward, then backward: no setting always runs first or last.
             for max_batch, max_wait_ms in SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]:
-                stack.kill("worker1")
-                worker = bench_stack(max_batch=max_batch, max_wait_ms=max_wait_ms)
-                settings = worker.settings
-                worker.start_worker()
-                worker.wait_worker_ready()
+                worker = restart_worker(stack, max_batch=max_batch, max_wait_ms=max_wait_ms)
                 print(f"round {round_ + 1}: max batch {max_batch}, max wait {max_wait_ms} ms ...", flush=True)
-                metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
-                images_before, calls_before = batches(metrics)
-                before = process_cpu.snapshot(stack.run_dir)
-                figures = drive(url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
-                after = process_cpu.snapshot(stack.run_dir)
-                cost = process_cpu.cost_per_image(before, after, figures["requests"])
-                images_after, calls_after = batches(metrics)
-                calls = calls_after - calls_before
-                # None where the histogram could not be read whole (a pool process not counted yet).
-                batch = (images_after - images_before) / calls if calls > 0 else None
+                figures = crowd(worker, url, blobs, args.clients, args.seconds, key)
                 rows.append(
-                    {
-                        "round": round_ + 1,
-                        "max_batch": max_batch,
-                        "max_wait_ms": max_wait_ms,
-                        **figures,
-                        "mean_batch": None if batch is None else round(batch, 2),
-                        "cpu_ms_per_image": cost,
-                    }
+                    {"round": round_ + 1, "max_batch": max_batch, "max_wait_ms": max_wait_ms, **figures}
                 )
     finally:
         stack.down()

@@ -9,8 +9,8 @@ clients, bulk images/s, and the worker's CPU ms per image in each.
 
 Then scaling out: one worker of one pool process takes a batch of --scale-out-images, and
 SCALE_OUT_AFTER seconds after the upload began a second one starts. Prints how long the batch
-took and the share of its images the second worker recognised, with the default prefetch and
-with one message a process. --json FILE writes both tables.
+took and the share of its images the second worker recognised, at 64, 16 and 1 messages a
+process. --json FILE writes both tables.
 
     .venv/bin/python bench/prefetch.py --json bench/prefetch.json
 """
@@ -18,28 +18,31 @@ with one message a process. --json FILE writes both tables.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
+import platform
 import shutil
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import process_cpu  # noqa: E402
-from bench.flush_settings import WARM_UP_SECONDS, batches  # noqa: E402
+from bench.flush_settings import WARM_UP_SECONDS, crowd, restart_worker  # noqa: E402
 from bench.throughput import STATE, bench_stack, drive, measure_bulk, start_fresh, unique  # noqa: E402
 from tests import images  # noqa: E402
 
-# Messages taken ahead per pool process (2 of them): 2 in all, 8, 32 (as many as the clients),
-# and the default, max(4, RECOG_MAX_BATCH) = 64, 128 in all.
+# Messages taken ahead per pool process (2 of them): 2 in all, 8, 32 (as many as the clients; the
+# default since 2026-12-07, workers.default_prefetch), and 128 (the default before, max(4,
+# RECOG_MAX_BATCH)).
 MULTIPLIERS = (1, 4, 16, 64)
 FIRST_BULK_UPLOAD = 2 * 10**9  # numbered apart from throughput.SENT's uploads and the warm-up's
-SCALE_OUT_MULTIPLIERS = (64, 1)
+SCALE_OUT_MULTIPLIERS = (64, 16, 1)
 SCALE_OUT_AFTER = 5.0
 
 
@@ -76,21 +79,10 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Forward, then backward: no multiplier always runs first or last.
             for multiplier in MULTIPLIERS if round_ % 2 == 0 else MULTIPLIERS[::-1]:
-                stack.kill("worker1")
-                worker = bench_stack(prefetch_multiplier=multiplier)
-                worker.start_worker()
-                worker.wait_worker_ready()
+                worker = restart_worker(stack, prefetch_multiplier=multiplier)
                 print(f"round {round_ + 1}: prefetch multiplier {multiplier} ...", flush=True)
                 settings = worker.settings
-                metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
-                images_before, calls_before = batches(metrics)
-                before = process_cpu.snapshot(stack.run_dir)
-                crowd = drive(url, "file", blobs, args.clients, args.seconds, {"wait": 30}, key)
-                after = process_cpu.snapshot(stack.run_dir)
-                images_after, calls_after = batches(metrics)
-                calls = calls_after - calls_before
-                # None where the histogram could not be read whole.
-                mean_batch = round((images_after - images_before) / calls, 2) if calls > 0 else None
+                concurrent = crowd(worker, url, blobs, args.clients, args.seconds, key)
                 folder = bulk_folder(blobs, args.images, FIRST_BULK_UPLOAD + runs * stride)
                 runs += 1
                 bulk_before = process_cpu.snapshot(stack.run_dir)
@@ -102,11 +94,7 @@ def main() -> None:
                         "round": round_ + 1,
                         "prefetch_multiplier": multiplier,
                         "messages_ahead": multiplier * settings.worker_concurrency,
-                        "concurrent": {
-                            **crowd,
-                            "mean_batch": mean_batch,
-                            "cpu_ms_per_image": process_cpu.cost_per_image(before, after, crowd["requests"]),
-                        },
+                        "concurrent": concurrent,
                         "bulk": {**bulk, "cpu_ms_per_image": bulk_cost},
                     }
                 )
@@ -120,33 +108,51 @@ def main() -> None:
                 scale_out.append({"round": round_ + 1, **measure_scale_out(stack, multiplier, folder, key)})
     finally:
         stack.down()
+        if args.json:  # what was measured, even when a later run failed
+            measured = {
+                "machine": platform.platform(),
+                "cpus": os.cpu_count(),
+                "date": date.today().isoformat(),
+            }
+            measured.update(single_worker=rows, scale_out=scale_out)
+            args.json.write_text(json.dumps(measured, indent=2) + "\n")
     report(rows, scale_out)
-    if args.json:
-        args.json.write_text(json.dumps({"single_worker": rows, "scale_out": scale_out}, indent=2) + "\n")
 
 
 def measure_scale_out(stack, multiplier: int, folder: Path, key: str) -> dict:
     """One worker of one process runs a batch; a second joins SCALE_OUT_AFTER s after the upload
     began. Both stopped again after."""
-    stack.kill("worker1")
+    stack.stop("worker1")
     one = bench_stack(prefetch_multiplier=multiplier, worker_concurrency=1)
     one.start_worker("worker1")
     one.wait_worker_ready("worker1")
     figures: dict = {}
-    upload = threading.Thread(target=lambda: figures.update(measure_bulk(one.settings, folder, key)))
-    upload.start()
+
+    def upload() -> None:
+        try:
+            figures.update(measure_bulk(one.settings, folder, key))
+        except Exception as exc:  # raised again below, in the benchmark's own thread
+            figures["error"] = exc
+
+    uploading = threading.Thread(target=upload, daemon=True)
+    started = time.perf_counter()
+    uploading.start()
     time.sleep(SCALE_OUT_AFTER)
     # No metrics server of its own: the first worker's port is taken.
-    one.start_worker("worker2", settings=dataclasses.replace(one.settings, worker_metrics_port=0))
+    one.start_worker("worker2", settings=one.settings.replace(worker_metrics_port=0))
     one.wait_worker_ready("worker2")
-    upload.join()
-    stack.kill("worker2")
-    stack.kill("worker1")
+    second_ready = time.perf_counter() - started
+    uploading.join()
+    if "error" in figures:
+        raise figures["error"]
+    stack.stop("worker2")
+    stack.stop("worker1")
     by_worker = workers_of(one, STATE / "bulk.csv")
     second = sum(n for name, n in by_worker.items() if name.startswith("worker2@"))
     return {
         "prefetch_multiplier": multiplier,
         **figures,
+        "second_worker_ready_s": round(second_ready, 1),
         "second_worker_share": round(second / max(sum(by_worker.values()), 1), 3),
     }
 
@@ -168,15 +174,15 @@ def report(rows: list[dict], scale_out: list[dict]) -> None:
     heads += ("bulk img/s", "worker")
     print("\n" + " ".join(f"{h:>10s}" for h in heads))
     for r in rows:
-        crowd, bulk = r["concurrent"], r["bulk"]
+        concurrent, bulk = r["concurrent"], r["bulk"]
         cells = (
             r["prefetch_multiplier"],
             r["messages_ahead"],
-            crowd["images_per_second"],
-            crowd["p50_ms"],
-            crowd["p99_ms"],
-            crowd["mean_batch"],
-            crowd["cpu_ms_per_image"].get("worker", 0.0),
+            concurrent["images_per_second"],
+            concurrent["p50_ms"],
+            concurrent["p99_ms"],
+            concurrent["mean_batch"],
+            concurrent["cpu_ms_per_image"].get("worker", 0.0),
             bulk["images_per_second"],
             bulk["cpu_ms_per_image"].get("worker", 0.0),
         )

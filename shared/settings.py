@@ -132,8 +132,8 @@ class Settings:
     max_batch: int = setting(64, (WORKERS,), 1, 4096)
     max_wait_ms: int = setting(0, (WORKERS,), 0, 10_000)
     # Task messages a worker takes from Redis ahead, per pool process (Celery's prefetch
-    # multiplier), both queues together; 0: max(4, max_batch), so a gathered batch can fill.
-    # Measured in bench/prefetch.py.
+    # multiplier), both queues together; 0: room for a gathered batch, at most 16
+    # (workers.default_prefetch). Measured in bench/prefetch.py.
     prefetch_multiplier: int = setting(0, (WORKERS,), 0, 4096)
     # Bulk submissions travel to workers as tasks of this many images, on their own queue.
     chunk_size: int = setting(64, (GATEWAY,), 1, 4096)

@@ -145,19 +145,22 @@ def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
         assert Settings.from_env(env).image_store == "cassandra", name
 
 
-def test_the_prefetch_reaches_the_workers(rendered, tmp_path):
+def test_the_prefetch_reaches_the_workers(tmp_path):
+    """Left out of .env, 0: a worker takes max(4, RECOG_MAX_BATCH) a process ahead."""
     workers = ("worker", "worker-gpu")
-    for name in workers:  # left at 0, a worker takes max(4, RECOG_MAX_BATCH) a process ahead
-        env = {k: str(v) for k, v in rendered["services"][name]["environment"].items()}
-        assert env["RECOG_PREFETCH_MULTIPLIER"] == "0", name
-    one = tmp_path / "one.env"
-    one.write_text(filled_example() + "PREFETCH_MULTIPLIER=1\n")
-    result = compose("--profile", "gpu", "config", env_file=str(one))
-    assert result.returncode == 0, result.stderr
-    services = yaml.safe_load(result.stdout)["services"]
-    for name in workers:
-        env = {k: str(v) for k, v in services[name]["environment"].items()}
-        assert Settings.from_env(env).prefetch_multiplier == 1, name
+    for value, expected in ((None, 0), ("1", 1)):
+        lines = [
+            line for line in filled_example().splitlines() if not line.startswith("PREFETCH_MULTIPLIER=")
+        ]
+        env_file = tmp_path / f"prefetch-{value}.env"
+        env_file.write_text("\n".join(lines + ([f"PREFETCH_MULTIPLIER={value}"] if value else [])) + "\n")
+        result = compose("--profile", "gpu", "config", env_file=str(env_file))
+        assert result.returncode == 0, result.stderr
+        services = yaml.safe_load(result.stdout)["services"]
+        for name in workers:
+            env = {k: str(v) for k, v in services[name]["environment"].items()}
+            assert "RECOG_PREFETCH_MULTIPLIER" in env, name
+            assert Settings.from_env(env).prefetch_multiplier == expected, name
 
 
 def test_published_ports_listen_on_loopback_unless_configured(rendered, tmp_path):

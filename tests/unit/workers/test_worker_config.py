@@ -19,13 +19,14 @@ def test_the_time_and_memory_limits_are_settings():
     )
 
 
-def test_the_prefetch_fills_a_gathered_batch_unless_set():
+def test_the_prefetch_leaves_room_for_a_batch_but_holds_few_chunks_unless_set():
     def prefetch(env: dict) -> int:
         return worker_config(Settings.from_env(env))["worker_prefetch_multiplier"]
 
-    assert prefetch({}) == 64  # RECOG_MAX_BATCH's default: one process can gather a whole batch
-    assert prefetch({"RECOG_MAX_BATCH": "2"}) == 4
-    assert prefetch({"RECOG_MAX_BATCH": "200"}) == 200
+    assert prefetch({}) == 16  # RECOG_MAX_BATCH is 64: capped, so a worker holds few bulk chunks
+    assert prefetch({"RECOG_MAX_BATCH": "8"}) == 8
+    assert prefetch({"RECOG_MAX_BATCH": "1"}) == 4  # never below 4
+    assert prefetch({"RECOG_PREFETCH_MULTIPLIER": "64"}) == 64
     assert prefetch({"RECOG_PREFETCH_MULTIPLIER": "1", "RECOG_MAX_BATCH": "200"}) == 1
 
 
