@@ -43,6 +43,17 @@ def batches(metrics_url: str) -> tuple[float, float]:
     return values["recog_batch_size_sum"], values["recog_batch_size_count"]
 
 
+def warmed_up(stack: LocalStack, clients: int) -> tuple[str, list[bytes], str]:
+    """The stack started fresh and given WARM_UP_SECONDS of clients: the jobs URL, the images the
+    clients post, the API key."""
+    start_fresh(stack)
+    key = stack.local_key()
+    url = f"{stack.settings.gateway_url}/v1/jobs"
+    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
+    drive(url, "file", blobs, clients, WARM_UP_SECONDS, {"wait": 30}, key)
+    return url, blobs, key
+
+
 def restart_worker(stack: LocalStack, **overrides) -> LocalStack:
     """The stack's worker started again with those settings (Settings fields): its stack."""
     stack.stop("worker1")
@@ -79,13 +90,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     stack = bench_stack()
-    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
     rows = []
     try:
-        start_fresh(stack)
-        key = stack.local_key()
-        url = f"{stack.settings.gateway_url}/v1/jobs"
-        drive(url, "file", blobs, args.clients, WARM_UP_SECONDS, {"wait": 30}, key)
+        url, blobs, key = warmed_up(stack, args.clients)
         for round_ in range(args.rounds):
             # Forward, then backward: no setting always runs first or last.
             for max_batch, max_wait_ms in SETTINGS if round_ % 2 == 0 else SETTINGS[::-1]:
@@ -111,15 +118,16 @@ def main() -> None:
             cost.get("worker", 0.0),
             cost.get("total", 0.0),
         )
-        print(" ".join(_cell(c) for c in cells))
+        print(" ".join(cell(c) for c in cells))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def _cell(value) -> str:
+def cell(value, width: int = 9) -> str:
+    """A table cell: a float with 2 decimals, an int, or '-' for None, right-aligned."""
     if value is None:
-        return f"{'-':>9s}"
-    return f"{value:9.2f}" if isinstance(value, float) else f"{value:9d}"
+        return "-".rjust(width)
+    return f"{value:{width}.2f}" if isinstance(value, float) else f"{value:{width}d}"
 
 
 if __name__ == "__main__":

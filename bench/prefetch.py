@@ -33,9 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import process_cpu  # noqa: E402
-from bench.flush_settings import WARM_UP_SECONDS, crowd, restart_worker  # noqa: E402
-from bench.throughput import STATE, bench_stack, drive, measure_bulk, start_fresh, unique  # noqa: E402
-from tests import images  # noqa: E402
+from bench.flush_settings import cell, crowd, restart_worker, warmed_up  # noqa: E402
+from bench.throughput import STATE, bench_stack, measure_bulk, unique  # noqa: E402
 
 # Messages taken ahead per pool process (2 of them): 2 in all, 8, 32 (as many as the clients; the
 # default since 2026-12-07, workers.default_prefetch), and 128 (the default before, max(4,
@@ -68,14 +67,10 @@ def main() -> None:
     parser.add_argument("--scale-out-rounds", type=int, default=2)
     args = parser.parse_args()
     stack = bench_stack()
-    blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
     rows, scale_out = [], []
     runs, stride = 0, max(args.images, args.scale_out_images)  # each run's uploads numbered apart
     try:
-        start_fresh(stack)
-        key = stack.local_key()
-        url = f"{stack.settings.gateway_url}/v1/jobs"
-        drive(url, "file", blobs, args.clients, WARM_UP_SECONDS, {"wait": 30}, key)
+        url, blobs, key = warmed_up(stack, args.clients)
         for round_ in range(args.rounds):
             # Forward, then backward: no multiplier always runs first or last.
             for multiplier in MULTIPLIERS if round_ % 2 == 0 else MULTIPLIERS[::-1]:
@@ -186,7 +181,7 @@ def report(rows: list[dict], scale_out: list[dict]) -> None:
             bulk["images_per_second"],
             bulk["cpu_ms_per_image"].get("worker", 0.0),
         )
-        print(" ".join(_cell(c) for c in cells))
+        print(" ".join(cell(c, 10) for c in cells))
     print("\n" + " ".join(f"{h:>10s}" for h in ("multiplier", "images", "seconds", "img/s", "2nd share")))
     for r in scale_out:
         cells = (
@@ -196,13 +191,7 @@ def report(rows: list[dict], scale_out: list[dict]) -> None:
             r["images_per_second"],
             r["second_worker_share"],
         )
-        print(" ".join(_cell(c) for c in cells))
-
-
-def _cell(value) -> str:
-    if value is None:
-        return f"{'-':>10s}"
-    return f"{value:10.2f}" if isinstance(value, float) else f"{value:10d}"
+        print(" ".join(cell(c, 10) for c in cells))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ class WorkerApp(Celery):
 
 
 # Messages a pool process takes ahead by default, at most: 32 clients' single jobs gathered as
-# well at 16 as at 64 (bench/prefetch.py), and a worker then holds a quarter of the bulk chunks,
-# so one added during a batch shares it (a third of a 3,000-image batch, against none at 64).
+# well at 16 as at 64 (bench/prefetch.py), and a worker then holds a quarter as many bulk chunks,
+# so one added during a batch shares it (a third of a 3,000-image batch, against 0-2 % at 64).
+# It caps a gathered batch too: a worker of two processes holds 32 jobs at most, so batches of
+# RECOG_MAX_BATCH above that need RECOG_PREFETCH_MULTIPLIER raised.
 PREFETCH_CAP = 16
 
 

@@ -146,7 +146,7 @@ def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
 
 
 def test_the_prefetch_reaches_the_workers(tmp_path):
-    """Left out of .env, 0: a worker takes max(4, RECOG_MAX_BATCH) a process ahead."""
+    """Left out of .env, 0: a worker takes max(4, min(RECOG_MAX_BATCH, 16)) a process ahead."""
     workers = ("worker", "worker-gpu")
     for value, expected in ((None, 0), ("1", 1)):
         lines = [
