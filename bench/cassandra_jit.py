@@ -77,7 +77,7 @@ def one_run(setting: str, folder: Path) -> list[dict]:
         key = stack.local_key()
         blobs = [images.png_digit(d, i) for d in range(10) for i in range(10)]
         warmup = throughput.STATE / "warmup"
-        throughput.make_warmup_folder(warmup, blobs)
+        throughput.make_unique_folder(warmup, blobs)
         pid = processes.running_pid(stack.run_dir, "cassandra")
         phases = []
         for n in range(FOLDERS + 1):

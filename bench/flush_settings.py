@@ -22,8 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import process_cpu  # noqa: E402
-from bench.throughput import bench_stack, drive, start_fresh  # noqa: E402
+from bench.throughput import bench_stack, costed, drive, start_fresh  # noqa: E402
 from devstack.stack import LocalStack  # noqa: E402
 from tests import images  # noqa: E402
 
@@ -69,16 +68,16 @@ def crowd(worker: LocalStack, url: str, blobs: list[bytes], clients: int, second
     settings = worker.settings
     metrics = f"http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
     images_before, calls_before = batches(metrics)
-    before = process_cpu.snapshot(worker.run_dir)
-    figures = drive(url, "file", blobs, clients, seconds, {"wait": 30}, key)
-    after = process_cpu.snapshot(worker.run_dir)
+    figures, cost = costed(
+        worker.run_dir, lambda: drive(url, "file", blobs, clients, seconds, {"wait": 30}, key)
+    )
     images_after, calls_after = batches(metrics)
     calls = calls_after - calls_before
     return {
         **figures,
         # None where the histogram could not be read whole (a pool process not counted yet).
         "mean_batch": round((images_after - images_before) / calls, 2) if calls > 0 else None,
-        "cpu_ms_per_image": process_cpu.cost_per_image(before, after, figures["requests"]),
+        "cpu_ms_per_image": cost,
     }
 
 

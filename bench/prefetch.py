@@ -21,20 +21,19 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import process_cpu  # noqa: E402
 from bench.flush_settings import cell, crowd, restart_worker, warmed_up  # noqa: E402
-from bench.throughput import STATE, bench_stack, measure_bulk, unique  # noqa: E402
+from bench.throughput import STATE, bench_stack, costed, make_unique_folder, measure_bulk  # noqa: E402
 
 # Messages taken ahead per pool process (2 of them): 2 in all, 8, 32 (as many as the clients; the
 # default since 2026-12-07, workers.default_prefetch), and 128 (the default before, max(4,
@@ -48,11 +47,7 @@ SCALE_OUT_AFTER = 5.0
 def bulk_folder(blobs: list[bytes], count: int, first: int, name: str = "prefetch-bulk") -> Path:
     """count digits whose bytes no other run sends, so none is answered from the cache."""
     folder = STATE / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for n in range(count):
-        label = (n % len(blobs)) // 10  # blobs hold ten of each digit, in order
-        (folder / f"{n:05d}-{label}.png").write_bytes(unique(blobs[n % len(blobs)], first + n))
+    make_unique_folder(folder, blobs, count, first)
     return folder
 
 
@@ -80,10 +75,9 @@ def main() -> None:
                 concurrent = crowd(worker, url, blobs, args.clients, args.seconds, key)
                 folder = bulk_folder(blobs, args.images, FIRST_BULK_UPLOAD + runs * stride)
                 runs += 1
-                bulk_before = process_cpu.snapshot(stack.run_dir)
-                bulk = measure_bulk(settings, folder, key)
-                bulk_after = process_cpu.snapshot(stack.run_dir)
-                bulk_cost = process_cpu.cost_per_image(bulk_before, bulk_after, bulk["images"])
+                bulk, bulk_cost = costed(
+                    stack.run_dir, partial(measure_bulk, settings, folder, key), "images"
+                )
                 rows.append(
                     {
                         "round": round_ + 1,

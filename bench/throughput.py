@@ -166,14 +166,16 @@ def make_folder(folder: Path, count: int, cache: Path) -> None:
 WARMUP_FILES = 2_000
 
 
-def make_warmup_folder(folder: Path, blobs: list[bytes]) -> None:
-    """Digits whose bytes no phase sends (numbered apart from SENT's), so the measured ones meet
-    no cached results."""
+def make_unique_folder(
+    folder: Path, blobs: list[bytes], count: int = WARMUP_FILES, first: int = 10**9
+) -> None:
+    """count digits numbered from first, apart from SENT's (and from other folders' numbers), so
+    no upload meets a cached result: the warm-up's, or a benchmark's own bulk runs."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    for n in range(WARMUP_FILES):
+    for n in range(count):
         label = (n % len(blobs)) // 10  # blobs hold ten of each digit, in order
-        (folder / f"{n:05d}-{label}.png").write_bytes(unique(blobs[n % len(blobs)], 10**9 + n))
+        (folder / f"{n:05d}-{label}.png").write_bytes(unique(blobs[n % len(blobs)], first + n))
 
 
 def measure_bulk(settings: Settings, folder: Path, key: str) -> dict:
@@ -347,7 +349,7 @@ def main() -> None:
         start_fresh(stack, args.commitlog_sync)
         key = stack.local_key()
         warmup = STATE / "warmup"
-        make_warmup_folder(warmup, blobs)
+        make_unique_folder(warmup, blobs)
         print(f"warm-up: {WARMUP_FILES} other images via submit-folder ...", flush=True)
         results["warmup"], costs["warmup"] = costed(
             stack.run_dir, lambda: measure_bulk(stack.settings, warmup, key), "images"
