@@ -12,6 +12,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import subprocess
 import time
 import uuid
 
@@ -241,3 +242,42 @@ def files_under(folder) -> list:
 def put_image(settings: Settings, store: CassandraStore, data: bytes) -> str:
     """Store bytes the way the gateway would, in the stack's configured image store."""
     return open_image_store(settings, lambda: store.session).put(data)[0]
+
+
+def worker_report(stack: LocalStack, lines: int = 40) -> str:
+    """For a test that found the worker stuck: where each of its processes is (py-spy dump of the
+    main process and its pool) and the last warnings and errors of its log. A clean-clone CI run
+    keeps only the failure's message, so what a later reader needs must be in it."""
+    pid = processes.running_pid(stack.run_dir, "worker1")
+    if pid is None:
+        return "worker1 is not running"
+    spy = shutil.which("py-spy", path=str(PROJECT_ROOT / ".venv" / "bin")) or shutil.which("py-spy")
+    dumps = "(py-spy not found)"
+    if spy:
+        try:
+            run = subprocess.run(
+                [spy, "dump", "--subprocesses", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+            )
+            dumps = _top_frames(run.stdout + run.stderr)
+        except subprocess.TimeoutExpired:
+            dumps = "(py-spy dump did not answer in 60 s)"
+    log = stack.log("worker1")
+    noted = [
+        line
+        for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+        if "WARNING/" in line or "ERROR/" in line or "CRITICAL/" in line
+    ]
+    return f"worker1 (pid {pid}):\n{dumps}\nits last warnings and errors:\n" + "\n".join(noted[-lines:])
+
+
+def _top_frames(dump: str, frames: int = 6) -> str:
+    """A py-spy dump with each thread's innermost frames only: where it is, not how it got there."""
+    kept, depth = [], 0
+    for line in dump.splitlines():
+        if line.startswith(("Thread ", "Process ")) or not line.startswith(" "):
+            kept.append(line)
+            depth = 0
+        elif depth < frames:
+            kept.append(line)
+            depth += 1
+    return "\n".join(kept)

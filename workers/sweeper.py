@@ -24,7 +24,6 @@ up every other request for a second.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -52,6 +51,8 @@ SETTLE_AFTER = timedelta(minutes=5)
 GIVE_UP_AFTER = 3
 # Job statuses read at once: a burst of thousands queues every other request behind it.
 STATUSES_AT_ONCE = 256
+# The Redis key that lets one worker sweep at a time.
+SWEEP_LOCK = "recog:sweeper"
 
 
 @dataclass
@@ -265,6 +266,20 @@ def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
     return recounted
 
 
+def release_sweep_lock(lock):
+    """None once released, or no longer this sweep's (expired, or taken since); the lock itself
+    while Redis cannot be reached, for the next turn to release. A Redis restarted from its
+    append-only file still holds the key, and its timeout alone would stop every worker's sweeps,
+    and so the recovery of what the restart lost, for up to two minutes."""
+    try:
+        lock.release()
+    except redis.exceptions.LockError:
+        return None
+    except redis.RedisError:
+        return lock
+    return None
+
+
 def start_sweeping(app) -> threading.Thread:
     """A daemon thread in every worker's main process; a Redis lock lets one sweep at a time."""
     settings = app.settings
@@ -282,19 +297,20 @@ def start_sweeping(app) -> threading.Thread:
             return client.llen(settings.bulk_queue if chunk else settings.queue)
 
         ended: dict = {}  # what earlier passes found ended, by minute
+        unreleased = None  # the lock of a sweep that Redis went away under
         while True:
             time.sleep(settings.sweep_seconds)
             try:
+                if unreleased is not None:
+                    unreleased = release_sweep_lock(unreleased)
                 store = connection.get()
-                lock = client.lock("recog:sweeper", timeout=max(120, 4 * settings.sweep_seconds))
+                lock = client.lock(SWEEP_LOCK, timeout=max(120, 4 * settings.sweep_seconds))
                 if not lock.acquire(blocking=False):
                     continue
                 try:
                     sweep(store, send, queue_length, lease, settings.sweep_hours, ended=ended)
                 finally:
-                    # Expired, or Redis gone: the lock's timeout frees it anyway.
-                    with contextlib.suppress(redis.RedisError):
-                        lock.release()
+                    unreleased = release_sweep_lock(lock)
                 every = settings.collect_minutes * 60
                 # One worker an interval collects: the first to set the mark, which lasts it.
                 if every and client.set("recog:images-collected", "1", nx=True, ex=every):

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, timedelta
 from pathlib import Path
 
+import redis
 from celery import Celery
 
 from devstack import processes
@@ -26,6 +27,7 @@ from tests.stack import (
     wait_for_cassandra_everywhere,
     wait_until_final,
 )
+from workers.sweeper import SWEEP_LOCK, release_sweep_lock
 
 
 def test_redis_down_at_submit_is_accepted_and_the_sweeper_queues_it(settings, store):
@@ -86,6 +88,26 @@ def test_a_job_gathered_when_redis_restarts_still_runs(stack, settings, store):
     stack.start_redis()
     row = wait_until_final(store, [str(job_id)], timeout=90)[str(job_id)]
     assert row["status"] == "done" and row["label"] == "6", row
+
+
+def test_a_sweep_lock_that_redis_restarted_with_is_released_on_the_next_turn(stack, settings):
+    """Redis SIGKILLed during a sweep comes back from its append-only file still holding the
+    sweep's lock; left to its timeout it would stop every worker's sweeps, and so the recovery of
+    the jobs the restart lost, for two minutes. The sweep's own worker frees it on its next turn."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    lock = client.lock(SWEEP_LOCK, timeout=120)
+    deadline = time.monotonic() + 30
+    while not lock.acquire(blocking=False):  # a worker's sweep holds it for a moment
+        assert time.monotonic() < deadline, "the sweep lock stayed taken for 30 s"
+        time.sleep(0.1)
+    time.sleep(1.5)  # Redis writes its append-only file to disk every second
+    stack.kill("redis")
+    assert release_sweep_lock(lock) is lock, "a lock Redis could not release was let go"
+    stack.start_redis()
+    assert client.exists(SWEEP_LOCK), "Redis came back without the lock: this test proves nothing"
+    assert client.pttl(SWEEP_LOCK) > 100_000
+    assert release_sweep_lock(lock) is None
+    assert not client.exists(SWEEP_LOCK)
 
 
 def test_a_wait_that_runs_out_records_the_job_and_its_worker_still_finishes_it(stack, store, gateway):

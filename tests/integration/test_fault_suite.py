@@ -21,7 +21,7 @@ from shared.jobs import FINAL_STATES, utcnow
 from tests import images
 from tests.integration.test_batches import audit_rows_per_job, wait_for_done
 from tests.integration.test_metrics import samples, value
-from tests.stack import API, wait_for_cassandra_everywhere, wait_until_final
+from tests.stack import API, wait_for_cassandra_everywhere, wait_until_final, worker_report
 
 RECOG = Path(sys.executable).parent / "recog"
 IMAGES = 1000
@@ -106,6 +106,14 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
         # One run to the end, whatever died: an upload whose answer was lost with the gateway is
         # sent again under its Idempotency-Key.
         _, stderr = cli.communicate(timeout=RECOVERY_LIMIT + 60)
+    except subprocess.TimeoutExpired as timeout:
+        status = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        tail = (timeout.stderr or b"")[-300:]
+        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        pytest.fail(
+            f"the CLI had not ended {RECOVERY_LIMIT + 60} s after the restart; the batch then: {status}; "
+            f"the CLI's last words: {tail!r}\n{worker_report(stack)}"
+        )
     finally:
         cli.kill()  # a no-op once it has exited; never left running by a failed test
         singles.stop.set()
@@ -129,7 +137,9 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
     )
     stuck = {j: (rows.get(j) or {}).get("status") for j in single_ids}
     stuck = {j: status for j, status in stuck.items() if status not in FINAL_STATES}
-    assert recovered <= RECOVERY_LIMIT, f"{len(stuck)} single jobs not final, e.g. {list(stuck.items())[:3]}"
+    assert recovered <= RECOVERY_LIMIT, (
+        f"{len(stuck)} single jobs not final, e.g. {list(stuck.items())[:3]}\n{worker_report(stack)}"
+    )
     assert len(batch_jobs) == IMAGES, "a file of the batch is missing or counted twice"
     not_done = [r["filename"] for r in batch_jobs.values() if r["status"] != "done"]
     assert not not_done, f"{len(not_done)} batch files not done, e.g. {not_done[:3]}"
