@@ -263,21 +263,27 @@ def worker_report(stack: LocalStack, lines: int = 40) -> str:
             dumps = "(py-spy dump did not answer in 60 s)"
     log = stack.log("worker1")
     noted = [
-        line
+        line[:300]
         for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
         if "WARNING/" in line or "ERROR/" in line or "CRITICAL/" in line
     ]
     return f"worker1 (pid {pid}):\n{dumps}\nits last warnings and errors:\n" + "\n".join(noted[-lines:])
 
 
-def _top_frames(dump: str, frames: int = 6) -> str:
-    """A py-spy dump with each thread's innermost frames only: where it is, not how it got there."""
-    kept, depth = [], 0
+def _top_frames(dump: str, frames: int = 5) -> str:
+    """A py-spy dump cut to what a stuck worker would show: each process's main thread and
+    recog's own threads (the sweeper, the lease), their innermost frames only."""
+    kept, depth, wanted = [], 0, True
     for line in dump.splitlines():
-        if line.startswith(("Thread ", "Process ")) or not line.startswith(" "):
-            kept.append(line)
+        if line.startswith("Thread "):
+            wanted = '"MainThread"' in line or '"recog-' in line
             depth = 0
-        elif depth < frames:
+            if wanted:
+                kept.append(line)
+        elif not line.startswith(" "):
+            kept.append(line)  # a process's header, or py-spy's own words
+            wanted, depth = False, 0
+        elif wanted and depth < frames:
             kept.append(line)
             depth += 1
     return "\n".join(kept)
