@@ -266,16 +266,40 @@ def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
     return recounted
 
 
-def release_sweep_lock(lock):
-    """None once released, or no longer this sweep's (expired, or taken since); the lock itself
-    while Redis cannot be reached, for the next turn to release. A Redis restarted from its
-    append-only file still holds the key, and its timeout alone would stop every worker's sweeps,
-    and so the recovery of what the restart lost, for up to two minutes."""
+class SweepLock:
+    """The Redis lock that lets one worker sweep at a time, and the release that Redis went away
+    under, tried again on the next turn. A Redis restarted from its append-only file still holds
+    the key, and its timeout alone would stop every worker's sweeps, and so the recovery of what
+    the restart lost, for two minutes."""
+
+    def __init__(self, client: redis.Redis, timeout: float) -> None:
+        self.client, self.timeout = client, timeout
+        self._lock = None
+        self._unreleased = None
+
+    def acquire(self) -> bool:
+        if self._unreleased is not None:
+            self._unreleased = _released_or_not(self._unreleased)
+        self._lock = self.client.lock(SWEEP_LOCK, timeout=self.timeout)
+        return self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        """Never raises: a lock Redis could not release is kept for the next acquire."""
+        self._unreleased = _released_or_not(self._lock)
+
+
+def _released_or_not(lock):
+    """None once released, or no longer ours (expired, or taken since); the lock while Redis
+    cannot be reached. redis-py before 8 forgot the lock's token before the release's round trip,
+    so it is put back here for the next try."""
+    token = lock.local.token
     try:
         lock.release()
     except redis.exceptions.LockError:
         return None
     except redis.RedisError:
+        lock.local.token = token
+        log.info("could not release the sweep lock; releasing it on the next turn")
         return lock
     return None
 
@@ -297,20 +321,17 @@ def start_sweeping(app) -> threading.Thread:
             return client.llen(settings.bulk_queue if chunk else settings.queue)
 
         ended: dict = {}  # what earlier passes found ended, by minute
-        unreleased = None  # the lock of a sweep that Redis went away under
+        lock = SweepLock(client, timeout=max(120, 4 * settings.sweep_seconds))
         while True:
             time.sleep(settings.sweep_seconds)
             try:
-                if unreleased is not None:
-                    unreleased = release_sweep_lock(unreleased)
                 store = connection.get()
-                lock = client.lock(SWEEP_LOCK, timeout=max(120, 4 * settings.sweep_seconds))
-                if not lock.acquire(blocking=False):
+                if not lock.acquire():
                     continue
                 try:
                     sweep(store, send, queue_length, lease, settings.sweep_hours, ended=ended)
                 finally:
-                    unreleased = release_sweep_lock(lock)
+                    lock.release()
                 every = settings.collect_minutes * 60
                 # One worker an interval collects: the first to set the mark, which lasts it.
                 if every and client.set("recog:images-collected", "1", nx=True, ex=every):

@@ -107,7 +107,10 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
         # sent again under its Idempotency-Key.
         _, stderr = cli.communicate(timeout=RECOVERY_LIMIT + 60)
     except subprocess.TimeoutExpired as timeout:
-        status = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        try:
+            status = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
+        except (requests.RequestException, ValueError) as exc:  # the report below matters more
+            status = repr(exc)
         tail = (timeout.stderr or b"")[-300:]
         tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
         pytest.fail(
