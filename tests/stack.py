@@ -17,6 +17,7 @@ import time
 import uuid
 
 import pytest
+import redis
 import requests
 
 from devstack import processes
@@ -244,10 +245,16 @@ def put_image(settings: Settings, store: CassandraStore, data: bytes) -> str:
     return open_image_store(settings, lambda: store.session).put(data)[0]
 
 
+# The INFO lines of the worker's log that tell its reconnects apart: connected again, its prefetch
+# cut after a reconnect and restored, messages handed back to Redis.
+RECONNECT_LINES = ("Connected to", "Temporarily reducing", "Resuming normal", "Restoring")
+
+
 def worker_report(stack: LocalStack, lines: int = 40) -> str:
     """For a test that found the worker stuck: where each of its processes is (py-spy dump of the
-    main process and its pool) and the last warnings and errors of its log. A clean-clone CI run
-    keeps only the failure's message, so what a later reader needs must be in it."""
+    main process and its pool), what Redis holds for it (its queues, the messages delivered and
+    not acknowledged), and the last warnings, errors and reconnects of its log. A clean-clone CI
+    run keeps only the failure's message, so what a later reader needs must be in it."""
     pid = processes.running_pid(stack.run_dir, "worker1")
     if pid is None:
         return "worker1 is not running"
@@ -261,13 +268,27 @@ def worker_report(stack: LocalStack, lines: int = 40) -> str:
             dumps = _top_frames(run.stdout + run.stderr)
         except subprocess.TimeoutExpired:
             dumps = "(py-spy dump did not answer in 60 s)"
+    settings = stack.settings
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        # kombu's Redis transport keeps delivered, unacknowledged messages in the hash "unacked".
+        held = (
+            f"Redis: {settings.queue} {client.llen(settings.queue)} waiting, {settings.bulk_queue} "
+            f"{client.llen(settings.bulk_queue)} waiting, {client.hlen('unacked')} delivered and not "
+            "acknowledged"
+        )
+    except redis.RedisError as exc:
+        held = f"Redis: {exc!r}"
     log = stack.log("worker1")
     noted = [
         line[:300]
         for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
-        if "WARNING/" in line or "ERROR/" in line or "CRITICAL/" in line
+        if any(level in line for level in ("WARNING/", "ERROR/", "CRITICAL/"))
+        or any(words in line for words in RECONNECT_LINES)
     ]
-    return f"worker1 (pid {pid}):\n{dumps}\nits last warnings and errors:\n" + "\n".join(noted[-lines:])
+    return f"worker1 (pid {pid}):\n{dumps}\n{held}\nits last warnings, errors and reconnects:\n" + "\n".join(
+        noted[-lines:]
+    )
 
 
 def _top_frames(dump: str, frames: int = 5) -> str:
