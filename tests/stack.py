@@ -21,7 +21,7 @@ import redis
 import requests
 
 from devstack import processes
-from devstack.stack import LocalStack
+from devstack.stack import BIN, LocalStack
 from shared.image_store import open_image_store
 from shared.jobs import FINAL_STATES
 from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
@@ -258,9 +258,9 @@ def worker_report(stack: LocalStack, lines: int = 40) -> str:
     pid = processes.running_pid(stack.run_dir, "worker1")
     if pid is None:
         return "worker1 is not running"
-    spy = shutil.which("py-spy", path=str(PROJECT_ROOT / ".venv" / "bin")) or shutil.which("py-spy")
+    spy = BIN / "py-spy"  # a dev dependency, beside this interpreter
     dumps = "(py-spy not found)"
-    if spy:
+    if spy.exists():
         try:
             run = subprocess.run(
                 [spy, "dump", "--subprocesses", "--pid", str(pid)], capture_output=True, text=True, timeout=60

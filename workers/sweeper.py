@@ -267,41 +267,29 @@ def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
 
 
 class SweepLock:
-    """The Redis lock that lets one worker sweep at a time, and the release that Redis went away
-    under, tried again on the next turn. A Redis restarted from its append-only file still holds
-    the key, and its timeout alone would stop every worker's sweeps, and so the recovery of what
-    the restart lost, for two minutes."""
+    """The Redis lock that lets one worker sweep at a time. A release that Redis went away under
+    keeps the lock's token, and the next acquire releases it first: a Redis restarted from its
+    append-only file still holds the key, and its timeout alone would stop every worker's sweeps,
+    and so the recovery of what the restart lost, for two minutes."""
 
     def __init__(self, client: redis.Redis, timeout: float) -> None:
-        self.client, self.timeout = client, timeout
-        self._lock = None
-        self._unreleased = None
+        self._lock = client.lock(SWEEP_LOCK, timeout=timeout)
 
     def acquire(self) -> bool:
-        if self._unreleased is not None:
-            self._unreleased = _released_or_not(self._unreleased)
-        self._lock = self.client.lock(SWEEP_LOCK, timeout=self.timeout)
+        if self._lock.local.token is not None:  # a release still owed
+            self.release()
         return self._lock.acquire(blocking=False)
 
     def release(self) -> None:
-        """Never raises: a lock Redis could not release is kept for the next acquire."""
-        self._unreleased = _released_or_not(self._lock)
-
-
-def _released_or_not(lock):
-    """None once released, or no longer ours (expired, or taken since); the lock while Redis
-    cannot be reached. redis-py before 8 forgot the lock's token before the release's round trip,
-    so it is put back here for the next try."""
-    token = lock.local.token
-    try:
-        lock.release()
-    except redis.exceptions.LockError:
-        return None
-    except redis.RedisError:
-        lock.local.token = token
-        log.info("could not release the sweep lock; releasing it on the next turn")
-        return lock
-    return None
+        """Never raises: a lock Redis could not release keeps its token for the next acquire."""
+        token = self._lock.local.token
+        try:
+            self._lock.release()
+        except redis.exceptions.LockError:
+            pass  # expired, or taken since: no longer ours
+        except redis.RedisError:
+            self._lock.local.token = token  # redis-py before 8.2 dropped it before the round trip
+            log.info("could not release the sweep lock; releasing it on the next turn")
 
 
 def start_sweeping(app) -> threading.Thread:

@@ -111,8 +111,7 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
             status = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
         except (requests.RequestException, ValueError) as exc:  # the report below matters more
             status = repr(exc)
-        tail = (timeout.stderr or b"")[-300:]
-        tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+        tail = (timeout.stderr or b"")[-300:].decode(errors="replace")  # bytes, even with text=True
         pytest.fail(
             f"the CLI had not ended {RECOVERY_LIMIT + 60} s after the restart; the batch then: {status}; "
             f"the CLI's last words: {tail!r}\n{worker_report(stack)}"
