@@ -71,7 +71,10 @@ def request(
     on_wait: Callable[[str], None] = say_waiting,
     **options,
 ) -> requests.Response:
-    """The gateway's answer, after waiting out 503s, 429s and a gateway that is not there."""
+    """The gateway's answer, after waiting out 503s, 429s and a gateway that is not there.
+    repeatable (an option; GETs are): a request that may be sent again after its connection broke,
+    whatever it did the first time."""
+    repeatable = options.pop("repeatable", method == "GET")
     deadline = time.monotonic() + retry_for
     delay = 1.0
     key = api_key()
@@ -88,7 +91,7 @@ def request(
             if time.monotonic() + pause > deadline:
                 return response
         except (requests.ConnectionError, requests.ReadTimeout) as exc:
-            sent_upload = method != "GET" and not _never_sent(exc)
+            sent_upload = not repeatable and not _never_sent(exc)
             if sent_upload and IDEMPOTENCY_KEY not in (options.get("headers") or {}):
                 raise click.ClickException(
                     f"the connection to {gateway} broke after the upload was sent, so it may have been "
@@ -162,3 +165,13 @@ def status(gateway: str, job_id: str, wait: float | None, retry_for: float = RET
     return call(
         gateway, "GET", f"/v1/jobs/{job_id}", retry_for=retry_for, params=params, timeout=(wait or 0) + 10
     )
+
+
+def cancel(gateway: str, some_id: str, retry_for: float = RETRY_FOR) -> dict:
+    """Cancel a batch, or else the job, with that id: a cancel asked twice is asked once, so it
+    is sent again freely."""
+    options = {"retry_for": retry_for, "repeatable": True, "timeout": 30}
+    response = request(gateway, "POST", f"/v1/batches/{some_id}/cancel", **options)
+    if response.status_code in (400, 404):  # not a batch's id: perhaps a job's
+        response = request(gateway, "POST", f"/v1/jobs/{some_id}/cancel", **options)
+    return check(response)

@@ -128,9 +128,12 @@ class FolderRun:
             while True:
                 bar.set_description("recognise")
                 bar.total = status["total"]
-                bar.update(status["done"] + status["failed"] - bar.n)
+                cancelled = status.get("cancelled", 0)  # a gateway before cancels has none
+                bar.update(status["done"] + status["failed"] + cancelled - bar.n)
                 bar.set_postfix(failed=status["failed"], eta=status["eta_seconds"])
-                if status["status"] in ("done", "partial", "failed"):
+                if cancelled:
+                    bar.set_postfix(failed=status["failed"], cancelled=cancelled, eta=status["eta_seconds"])
+                if status["status"] in ("done", "partial", "failed", "cancelled"):
                     self.bar = None
                     return status
                 time.sleep(0.5)
@@ -158,6 +161,7 @@ class FolderRun:
             "total": status["total"],
             "done": status["done"],
             "failed": status["failed"],
+            "cancelled": status.get("cancelled", 0),
             "cached": status["cached"],
             "labels": dict(sorted(labels.items())),
             "seconds": round(elapsed, 1),

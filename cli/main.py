@@ -78,10 +78,24 @@ def submit_folder(
     summary = FolderRun(gateway, folder, out, model, chunk, name or folder.name, retry_for).run()
     click.echo(
         f"batch {summary['batch']}: {summary['done']} done ({summary['cached']} from cache), "
-        f"{summary['failed']} failed of {summary['total']} in {summary['seconds']} s "
+        f"{summary['failed']} failed{_cancelled(summary)} of {summary['total']} in {summary['seconds']} s "
         f"({summary['images_per_second']} images/s); results in {summary['csv']}"
     )
     click.echo("labels: " + ", ".join(f"{k}: {v}" for k, v in summary["labels"].items()))
+
+
+def _cancelled(summary: dict) -> str:
+    return f", {summary['cancelled']} cancelled" if summary["cancelled"] else ""
+
+
+@cli.command()
+@click.argument("batch_or_job_id")
+@retry_for_option
+def cancel(batch_or_job_id: str, retry_for: float) -> None:
+    """Cancel a batch or a job: its queued images are skipped, those already running finish.
+    Prints where it stands; a batch reads 'cancelling' until its workers have skipped the rest."""
+    body = client.cancel(Settings.from_env().gateway_url, batch_or_job_id, retry_for)
+    click.echo(json.dumps(body, indent=2))
 
 
 @cli.command()

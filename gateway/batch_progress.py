@@ -10,6 +10,9 @@ from datetime import datetime
 from shared.jobs import as_utc, iso
 from shared.parts import PartCount, count_lines, earlier, later
 
+# What a batch ends in; "cancelling" is not final: its workers have yet to reach every open job.
+BATCH_FINAL = frozenset({"done", "partial", "failed", "cancelled"})
+
 
 def batch_counts(store, header: dict) -> dict[uuid.UUID | None, PartCount]:
     """{part id: its counts}; {None: the lines' counts} for a batch made before parts."""
@@ -19,7 +22,7 @@ def batch_counts(store, header: dict) -> dict[uuid.UUID | None, PartCount]:
 
 
 def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> dict:
-    total = running = done = failed = cached = 0
+    total = running = done = failed = cached = cancelled = 0
     first_finish = last_finish = None
     for part in parts:
         total += part.total
@@ -29,39 +32,58 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         done += part.done
         failed += part.failed
         cached += part.cached
+        cancelled += part.cancelled
         first_finish = earlier(first_finish, part.first_finished)
         last_finish = later(last_finish, part.last_finished)
-    final = done + failed
+    final = done + failed + cancelled
     created = header["created_at"]
-    complete = total > 0 and final == total
-    # Throughput so far over the batch's own life, so queue time ahead of it counts too.
+    asked = header.get("cancelled_at")
+    # A cancelled batch may hold no file at all: it ends all the same.
+    complete = final == total and (total > 0 or asked is not None)
+    # Throughput so far over the batch's own life, so queue time ahead of it counts too; of the
+    # images recognised, since a cancelled one costs next to nothing.
     until = last_finish if complete and last_finish else now
     elapsed = (as_utc(until) - as_utc(created)).total_seconds()
-    rate = final / elapsed if final and elapsed > 0 else None
+    rate = (done + failed) / elapsed if done + failed and elapsed > 0 else None
     return {
         "id": str(header["batch_id"]),
         "name": header["name"],
         "model": header["model_name"],
-        "status": _status(total, running, done, failed, complete),
+        "status": _status(total, done, failed, cancelled, complete, asked is not None, bool(running)),
         "total": total,
         "queued": total - final - running,
         "running": running,
         "done": done,
         "failed": failed,
         "cached": cached,
+        "cancelled": cancelled,
         "progress_percent": round(100.0 * final / total, 1) if total else 0.0,
         "images_per_second": round(rate, 1) if rate else None,
-        "eta_seconds": 0.0 if complete else (round((total - final) / rate, 1) if rate else None),
+        "eta_seconds": 0.0 if complete else _eta(total - final, rate, asked is not None),
         "closed": bool(header.get("closed")),
+        "cancel_requested_at": iso(asked),
         "created_at": iso(created),
         "first_finished_at": iso(first_finish),
         "finished_at": iso(last_finish) if complete else None,
     }
 
 
-def _status(total: int, running: int, done: int, failed: int, complete: bool) -> str:
+def _eta(left: int, rate: float | None, asked: bool) -> float | None:
+    """None when unknown, or when what is left is being cancelled (workers skip it, at no rate
+    recognition tells)."""
+    return None if asked or not rate else round(left / rate, 1)
+
+
+def _status(
+    total: int, done: int, failed: int, cancelled: int, complete: bool, asked: bool, running: bool
+) -> str:
+    """asked: the whole batch's cancel was asked for."""
     if not complete:
-        return "running" if running or done or failed else "queued"
-    if failed == 0:
+        if asked:
+            return "cancelling"
+        return "running" if running or done or failed or cancelled else "queued"
+    if cancelled == total or (asked and (cancelled or not total)):
+        return "cancelled"
+    if failed == 0 and cancelled == 0:
         return "done"
-    return "failed" if done == 0 else "partial"
+    return "failed" if done == 0 and cancelled == 0 else "partial"

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 
 from gateway.archives import read_zip
 from gateway.auth import caller
-from gateway.batch_progress import batch_counts, batch_progress
+from gateway.batch_progress import BATCH_FINAL, batch_counts, batch_progress
 from gateway.errors import ApiError, batch_full, too_many_files
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
@@ -91,6 +91,28 @@ def close(batch_id: str):
     services.store.close_batch(header["batch_id"])
     header = {**header, "closed": True}
     return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
+
+
+@bp.post("/<batch_id>/cancel")
+def cancel(batch_id: str):
+    """Asks for the batch's cancel and closes it: workers end its open jobs 'cancelled' as they
+    reach them, and an image already in a model call finishes. Asked twice, the first ask stands."""
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    counts = batch_counts(services.store, header).values()
+    progress = batch_progress(header, counts, utcnow())
+    if progress["status"] in BATCH_FINAL:
+        raise ApiError(
+            409,
+            "already_final",
+            f"batch {header['batch_id']} has ended ({progress['status']}): there is nothing left to "
+            "cancel; its results stay as they are",
+        )
+    if header.get("cancelled_at") is None:
+        at = utcnow()
+        services.store.cancel_batch(header["batch_id"], at)
+        header = {**header, "cancelled_at": at, "closed": True}
+    return jsonify(batch_progress(header, counts, utcnow()))
 
 
 @bp.get("")
@@ -241,6 +263,12 @@ def _batch_or_404(services, batch_id: str) -> dict:
 
 
 def _check_open(header: dict) -> None:
+    if header.get("cancelled_at") is not None:
+        raise ApiError(
+            409,
+            "batch_cancelled",
+            f"batch {header['batch_id']} was cancelled and takes no more files; start another batch",
+        )
     if header.get("closed"):
         raise ApiError(
             409,

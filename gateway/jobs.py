@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from flask import Blueprint, current_app, jsonify, request, url_for
@@ -67,20 +68,49 @@ def submit():
 @bp.get("/<job_id>")
 def show(job_id: str):
     services = current_app.extensions["recog"]
-    uid = parse_job_id(job_id)
+    uid = _job_id(job_id)
+    wait = _wait_seconds(services.settings.max_wait_seconds)
+    row = _job_or_404(services, uid)
+    if wait and row["status"] not in FINAL_STATES:
+        row = wait_for_final(services, uid, wait) or row
+    return jsonify(job_view(row))
+
+
+@bp.post("/<job_id>/cancel")
+def cancel(job_id: str):
+    """Asks for the job's cancel: the worker that takes it up ends it 'cancelled' instead of
+    recognising it; one already running finishes. Asked twice, the first ask stands."""
+    services = current_app.extensions["recog"]
+    row = _job_or_404(services, _job_id(job_id))
+    if row["status"] in FINAL_STATES:
+        raise ApiError(
+            409,
+            "already_final",
+            f"job {row['job_id']} has ended ({row['status']}): there is nothing left to cancel",
+        )
+    if row.get("cancel_requested_at") is None:
+        at = utcnow()
+        services.store.cancel_job(row, at)
+        row = {**row, "cancel_requested_at": at}
+    return jsonify(job_view(row))
+
+
+def _job_id(text: str) -> uuid.UUID:
+    uid = parse_job_id(text)
     if uid is None:
         raise ApiError(
             400,
             "bad_job_id",
-            f"{job_id!r} is not a job id; job ids are UUIDs like '0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b'",
+            f"{text!r} is not a job id; job ids are UUIDs like '0b7e4c1e-8f0a-4c7b-9a51-2d1f3c4e5a6b'",
         )
-    wait = _wait_seconds(services.settings.max_wait_seconds)
+    return uid
+
+
+def _job_or_404(services, uid: uuid.UUID) -> dict:
     row = services.store.get_job(uid)
     if not caller().sees(row):
         raise ApiError(404, "unknown_job", f"no job with id {uid}")
-    if wait and row["status"] not in FINAL_STATES:
-        row = wait_for_final(services, uid, wait) or row
-    return jsonify(job_view(row))
+    return row
 
 
 def _wait_quietly(services, job: NewJob, watch: JobWatch | None, wait: float) -> dict | None:

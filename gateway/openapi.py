@@ -43,7 +43,8 @@ def _errors(*statuses: int) -> dict:
         403: "the API key lacks the scope this needs (submit, read or admin)",
         404: "no such job or batch (or another tenant's)",
         409: "an upload under this Idempotency-Key is still being recorded (retry after Retry-After), "
-        "or the batch is closed (no Retry-After: for good)",
+        "the batch is closed or cancelled, or (a cancel) the job or batch has ended already (no "
+        "Retry-After: for good)",
         413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
         422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
@@ -107,7 +108,7 @@ SCHEMAS = {
     "Job": _obj(
         {
             "id": UUID,
-            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
             "label": NULLABLE_STRING,
             "confidence": NULLABLE_NUMBER,
             "probabilities": {"type": "array", "items": {"type": "number"}},
@@ -133,6 +134,7 @@ SCHEMAS = {
             "cached": {"type": "boolean"},
             "batch_id": {"type": ["string", "null"], "format": "uuid"},
             "worker": NULLABLE_STRING,
+            "cancel_requested_at": {**TIME, "description": "when its cancel was asked for, if it was"},
         }
     ),
     "JobAccepted": _obj(
@@ -164,17 +166,26 @@ SCHEMAS = {
             "id": UUID,
             "name": {"type": "string"},
             "model": {"type": "string"},
-            "status": {"enum": ["queued", "running", "done", "partial", "failed"]},
+            "status": {
+                "enum": ["queued", "running", "cancelling", "done", "partial", "failed", "cancelled"],
+                "description": "cancelling: its cancel was asked for and its workers have yet to skip "
+                "the rest; done, partial, failed and cancelled are final",
+            },
             "total": {"type": "integer"},
             "queued": {"type": "integer"},
             "running": {"type": "integer"},
             "done": {"type": "integer"},
             "failed": {"type": "integer"},
             "cached": {"type": "integer"},
+            "cancelled": {"type": "integer", "description": "done + failed + cancelled = total once final"},
             "progress_percent": {"type": "number", "minimum": 0, "maximum": 100},
             "images_per_second": NULLABLE_NUMBER,
             "eta_seconds": NULLABLE_NUMBER,
             "closed": {"type": "boolean", "description": "takes no more files"},
+            "cancel_requested_at": {
+                **TIME,
+                "description": "when the batch's cancel was asked for, if it was",
+            },
             "created_at": TIME,
             "first_finished_at": TIME,
             "finished_at": TIME,
@@ -200,7 +211,7 @@ SCHEMAS = {
     "BatchResult": _obj(
         {
             "file": {"type": "string"},
-            "status": {"enum": ["queued", "running", "done", "failed"]},
+            "status": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
             "label": NULLABLE_STRING,
             "confidence": NULLABLE_NUMBER,
             "reason": NULLABLE_STRING,
@@ -282,6 +293,16 @@ PATHS = {
             "responses": {"200": _json(_ref("Job"), "the job"), **_errors(400, 404, 503)},
         }
     },
+    "/v1/jobs/{job_id}/cancel": {
+        "post": {
+            "summary": "Cancel a job: skipped if still queued, finished if already running",
+            "parameters": [_id_param("job_id")],
+            "responses": {
+                "200": _json(_ref("Job"), "its cancel is asked for; the job as it stands"),
+                **_errors(400, 404, 409, 503),
+            },
+        }
+    },
     "/v1/batches": {
         "get": {
             "summary": "Your batches, newest first, a page at a time",
@@ -321,6 +342,16 @@ PATHS = {
             "responses": {
                 "200": _json(_ref("BatchStatus"), "closed; its progress"),
                 **_errors(400, 404, 503),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}/cancel": {
+        "post": {
+            "summary": "Cancel a batch: its queued images are skipped, it takes no more files",
+            "parameters": [_id_param("batch_id")],
+            "responses": {
+                "200": _json(_ref("BatchStatus"), "its cancel is asked for; its progress ('cancelling')"),
+                **_errors(400, 404, 409, 503),
             },
         }
     },

@@ -36,6 +36,7 @@ def job_view(row: dict) -> dict:
         "cached": bool(row.get("cached")),
         "batch_id": str(row["batch_id"]) if row.get("batch_id") else None,
         "worker": row.get("worker"),
+        "cancel_requested_at": iso(row.get("cancel_requested_at")),
     }
 
 

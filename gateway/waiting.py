@@ -14,7 +14,7 @@ import uuid
 
 import redis
 
-from shared.jobs import FAILED, FINAL_STATES
+from shared.jobs import CANCELLED, FAILED, FINAL_STATES
 from shared.messaging import job_channel, read_announcement
 
 FALLBACK_POLL_SECONDS = 2.0
@@ -58,10 +58,10 @@ class JobWatch:
             if left <= 0:
                 break
             fields = self._announced(min(left, FALLBACK_POLL_SECONDS))
-            if fields is not None and fields["status"] != FAILED:
+            if fields is not None and fields["status"] not in (FAILED, CANCELLED):
                 return {**row, **fields}
-            # No announcement, or a failure: the row is read (a failure's announcement lacks
-            # what the row may hold from before, such as when the job started).
+            # No announcement, a failure or a cancel: the row is read (their announcement lacks
+            # what the row may hold from before, such as when the job started or its cancel).
             row = services.store.get_job(self.job_id) or row
         return row
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-FINAL_STATES = frozenset({DONE, FAILED})
+# Ended by a cancel before any model saw it (gateway/cancel.py): final, with no result.
+CANCELLED = "cancelled"
+FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
+# Not a stored status: what the store's status reads say of an open job whose cancel was asked for
+# (shared/store/cassandra_results.look_up), so the worker that takes it up ends it cancelled.
+CANCEL_ASKED = "cancel asked"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,12 @@ class Outcome:
     # The job row's upload columns, the model asked for and when it started, when its gateway
     # left the whole row to the worker (shared/messaging.JobMessage.upload): written with the result.
     upload: dict | None = None
+    # Cancelled before it was recognised: no result, no error, no audit or cache row.
+    cancelled: bool = False
+
+    @property
+    def status(self) -> str:
+        return CANCELLED if self.cancelled else FAILED if self.error is not None else DONE
 
 
 def new_job_id() -> uuid.UUID:

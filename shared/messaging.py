@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import DONE, FAILED, UPLOAD_COLUMNS, JobKey, Outcome, utcnow
+from shared.jobs import UPLOAD_COLUMNS, JobKey, Outcome, utcnow
 from shared.settings import Settings
 
 TASK_RECOGNISE = "recog.recognise"
@@ -26,6 +26,7 @@ def job_channel(job_id: str) -> str:
 # final write sets (shared/store/cassandra_results.finish_statements), so a waiter can answer
 # from the announcement what a read of the row would say.
 _FAILED_FIELDS = ("status", "error", "worker", "finished_at")
+_CANCELLED_FIELDS = ("status", "worker", "finished_at")
 _DONE_FIELDS = (
     "status",
     "model_name",
@@ -44,10 +45,14 @@ _TIMES = ("finished_at", "started_at")
 
 def announcement(o: Outcome, started_at: datetime | None = None) -> str:
     """The columns o's final write set, as JSON; started_at: when its job row was marked running."""
-    status = FAILED if o.error is not None else DONE
-    names = _FAILED_FIELDS if o.error is not None else _BLANK_FIELDS if o.label is None else _LABELLED_FIELDS
+    if o.cancelled:
+        names = _CANCELLED_FIELDS
+    elif o.error is not None:
+        names = _FAILED_FIELDS
+    else:
+        names = _BLANK_FIELDS if o.label is None else _LABELLED_FIELDS
     fields = {name: getattr(o, name) for name in names if name != "status"}
-    fields["status"] = status
+    fields["status"] = o.status
     if started_at is not None:
         fields["started_at"] = started_at
     for name in _TIMES:

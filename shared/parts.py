@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.jobs import DONE, FAILED, RUNNING, JobKey, as_utc
+from shared.jobs import CANCELLED, DONE, FAILED, FINAL_STATES, RUNNING, JobKey, as_utc
 
 # Fixed, not RECOG_CHUNK_SIZE: a retry under an Idempotency-Key must cut the upload into the same
 # parts even if the gateway it reaches has another chunk size. With the default chunk size a
@@ -42,17 +42,18 @@ class PartCount:
     done: int = 0
     failed: int = 0
     cached: int = 0
+    cancelled: int = 0
     first_finished: datetime | None = None
     last_finished: datetime | None = None
 
     @property
     def final(self) -> int:
-        return self.done + self.failed
+        return self.done + self.failed + self.cancelled
 
 
 def count_lines(lines: Iterable[dict]) -> PartCount:
     """Count batch lines (status, cached, finished_at; a line never written counts as queued)."""
-    total = running = done = failed = cached = 0
+    total = running = done = failed = cached = cancelled = 0
     first = last = None
     for line in lines:
         total += 1
@@ -60,10 +61,11 @@ def count_lines(lines: Iterable[dict]) -> PartCount:
         running += status == RUNNING
         done += status == DONE
         failed += status == FAILED
+        cancelled += status == CANCELLED
         cached += bool(line.get("cached")) and status == DONE
-        finished = line.get("finished_at") if status in (DONE, FAILED) else None
+        finished = line.get("finished_at") if status in FINAL_STATES else None
         first, last = earlier(first, finished), later(last, finished)
-    return PartCount(total, running, done, failed, cached, first, last)
+    return PartCount(total, running, done, failed, cached, cancelled, first, last)
 
 
 def earlier(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -18,7 +18,7 @@ from gateway.auth import KeyRing
 from model.recogniser import BatchOutcome, Prediction
 from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
-from shared.jobs import DONE, FAILED, QUEUED, RUNNING, minute_bucket, utcnow
+from shared.jobs import CANCEL_ASKED, DONE, FINAL_STATES, QUEUED, RUNNING, minute_bucket, utcnow
 from shared.keys import SCOPES, ApiKey, new_key
 from shared.messaging import stored_messages
 from shared.parts import PartCount, refused_count
@@ -75,6 +75,9 @@ class MemoryStore:
         self.upload_keys: dict[tuple[str, str], dict] = {}
         self.starts: dict[uuid.UUID, list[str]] = {}
         self.statuses_read = 0
+        # A batch's cancel as its header keeps it: True for the whole batch, else its jobs' ids.
+        self.cancels: dict[uuid.UUID, set | bool] = {}
+        self.cancels_read = 0
         self.keys = MemoryKeys()
         self.down = False
 
@@ -155,8 +158,28 @@ class MemoryStore:
         if meanwhile is not None:
             meanwhile()
         self.statuses_read += len(job_ids)
-        statuses = {j: self.jobs[j]["status"] for j in job_ids if j in self.jobs}
+        statuses = {j: self._status(self.jobs[j]) for j in job_ids if j in self.jobs}
         return statuses, [self.cache.get(tuple(key)) for key in recall_keys]
+
+    @staticmethod
+    def _status(row: dict) -> str:
+        asked = row.get("cancel_requested_at") is not None and row["status"] not in FINAL_STATES
+        return CANCEL_ASKED if asked else row["status"]
+
+    def cancel_job(self, job, at) -> None:
+        self._check()
+        self.jobs[job["job_id"]]["cancel_requested_at"] = at
+        if job.get("batch_id") is not None and self.cancels.get(job["batch_id"]) is not True:
+            self.cancels.setdefault(job["batch_id"], set()).add(job["job_id"])
+
+    def cancel_batch(self, batch_id, at) -> None:
+        self._check()
+        self.cancels[batch_id] = True
+
+    def batch_cancels(self, batch_ids):
+        self._check()
+        self.cancels_read += 1
+        return {b: self.cancels[b] for b in batch_ids if self.cancels.get(b)}
 
     def mark_running(self, keys, worker, started_at, wait=True):
         self._check()
@@ -174,11 +197,11 @@ class MemoryStore:
         self._check()
         for o in outcomes:
             row = self.jobs.setdefault(o.job_id, {"job_id": o.job_id})
-            row.update(status=FAILED if o.error else DONE, label=o.label, error=o.error, worker=o.worker)
+            row.update(status=o.status, label=o.label, error=o.error, worker=o.worker)
             if o.batch_id is not None:
                 line = {"status": row["status"], "cached": o.cached, "finished_at": o.finished_at}
                 self.lines[o.job_id] = line
-            if o.error is None and not o.cached:
+            if o.status == DONE and not o.cached:
                 self.cache[(o.sha256, o.model_name, o.model_version, o.tenant)] = {
                     "label": o.label,
                     "confidence": o.confidence,

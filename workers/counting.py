@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from shared.jobs import DONE, FAILED, Outcome
+from shared.jobs import Outcome
 from shared.messaging import JobMessage
 from shared.parts import count_lines
 
@@ -35,4 +35,4 @@ def count_parts(store, messages: Sequence[JobMessage], outcomes: Iterable[Outcom
 
 
 def _line(o: Outcome) -> dict:
-    return {"status": FAILED if o.error else DONE, "cached": o.cached, "finished_at": o.finished_at}
+    return {"status": o.status, "cached": o.cached, "finished_at": o.finished_at}

@@ -17,7 +17,7 @@ import redis
 from model.registry import UnknownModel
 from shared.decode import ImageRejected
 from shared.image_store import ImageMissing
-from shared.jobs import DONE, FAILED, FINAL_STATES, QUEUED, Outcome, utcnow
+from shared.jobs import CANCEL_ASKED, FINAL_STATES, QUEUED, Outcome, utcnow
 from shared.messaging import JobMessage, announcement, job_channel, queued_set
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
 
@@ -89,6 +89,9 @@ def run_jobs(
     unrecorded = [m for m in todo if m.job_id not in statuses and m.resent]
     todo = [m for m in todo if m not in unrecorded]
     outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
+    cancelled = cancels_asked(runtime.store, todo, statuses)
+    outcomes += [_outcome(m, worker, started, cancelled=True) for m in todo if m.job_id in cancelled]
+    todo = [m for m in todo if m.job_id not in cancelled]
     # A job whose row the worker writes (its request waits for the answer, so nobody else knows
     # its id, unless the wait ran out and answered 202) is not marked running: a write for a row
     # nobody reads, almost always. Such a job reads 'queued' until it ends, after a 202.
@@ -113,6 +116,21 @@ def run_jobs(
     return outcomes
 
 
+def cancels_asked(store, messages: list[JobMessage], statuses: dict | None = None) -> set[uuid.UUID]:
+    """The jobs among messages whose cancel was asked for: a single job's as its status was read
+    (statuses: look_up's), a batch job's on its batch's header, one read for a whole chunk."""
+    found = {m.job_id for m in messages if statuses and statuses.get(m.job_id) == CANCEL_ASKED}
+    batch_ids = sorted({m.batch_id for m in messages if m.batch_id is not None}, key=str)
+    if batch_ids:
+        cancels = store.batch_cancels(batch_ids)
+        found |= {
+            m.job_id
+            for m in messages
+            if m.batch_id in cancels and (cancels[m.batch_id] is True or m.job_id in cancels[m.batch_id])
+        }
+    return found
+
+
 def first_send(m: JobMessage) -> bool:
     """As the gateway sent it (after writing its row, but for a waited-for single job): not sent
     again by a worker (an attempt more, or alone) nor by the sweeper (resent)."""
@@ -123,7 +141,7 @@ def _count(outcomes: list[Outcome]) -> None:
     """Metrics of jobs whose final rows are written (counted once they are in Cassandra)."""
     now = utcnow()
     for o in outcomes:
-        JOBS_FINISHED.labels(FAILED if o.error else DONE, o.model_name or "-").inc()
+        JOBS_FINISHED.labels(o.status, o.model_name or "-").inc()
         if o.cached:
             JOBS_CACHED.inc()
         if o.created_at is not None:
@@ -209,6 +227,13 @@ def _recognise_group(
             to_read.append(m)
     late = [m for m in to_read if m.job_id not in prepared]
     prepared = {**prepared, **_read_and_prepare(runtime, {m.model: recogniser for m in late}, late)}
+    # A batch's cancel asked for while its chunk was read and prepared still stops it before the
+    # model call: one more read of the batch's header. (A chunk is one model call: images already
+    # in it finish.)
+    batch_jobs = [m for m in to_read if m.batch_id is not None and m.job_id not in recognised]
+    stopped = cancels_asked(runtime.store, batch_jobs) if batch_jobs else set()
+    outcomes += [_outcome(m, worker, utcnow(), cancelled=True) for m in to_read if m.job_id in stopped]
+    to_read = [m for m in to_read if m.job_id not in stopped]
     # Unless recognised meanwhile (the whole group then was), one call for the group.
     results = {
         **recognised,
@@ -278,7 +303,8 @@ def _announce(client: redis.Redis, outcomes: list[Outcome], started_at: datetime
     try:
         pipe = client.pipeline(transaction=False)
         for o in outcomes:
-            started = started_at if o.batch_id is None else None  # a batch job's row has none
+            # A batch job's row has no start; nor has a cancelled job's.
+            started = started_at if o.batch_id is None and not o.cancelled else None
             pipe.publish(job_channel(str(o.job_id)), announcement(o, started))
             if o.tenant:
                 pipe.zrem(queued_set(o.tenant), str(o.job_id))

@@ -3,8 +3,8 @@
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
-const FINAL = new Set(["done", "failed"]);
-const BATCH_FINAL = new Set(["done", "partial", "failed"]);
+const FINAL = new Set(["done", "failed", "cancelled"]);
+const BATCH_FINAL = new Set(["done", "partial", "failed", "cancelled"]);
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -192,6 +192,9 @@ function bars(probabilities, label) {
 function answerOf(job, compact = false) {
   if (job.status === "failed") {
     return el("p", { class: "error", text: job.error || "Recognition failed." });
+  }
+  if (job.status === "cancelled") {
+    return el("p", { class: "hint", text: "Cancelled before it was recognised." });
   }
   if (job.status !== "done") {
     return el("p", { class: "hint", text: job.status === "running" ? "Recognising…" : "Waiting in the queue…" });
@@ -405,7 +408,23 @@ function batchCard(id) {
     el("p", { class: "downloads" }, csv, " · ", json),
     el("div", { class: "refused" }),
   );
-  return { card, fill, bar };
+  const cancel = el("button", { type: "button", class: "cancel-batch", text: "Cancel batch" });
+  cancel.addEventListener("click", () => cancelBatch(id, view));
+  $(".downloads", card).append(" · ", cancel);
+  const view = { card, fill, bar, cancel };
+  return view;
+}
+
+// Queued images are skipped, those in a model call finish; the card follows it to "cancelled".
+async function cancelBatch(id, view) {
+  view.cancel.disabled = true;
+  try {
+    showBatch(view, await api(`/v1/batches/${id}/cancel`, { method: "POST" }));
+  } catch (err) {
+    view.cancel.disabled = false;
+    $("#batch-error").textContent = err.message;
+    $("#batch-error").hidden = false;
+  }
 }
 
 // A plain link would send no key: fetch the file with it, then save what came.
@@ -462,10 +481,14 @@ function showBatch(view, batch) {
   state.textContent = `${batch.status} · ${pct}%`;
   state.className = `batch-state status ${batch.status === "partial" ? "failed" : batch.status}`;
   const rate = batch.images_per_second ? ` · ${batch.images_per_second} images/s` : "";
-  const eta = BATCH_FINAL.has(batch.status) ? "" : ` · ETA ${seconds(batch.eta_seconds)}`;
+  const ended = BATCH_FINAL.has(batch.status);
+  const eta = ended || batch.status === "cancelling" ? "" : ` · ETA ${seconds(batch.eta_seconds)}`;
+  const cancelled = batch.cancelled ? `, ${batch.cancelled} cancelled` : "";
+  const finished = batch.done + batch.failed + (batch.cancelled || 0);
   $(".counts", card).textContent =
-    `${batch.done + batch.failed} of ${batch.total} finished: ${batch.done} done, ${batch.failed} failed, ` +
+    `${finished} of ${batch.total} finished: ${batch.done} done, ${batch.failed} failed${cancelled}, ` +
     `${batch.queued} queued, ${batch.running} running${rate}${eta}`;
+  view.cancel.hidden = ended || batch.status === "cancelling";
 }
 
 function showRefused(card, accepted) {

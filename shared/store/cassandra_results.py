@@ -16,8 +16,11 @@ from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
 
 from shared.jobs import (
+    CANCEL_ASKED,
+    CANCELLED,
     DONE,
     FAILED,
+    FINAL_STATES,
     QUEUED,
     RUNNING,
     JobKey,
@@ -171,8 +174,9 @@ class CassandraStore:
         recall_keys: Sequence[tuple[str, str, str, str | None]],
         meanwhile: Callable[[], object] | None = None,
     ):
-        """Statuses and earlier results asked for together: one round trip, not two.
-        meanwhile: work for the caller to do while Cassandra answers."""
+        """Statuses and earlier results asked for together: one round trip, not two. An open job
+        whose cancel was asked for reads CANCEL_ASKED. meanwhile: work for the caller to do while
+        Cassandra answers."""
         wanted = list(dict.fromkeys(job_ids))  # once each: Cassandra answers a key as often as asked
         if len(wanted) == 1:  # routed to the job's own replicas, as an IN is not
             status_futures = [self._cql.run_async(cql.SELECT_STATUS, (wanted[0],))]
@@ -184,7 +188,7 @@ class CassandraStore:
         recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
         if meanwhile is not None:
             meanwhile()
-        statuses = {row["job_id"]: row["status"] for future in status_futures for row in future.result()}
+        statuses = {row["job_id"]: _status(row) for future in status_futures for row in future.result()}
         recalled = [
             next((row for row in future.result() if row["tenant"] == (key[3] or NO_TENANT)), None)
             for key, future in zip(recall_keys, recall_futures, strict=True)
@@ -267,6 +271,33 @@ class CassandraStore:
     @_store_errors
     def close_batch(self, batch_id: uuid.UUID) -> None:
         self._cql.run(cql.CLOSE_BATCH, (batch_id,))
+
+    @_store_errors
+    def cancel_job(self, job: dict, at: datetime) -> None:
+        """Asks for a job's cancel: its row says when; a batch job is named on its batch's header
+        too, where the worker that takes up its chunk looks."""
+        writes = [(cql.CANCEL_JOB, (at, job["job_id"]))]
+        if job.get("batch_id") is not None:
+            writes.append((cql.CANCEL_BATCH_JOB, ({job["job_id"]}, job["batch_id"])))
+        self._write(writes, [])
+
+    @_store_errors
+    def cancel_batch(self, batch_id: uuid.UUID, at: datetime) -> None:
+        """Asks for a batch's cancel, which closes it too: no file added after the cancel escapes it."""
+        self._cql.run(cql.CANCEL_BATCH, (at, batch_id))
+
+    @_store_errors
+    def batch_cancels(self, batch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set | bool]:
+        """For each batch cancelled, or with jobs cancelled one by one: True for the whole batch,
+        else the set of its cancelled job ids. Batches with neither are left out."""
+        rows = self._cql.run(cql.SELECT_BATCH_CANCELS, (list(dict.fromkeys(batch_ids)),))
+        found: dict[uuid.UUID, set | bool] = {}
+        for row in rows:
+            if row["cancelled_at"] is not None:
+                found[row["batch_id"]] = True
+            elif row["cancelled_jobs"]:
+                found[row["batch_id"]] = set(row["cancelled_jobs"])
+        return found
 
     @_store_errors
     def tenant_batches(self, tenant: str, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[dict]:
@@ -404,10 +435,16 @@ def _job_row(job: NewJob, status: str) -> tuple[str, tuple]:
 def _count_statement(batch_id: uuid.UUID, part_id: uuid.UUID, c: PartCount) -> tuple[str, tuple]:
     """A part's counts, whole; the finish times only when there are some (None would write a
     tombstone)."""
-    counts = (c.total, c.running, c.done, c.failed, c.cached)
+    counts = (c.total, c.running, c.done, c.failed, c.cached, c.cancelled)
     if c.first_finished is None or c.last_finished is None:
         return cql.COUNT_PART_UNFINISHED, (*counts, batch_id, part_id)
     return cql.COUNT_PART, (*counts, c.first_finished, c.last_finished, batch_id, part_id)
+
+
+def _status(row: dict) -> str:
+    if row["cancel_requested_at"] is not None and row["status"] not in FINAL_STATES:
+        return CANCEL_ASKED
+    return row["status"]
 
 
 def _part_count(row: dict) -> PartCount:
@@ -418,6 +455,7 @@ def _part_count(row: dict) -> PartCount:
         done=row["done"] or 0,
         failed=row["failed"] or 0,
         cached=row["cached"] or 0,
+        cancelled=row["cancelled"] or 0,
         first_finished=row["first_finished"],
         last_finished=row["last_finished"],
     )
@@ -476,15 +514,23 @@ def _upload_row(o: Outcome) -> tuple[str, tuple]:
 
 
 def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
-    """The writes that record one finished job: its row, its audit row, its batch line (batch
-    jobs), its cache row (real inferences only) and the rest of its row (jobs whose gateway left
-    the row to the worker)."""
+    """The writes that record one finished job: its row, its audit row (every ending, a cancel's
+    too), its batch line (batch jobs), its cache row (real inferences only) and the rest of its
+    row (jobs whose gateway left the row to the worker)."""
     hour = hour_bucket(o.finished_at)
     tenant = o.tenant or NO_TENANT
     batch_key = (o.batch_id, o.filename, o.job_id)
     model = (o.model_name, o.model_version)
     timing = (o.worker, o.finished_at, o.queue_ms, o.inference_ms, o.batch_size, o.cached, o.job_id)
-    if o.error is not None:
+    if o.cancelled:
+        job_row = (cql.FINISH_CANCELLED, (CANCELLED, o.worker, o.finished_at, o.job_id))
+        audit = (
+            cql.AUDIT_CANCELLED,
+            (hour, o.finished_at, o.job_id, CANCELLED, o.sha256, o.filename, o.worker, tenant),
+        )
+        line = (cql.BATCH_ROW_CANCELLED, (CANCELLED, o.finished_at, *batch_key))
+        remember = None
+    elif o.error is not None:
         job_row = (cql.FINISH_FAILED, (FAILED, o.error, o.worker, o.finished_at, o.job_id))
         audit = (
             cql.AUDIT_FAILED,

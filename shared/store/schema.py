@@ -37,7 +37,8 @@ TABLES = (
         batch_size int,
         batch_id uuid,
         cached boolean,
-        tenant text
+        tenant text,
+        cancel_requested_at timestamp
     )""",
     # Every recognition, by the UTC hour it finished in ('2026-11-21T14'): cqlsh reads one hour
     # without a scan, and a partition holds at most an hour of results.
@@ -72,6 +73,7 @@ TABLES = (
     )""",
     # A bulk submission's header. counted: its progress is counted in batch_parts (batches made
     # before those existed are counted from their lines). closed: it takes no more files.
+    # cancelled_at: its cancel was asked for; cancelled_jobs: its jobs cancelled one by one.
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,
         name text,
@@ -79,7 +81,9 @@ TABLES = (
         created_at timestamp,
         counted boolean,
         tenant text,
-        closed boolean
+        closed boolean,
+        cancelled_at timestamp,
+        cancelled_jobs set<uuid>
     )""",
     # The jobs of one batch, sorted by file name: the CSV reads this partition. It grows with the
     # batch, about 150 bytes a file, up to RECOG_MAX_FILES_PER_BATCH files (100,000: about 15 MB).
@@ -107,6 +111,7 @@ TABLES = (
         done int,
         failed int,
         cached int,
+        cancelled int,
         first_finished timestamp,
         last_finished timestamp,
         PRIMARY KEY ((batch_id), part_id)
@@ -221,6 +226,11 @@ ADDED_COLUMNS = (
     ("batches", "closed", "boolean"),
     ("results_by_image", "tenant", "text"),
     ("predictions_by_hour", "tenant", "text"),
+    # Cancels (gateway/cancel.py).
+    ("jobs", "cancel_requested_at", "timestamp"),
+    ("batches", "cancelled_at", "timestamp"),
+    ("batches", "cancelled_jobs", "set<uuid>"),
+    ("batch_parts", "cancelled", "int"),
 )
 
 

@@ -18,11 +18,11 @@ RECORD_UPLOAD = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, ima
 RECORD_UPLOAD_STARTED = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, image_format = ?,
     width = ?, height = ?, model_name = ?, created_at = ?, tenant = ?, started_at = ? WHERE job_id = ?"""
 SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
-SELECT_STATUS = "SELECT job_id, status FROM jobs WHERE job_id = ?"
+SELECT_STATUS = "SELECT job_id, status, cancel_requested_at FROM jobs WHERE job_id = ?"
 # Many jobs' statuses in one request (a worker's gathered batch, the sweeper's open work, an
 # upload's retry). For 16 jobs that cost a single Cassandra node 60 % of the CPU of 16 single-row
 # reads sent together, and the client a quarter (bench/status_reads.py).
-SELECT_STATUSES = "SELECT job_id, status FROM jobs WHERE job_id IN ?"
+SELECT_STATUSES = "SELECT job_id, status, cancel_requested_at FROM jobs WHERE job_id IN ?"
 MARK_RUNNING = "UPDATE jobs SET status = ?, started_at = ?, worker = ? WHERE job_id = ?"
 
 FINISH_LABELLED = """UPDATE jobs SET status = ?, label = ?, confidence = ?, probabilities = ?, model_name = ?,
@@ -31,6 +31,7 @@ FINISH_LABELLED = """UPDATE jobs SET status = ?, label = ?, confidence = ?, prob
 FINISH_BLANK = """UPDATE jobs SET status = ?, reason = ?, model_name = ?, model_version = ?, worker = ?,
     finished_at = ?, queue_ms = ?, inference_ms = ?, batch_size = ?, cached = ? WHERE job_id = ?"""
 FINISH_FAILED = "UPDATE jobs SET status = ?, error = ?, worker = ?, finished_at = ? WHERE job_id = ?"
+FINISH_CANCELLED = "UPDATE jobs SET status = ?, worker = ?, finished_at = ? WHERE job_id = ?"
 
 AUDIT_LABELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, label, confidence,
     model_name, model_version, sha256, filename, worker, tenant)
@@ -39,6 +40,8 @@ AUDIT_BLANK = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, sta
     model_version, sha256, filename, worker, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 AUDIT_FAILED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, error, sha256, filename,
     worker, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+AUDIT_CANCELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id, status, sha256, filename,
+    worker, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 
 INSERT_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, tenant, counted)
     VALUES (?, ?, ?, ?, ?, true)"""
@@ -49,6 +52,13 @@ SELECT_TENANT_BATCHES = """SELECT batch_id, name, model_name, created_at FROM ba
 SELECT_TENANT_BATCHES_FROM = """SELECT batch_id, name, model_name, created_at FROM batches_by_tenant
     WHERE tenant = ? AND created_at <= ?"""
 CLOSE_BATCH = "UPDATE batches SET closed = true WHERE batch_id = ?"
+# Cancels (gateway/cancel.py), asked for here and carried out by the worker that takes the job up:
+# a single job's on its row; a batch's, and each batch job's, on the batch's header, which a
+# worker reads once for a whole chunk.
+CANCEL_JOB = "UPDATE jobs SET cancel_requested_at = ? WHERE job_id = ?"
+CANCEL_BATCH = "UPDATE batches SET cancelled_at = ?, closed = true WHERE batch_id = ?"
+CANCEL_BATCH_JOB = "UPDATE batches SET cancelled_jobs = cancelled_jobs + ? WHERE batch_id = ?"
+SELECT_BATCH_CANCELS = "SELECT batch_id, cancelled_at, cancelled_jobs FROM batches WHERE batch_id IN ?"
 SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
 INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
 BATCH_ROW_LABELLED = """UPDATE batch_jobs SET status = ?, label = ?, confidence = ?, cached = ?,
@@ -56,6 +66,8 @@ BATCH_ROW_LABELLED = """UPDATE batch_jobs SET status = ?, label = ?, confidence 
 BATCH_ROW_BLANK = """UPDATE batch_jobs SET status = ?, reason = ?, cached = ?, finished_at = ?
     WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 BATCH_ROW_FAILED = """UPDATE batch_jobs SET status = ?, error = ?, finished_at = ?
+    WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+BATCH_ROW_CANCELLED = """UPDATE batch_jobs SET status = ?, finished_at = ?
     WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 SELECT_BATCH_ROWS = """SELECT filename, job_id, status, label, confidence, reason, error, cached, finished_at
     FROM batch_jobs WHERE batch_id = ?"""
@@ -67,13 +79,13 @@ INSERT_PART = "INSERT INTO batch_parts (batch_id, part_id, total) VALUES (?, ?, 
 INSERT_PART_MEMBERS = "INSERT INTO part_members (part_id, batch_id, members) VALUES (?, ?, ?)"
 PART_RUNNING = "UPDATE batch_parts SET running = ? WHERE batch_id = ? AND part_id = ?"
 COUNT_PART = """UPDATE batch_parts SET total = ?, running = ?, done = ?, failed = ?, cached = ?,
-    first_finished = ?, last_finished = ? WHERE batch_id = ? AND part_id = ?"""
-COUNT_PART_UNFINISHED = """UPDATE batch_parts SET total = ?, running = ?, done = ?, failed = ?, cached = ?
-    WHERE batch_id = ? AND part_id = ?"""
-SELECT_PARTS = """SELECT part_id, total, running, done, failed, cached, first_finished, last_finished
-    FROM batch_parts WHERE batch_id = ?"""
-SELECT_PART = """SELECT part_id, total, running, done, failed, cached, first_finished, last_finished
-    FROM batch_parts WHERE batch_id = ? AND part_id = ?"""
+    cancelled = ?, first_finished = ?, last_finished = ? WHERE batch_id = ? AND part_id = ?"""
+COUNT_PART_UNFINISHED = """UPDATE batch_parts SET total = ?, running = ?, done = ?, failed = ?, cached = ?,
+    cancelled = ? WHERE batch_id = ? AND part_id = ?"""
+SELECT_PARTS = """SELECT part_id, total, running, done, failed, cached, cancelled, first_finished,
+    last_finished FROM batch_parts WHERE batch_id = ?"""
+SELECT_PART = """SELECT part_id, total, running, done, failed, cached, cancelled, first_finished,
+    last_finished FROM batch_parts WHERE batch_id = ? AND part_id = ?"""
 SELECT_PART_MEMBERS = "SELECT members FROM part_members WHERE part_id = ?"
 
 REMEMBER_LABELLED = """INSERT INTO results_by_image (sha256, model_name, model_version, job_id, finished_at,

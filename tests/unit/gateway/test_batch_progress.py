@@ -75,3 +75,42 @@ def test_a_running_mark_that_landed_after_its_part_was_counted_shows_no_more_run
     stale = PartCount(4, running=4, done=3)
     body = batch_progress(HEADER, [stale, PartCount(2)], CREATED + timedelta(seconds=5))
     assert (body["running"], body["queued"], body["total"], body["status"]) == (1, 2, 6, "running")
+
+
+def cancelled_progress(lines, now_s=10.0, asked=True):
+    header = {**HEADER, "cancelled_at": CREATED + timedelta(seconds=5) if asked else None}
+    return batch_progress(
+        header, [count_lines(lines)], (CREATED + timedelta(seconds=now_s)).replace(tzinfo=None)
+    )
+
+
+@pytest.mark.parametrize(
+    ("statuses", "asked", "expected"),
+    [
+        (["done", "queued", "running"], True, "cancelling"),
+        (["done", "cancelled", "cancelled"], True, "cancelled"),
+        (["cancelled", "cancelled"], True, "cancelled"),
+        ([], True, "cancelled"),  # an open batch cancelled before any file came
+        (["done", "done"], True, "done"),  # asked while its last images ran: nothing was left to skip
+        (["done", "cancelled"], False, "partial"),  # one of its jobs cancelled alone
+        (["cancelled", "cancelled"], False, "cancelled"),
+        (["failed", "cancelled"], False, "partial"),
+        (["cancelled", "queued"], False, "running"),
+    ],
+)
+def test_a_cancel_shows_in_the_status_and_its_count(statuses, asked, expected):
+    body = cancelled_progress(
+        [line(s, 1 if s in ("done", "failed", "cancelled") else None) for s in statuses], asked=asked
+    )
+    assert body["status"] == expected
+    assert body["cancelled"] == statuses.count("cancelled")
+    if expected in ("cancelled", "done", "partial"):
+        assert body["done"] + body["failed"] + body["cancelled"] == body["total"]
+        assert body["eta_seconds"] == 0.0
+
+
+def test_a_cancelling_batch_has_no_eta_and_a_rate_of_what_was_recognised():
+    body = cancelled_progress([line("done", 2), line("cancelled", 6), line("queued")], now_s=10)
+    assert body["eta_seconds"] is None and body["images_per_second"] == 0.1
+    assert body["queued"] == 1 and body["progress_percent"] == pytest.approx(66.7)
+    assert body["cancel_requested_at"].endswith("12:00:05.000Z")

@@ -119,6 +119,7 @@ def test_an_announcement_carries_exactly_the_columns_the_final_write_of_the_job_
         cql.FINISH_LABELLED: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, "7", 0.9, [0.1] * 10),
         cql.FINISH_BLANK: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, reason="none"),
         cql.FINISH_FAILED: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, error="broken"),
+        cql.FINISH_CANCELLED: Outcome(uuid.uuid4(), "ab", "a", "w1", finished, cancelled=True),
     }
     for statement, outcome in cases.items():
         assert set(json.loads(announcement(outcome))) == columns(statement), statement

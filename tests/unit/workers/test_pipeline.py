@@ -262,3 +262,64 @@ def test_new_bytes_are_prepared_while_the_statuses_are_read_and_known_bytes_afte
     run_jobs(runtime, [again, in_a_batch], "w2")
     assert seen_in_look_up == [(3, [b"digit:7", b"digit:3", b"digit:4"])]
     assert runtime.model.prepared[3:] == [b"digit:5", b"digit:6"]
+
+
+def test_a_single_job_whose_cancel_was_asked_is_skipped_and_ends_cancelled(runtime):
+    kept, dropped = queue(runtime, b"digit:2"), queue(runtime, b"digit:8")
+    runtime.store.cancel_job(runtime.store.jobs[dropped.job_id], utcnow())
+    outcomes = run_jobs(runtime, [kept, dropped], "w1")
+    assert runtime.model.calls == [[b"digit:2"]], "a cancelled job went through the model"
+    assert {o.job_id: o.status for o in outcomes} == {kept.job_id: "done", dropped.job_id: "cancelled"}
+    assert runtime.store.jobs[dropped.job_id]["status"] == "cancelled"
+    assert runtime.store.jobs[dropped.job_id]["label"] is None
+    assert dropped.job_id not in [k.job_id for k in runtime.store.marked_running]
+    # Its waiter hears of it, as of any ending.
+    assert job_channel(str(dropped.job_id)) in runtime.redis.published
+
+
+def test_a_cancelled_batch_is_skipped_from_its_header_even_on_a_chunks_first_start(runtime):
+    batch = uuid.uuid4()
+    messages = [queue(runtime, f"digit:{d}".encode(), batch_id=batch) for d in range(3)]
+    runtime.store.cancel_batch(batch, utcnow())
+    outcomes = run_jobs(runtime, messages, "w1", unstarted={m.job_id for m in messages})
+    assert runtime.model.calls == []
+    assert [o.status for o in outcomes] == ["cancelled"] * 3
+    assert [runtime.store.lines[m.job_id]["status"] for m in messages] == ["cancelled"] * 3
+    assert runtime.store.cache == {}, "a cancelled job has no result to remember"
+
+
+def test_a_batch_job_cancelled_alone_is_the_only_one_of_its_chunk_skipped(runtime):
+    batch = uuid.uuid4()
+    messages = [queue(runtime, f"digit:{d}".encode(), batch_id=batch) for d in range(3)]
+    runtime.store.jobs[messages[1].job_id]["batch_id"] = batch
+    runtime.store.cancel_job(runtime.store.jobs[messages[1].job_id], utcnow())
+    outcomes = run_jobs(runtime, messages, "w1", unstarted={m.job_id for m in messages})
+    assert runtime.model.calls == [[b"digit:0", b"digit:2"]]
+    assert [o.status for o in outcomes] == ["cancelled", "done", "done"]
+
+
+def test_a_cancel_asked_while_a_chunk_is_read_stops_it_before_the_model_call(runtime, monkeypatch):
+    """The second look at the batch's header, between reading the images and the model call."""
+    batch = uuid.uuid4()
+    messages = [queue(runtime, f"digit:{d}".encode(), batch_id=batch) for d in range(2)]
+    real_get_many = runtime.images.get_many
+
+    def read_then_cancel(shas):
+        found = real_get_many(shas)
+        if shas:  # the user's cancel lands as the chunk's images are read
+            runtime.store.cancel_batch(batch, utcnow())
+        return found
+
+    monkeypatch.setattr(runtime.images, "get_many", read_then_cancel)
+    outcomes = run_jobs(runtime, messages, "w1", unstarted={m.job_id for m in messages})
+    assert runtime.model.calls == []
+    assert [o.status for o in outcomes] == ["cancelled", "cancelled"]
+    assert runtime.store.cancels_read == 2
+
+
+def test_a_finished_job_is_not_cancelled_by_a_late_ask(runtime):
+    message = queue(runtime, b"digit:6")
+    run_jobs(runtime, [message], "w1")
+    runtime.store.jobs[message.job_id]["cancel_requested_at"] = utcnow()
+    assert run_jobs(runtime, [message], "w1") == []
+    assert runtime.store.jobs[message.job_id]["status"] == "done"

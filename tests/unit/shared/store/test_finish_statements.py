@@ -41,8 +41,13 @@ LABELLED = {"label": "7", "confidence": 0.9, "probabilities": [0.1] * 10}
             {"error": "damaged", "batch_id": uuid.uuid4()},
             [cql.FINISH_FAILED, cql.AUDIT_FAILED, cql.BATCH_ROW_FAILED],
         ),
+        ({"cancelled": True}, [cql.FINISH_CANCELLED, cql.AUDIT_CANCELLED]),
+        (
+            {"cancelled": True, "batch_id": uuid.uuid4()},
+            [cql.FINISH_CANCELLED, cql.AUDIT_CANCELLED, cql.BATCH_ROW_CANCELLED],
+        ),
     ],
-    ids=["labelled", "blank", "failed", "cached", "batch", "batch-failed"],
+    ids=["labelled", "blank", "failed", "cached", "batch", "batch-failed", "cancelled", "batch-cancelled"],
 )
 def test_the_rows_written_for_each_kind_of_end(fields, expected):
     writes = finish_statements(outcome(**fields))
