@@ -408,20 +408,21 @@ function batchCard(id) {
     el("p", { class: "downloads" }, csv, " · ", json),
     el("div", { class: "refused" }),
   );
-  const cancel = el("button", { type: "button", class: "cancel-batch", text: "Cancel batch" });
-  cancel.addEventListener("click", () => cancelBatch(id, view));
-  $(".downloads", card).append(" · ", cancel);
-  const view = { card, fill, bar, cancel };
+  const button = el("button", { type: "button", class: "cancel-batch", text: "Cancel batch" });
+  const cancel = el("span", {}, " · ", button);
+  button.addEventListener("click", () => cancelBatch(id, view));
+  $(".downloads", card).append(cancel);
+  const view = { card, fill, bar, cancel, button };
   return view;
 }
 
 // Queued images are skipped, those in a model call finish; the card follows it to "cancelled".
 async function cancelBatch(id, view) {
-  view.cancel.disabled = true;
+  view.button.disabled = true;
   try {
     showBatch(view, await api(`/v1/batches/${id}/cancel`, { method: "POST" }));
   } catch (err) {
-    view.cancel.disabled = false;
+    view.button.disabled = false;
     $("#batch-error").textContent = err.message;
     $("#batch-error").hidden = false;
   }
@@ -489,6 +490,7 @@ function showBatch(view, batch) {
     `${finished} of ${batch.total} finished: ${batch.done} done, ${batch.failed} failed${cancelled}, ` +
     `${batch.queued} queued, ${batch.running} running${rate}${eta}`;
   view.cancel.hidden = ended || batch.status === "cancelling";
+  fill.classList.toggle("stopped", batch.status === "cancelling" || batch.status === "cancelled");
 }
 
 function showRefused(card, accepted) {

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests import images
-from tests.stack import ARTIFACTS
+from tests.stack import API, ARTIFACTS
 
 SHOTS = ARTIFACTS / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -269,3 +269,24 @@ def test_readable_on_a_phone(browser, gateway):
     assert box["width"] <= 390 and box["width"] >= 200
     page.screenshot(path=SHOTS / "phone.png", full_page=True)
     context.close()
+
+
+def test_a_batch_is_cancelled_from_its_card(page, stack, gateway):
+    """No worker runs while the batch is cancelled, so none of it can end first; the card follows
+    it to 'cancelled' once a worker is back."""
+    stack.stop("worker1")
+    try:
+        files = [("files", (f"c{d}.png", images.png_digit(d))) for d in range(5)]
+        batch = API.post(f"{gateway}/v1/batches", files=files, data={"name": "to cancel"}, timeout=60).json()
+        page.get_by_label("Batch id").fill(batch["id"])
+        page.get_by_role("button", name="Open").click()
+        card = page.locator(f"#batch-list article.batch[data-batch-id='{batch['id']}']")
+        expect(card.locator(".batch-state")).to_contain_text("queued", timeout=30_000)
+        card.get_by_role("button", name="Cancel batch").click()
+        expect(card.locator(".batch-state")).to_contain_text("cancelling", timeout=30_000)
+        expect(card.get_by_role("button", name="Cancel batch")).to_be_hidden()
+    finally:
+        stack.start_worker("worker1")
+    expect(card.locator(".batch-state")).to_contain_text("cancelled", timeout=180_000)
+    expect(card.locator(".counts")).to_contain_text("5 of 5 finished: 0 done, 0 failed, 5 cancelled")
+    page.locator("#batches").screenshot(path=SHOTS / "batch-cancelled.png")
