@@ -175,3 +175,9 @@ def cancel(gateway: str, some_id: str, retry_for: float = RETRY_FOR) -> dict:
     if response.status_code in (400, 404):  # not a batch's id: perhaps a job's
         response = request(gateway, "POST", f"/v1/jobs/{some_id}/cancel", **options)
     return check(response)
+
+
+def retry(gateway: str, batch_id: str, retry_for: float = RETRY_FOR) -> dict:
+    """Queue a batch's failed jobs again. Not sent again after a connection broke: a second
+    retry would find the same jobs queued, not failed, and answer 409 nothing_to_retry."""
+    return call(gateway, "POST", f"/v1/batches/{batch_id}/retry", retry_for=retry_for, timeout=120)

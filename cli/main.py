@@ -84,6 +84,16 @@ def submit_folder(
     click.echo("labels: " + ", ".join(f"{k}: {v}" for k, v in summary["labels"].items()))
 
 
+@cli.command()
+@click.argument("batch_id")
+@retry_for_option
+def retry(batch_id: str, retry_for: float) -> None:
+    """Queue a batch's failed jobs again (files refused at upload stay failed); prints its progress
+    and how many were retried. `recog submit-folder` is not needed: the batch keeps its ids."""
+    body = client.retry(Settings.from_env().gateway_url, batch_id, retry_for)
+    click.echo(json.dumps(body, indent=2))
+
+
 def _cancelled(summary: dict) -> str:
     return f", {summary['cancelled']} cancelled" if summary["cancelled"] else ""
 

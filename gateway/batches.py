@@ -17,10 +17,13 @@ from gateway.batch_progress import BATCH_FINAL, batch_counts, batch_progress
 from gateway.errors import ApiError, batch_full, too_many_files
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
+from gateway.retry import requeue_failed
 from gateway.views import RESULT_COLUMNS, batch_line_view
-from shared.jobs import as_utc, iso, parse_job_id, utcnow
+from shared.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, as_utc, iso, parse_job_id, utcnow
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
+# What a batch's line can say ('running' only in batches made before parts counted it so).
+LINE_STATUSES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 
 
 @bp.before_request
@@ -115,6 +118,30 @@ def cancel(batch_id: str):
     return jsonify(batch_progress(header, counts, utcnow()))
 
 
+@bp.post("/<batch_id>/retry")
+def retry(batch_id: str):
+    """The batch's failed jobs queued again, under the same ids; files refused at upload stay failed."""
+    services = current_app.extensions["recog"]
+    header = _batch_or_404(services, batch_id)
+    if header.get("cancelled_at") is not None:
+        raise ApiError(
+            409,
+            "batch_cancelled",
+            f"batch {header['batch_id']} was cancelled: its failed jobs are not retried; send those "
+            "files again as a new batch",
+        )
+    retried = requeue_failed(services, header)
+    if not retried:
+        raise ApiError(
+            409,
+            "nothing_to_retry",
+            f"batch {header['batch_id']} has no failed job a retry could change (a file refused at "
+            "upload would be refused again); GET /v1/batches/<id>/results?status=failed lists its failures",
+        )
+    body = batch_progress(header, batch_counts(services.store, header).values(), utcnow())
+    return jsonify({**body, "retried": retried}), 202
+
+
 @bp.get("")
 def listed():
     """The caller's batches, newest first, a page at a time: `next` is the next page's cursor."""
@@ -180,7 +207,12 @@ def results(batch_id: str):
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "json"):
         raise ApiError(400, "bad_format", f"format must be 'csv' or 'json'; got {fmt!r}")
+    status = request.args.get("status")
+    if status is not None and status not in LINE_STATUSES:
+        raise ApiError(400, "bad_status", f"status must be one of {', '.join(LINE_STATUSES)}; got {status!r}")
     rows = services.store.batch_rows(header["batch_id"])
+    if status is not None:  # ?status=failed: the batch's dead letters
+        rows = (row for row in rows if row["status"] == status)
     stream = _csv_lines(rows) if fmt == "csv" else _json_chunks(rows)
     mimetype = "text/csv" if fmt == "csv" else "application/json"
     filename = f"batch-{header['batch_id']}.{fmt}"

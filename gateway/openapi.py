@@ -43,8 +43,8 @@ def _errors(*statuses: int) -> dict:
         403: "the API key lacks the scope this needs (submit, read or admin)",
         404: "no such job or batch (or another tenant's)",
         409: "an upload under this Idempotency-Key is still being recorded (retry after Retry-After), "
-        "the batch is closed or cancelled, or (a cancel) the job or batch has ended already (no "
-        "Retry-After: for good)",
+        "the batch is closed or cancelled, a cancel finds the job or batch ended already, or a "
+        "retry finds no failed job to retry (no Retry-After: for good)",
         413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
         422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
@@ -355,6 +355,19 @@ PATHS = {
             },
         }
     },
+    "/v1/batches/{batch_id}/retry": {
+        "post": {
+            "summary": "Queue a batch's failed jobs again, in the same batch under the same ids",
+            "parameters": [_id_param("batch_id")],
+            "responses": {
+                "202": _json(
+                    {"allOf": [_ref("BatchStatus"), _obj({"retried": {"type": "integer", "minimum": 1}})]},
+                    "queued again; the batch's progress and how many were retried",
+                ),
+                **_errors(400, 404, 409, 429, 503),
+            },
+        }
+    },
     "/v1/batches/{batch_id}/files": {
         "post": {
             "summary": "Add more files to a batch",
@@ -372,6 +385,12 @@ PATHS = {
             "parameters": [
                 _id_param("batch_id"),
                 {"name": "format", "in": "query", "schema": {"enum": ["csv", "json"], "default": "csv"}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "description": "only the files of this status: failed lists the batch's dead letters",
+                    "schema": {"enum": ["queued", "running", "done", "failed", "cancelled"]},
+                },
             ],
             "responses": {
                 "200": {

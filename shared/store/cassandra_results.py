@@ -168,6 +168,16 @@ class CassandraStore:
         return self._cql.run(cql.SELECT_JOB, (job_id,)).one()
 
     @_store_errors
+    def job_rows(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict]:
+        """Whole job rows by id, STATUS_KEYS to a request, the requests at once."""
+        wanted = list(dict.fromkeys(job_ids))
+        futures = [
+            self._cql.run_async(cql.SELECT_JOBS, (wanted[start : start + STATUS_KEYS],))
+            for start in range(0, len(wanted), STATUS_KEYS)
+        ]
+        return {row["job_id"]: row for future in futures for row in future.result()}
+
+    @_store_errors
     def look_up(
         self,
         job_ids: Sequence[uuid.UUID],
@@ -354,6 +364,24 @@ class CassandraStore:
             self._cql.run_async(cql.SELECT_BATCH_LINE, (k.batch_id, k.filename, k.job_id)) for k in keys
         ]
         return [future.result().one() or {} for future in futures]
+
+    @_store_errors
+    def parts_members(self, batch_id: uuid.UUID, part_ids: Sequence[uuid.UUID]) -> dict:
+        """{part id: its members} for those parts that have them, read at once."""
+        futures = {p: self._cql.run_async(cql.SELECT_PART_MEMBERS, (p,)) for p in part_ids}
+        found = {p: future.result().one() for p, future in futures.items()}
+        return {p: read_members(row["members"], batch_id, p) for p, row in found.items() if row is not None}
+
+    @_store_errors
+    def requeue(self, keys: Sequence[JobKey], work: Sequence[Work]) -> None:
+        """Failed batch jobs queued again, in insert_jobs' order: their work first, so the sweeper
+        can send it whatever happens next, then their rows and lines back to 'queued'."""
+        self._write([(cql.OPEN_WORK, self._work_values(w)) for w in work], [])
+        rows = [(JOB_ROWS, (cql.REQUEUE_JOB, (QUEUED, k.job_id))) for k in keys]
+        lines = [
+            (k.batch_id, (cql.REQUEUE_BATCH_ROW, (QUEUED, k.batch_id, k.filename, k.job_id))) for k in keys
+        ]
+        self._write([], rows + lines)
 
     @_store_errors
     def count_part(self, batch_id: uuid.UUID, part_id: uuid.UUID, count: PartCount) -> None:

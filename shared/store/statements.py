@@ -18,6 +18,10 @@ RECORD_UPLOAD = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, ima
 RECORD_UPLOAD_STARTED = """UPDATE jobs SET filename = ?, sha256 = ?, size_bytes = ?, image_format = ?,
     width = ?, height = ?, model_name = ?, created_at = ?, tenant = ?, started_at = ? WHERE job_id = ?"""
 SELECT_JOB = "SELECT * FROM jobs WHERE job_id = ?"
+SELECT_JOBS = "SELECT * FROM jobs WHERE job_id IN ?"
+# A failed batch job queued again (gateway/retry.py): its failure's columns cleared, so a result
+# written later never shows beside the old error. (Its audit row of the failure stays.)
+REQUEUE_JOB = "UPDATE jobs SET status = ?, error = null, worker = null, finished_at = null WHERE job_id = ?"
 SELECT_STATUS = "SELECT job_id, status, cancel_requested_at FROM jobs WHERE job_id = ?"
 # Many jobs' statuses in one request (a worker's gathered batch, the sweeper's open work, an
 # upload's retry). For 16 jobs that cost a single Cassandra node 60 % of the CPU of 16 single-row
@@ -68,6 +72,8 @@ BATCH_ROW_BLANK = """UPDATE batch_jobs SET status = ?, reason = ?, cached = ?, f
 BATCH_ROW_FAILED = """UPDATE batch_jobs SET status = ?, error = ?, finished_at = ?
     WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 BATCH_ROW_CANCELLED = """UPDATE batch_jobs SET status = ?, finished_at = ?
+    WHERE batch_id = ? AND filename = ? AND job_id = ?"""
+REQUEUE_BATCH_ROW = """UPDATE batch_jobs SET status = ?, error = null, finished_at = null
     WHERE batch_id = ? AND filename = ? AND job_id = ?"""
 SELECT_BATCH_ROWS = """SELECT filename, job_id, status, label, confidence, reason, error, cached, finished_at
     FROM batch_jobs WHERE batch_id = ?"""

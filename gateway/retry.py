@@ -1,0 +1,70 @@
+"""A batch's failed jobs queued again (POST /v1/batches/<id>/retry): same batch, same job ids, the
+counts recounted from the lines, so done + failed + cancelled stays the total throughout."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from gateway.intake import QUEUE_DOWN
+from shared.jobs import FAILED, as_utc, utcnow
+from shared.messaging import JobMessage, Work, send_work
+from shared.parts import count_lines
+
+log = logging.getLogger(__name__)
+
+# The worker column of a file refused at upload (gateway/intake.py): its header check would
+# refuse it again, so a retry leaves it failed.
+REFUSED_AT_UPLOAD = "gateway"
+
+
+def requeue_failed(services, header: dict) -> int:
+    """How many failed jobs were queued again (each in a chunk of RECOG_CHUNK_SIZE, sent again
+    by the sweeper if Redis refuses it now)."""
+    store, settings = services.store, services.settings
+    batch_id = header["batch_id"]
+    failed = [line["job_id"] for line in store.batch_rows(batch_id) if line["status"] == FAILED]
+    rows = store.job_rows(failed) if failed else {}
+    retried = [rows[j] for j in failed if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD]
+    if not retried:
+        return 0
+    tenant = header.get("tenant") or None
+    services.quotas.admit(tenant, [row["job_id"] for row in retried], single=False)
+    members = (
+        store.parts_members(batch_id, list(store.batch_parts(batch_id))) if header.get("counted") else {}
+    )
+    part_of = {key.job_id: part for part, keys in members.items() for key in keys}
+    messages = [_message(row, batch_id, part_of.get(row["job_id"])) for row in retried]
+    now = utcnow()
+    # Sent again, not sent first: the worker reads their statuses, so two retries at once
+    # recognise each job once.
+    work = [
+        Work(uuid.uuid4(), tuple(messages[start : start + settings.chunk_size]), True, now, resent=True)
+        for start in range(0, len(messages), settings.chunk_size)
+    ]
+    try:
+        store.requeue([m.key for m in messages], work)
+    except Exception:
+        services.quotas.not_queued(tenant, [m.job_id for m in messages])
+        raise
+    for part in {m.part for m in messages if m.part is not None}:
+        store.count_part(batch_id, part, count_lines(store.batch_lines(members[part])))
+    try:
+        for unit in work:
+            send_work(services.celery, settings, unit)
+    except QUEUE_DOWN as exc:
+        log.warning("Redis refused a retry's task messages; the sweeper will send them: %s", exc)
+    return len(messages)
+
+
+def _message(row: dict, batch_id: uuid.UUID, part: uuid.UUID | None) -> JobMessage:
+    return JobMessage(
+        row["job_id"],
+        row["sha256"],
+        row["filename"],
+        row["model_name"],
+        as_utc(row["created_at"]),
+        batch_id,
+        part=part,
+        tenant=row["tenant"] or None,
+    )
