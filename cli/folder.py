@@ -130,9 +130,8 @@ class FolderRun:
                 bar.total = status["total"]
                 cancelled = status.get("cancelled", 0)  # a gateway before cancels has none
                 bar.update(status["done"] + status["failed"] + cancelled - bar.n)
-                bar.set_postfix(failed=status["failed"], eta=status["eta_seconds"])
-                if cancelled:
-                    bar.set_postfix(failed=status["failed"], cancelled=cancelled, eta=status["eta_seconds"])
+                shown = {"failed": status["failed"], **({"cancelled": cancelled} if cancelled else {})}
+                bar.set_postfix(**shown, eta=status["eta_seconds"])
                 if status["status"] in ("done", "partial", "failed", "cancelled"):
                     self.bar = None
                     return status

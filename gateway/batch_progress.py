@@ -37,7 +37,7 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         last_finish = later(last_finish, part.last_finished)
     final = done + failed + cancelled
     created = header["created_at"]
-    asked = header.get("cancelled_at")
+    asked = header.get("cancel_requested_at")
     # A cancelled batch may hold no file at all: it ends all the same.
     complete = final == total and (total > 0 or asked is not None)
     # Throughput so far over the batch's own life, so queue time ahead of it counts too; of the
@@ -64,7 +64,8 @@ def batch_progress(header: dict, parts: Iterable[PartCount], now: datetime) -> d
         "cancel_requested_at": iso(asked),
         "created_at": iso(created),
         "first_finished_at": iso(first_finish),
-        "finished_at": iso(last_finish) if complete else None,
+        # A batch cancelled before any file finished ended when its cancel was asked for.
+        "finished_at": iso(last_finish or asked) if complete else None,
     }
 
 

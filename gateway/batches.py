@@ -111,10 +111,10 @@ def cancel(batch_id: str):
             f"batch {header['batch_id']} has ended ({progress['status']}): there is nothing left to "
             "cancel; its results stay as they are",
         )
-    if header.get("cancelled_at") is None:
+    if header.get("cancel_requested_at") is None:
         at = utcnow()
         services.store.cancel_batch(header["batch_id"], at)
-        header = {**header, "cancelled_at": at, "closed": True}
+        header = {**header, "cancel_requested_at": at, "closed": True}
     return jsonify(batch_progress(header, counts, utcnow()))
 
 
@@ -123,7 +123,7 @@ def retry(batch_id: str):
     """The batch's failed jobs queued again, under the same ids; files refused at upload stay failed."""
     services = current_app.extensions["recog"]
     header = _batch_or_404(services, batch_id)
-    if header.get("cancelled_at") is not None:
+    if header.get("cancel_requested_at") is not None:
         raise ApiError(
             409,
             "batch_cancelled",
@@ -295,7 +295,7 @@ def _batch_or_404(services, batch_id: str) -> dict:
 
 
 def _check_open(header: dict) -> None:
-    if header.get("cancelled_at") is not None:
+    if header.get("cancel_requested_at") is not None:
         raise ApiError(
             409,
             "batch_cancelled",

@@ -92,6 +92,9 @@ def cancel(job_id: str):
         at = utcnow()
         services.store.cancel_job(row, at)
         row = {**row, "cancel_requested_at": at}
+        # It no longer counts against the tenant's queued images (its worker would take it off
+        # only once it reaches it; a whole batch's jobs are taken off that way).
+        services.quotas.not_queued(row.get("tenant") or None, [row["job_id"]])
     return jsonify(job_view(row))
 
 

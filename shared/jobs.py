@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-# Ended by a cancel before any model saw it (gateway/cancel.py): final, with no result.
+# Ended by a cancel before any model saw it (POST /v1/jobs/<id>/cancel, /v1/batches/<id>/cancel):
+# final, with no result.
 CANCELLED = "cancelled"
 FINAL_STATES = frozenset({DONE, FAILED, CANCELLED})
 # Not a stored status: what the store's status reads say of an open job whose cancel was asked for
@@ -83,12 +84,18 @@ class Outcome:
     # The job row's upload columns, the model asked for and when it started, when its gateway
     # left the whole row to the worker (shared/messaging.JobMessage.upload): written with the result.
     upload: dict | None = None
-    # Cancelled before it was recognised: no result, no error, no audit or cache row.
+    # Cancelled before it was recognised: no result, no error, no cache row (an audit row, as for
+    # every ending).
     cancelled: bool = False
 
     @property
     def status(self) -> str:
         return CANCELLED if self.cancelled else FAILED if self.error is not None else DONE
+
+
+def seen_status(status: str, cancel_requested_at: datetime | None) -> str:
+    """A job's status as a worker reads it: CANCEL_ASKED when still open with its cancel asked."""
+    return CANCEL_ASKED if cancel_requested_at is not None and status not in FINAL_STATES else status
 
 
 def new_job_id() -> uuid.UUID:

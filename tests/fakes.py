@@ -18,7 +18,7 @@ from gateway.auth import KeyRing
 from model.recogniser import BatchOutcome, Prediction
 from model.registry import ModelInfo, UnknownModel
 from shared.decode import ImageRejected
-from shared.jobs import CANCEL_ASKED, DONE, FINAL_STATES, QUEUED, RUNNING, minute_bucket, utcnow
+from shared.jobs import DONE, QUEUED, RUNNING, minute_bucket, seen_status, utcnow
 from shared.keys import SCOPES, ApiKey, new_key
 from shared.messaging import stored_messages
 from shared.parts import PartCount, refused_count
@@ -158,13 +158,9 @@ class MemoryStore:
         if meanwhile is not None:
             meanwhile()
         self.statuses_read += len(job_ids)
-        statuses = {j: self._status(self.jobs[j]) for j in job_ids if j in self.jobs}
+        rows = {j: self.jobs[j] for j in job_ids if j in self.jobs}
+        statuses = {j: seen_status(row["status"], row.get("cancel_requested_at")) for j, row in rows.items()}
         return statuses, [self.cache.get(tuple(key)) for key in recall_keys]
-
-    @staticmethod
-    def _status(row: dict) -> str:
-        asked = row.get("cancel_requested_at") is not None and row["status"] not in FINAL_STATES
-        return CANCEL_ASKED if asked else row["status"]
 
     def cancel_job(self, job, at) -> None:
         self._check()
@@ -176,10 +172,14 @@ class MemoryStore:
         self._check()
         self.cancels[batch_id] = True
 
-    def batch_cancels(self, batch_ids):
+    def cancelled_batch_jobs(self, keys):
         self._check()
         self.cancels_read += 1
-        return {b: self.cancels[b] for b in batch_ids if self.cancels.get(b)}
+        return {
+            k.job_id
+            for k in keys
+            if self.cancels.get(k.batch_id) is True or k.job_id in (self.cancels.get(k.batch_id) or ())
+        }
 
     def mark_running(self, keys, worker, started_at, wait=True):
         self._check()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 
-from shared.jobs import FINAL_STATES, Outcome
+from shared.jobs import Outcome
 from shared.messaging import JobMessage
 from workers.counting import count_parts
 from workers.gathering import MAX_ATTEMPTS
-from workers.pipeline import fail_jobs, first_send, run_jobs
+from workers.pipeline import end_cancelled, fail_jobs, first_send, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +59,30 @@ def _run_chunk(runtime, messages: list[JobMessage], worker: str, retries: int) -
     # run, and slack for starts a flapping store ended without Celery counting a retry (the
     # sweeper's resend starts at none) or images that died and were failed before this resend.
     elif died > KILLED_ALONE * len(messages) + 1 + MAX_ATTEMPTS:
-        left = open_jobs(runtime.store, messages)
+        cancelled, left = end_cancelled(runtime, messages, worker)
         log.error("chunk %s lost a pool process in %d starts; failing %d open jobs", work_id, died, len(left))
-        return fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
+        return cancelled + fail_jobs(runtime, left, worker, CHUNK_KEEPS_DYING.format(n=died))
     log.warning("chunk %s lost a pool process in %d starts: one image at a time now", work_id, died)
     return run_alone(runtime, messages, worker)
 
 
 def fail_chunk(runtime, messages: list[JobMessage], worker: str, error: str) -> None:
-    """A chunk Celery gave up on: its open jobs fail with the reason, and those already finished
-    (by an earlier run, or by this one before a later step failed) keep their results."""
-    left = open_jobs(runtime.store, messages)
-    count_parts(runtime.store, messages, fail_jobs(runtime, left, worker, error) if left else [])
-
-
-def open_jobs(store, messages: list[JobMessage]) -> list[JobMessage]:
-    statuses, _ = store.look_up([m.job_id for m in messages], [])
-    return [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
+    """A chunk Celery gave up on: its open jobs fail with the reason (those cancelled end so), and
+    those already finished (by an earlier run, or by this one before a later step failed) keep
+    their results."""
+    cancelled, left = end_cancelled(runtime, messages, worker)
+    count_parts(
+        runtime.store, messages, cancelled + (fail_jobs(runtime, left, worker, error) if left else [])
+    )
 
 
 def run_alone(runtime, messages: list[JobMessage], worker: str) -> list[Outcome]:
-    """Each open job in a model call of its own, its start recorded first."""
+    """Each open job in a model call of its own, its start recorded first; those cancelled end so
+    without a start."""
     if not messages:
         return []
-    outcomes: list[Outcome] = []
-    for m in open_jobs(runtime.store, messages):
+    outcomes, left = end_cancelled(runtime, messages, worker)
+    for m in left:
         earlier = runtime.store.start_work(m.job_id, worker)
         if earlier >= KILLED_ALONE:
             log.error("job %s stopped its worker process %d times on its own: failed", m.job_id, earlier)

@@ -90,7 +90,7 @@ def run_jobs(
     todo = [m for m in todo if m not in unrecorded]
     outcomes: list[Outcome] = [_outcome(m, worker, started, error=UNRECORDED) for m in unrecorded]
     cancelled = cancels_asked(runtime.store, todo, statuses)
-    outcomes += [_outcome(m, worker, started, cancelled=True) for m in todo if m.job_id in cancelled]
+    outcomes += [_cancelled(m, worker, started) for m in todo if m.job_id in cancelled]
     todo = [m for m in todo if m.job_id not in cancelled]
     # A job whose row the worker writes (its request waits for the answer, so nobody else knows
     # its id, unless the wait ran out and answered 202) is not marked running: a write for a row
@@ -108,7 +108,7 @@ def run_jobs(
                 _recognise_group(runtime, recogniser, group, seen, prepared, recognised, worker, started)
             )
     for o in outcomes:
-        if o.upload is not None:  # its row is this write's alone: it says when it started too
+        if o.upload is not None and not o.cancelled:  # its row is this write's alone: when it started
             o.upload["started_at"] = started
     runtime.store.finish(outcomes, after=pending)
     _announce(runtime.redis, outcomes, started)
@@ -120,15 +120,8 @@ def cancels_asked(store, messages: list[JobMessage], statuses: dict | None = Non
     """The jobs among messages whose cancel was asked for: a single job's as its status was read
     (statuses: look_up's), a batch job's on its batch's header, one read for a whole chunk."""
     found = {m.job_id for m in messages if statuses and statuses.get(m.job_id) == CANCEL_ASKED}
-    batch_ids = sorted({m.batch_id for m in messages if m.batch_id is not None}, key=str)
-    if batch_ids:
-        cancels = store.batch_cancels(batch_ids)
-        found |= {
-            m.job_id
-            for m in messages
-            if m.batch_id in cancels and (cancels[m.batch_id] is True or m.job_id in cancels[m.batch_id])
-        }
-    return found
+    batch_jobs = [m.key for m in messages if m.batch_id is not None]
+    return found | (store.cancelled_batch_jobs(batch_jobs) if batch_jobs else set())
 
 
 def first_send(m: JobMessage) -> bool:
@@ -144,7 +137,7 @@ def _count(outcomes: list[Outcome]) -> None:
         JOBS_FINISHED.labels(o.status, o.model_name or "-").inc()
         if o.cached:
             JOBS_CACHED.inc()
-        if o.created_at is not None:
+        if o.created_at is not None and not o.cancelled:
             JOB_SECONDS.observe(max((now - o.created_at).total_seconds(), 0.0))
 
 
@@ -157,6 +150,20 @@ def _load_models(runtime, names: set[str]) -> dict:
         except UnknownModel as exc:
             models[name] = str(exc)
     return models
+
+
+def end_cancelled(runtime, messages: list[JobMessage], worker: str) -> tuple[list[Outcome], list[JobMessage]]:
+    """The open jobs among messages (their statuses read): those whose cancel was asked for ended
+    'cancelled' (their outcomes), and the rest, still to run or to fail."""
+    statuses, _ = runtime.store.look_up([m.job_id for m in messages], [])
+    left = [m for m in messages if statuses.get(m.job_id) not in FINAL_STATES]
+    asked = cancels_asked(runtime.store, left, statuses)
+    ended = [_cancelled(m, worker, utcnow()) for m in left if m.job_id in asked]
+    if ended:
+        runtime.store.finish(ended)
+        _announce(runtime.redis, ended)
+        _count(ended)
+    return ended, [m for m in left if m.job_id not in asked]
 
 
 def fail_jobs(runtime, messages: list[JobMessage], worker: str, error: str) -> list[Outcome]:
@@ -232,7 +239,7 @@ def _recognise_group(
     # in it finish.)
     batch_jobs = [m for m in to_read if m.batch_id is not None and m.job_id not in recognised]
     stopped = cancels_asked(runtime.store, batch_jobs) if batch_jobs else set()
-    outcomes += [_outcome(m, worker, utcnow(), cancelled=True) for m in to_read if m.job_id in stopped]
+    outcomes += [_cancelled(m, worker, utcnow()) for m in to_read if m.job_id in stopped]
     to_read = [m for m in to_read if m.job_id not in stopped]
     # Unless recognised meanwhile (the whole group then was), one call for the group.
     results = {
@@ -276,6 +283,11 @@ def _recalled(row: dict) -> dict:
 
 def _queue_ms(m: JobMessage, started: datetime) -> float:
     return round(max((started - m.created_at).total_seconds() * 1000, 0.0), 3)
+
+
+def _cancelled(m: JobMessage, worker: str, finished: datetime) -> Outcome:
+    """Its model named only for the metrics' label: a cancel writes none."""
+    return _outcome(m, worker, finished, cancelled=True, model_name=m.model)
 
 
 def _outcome(m: JobMessage, worker: str, finished: datetime, **fields) -> Outcome:

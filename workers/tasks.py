@@ -18,10 +18,10 @@ from celery import Task
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
 from workers import WorkerApp
-from workers.alone import fail_chunk, open_jobs, run_alone, run_chunk
+from workers.alone import fail_chunk, run_alone, run_chunk
 from workers.batch_events import report_flush
 from workers.gathering import MAX_ATTEMPTS, GatheredBatches
-from workers.pipeline import fail_jobs, run_jobs
+from workers.pipeline import end_cancelled, fail_jobs, run_jobs
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     try:
         spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
-            spent = open_jobs(app.runtime.store, spent)  # never undo a result
+            _, spent = end_cancelled(app.runtime, spent, worker)  # never undo a result
             fail_jobs(
                 app.runtime,
                 spent,
@@ -112,7 +112,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
         # Only the open ones: a copy of a finished job (a duplicate delivery) keeps its result.
         fail_jobs(
             app.runtime,
-            open_jobs(app.runtime.store, messages),
+            end_cancelled(app.runtime, messages, worker)[1],
             worker,
             f"recognition failed: {type(exc).__name__}: {exc}",
         )

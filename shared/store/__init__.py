@@ -61,9 +61,24 @@ class ResultStore(Protocol):
         recall_keys: Sequence[tuple[str, str, str, str | None]],
         meanwhile: Callable[[], object] | None = None,
     ) -> tuple[dict[uuid.UUID, str], list[dict | None]]:
-        """({job_id: status}, [the tenant's earlier result or None per (sha256, model name, model
-        version, tenant)]). meanwhile: called once the reads are sent, before their answers are
-        waited for."""
+        """({job_id: status, or CANCEL_ASKED for an open job whose cancel was asked for}, [the
+        tenant's earlier result or None per (sha256, model name, model version, tenant)]).
+        meanwhile: called once the reads are sent, before their answers are waited for."""
+
+    def job_rows(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict]:
+        """Whole job rows by id, for those that exist."""
+
+    def cancel_job(self, job: dict, at: datetime) -> None:
+        """Ask for a job's cancel (job: its row as read); its worker carries it out."""
+
+    def cancel_batch(self, batch_id: uuid.UUID, at: datetime) -> None:
+        """Ask for a batch's cancel, and close it; its workers carry it out."""
+
+    def cancelled_batch_jobs(self, keys: Sequence[JobKey]) -> set[uuid.UUID]:
+        """The batch jobs among keys whose cancel, or whose batch's, was asked for."""
+
+    def requeue(self, keys: Sequence[JobKey], work: Sequence[Work]) -> None:
+        """Failed batch jobs 'queued' again, their failure cleared, after the work that runs them."""
 
     def mark_running(
         self, keys: Sequence[JobKey], worker: str, started_at: datetime, wait: bool = True
@@ -133,6 +148,9 @@ class ResultStore(Protocol):
 
     def part_members(self, batch_id: uuid.UUID, part_id: uuid.UUID) -> tuple[JobKey, ...] | None:
         """The jobs a part counts, or None for a part never written."""
+
+    def parts_members(self, batch_id: uuid.UUID, part_ids: Sequence[uuid.UUID]) -> dict:
+        """{part id: its members} for those of part_ids that have them."""
 
     def batch_lines(self, keys: Sequence[JobKey]) -> list[dict]:
         """Each key's batch line (status, cached, finished_at), or {} where it has none."""

@@ -16,11 +16,9 @@ from cassandra.cluster import Cluster, Session
 from cassandra.query import BatchStatement, BatchType
 
 from shared.jobs import (
-    CANCEL_ASKED,
     CANCELLED,
     DONE,
     FAILED,
-    FINAL_STATES,
     QUEUED,
     RUNNING,
     JobKey,
@@ -28,6 +26,7 @@ from shared.jobs import (
     Outcome,
     hour_bucket,
     minute_bucket,
+    seen_status,
     utcnow,
 )
 from shared.messaging import Work, stored_messages
@@ -198,7 +197,11 @@ class CassandraStore:
         recall_futures = [self._cql.run_async(cql.RECALL, key[:3]) for key in recall_keys]
         if meanwhile is not None:
             meanwhile()
-        statuses = {row["job_id"]: _status(row) for future in status_futures for row in future.result()}
+        statuses = {
+            row["job_id"]: seen_status(row["status"], row["cancel_requested_at"])
+            for future in status_futures
+            for row in future.result()
+        }
         recalled = [
             next((row for row in future.result() if row["tenant"] == (key[3] or NO_TENANT)), None)
             for key, future in zip(recall_keys, recall_futures, strict=True)
@@ -284,12 +287,14 @@ class CassandraStore:
 
     @_store_errors
     def cancel_job(self, job: dict, at: datetime) -> None:
-        """Asks for a job's cancel: its row says when; a batch job is named on its batch's header
-        too, where the worker that takes up its chunk looks."""
-        writes = [(cql.CANCEL_JOB, (at, job["job_id"]))]
+        """Asks for a job's cancel: its row says when; a batch job's line says so too, and then its
+        batch's header, which the worker that takes up its chunk reads (the line first, so a
+        worker that sees the mark finds it)."""
+        self._write([(cql.CANCEL_JOB, (at, job["job_id"]))], [])
         if job.get("batch_id") is not None:
-            writes.append((cql.CANCEL_BATCH_JOB, ({job["job_id"]}, job["batch_id"])))
-        self._write(writes, [])
+            line = (at, job["batch_id"], job["filename"], job["job_id"])
+            self._cql.run(cql.CANCEL_LINE, line)
+            self._cql.run(cql.MARK_JOBS_CANCELLED, (job["batch_id"],))
 
     @_store_errors
     def cancel_batch(self, batch_id: uuid.UUID, at: datetime) -> None:
@@ -297,16 +302,28 @@ class CassandraStore:
         self._cql.run(cql.CANCEL_BATCH, (at, batch_id))
 
     @_store_errors
-    def batch_cancels(self, batch_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set | bool]:
-        """For each batch cancelled, or with jobs cancelled one by one: True for the whole batch,
-        else the set of its cancelled job ids. Batches with neither are left out."""
-        rows = self._cql.run(cql.SELECT_BATCH_CANCELS, (list(dict.fromkeys(batch_ids)),))
-        found: dict[uuid.UUID, set | bool] = {}
-        for row in rows:
-            if row["cancelled_at"] is not None:
-                found[row["batch_id"]] = True
-            elif row["cancelled_jobs"]:
-                found[row["batch_id"]] = set(row["cancelled_jobs"])
+    def cancelled_batch_jobs(self, keys: Sequence[JobKey]) -> set[uuid.UUID]:
+        """The batch jobs among keys whose cancel was asked for: the headers of their batches read
+        in one request, and only for a batch some of whose jobs were cancelled one by one, these
+        jobs' lines (read at once)."""
+        by_batch: dict[uuid.UUID, list[JobKey]] = {}
+        for key in keys:
+            by_batch.setdefault(key.batch_id, []).append(key)
+        found: set[uuid.UUID] = set()
+        reads = []
+        for row in self._cql.run(cql.SELECT_BATCH_CANCELS, (list(by_batch),)):
+            mine = by_batch[row["batch_id"]]
+            if row["cancel_requested_at"] is not None:
+                found.update(k.job_id for k in mine)
+            elif row["jobs_cancelled"]:
+                reads += [
+                    (k, self._cql.run_async(cql.SELECT_LINE_CANCEL, (k.batch_id, k.filename, k.job_id)))
+                    for k in mine
+                ]
+        for key, future in reads:
+            line = future.result().one()
+            if line is not None and line["cancel_requested_at"] is not None:
+                found.add(key.job_id)
         return found
 
     @_store_errors
@@ -467,12 +484,6 @@ def _count_statement(batch_id: uuid.UUID, part_id: uuid.UUID, c: PartCount) -> t
     if c.first_finished is None or c.last_finished is None:
         return cql.COUNT_PART_UNFINISHED, (*counts, batch_id, part_id)
     return cql.COUNT_PART, (*counts, c.first_finished, c.last_finished, batch_id, part_id)
-
-
-def _status(row: dict) -> str:
-    if row["cancel_requested_at"] is not None and row["status"] not in FINAL_STATES:
-        return CANCEL_ASKED
-    return row["status"]
 
 
 def _part_count(row: dict) -> PartCount:

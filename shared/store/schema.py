@@ -73,7 +73,8 @@ TABLES = (
     )""",
     # A bulk submission's header. counted: its progress is counted in batch_parts (batches made
     # before those existed are counted from their lines). closed: it takes no more files.
-    # cancelled_at: its cancel was asked for; cancelled_jobs: its jobs cancelled one by one.
+    # cancel_requested_at: its cancel was asked for; jobs_cancelled: some of its jobs' were, one by
+    # one (their lines say which).
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,
         name text,
@@ -82,8 +83,8 @@ TABLES = (
         counted boolean,
         tenant text,
         closed boolean,
-        cancelled_at timestamp,
-        cancelled_jobs set<uuid>
+        cancel_requested_at timestamp,
+        jobs_cancelled boolean
     )""",
     # The jobs of one batch, sorted by file name: the CSV reads this partition. It grows with the
     # batch, about 150 bytes a file, up to RECOG_MAX_FILES_PER_BATCH files (100,000: about 15 MB).
@@ -98,6 +99,7 @@ TABLES = (
         error text,
         cached boolean,
         finished_at timestamp,
+        cancel_requested_at timestamp,
         PRIMARY KEY ((batch_id), filename, job_id)
     )""",
     # A batch's progress in parts of up to 64 files (shared/parts.py): a poll reads
@@ -226,10 +228,11 @@ ADDED_COLUMNS = (
     ("batches", "closed", "boolean"),
     ("results_by_image", "tenant", "text"),
     ("predictions_by_hour", "tenant", "text"),
-    # Cancels (gateway/cancel.py).
+    # Cancels (gateway/jobs.py, gateway/batches.py).
     ("jobs", "cancel_requested_at", "timestamp"),
-    ("batches", "cancelled_at", "timestamp"),
-    ("batches", "cancelled_jobs", "set<uuid>"),
+    ("batches", "cancel_requested_at", "timestamp"),
+    ("batches", "jobs_cancelled", "boolean"),
+    ("batch_jobs", "cancel_requested_at", "timestamp"),
     ("batch_parts", "cancelled", "int"),
 )
 

@@ -56,13 +56,19 @@ SELECT_TENANT_BATCHES = """SELECT batch_id, name, model_name, created_at FROM ba
 SELECT_TENANT_BATCHES_FROM = """SELECT batch_id, name, model_name, created_at FROM batches_by_tenant
     WHERE tenant = ? AND created_at <= ?"""
 CLOSE_BATCH = "UPDATE batches SET closed = true WHERE batch_id = ?"
-# Cancels (gateway/cancel.py), asked for here and carried out by the worker that takes the job up:
-# a single job's on its row; a batch's, and each batch job's, on the batch's header, which a
-# worker reads once for a whole chunk.
+# Cancels (POST /v1/jobs/<id>/cancel, /v1/batches/<id>/cancel), asked for here and carried out by
+# the worker that takes the job up: a single job's on its row; a batch's on its header, which a
+# worker reads once for a whole chunk; a batch job's on its line too, with a mark on the header
+# that says the chunk's lines are worth reading.
 CANCEL_JOB = "UPDATE jobs SET cancel_requested_at = ? WHERE job_id = ?"
-CANCEL_BATCH = "UPDATE batches SET cancelled_at = ?, closed = true WHERE batch_id = ?"
-CANCEL_BATCH_JOB = "UPDATE batches SET cancelled_jobs = cancelled_jobs + ? WHERE batch_id = ?"
-SELECT_BATCH_CANCELS = "SELECT batch_id, cancelled_at, cancelled_jobs FROM batches WHERE batch_id IN ?"
+CANCEL_BATCH = "UPDATE batches SET cancel_requested_at = ?, closed = true WHERE batch_id = ?"
+CANCEL_LINE = """UPDATE batch_jobs SET cancel_requested_at = ? WHERE batch_id = ? AND filename = ?
+    AND job_id = ?"""
+MARK_JOBS_CANCELLED = "UPDATE batches SET jobs_cancelled = true WHERE batch_id = ?"
+SELECT_BATCH_CANCELS = "SELECT batch_id, cancel_requested_at, jobs_cancelled FROM batches WHERE batch_id IN ?"
+# One line at a time: Cassandra 2.1 takes no IN on a clustering column followed by another.
+SELECT_LINE_CANCEL = """SELECT cancel_requested_at FROM batch_jobs WHERE batch_id = ? AND filename = ?
+    AND job_id = ?"""
 SELECT_BATCH = "SELECT * FROM batches WHERE batch_id = ?"
 INSERT_BATCH_ROW = "INSERT INTO batch_jobs (batch_id, filename, job_id, status) VALUES (?, ?, ?, ?)"
 BATCH_ROW_LABELLED = """UPDATE batch_jobs SET status = ?, label = ?, confidence = ?, cached = ?,

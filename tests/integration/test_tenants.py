@@ -93,6 +93,9 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
         ("get", f"/v1/batches/{batch}/results"),
         ("post", f"/v1/batches/{batch}/files"),
         ("post", f"/v1/batches/{batch}/close"),
+        ("post", f"/v1/batches/{batch}/cancel"),
+        ("post", f"/v1/batches/{batch}/retry"),
+        ("post", f"/v1/jobs/{uuid.uuid4()}/cancel"),
         ("get", "/metrics"),
     ]:
         response = getattr(requests, method)(f"{gateway}{path}", timeout=10)
@@ -100,13 +103,19 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     for path in ("/healthz", "/readyz", "/v1/openapi.json", "/"):
         assert requests.get(f"{gateway}{path}", timeout=10).status_code == 200, path
-    assert missing_keys_counted(gateway) == before + 9
+    assert missing_keys_counted(gateway) == before + 12
 
     reader = new_key(settings, unique("reader"), "--scopes", "read")
     refused = reader.post(
         f"{gateway}/v1/jobs", files={"file": ("r.png", images.fresh_png_digit(2))}, timeout=10
     )
     assert refused.status_code == 403 and "'submit' scope" in refused.json()["error"]["message"]
+    for path in (
+        f"/v1/batches/{batch}/cancel",
+        f"/v1/batches/{batch}/retry",
+        f"/v1/jobs/{uuid.uuid4()}/cancel",
+    ):
+        assert reader.post(f"{gateway}{path}", timeout=10).status_code == 403, path
     assert reader.get(f"{gateway}/metrics", timeout=10).status_code == 403
     assert API.get(f"{gateway}/metrics", timeout=10).status_code == 200, "the local key is admin"
 
@@ -117,6 +126,8 @@ def test_another_tenants_jobs_and_batches_are_not_found(settings, gateway):
     assert alice.get(f"{gateway}/v1/jobs/{job['id']}", timeout=10).json()["label"] == "4"
     seen = bob.get(f"{gateway}/v1/jobs/{job['id']}", params={"wait": 5}, timeout=10)
     assert seen.status_code == 404 and seen.json()["error"]["code"] == "unknown_job"
+    cancelled = bob.post(f"{gateway}/v1/jobs/{job['id']}/cancel", timeout=10)
+    assert cancelled.status_code == 404 and cancelled.json()["error"]["code"] == "unknown_job"
 
     batch = alice.post(
         f"{gateway}/v1/batches", files=[("files", ("a.png", images.fresh_png_digit(1)))], timeout=30
@@ -127,6 +138,8 @@ def test_another_tenants_jobs_and_batches_are_not_found(settings, gateway):
         ("get", f"/v1/batches/{batch}/results", {}),
         ("post", f"/v1/batches/{batch}/files", {"files": more}),
         ("post", f"/v1/batches/{batch}/close", {}),
+        ("post", f"/v1/batches/{batch}/cancel", {}),
+        ("post", f"/v1/batches/{batch}/retry", {}),
     ]:
         response = getattr(bob, method)(f"{gateway}{path}", timeout=30, **kwargs)
         assert response.status_code == 404, (path, response.text)

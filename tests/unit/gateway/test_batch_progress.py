@@ -78,7 +78,7 @@ def test_a_running_mark_that_landed_after_its_part_was_counted_shows_no_more_run
 
 
 def cancelled_progress(lines, now_s=10.0, asked=True):
-    header = {**HEADER, "cancelled_at": CREATED + timedelta(seconds=5) if asked else None}
+    header = {**HEADER, "cancel_requested_at": CREATED + timedelta(seconds=5) if asked else None}
     return batch_progress(
         header, [count_lines(lines)], (CREATED + timedelta(seconds=now_s)).replace(tzinfo=None)
     )

@@ -13,7 +13,7 @@ from shared.jobs import NewJob, Outcome, minute_bucket, utcnow
 from shared.parts import PartCount
 from shared.settings import Settings
 from tests.fakes import FakeRuntime
-from workers.alone import fail_chunk, run_chunk
+from workers.alone import fail_chunk, run_alone, run_chunk
 from workers.pipeline import run_jobs
 from workers.sweeper import sweep
 
@@ -183,3 +183,21 @@ def test_a_part_with_no_total_says_nothing_of_its_jobs(runtime):
         runtime.store, sent.append, lambda chunk: 0, timedelta(seconds=30), 24, now=utcnow(), ended=ended
     )
     assert (report.statuses_read, report.resent_jobs) == (2, 2) and not ended
+
+
+def test_a_cancelled_chunk_celery_gave_up_on_ends_cancelled_not_failed(runtime):
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
+    runtime.store.cancel_batch(part.batch_id, utcnow())
+    fail_chunk(runtime, list(work.stamped()), "w1", "recognition failed: the store was down")
+    assert [runtime.store.jobs[m.job_id]["status"] for m in work.messages] == ["cancelled", "cancelled"]
+    count = runtime.store.parts[part.part_id]
+    assert (count.total, count.failed, count.cancelled, count.final) == (2, 0, 2, 2)
+
+
+def test_a_cancelled_job_run_alone_ends_without_a_start(runtime):
+    (work,), (part,) = upload(runtime, [b"digit:1", b"digit:2"])
+    first, second = work.stamped()
+    runtime.store.cancels[part.batch_id] = {second.job_id}
+    outcomes = run_alone(runtime, [first, second], "w1")
+    assert {o.job_id: o.status for o in outcomes} == {first.job_id: "done", second.job_id: "cancelled"}
+    assert second.job_id not in runtime.store.starts, "a cancelled job was begun"
