@@ -17,6 +17,10 @@ TASK_RECOGNISE = "recog.recognise"
 TASK_RECOGNISE_CHUNK = "recog.recognise_chunk"
 
 
+# Each attempt's error a message carries: 8 of them fit a job's error (2,000 characters).
+ATTEMPT_ERROR_CHARS = 200
+
+
 def job_channel(job_id: str) -> str:
     """Redis pub/sub channel a worker announces a finished job on, once its row is written."""
     return f"recog:job-finished:{job_id}"
@@ -93,7 +97,8 @@ class JobMessage:
     it is counted in (shared/parts.py). tenant: whose job it is; the cache of earlier results
     is the tenant's own. upload: the job row's upload columns (shared/jobs.UPLOAD_COLUMNS) when
     the gateway wrote no row, its request waiting for the answer: the worker writes the whole row
-    with the result.
+    with the result. errors: why each earlier attempt failed, for the error of a job that runs out
+    of attempts.
     """
 
     job_id: uuid.UUID
@@ -111,16 +116,21 @@ class JobMessage:
     part: uuid.UUID | None = None
     tenant: str | None = None
     upload: dict | None = None
+    errors: tuple[str, ...] = ()
 
     @property
     def key(self) -> JobKey:
         return JobKey(self.job_id, self.batch_id, self.filename, self.part)
 
-    def next_attempt(self, alone: bool = False) -> JobMessage:
-        """This job sent again by a worker: one attempt more, stamped now; alone once a pool
-        process died running it."""
+    def next_attempt(self, error: str, alone: bool = False) -> JobMessage:
+        """This job sent again by a worker after error: one attempt more, stamped now; alone once a
+        pool process died running it."""
         again = dataclasses.replace(self, attempt=self.attempt + 1, sent_at=utcnow())
-        return dataclasses.replace(again, alone=self.alone or alone)
+        return dataclasses.replace(again, alone=self.alone or alone).failed_with(error)
+
+    def failed_with(self, error: str) -> JobMessage:
+        """This message with one attempt's error more (each kept short: a message travels whole)."""
+        return dataclasses.replace(self, errors=(*self.errors, error[:ATTEMPT_ERROR_CHARS]))
 
     def resend_alone(self) -> JobMessage:
         """Sent again after a pool process died while it ran alone, stamped now; no attempt more."""
@@ -143,6 +153,7 @@ class JobMessage:
             "part": str(self.part) if self.part else None,
             "tenant": self.tenant,
             **({"upload": self.upload} if self.upload is not None else {}),
+            **({"errors": list(self.errors)} if self.errors else {}),
         }
 
     @classmethod
@@ -165,7 +176,16 @@ class JobMessage:
             part=uuid.UUID(raw["part"]) if raw.get("part") else None,
             tenant=raw.get("tenant"),
             upload=_upload(raw.get("upload")),
+            errors=_errors(raw.get("errors")),
         )
+
+
+def _errors(raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(e, str) for e in raw):
+        raise ValueError(f"not a list of errors: {raw!r}")
+    return tuple(raw)
 
 
 def _upload(raw: object) -> dict | None:

@@ -182,7 +182,8 @@ def _send_again(app, request) -> bool:
         if message is not None:
             # Already alone: Cassandra's count of its solo starts bounds it, and a count here too
             # would fail an innocent job that waited behind a few poison ones in the same flush.
-            again = message.resend_alone() if message.alone else message.next_attempt(alone=True)
+            died = "its worker process died while it ran (a crash, the memory, or the time limit)"
+            again = message.resend_alone() if message.alone else message.next_attempt(died, alone=True)
             send_single_job(app, app.settings, again)
     except Exception:
         log.exception("could not send job %s again", message.job_id if message else "?")

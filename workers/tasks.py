@@ -14,6 +14,7 @@ import time
 
 import redis
 from celery import Task
+from celery.utils.time import get_exponential_backoff_interval
 
 from shared.messaging import TASK_RECOGNISE, TASK_RECOGNISE_CHUNK, JobMessage, read_message, send_single_job
 from shared.store import StoreUnavailable
@@ -26,6 +27,7 @@ from workers.pipeline import end_cancelled, fail_jobs, run_jobs
 log = logging.getLogger(__name__)
 
 TRANSIENT = (StoreUnavailable, redis.ConnectionError)
+RETRY_DELAY_MAX = 30  # seconds: the backoff's ceiling, for chunks and single jobs alike
 
 
 class ChunkTask(Task):
@@ -36,13 +38,14 @@ class ChunkTask(Task):
     acks_on_failure_or_timeout = False
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        messages = [JobMessage.from_dict(raw) for raw in args[0]]
+        # Out of attempts: every attempt's error (the messages carry the earlier ones).
+        if isinstance(exc, TRANSIENT) and messages:
+            error = gave_up([*messages[0].errors, described(exc)])
+        else:
+            error = f"recognition failed: {described(exc)}"
         try:
-            fail_chunk(
-                self.app.runtime,
-                [JobMessage.from_dict(raw) for raw in args[0]],
-                self.request.hostname or "worker",
-                f"recognition failed: {type(exc).__name__}: {exc}",
-            )
+            fail_chunk(self.app.runtime, messages, self.request.hostname or "worker", error)
         except Exception:  # the store is down: its jobs stay open, and the sweeper sends them again
             log.exception("could not record failure of task %s", task_id)
 
@@ -61,22 +64,19 @@ def register_tasks(app: WorkerApp) -> None:
         run_gathered(app, [request.args[0] for request in requests], hostname)
         report_flush(app, requests, started, hostname)
 
-    @app.task(
-        name=TASK_RECOGNISE_CHUNK,
-        bind=True,
-        base=ChunkTask,
-        autoretry_for=TRANSIENT,
-        retry_backoff=True,
-        retry_backoff_max=30,
-        max_retries=MAX_ATTEMPTS,
-    )
+    @app.task(name=TASK_RECOGNISE_CHUNK, bind=True, base=ChunkTask, max_retries=MAX_ATTEMPTS)
     def recognise_chunk(self, messages: list[dict]) -> None:
-        run_chunk(
-            app.runtime,
-            [JobMessage.from_dict(raw) for raw in messages],
-            self.request.hostname or "worker",
-            self.request.retries,
-        )
+        parsed = [JobMessage.from_dict(raw) for raw in messages]
+        try:
+            run_chunk(app.runtime, parsed, self.request.hostname or "worker", self.request.retries)
+        except TRANSIENT as exc:
+            # Celery's autoretry would send the same messages again: these carry this attempt's
+            # error too, so a chunk that runs out of attempts fails its jobs with all of them.
+            again = [m.failed_with(described(exc)).to_dict() for m in parsed]
+            wait = get_exponential_backoff_interval(
+                1, self.request.retries, RETRY_DELAY_MAX, full_jitter=True
+            )
+            raise self.retry(args=[again], exc=exc, countdown=wait) from exc
 
 
 def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
@@ -88,12 +88,8 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
         spent = [m for m in messages if m.attempt > MAX_ATTEMPTS]
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
             _, spent = end_cancelled(app.runtime, spent, worker)  # never undo a result
-            fail_jobs(
-                app.runtime,
-                spent,
-                worker,
-                f"gave up after {MAX_ATTEMPTS} attempts: the store was down or the process died each time",
-            )
+            for m in spent:
+                fail_jobs(app.runtime, [m], worker, gave_up(m.errors))
         fresh = [m for m in messages if m.attempt <= MAX_ATTEMPTS]
         together = [m for m in fresh if not m.alone]
         if together:
@@ -103,10 +99,10 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
-            again = message.next_attempt()
-            if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, [message], worker, exc):
+            again = message.next_attempt(described(exc))
+            if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, again, worker):
                 continue
-            send_single_job(app, app.settings, again, countdown=min(2**again.attempt, 30))
+            send_single_job(app, app.settings, again, countdown=min(2**again.attempt, RETRY_DELAY_MAX))
     except Exception as exc:
         log.exception("recognition failed for %d jobs", len(messages))
         # Only the open ones: a copy of a finished job (a duplicate delivery) keeps its result.
@@ -114,7 +110,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
             app.runtime,
             end_cancelled(app.runtime, messages, worker)[1],
             worker,
-            f"recognition failed: {type(exc).__name__}: {exc}",
+            f"recognition failed: {described(exc)}",
         )
 
 
@@ -130,9 +126,24 @@ def _readable(raw_messages: list[dict]) -> list[JobMessage]:
     return messages
 
 
-def _fail_quietly(app: WorkerApp, messages, worker, exc) -> bool:
+def _fail_quietly(app: WorkerApp, message: JobMessage, worker: str) -> bool:
+    """False when the store could not take even the failure: the job is sent again."""
     try:
-        fail_jobs(app.runtime, messages, worker, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+        fail_jobs(app.runtime, [message], worker, gave_up(message.errors))
     except TRANSIENT:
         return False
     return True
+
+
+def gave_up(errors) -> str:
+    """The error of a job out of attempts: each attempt's, in order."""
+    tried = "; ".join(f"{n}: {error}" for n, error in enumerate(errors, 1))
+    return (
+        f"gave up after {MAX_ATTEMPTS} attempts ({tried})"
+        if tried
+        else f"gave up after {MAX_ATTEMPTS} attempts"
+    )
+
+
+def described(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

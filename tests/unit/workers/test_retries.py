@@ -7,10 +7,13 @@ import dataclasses
 import pytest
 
 from shared.image_store import VolumeImageStore
+from shared.messaging import TASK_RECOGNISE_CHUNK, JobMessage
 from shared.settings import Settings
 from shared.store import StoreUnavailable
 from tests.fakes import FakeRuntime
+from tests.unit.workers.test_counting import upload
 from tests.unit.workers.test_pipeline import queue, queue_waited
+from workers import create_celery
 from workers.gathering import send_all_again
 from workers.tasks import MAX_ATTEMPTS, run_gathered
 
@@ -230,3 +233,47 @@ def test_a_model_that_fails_fails_the_open_jobs_and_leaves_a_finished_copy_alone
     jobs = app.runtime.store.jobs
     assert jobs[finished.job_id]["status"] == "done" and jobs[finished.job_id]["worker"] == "w1"
     assert jobs[fresh.job_id]["status"] == "failed" and "model exploded" in jobs[fresh.job_id]["error"]
+
+
+def test_a_job_out_of_attempts_fails_with_every_attempts_error(app):
+    message = queue(app.runtime, b"digit:3")
+    store = app.runtime.store
+    store.look_up = _failing(store.look_up)  # each attempt meets the outage; recording a failure does not
+    raw, runs = message.to_dict(), 0
+    while store.jobs[message.job_id]["status"] != "failed":
+        run_gathered(app, [raw], "w1")
+        raw, runs = app.sent[-1][1], runs + 1
+        assert runs <= MAX_ATTEMPTS + 1, "the job was sent again past its attempts"
+    assert runs == MAX_ATTEMPTS + 1 and len(app.sent) == MAX_ATTEMPTS
+    assert app.sent[-1][1]["errors"] == ["StoreUnavailable: down for this call"] * MAX_ATTEMPTS
+    error = store.jobs[message.job_id]["error"]
+    assert error.startswith(
+        f"gave up after {MAX_ATTEMPTS} attempts (1: StoreUnavailable: down for this call; 2: "
+    )
+    assert error.count("StoreUnavailable") == MAX_ATTEMPTS + 1
+
+
+def test_a_job_its_pool_process_died_under_says_so_when_it_runs_out(app):
+    message = queue(app.runtime, b"digit:3")
+    send_all_again(app, [LostRequest(message)])
+    ((_, again, _),) = app.sent
+    spent = dataclasses.replace(JobMessage.from_dict(again), attempt=MAX_ATTEMPTS + 1)
+    run_gathered(app, [spent.to_dict()], "w1")
+    assert "1: its worker process died while it ran" in app.runtime.store.jobs[message.job_id]["error"]
+
+
+def test_a_chunk_out_of_attempts_fails_its_jobs_with_every_attempts_error(tmp_path):
+    """The chunk task itself, run in this process (Celery's eager apply runs each retry at once)."""
+    settings = Settings.from_env({}, image_dir=tmp_path)
+    celery = create_celery(settings)
+    runtime = celery.__dict__["runtime"] = FakeRuntime(settings, VolumeImageStore(tmp_path))
+    (work,), _ = upload(runtime, [b"digit:1", b"digit:2"])
+    runtime.store.start_work = _failing(runtime.store.start_work)  # each attempt meets the outage
+    result = celery.tasks[TASK_RECOGNISE_CHUNK].apply(args=[[m.to_dict() for m in work.stamped()]])
+    assert result.state == "FAILURE"
+    for m in work.messages:
+        row = runtime.store.jobs[m.job_id]
+        assert row["status"] == "failed" and row["error"].startswith(
+            f"gave up after {MAX_ATTEMPTS} attempts (1: "
+        )
+        assert row["error"].count("StoreUnavailable: down for this call") == MAX_ATTEMPTS + 1
