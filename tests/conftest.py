@@ -28,4 +28,4 @@ def offline_settings(tmp_path) -> Settings:
 
 
 # The private real stack, for tests/integration and tests/browser; started only when a test asks.
-from tests.stack import gateway, settings, stack, stack_lock, stack_made_whole, store  # noqa: E402, F401
+from tests.stack import gateway, settings, spec, stack, stack_lock, stack_made_whole, store  # noqa: E402, F401

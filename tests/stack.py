@@ -19,6 +19,8 @@ import uuid
 import pytest
 import redis
 import requests
+from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 from devstack import processes
 from devstack.stack import BIN, LocalStack
@@ -173,6 +175,21 @@ def store(stack):
 @pytest.fixture(scope="session")
 def gateway(stack) -> str:
     return stack.settings.gateway_url
+
+
+@pytest.fixture(scope="session")
+def spec(gateway) -> OpenAPI:
+    """The running gateway's /v1/openapi.json, for check()."""
+    response = API.get(f"{gateway}/v1/openapi.json", timeout=10)
+    assert response.status_code == 200
+    return OpenAPI.from_dict(response.json())  # also validates the description itself
+
+
+def check(spec: OpenAPI, response: requests.Response, status: int) -> requests.Response:
+    """A real answer of that status, checked against the OpenAPI description (openapi-core)."""
+    assert response.status_code == status, response.text
+    spec.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
+    return response
 
 
 def cli_env(gateway: str) -> dict[str, str]:

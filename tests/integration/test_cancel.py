@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.test_batches import digit_files, post_batch, wait_for_done
 from tests.integration.test_cli import recog
-from tests.stack import API, submit, wait_until_final
+from tests.stack import API, check, submit, wait_until_final
 
 pytestmark = pytest.mark.timeout(400)
 ENDED = ("done", "partial", "failed", "cancelled")
@@ -34,7 +34,7 @@ def lines(gateway: str, batch_id: str) -> list[dict]:
 
 
 def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_comes_back(
-    stack, gateway, store, settings
+    stack, gateway, store, settings, spec
 ):
     """SIGTERM the worker, so nothing runs; queue a batch, a batch two of whose jobs are cancelled
     alone, and a single job; cancel; start a worker: it skips what was cancelled."""
@@ -46,9 +46,7 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
         assert single.status_code == 202, single.text
         job_id = single.json()["id"]
 
-        asked = cancel(gateway, "batches", whole["id"])
-        assert asked.status_code == 200, asked.text
-        view = asked.json()
+        view = check(spec, cancel(gateway, "batches", whole["id"]), 200).json()
         assert (view["status"], view["total"], view["cancelled"], view["closed"]) == (
             "cancelling",
             300,
@@ -67,8 +65,7 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
 
         two = [line["job_id"] for line in lines(gateway, some["id"])[:2]]
         for one in two:
-            answer = cancel(gateway, "jobs", one)
-            assert answer.status_code == 200 and answer.json()["cancel_requested_at"], answer.text
+            assert check(spec, cancel(gateway, "jobs", one), 200).json()["cancel_requested_at"]
         # `recog cancel` takes a job's id as well as a batch's.
         typed = recog(settings, "cancel", job_id)
         assert typed.returncode == 0, typed.stderr
@@ -102,8 +99,8 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
     assert [r["status"] for r in audited] == ["cancelled"], "the audit table does not show the cancel"
 
     for kind, some_id in (("batches", whole["id"]), ("batches", some["id"]), ("jobs", job_id)):
-        late = cancel(gateway, kind, some_id)
-        assert late.status_code == 409 and late.json()["error"]["code"] == "already_final", late.text
+        late = check(spec, cancel(gateway, kind, some_id), 409)
+        assert late.json()["error"]["code"] == "already_final", late.text
     typed = recog(settings, "cancel", whole["id"])
     assert typed.returncode == 1 and "409 already_final" in typed.stderr, typed.stderr
 

@@ -5,27 +5,11 @@ import time
 import uuid
 import zipfile
 
-import pytest
 import requests
-from openapi_core import OpenAPI
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 from gateway import create_app
 from tests import images
-from tests.stack import API
-
-
-@pytest.fixture(scope="module")
-def spec(gateway) -> OpenAPI:
-    response = API.get(f"{gateway}/v1/openapi.json", timeout=10)
-    assert response.status_code == 200
-    return OpenAPI.from_dict(response.json())  # also validates the description itself
-
-
-def check(spec: OpenAPI, response: requests.Response, status: int) -> requests.Response:
-    assert response.status_code == status, response.text
-    spec.validate_response(RequestsOpenAPIRequest(response.request), RequestsOpenAPIResponse(response))
-    return response
+from tests.stack import API, check
 
 
 def test_every_route_is_described(gateway, settings):

@@ -13,7 +13,7 @@ from tests import images
 from tests.integration.test_batches import post_batch
 from tests.integration.test_cancel import lines, wait_for_end
 from tests.integration.test_cli import recog
-from tests.stack import API, put_image
+from tests.stack import API, check, put_image
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -32,7 +32,7 @@ def audit_statuses(store, job_ids: set) -> Counter:
     return found
 
 
-def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, settings):
+def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, settings, spec):
     """Three images gone from the store when the worker comes to them fail; stored again, a
     retry queues those three (and not a file refused at upload) and they end done."""
     files = [(f"retry/{d}.png", images.fresh_png_digit(d, 8)) for d in range(8)]
@@ -50,7 +50,8 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
     stack.wait_worker_ready()
     first = wait_for_end(gateway, batch["id"])
     assert (first["status"], first["done"], first["failed"]) == ("partial", 5, 4), first
-    dead = API.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json&status=failed", timeout=30).json()
+    failures = API.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json&status=failed", timeout=30)
+    dead = check(spec, failures, 200).json()
     assert sorted(line["file"] for line in dead) == [
         "retry/0.png",
         "retry/1.png",
@@ -62,9 +63,7 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
 
     for data in gone:
         put_image(settings, store, data)
-    answer = API.post(f"{gateway}/v1/batches/{batch['id']}/retry", timeout=60)
-    assert answer.status_code == 202, answer.text
-    body = answer.json()
+    body = check(spec, API.post(f"{gateway}/v1/batches/{batch['id']}/retry", timeout=60), 202).json()
     assert body["retried"] == 3 and body["total"] == 9
     # Recounted at once: the three are open again, only the refused file is still failed.
     assert body["failed"] == 1 and body["done"] + body["queued"] + body["running"] == 8
@@ -83,6 +82,7 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
     audited = audit_statuses(store, failed_ids)
     assert all(audited[(j, "failed")] == 1 and audited[(j, "done")] == 1 for j in failed_ids), audited
 
+    check(spec, API.post(f"{gateway}/v1/batches/{batch['id']}/retry", timeout=60), 409)
     again = recog(settings, "retry", batch["id"])
     assert again.returncode == 1 and "409 nothing_to_retry" in again.stderr, again.stderr
 
@@ -91,3 +91,5 @@ def test_results_refuse_an_unknown_status(gateway):
     batch = post_batch(gateway, [("s/0.png", images.png_digit(0))]).json()
     answer = API.get(f"{gateway}/v1/batches/{batch['id']}/results?status=lost", timeout=30)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_status"
+    cancelled = API.post(f"{gateway}/v1/batches/{uuid.uuid4()}/retry", timeout=30)
+    assert cancelled.status_code == 404 and cancelled.json()["error"]["code"] == "unknown_batch"
