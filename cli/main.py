@@ -94,6 +94,29 @@ def retry(batch_id: str, retry_for: float) -> None:
     click.echo(json.dumps(body, indent=2))
 
 
+@cli.command()
+@click.argument("batch_id")
+@click.option("--model", required=True, help="The model to re-score with: NAME, or NAME:VERSION.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Comparison CSV to write."
+)
+@retry_for_option
+def rescore(batch_id: str, model: str, out: Path, retry_for: float) -> None:
+    """Re-score a batch's images with another model (nothing is uploaded again), follow it, and
+    write each file's old and new answer as CSV; prints the agreement."""
+    from cli.rescore import rescore as run
+
+    result = run(Settings.from_env().gateway_url, batch_id, model, out, retry_for)
+    agreement = "-" if result["agreement_percent"] is None else result["agreement_percent"]
+    click.echo(
+        f"batch {result['batch']}: {result['compared']} of {result['files']} files compared "
+        f"(both times recognised), {agreement} % agree, {result['changed']} changed; "
+        f"comparison in {result['csv']}"
+    )
+    for old, new in result["confusion"].items():
+        click.echo(f"  {old} -> " + ", ".join(f"{label}: {n}" for label, n in new.items()))
+
+
 def _cancelled(summary: dict) -> str:
     return f", {summary['cancelled']} cancelled" if summary["cancelled"] else ""
 

@@ -8,7 +8,19 @@ from shared.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from gateway import auth, batches, errors, headers, health, jobs, metrics, multipart, openapi, page
+    from gateway import (
+        auth,
+        batches,
+        errors,
+        headers,
+        health,
+        jobs,
+        metrics,
+        multipart,
+        openapi,
+        page,
+        rescore,
+    )
     from gateway.services import GatewayServices
 
     settings = settings or Settings.from_env()
@@ -24,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(jobs.bp)
     app.register_blueprint(batches.bp)
+    app.register_blueprint(rescore.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(page.bp)

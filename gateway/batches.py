@@ -58,7 +58,7 @@ def add_files(batch_id: str):
     """More files for an open batch: how the CLI uploads a big folder in chunks."""
     services = current_app.extensions["recog"]
     key = upload_key()
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     if key is None:
         _check_open(header)  # before the body is read; a keyed retry may still get its first answer
     request.files  # noqa: B018 - the body is read before the key is taken up, not while it is held
@@ -90,7 +90,7 @@ def _answer(body: dict):
 def close(batch_id: str):
     """No more files: an upload to a closed batch gets 409. Closing twice is harmless."""
     services = current_app.extensions["recog"]
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     services.store.close_batch(header["batch_id"])
     header = {**header, "closed": True}
     return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
@@ -101,7 +101,7 @@ def cancel(batch_id: str):
     """Asks for the batch's cancel and closes it: workers end its open jobs 'cancelled' as they
     reach them, and an image already in a model call finishes. Asked twice, the first ask stands."""
     services = current_app.extensions["recog"]
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     counts = batch_counts(services.store, header).values()
     progress = batch_progress(header, counts, utcnow())
     if progress["status"] in BATCH_FINAL:
@@ -122,7 +122,7 @@ def cancel(batch_id: str):
 def retry(batch_id: str):
     """The batch's failed jobs queued again, under the same ids; files refused at upload stay failed."""
     services = current_app.extensions["recog"]
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     if header.get("cancel_requested_at") is not None:
         raise ApiError(
             409,
@@ -196,14 +196,14 @@ def _millis(moment: datetime) -> int:
 @bp.get("/<batch_id>")
 def show(batch_id: str):
     services = current_app.extensions["recog"]
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
 
 
 @bp.get("/<batch_id>/results")
 def results(batch_id: str):
     services = current_app.extensions["recog"]
-    header = _batch_or_404(services, batch_id)
+    header = batch_or_404(services, batch_id)
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "json"):
         raise ApiError(400, "bad_format", f"format must be 'csv' or 'json'; got {fmt!r}")
@@ -284,7 +284,7 @@ def _accepted_body(intake: Intake, skipped: list[dict], name: str) -> dict:
     }
 
 
-def _batch_or_404(services, batch_id: str) -> dict:
+def batch_or_404(services, batch_id: str) -> dict:
     uid = parse_job_id(batch_id)
     if uid is None:
         raise ApiError(400, "bad_batch_id", f"{batch_id!r} is not a batch id; batch ids are UUIDs")

@@ -34,6 +34,8 @@ from shared.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 QUEUE_DOWN = (OperationalError, redis.RedisError, OSError)
+# The worker column of a file refused at upload: never recognised, and its bytes never stored.
+REFUSED_AT_UPLOAD = "gateway"
 PIECE_BYTES = 1024 * 1024
 
 
@@ -168,7 +170,7 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
     work, parts = plan_work(intake, settings.chunk_size, utcnow())
     fresh = [job for job in intake.accepted if job.job_id not in intake.recorded]
     refused = [
-        (job, _failed(job, error, "gateway"))
+        (job, _failed(job, error, REFUSED_AT_UPLOAD))
         for job, error in intake.refused
         if job.job_id not in intake.recorded
     ]

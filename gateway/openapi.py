@@ -11,7 +11,7 @@ import copy
 from flask import Blueprint, current_app, jsonify
 
 from gateway.batches import CURSOR
-from model.registry import available
+from model.registry import available, describe
 from shared.version import service_version
 
 bp = Blueprint("openapi", __name__)
@@ -191,6 +191,69 @@ SCHEMAS = {
             "finished_at": TIME,
         }
     ),
+    "RescoreAccepted": _obj(
+        {
+            "id": UUID,
+            "name": {"type": "string"},
+            "model": {"type": "string"},
+            "source": UUID,
+            "accepted": {"type": "integer", "minimum": 1},
+            "left_out": {"type": "integer", "minimum": 0, "description": "files refused at upload"},
+            "links": _obj(
+                {
+                    "self": {"type": "string"},
+                    "results": {"type": "string"},
+                    "compare": {"type": "string"},
+                    "source": {"type": "string"},
+                }
+            ),
+        }
+    ),
+    "Comparison": _obj(
+        {
+            "source": UUID,
+            "rescore": UUID,
+            "old_model": NULLABLE_STRING,
+            "new_model": {"type": "string"},
+            "summary": _obj(
+                {
+                    "files": {"type": "integer"},
+                    "compared": {"type": "integer", "description": "files done both times"},
+                    "agreeing": {"type": "integer"},
+                    "changed": {"type": "integer"},
+                    "agreement_percent": NULLABLE_NUMBER,
+                    "not_final": {"type": "integer"},
+                    "not_rescored": {"type": "integer"},
+                    "confusion": {
+                        "type": "object",
+                        "description": "old label -> new label -> files; (none) for no digit",
+                        "additionalProperties": {
+                            "type": "object",
+                            "additionalProperties": {"type": "integer"},
+                        },
+                    },
+                }
+            ),
+            "files": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "file": {"type": "string"},
+                        "old_status": {"type": "string"},
+                        "old_label": NULLABLE_STRING,
+                        "old_confidence": NULLABLE_NUMBER,
+                        "new_status": NULLABLE_STRING,
+                        "new_label": NULLABLE_STRING,
+                        "new_confidence": NULLABLE_NUMBER,
+                        "changed": {"type": ["boolean", "null"]},
+                        "new_error": NULLABLE_STRING,
+                        "old_job_id": UUID,
+                        "new_job_id": {"type": ["string", "null"], "format": "uuid"},
+                    }
+                ),
+            },
+        }
+    ),
     "BatchList": _obj(
         {
             "batches": {
@@ -368,6 +431,48 @@ PATHS = {
             },
         }
     },
+    "/v1/batches/{batch_id}/rescore": {
+        "post": {
+            "summary": "Re-score a batch's images with another model, as a new batch",
+            "parameters": [_id_param("batch_id")],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    media: {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"model": {**MODEL, "description": "NAME, or NAME:VERSION"}},
+                            "required": ["model"],
+                        }
+                    }
+                    for media in ("multipart/form-data", "application/x-www-form-urlencoded")
+                },
+            },
+            "responses": {
+                "202": _json(_ref("RescoreAccepted"), "the new batch, queued"),
+                **_errors(400, 404, 409, 413, 429, 503),
+            },
+        }
+    },
+    "/v1/batches/{batch_id}/compare": {
+        "get": {
+            "summary": "A re-scored batch against its source, file by file, with a summary (JSON)",
+            "parameters": [
+                _id_param("batch_id"),
+                {"name": "format", "in": "query", "schema": {"enum": ["csv", "json"], "default": "csv"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "the comparison",
+                    "content": {
+                        "text/csv": {},  # header: the files' fields, in the JSON's order
+                        "application/json": {"schema": _ref("Comparison")},
+                    },
+                },
+                **_errors(400, 404, 503),
+            },
+        }
+    },
     "/v1/batches/{batch_id}/files": {
         "post": {
             "summary": "Add more files to a batch",
@@ -493,6 +598,11 @@ def described(settings) -> dict:
             form["properties"]["model"]["enum"] = models
         if "files" in form["properties"]:
             form["properties"]["files"]["maxItems"] = settings.max_files_per_request
+    # A re-score names a model, or a model at the version the server has now.
+    names = available(settings.models_dir)
+    versions = [f"{name}:{describe(settings.models_dir, name).version}" for name in names]
+    for form in paths["/v1/batches/{batch_id}/rescore"]["post"]["requestBody"]["content"].values():
+        form["schema"]["properties"]["model"]["enum"] = [*names, *versions]
     limit = next(p for p in paths["/v1/batches"]["get"]["parameters"] if p["name"] == "limit")
     limit["schema"]["maximum"] = settings.max_batches_listed
     return spec

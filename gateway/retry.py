@@ -6,16 +6,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from gateway.intake import QUEUE_DOWN
+from gateway.intake import QUEUE_DOWN, REFUSED_AT_UPLOAD
 from shared.jobs import FAILED, as_utc, utcnow
 from shared.messaging import JobMessage, Work, send_work
 from shared.parts import count_lines
 
 log = logging.getLogger(__name__)
-
-# The worker column of a file refused at upload (gateway/intake.py): its header check would
-# refuse it again, so a retry leaves it failed.
-REFUSED_AT_UPLOAD = "gateway"
 
 
 def requeue_failed(services, header: dict) -> int:
@@ -25,6 +21,7 @@ def requeue_failed(services, header: dict) -> int:
     batch_id = header["batch_id"]
     failed = [line["job_id"] for line in store.batch_rows(batch_id) if line["status"] == FAILED]
     rows = store.job_rows(failed) if failed else {}
+    # A file refused at upload would be refused again: it stays failed.
     retried = [rows[j] for j in failed if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD]
     if not retried:
         return 0

@@ -118,7 +118,13 @@ class ResultStore(Protocol):
         """The live leases: instance, held (a set of work ids), newest_sent ({queue: datetime})."""
 
     def insert_batch(
-        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+        self,
+        batch_id: uuid.UUID,
+        name: str,
+        model_name: str,
+        created_at: datetime,
+        tenant: str,
+        source: uuid.UUID | None = None,
     ) -> None: ...
 
     def close_batch(self, batch_id: uuid.UUID) -> None: ...

@@ -273,11 +273,20 @@ class CassandraStore:
 
     @_store_errors
     def insert_batch(
-        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+        self,
+        batch_id: uuid.UUID,
+        name: str,
+        model_name: str,
+        created_at: datetime,
+        tenant: str,
+        source: uuid.UUID | None = None,
     ) -> None:
         """The header and the tenant's listing row in one logged batch: both or neither, so a
-        retry that finds the header finds the batch listed too."""
+        retry that finds the header finds the batch listed too. source: the batch this one
+        re-scores (gateway/rescore.py)."""
         header = (cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
+        if source is not None:
+            header = (cql.INSERT_RESCORE_BATCH, (batch_id, name, model_name, created_at, tenant, source))
         listing = (cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
         self.session.execute(self.cql_batch([header, listing]))
 

@@ -74,7 +74,7 @@ TABLES = (
     # A bulk submission's header. counted: its progress is counted in batch_parts (batches made
     # before those existed are counted from their lines). closed: it takes no more files.
     # cancel_requested_at: its cancel was asked for; jobs_cancelled: some of its jobs' were, one by
-    # one (their lines say which).
+    # one (their lines say which). source_batch: the batch it re-scores with its model.
     """CREATE TABLE IF NOT EXISTS batches (
         batch_id uuid PRIMARY KEY,
         name text,
@@ -84,7 +84,8 @@ TABLES = (
         tenant text,
         closed boolean,
         cancel_requested_at timestamp,
-        jobs_cancelled boolean
+        jobs_cancelled boolean,
+        source_batch uuid
     )""",
     # The jobs of one batch, sorted by file name: the CSV reads this partition. It grows with the
     # batch, about 150 bytes a file, up to RECOG_MAX_FILES_PER_BATCH files (100,000: about 15 MB).
@@ -233,6 +234,8 @@ ADDED_COLUMNS = (
     ("batches", "cancel_requested_at", "timestamp"),
     ("batches", "jobs_cancelled", "boolean"),
     ("batch_jobs", "cancel_requested_at", "timestamp"),
+    # Re-scoring (gateway/rescore.py).
+    ("batches", "source_batch", "uuid"),
     ("batch_parts", "cancelled", "int"),
 )
 

@@ -95,6 +95,8 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
         ("post", f"/v1/batches/{batch}/close"),
         ("post", f"/v1/batches/{batch}/cancel"),
         ("post", f"/v1/batches/{batch}/retry"),
+        ("post", f"/v1/batches/{batch}/rescore"),
+        ("get", f"/v1/batches/{batch}/compare"),
         ("post", f"/v1/jobs/{uuid.uuid4()}/cancel"),
         ("get", "/metrics"),
     ]:
@@ -103,7 +105,7 @@ def test_every_v1_route_wants_a_key_and_the_right_scope(settings, gateway):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     for path in ("/healthz", "/readyz", "/v1/openapi.json", "/"):
         assert requests.get(f"{gateway}{path}", timeout=10).status_code == 200, path
-    assert missing_keys_counted(gateway) == before + 12
+    assert missing_keys_counted(gateway) == before + 14
 
     reader = new_key(settings, unique("reader"), "--scopes", "read")
     refused = reader.post(
@@ -140,6 +142,8 @@ def test_another_tenants_jobs_and_batches_are_not_found(settings, gateway):
         ("post", f"/v1/batches/{batch}/close", {}),
         ("post", f"/v1/batches/{batch}/cancel", {}),
         ("post", f"/v1/batches/{batch}/retry", {}),
+        ("post", f"/v1/batches/{batch}/rescore", {"data": {"model": "digits"}}),
+        ("get", f"/v1/batches/{batch}/compare", {}),
     ]:
         response = getattr(bob, method)(f"{gateway}{path}", timeout=30, **kwargs)
         assert response.status_code == 404, (path, response.text)
