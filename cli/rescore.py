@@ -34,7 +34,6 @@ def rescore(gateway: str, batch_id: str, model: str, out: Path, retry_for: float
         partial = out.with_name(out.name + ".partial")
         partial.write_bytes(got.content)
         partial.replace(out)
-    compared = client.call(
-        gateway, "GET", f"{path}/compare", params={"format": "json"}, timeout=300, **options
-    )
+    summed = {"format": "json", "files": "false"}
+    compared = client.call(gateway, "GET", f"{path}/compare", params=summed, timeout=300, **options)
     return {"batch": started["id"], "left_out": started["left_out"], "csv": str(out), **compared["summary"]}

@@ -41,7 +41,7 @@ def _errors(*statuses: int) -> dict:
         400: "a missing or malformed parameter, or an unknown model",
         401: "no API key, or one this service does not know (or revoked); see WWW-Authenticate",
         403: "the API key lacks the scope this needs (submit, read or admin)",
-        404: "no such job or batch (or another tenant's)",
+        404: "no such job or batch (or another tenant's), or (a comparison) a batch that re-scores none",
         409: "an upload under this Idempotency-Key is still being recorded (retry after Retry-After), "
         "the batch is closed or cancelled, a cancel finds the job or batch ended already, or a "
         "retry finds no failed job to retry (no Retry-After: for good)",
@@ -252,7 +252,8 @@ SCHEMAS = {
                     }
                 ),
             },
-        }
+        },
+        required=("source", "rescore", "old_model", "new_model", "summary"),
     ),
     "BatchList": _obj(
         {
@@ -460,6 +461,12 @@ PATHS = {
             "parameters": [
                 _id_param("batch_id"),
                 {"name": "format", "in": "query", "schema": {"enum": ["csv", "json"], "default": "csv"}},
+                {
+                    "name": "files",
+                    "in": "query",
+                    "description": "false: the JSON's summary alone, without its files",
+                    "schema": {"enum": ["true", "false"], "default": "true"},
+                },
             ],
             "responses": {
                 "200": {

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections import Counter
+from itertools import groupby
+from operator import itemgetter
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
@@ -47,35 +50,37 @@ def rescore_id(rescore_batch: uuid.UUID, source_job: uuid.UUID) -> uuid.UUID:
 
 @bp.post("/<batch_id>/rescore")
 def rescore(batch_id: str):
-    """A new batch: every image of this one that was recognised or failed in a worker, for the
-    model asked for. Files refused at upload were never stored, so are left out (counted)."""
+    """A new batch of this one's stored images for another model. Files refused at upload were
+    never stored, so are left out (counted); the others, whatever their status, are in."""
     services = current_app.extensions["recog"]
     source = batch_or_404(services, batch_id)
     model = _model(services.settings, request.form.get("model"))
+    # The caller's tenant, not the source's: a batch from before keys had none to list it under.
     tenant = caller().tenant
     store = services.store
     lines = list(store.batch_rows(source["batch_id"]))
     rows = store.job_rows([line["job_id"] for line in lines]) if lines else {}
     new_id = uuid.uuid4()
     intake = Intake(model, utcnow(), new_id, tenant)
-    left_out = 0
     for line in lines:
         row = rows.get(line["job_id"])
-        if row is None or row.get("worker") == REFUSED_AT_UPLOAD or not row.get("sha256"):
-            left_out += 1
-            continue
-        intake.accepted.append(_job(row, rescore_id(new_id, row["job_id"]), intake))
+        if row is not None and row.get("worker") != REFUSED_AT_UPLOAD and row.get("sha256"):
+            intake.accepted.append(_job(row, rescore_id(new_id, row["job_id"]), intake))
     if not intake.accepted:
         raise ApiError(
             409,
             "nothing_to_rescore",
-            f"batch {source['batch_id']} has no file that was ever recognised (files refused at "
-            "upload were never stored); send the images as a new batch",
+            f"batch {source['batch_id']} has no file that was ever stored (files refused at upload "
+            "never are); send the images as a new batch",
         )
+    # New rows name these images now: the collector must not count them as unused. One gone
+    # already fails in the new batch, reported for its file.
+    services.images.touch(sorted({(job.sha256, job.size_bytes) for job in intake.accepted}))
+    # Its jobs first, then its header: a re-score refused on the way (a quota, the store down)
+    # leaves no empty batch listed. Closed: its files are the source's, it takes no others.
+    commit(services, intake)
     name = f"rescore of {source['name'] or source['batch_id']}"[:200]
     store.insert_batch(new_id, name, model, intake.created_at, tenant, source=source["batch_id"])
-    commit(services, intake)
-    store.close_batch(new_id)  # its files are the source's: it takes no others
     links = {
         "self": url_for("batches.show", batch_id=str(new_id)),
         "results": url_for("batches.results", batch_id=str(new_id)),
@@ -88,7 +93,7 @@ def rescore(batch_id: str):
         "model": model,
         "source": str(source["batch_id"]),
         "accepted": len(intake.accepted),
-        "left_out": left_out,
+        "left_out": len(lines) - len(intake.accepted),
         "links": links,
     }
     return jsonify(body), 202, {"Location": links["self"]}
@@ -96,78 +101,112 @@ def rescore(batch_id: str):
 
 @bp.get("/<batch_id>/compare")
 def compare(batch_id: str):
+    """Streamed, a pair of lines at a time, in file-name order: a 100,000-file batch is never
+    held whole. ?files=false: the JSON's summary alone."""
     services = current_app.extensions["recog"]
     header = batch_or_404(services, batch_id)
     if header.get("source_batch") is None:
-        raise ApiError(
-            400,
+        raise ApiError(  # no such comparison: as a missing resource
+            404,
             "not_a_rescore",
             f"batch {header['batch_id']} re-scores no other batch; compare the batch that "
             "POST /v1/batches/<id>/rescore answered with",
         )
-    source = services.store.get_batch(header["source_batch"])
     fmt = request.args.get("format", "csv")
     if fmt not in ("csv", "json"):
         raise ApiError(400, "bad_format", f"format must be 'csv' or 'json'; got {fmt!r}")
-    pairs = _pairs(services.store, header)
-    if fmt == "json":
-        files = list(pairs)
-        return jsonify(
-            {
-                "source": str(header["source_batch"]),
-                "rescore": str(header["batch_id"]),
-                "old_model": source["model_name"] if source else None,
-                "new_model": header["model_name"],
-                "summary": summary(files),
-                "files": files,
-            }
-        )
+    files = request.args.get("files", "true")
+    if files not in ("true", "false"):
+        raise ApiError(400, "bad_files", f"files must be 'true' or 'false'; got {files!r}")
+    store = services.store
+    source = store.get_batch(header["source_batch"])
+    # Both reads begin here, so a store that is down answers 503, not a cut-short 200.
+    pairs = _pairs(
+        header["batch_id"], store.batch_rows(header["source_batch"]), store.batch_rows(header["batch_id"])
+    )
+    if fmt == "csv":
+        stream = _csv(pairs)
+    else:
+        about = {
+            "source": str(header["source_batch"]),
+            "rescore": str(header["batch_id"]),
+            "old_model": source["model_name"] if source else None,
+            "new_model": header["model_name"],
+        }
+        stream = _json(about, pairs, files == "true")
+    name = f"compare-{header['batch_id']}.{fmt}"
     return Response(
-        stream_with_context(_csv(pairs)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="compare-{header["batch_id"]}.csv"'},
+        stream_with_context(stream),
+        mimetype="text/csv" if fmt == "csv" else "application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
-def summary(files: list[dict]) -> dict:
-    """Agreement over the files both models answered (done both times), and the confusion of old
-    labels against new, "(none)" for no digit."""
-    both = [f for f in files if f["old_status"] == DONE and f["new_status"] == DONE]
-    confusion: dict[str, Counter] = {}
-    for f in both:
-        confusion.setdefault(f["old_label"] or NO_LABEL, Counter())[f["new_label"] or NO_LABEL] += 1
-    agreeing = sum(not f["changed"] for f in both)
-    return {
-        "files": len(files),
-        "compared": len(both),
-        "agreeing": agreeing,
-        "changed": len(both) - agreeing,
-        "agreement_percent": round(100.0 * agreeing / len(both), 2) if both else None,
-        "not_final": sum(f["new_status"] not in FINAL_STATES for f in files if f["new_status"] is not None),
-        "not_rescored": sum(f["new_status"] is None for f in files),
-        "confusion": {old: dict(sorted(new.items())) for old, new in sorted(confusion.items())},
-    }
+class Agreement:
+    """The comparison's summary, summed a pair at a time: agreement over the files both models
+    answered (done both times), and the confusion of old labels against new."""
 
+    def __init__(self) -> None:
+        self.files = self.compared = self.agreeing = self.not_final = self.not_rescored = 0
+        self.confusion: dict[str, Counter] = {}
 
-def _pairs(store, header: dict):
-    """Each source file with its re-scored self (None where it was left out), in file-name order."""
-    new = {line["job_id"]: line for line in store.batch_rows(header["batch_id"])}
-    for old in store.batch_rows(header["source_batch"]):
-        mine = new.get(rescore_id(header["batch_id"], old["job_id"]))
-        both_done = mine is not None and old["status"] == DONE and mine["status"] == DONE
-        yield {
-            "file": old["filename"],
-            "old_status": old["status"],
-            "old_label": old["label"],
-            "old_confidence": old["confidence"],
-            "new_status": mine and mine["status"],
-            "new_label": mine and mine["label"],
-            "new_confidence": mine and mine["confidence"],
-            "changed": (old["label"] != mine["label"]) if both_done else None,
-            "new_error": mine and mine["error"],
-            "old_job_id": str(old["job_id"]),
-            "new_job_id": str(mine["job_id"]) if mine else None,
+    def add(self, pair: dict) -> None:
+        self.files += 1
+        if pair["new_status"] is None:
+            self.not_rescored += 1
+        elif pair["new_status"] not in FINAL_STATES:
+            self.not_final += 1
+        if pair["changed"] is not None:
+            self.compared += 1
+            self.agreeing += not pair["changed"]
+            old, new = pair["old_label"] or NO_LABEL, pair["new_label"] or NO_LABEL
+            self.confusion.setdefault(old, Counter())[new] += 1
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "compared": self.compared,
+            "agreeing": self.agreeing,
+            "changed": self.compared - self.agreeing,
+            "agreement_percent": round(100.0 * self.agreeing / self.compared, 2) if self.compared else None,
+            "not_final": self.not_final,
+            "not_rescored": self.not_rescored,
+            "confusion": {old: dict(sorted(new.items())) for old, new in sorted(self.confusion.items())},
         }
+
+
+def _pairs(new_batch: uuid.UUID, old_lines, new_lines):
+    """Each source line with its re-scored self (None where it was left out). Both partitions are
+    in file-name order: walked side by side, a file name's lines at a time."""
+    name = itemgetter("filename")
+    new_groups = groupby(new_lines, key=name)
+    pending = next(new_groups, None)
+    for filename, olds in groupby(old_lines, key=name):
+        while pending is not None and pending[0] < filename:
+            pending = next(new_groups, None)
+        mine: dict = {}
+        if pending is not None and pending[0] == filename:
+            mine = {line["job_id"]: line for line in pending[1]}
+            pending = next(new_groups, None)
+        for old in olds:
+            yield _pair(old, mine.get(rescore_id(new_batch, old["job_id"])))
+
+
+def _pair(old: dict, new: dict | None) -> dict:
+    both_done = new is not None and old["status"] == DONE and new["status"] == DONE
+    return {
+        "file": old["filename"],
+        "old_status": old["status"],
+        "old_label": old["label"],
+        "old_confidence": old["confidence"],
+        "new_status": new and new["status"],
+        "new_label": new and new["label"],
+        "new_confidence": new and new["confidence"],
+        "changed": (old["label"] != new["label"]) if both_done else None,
+        "new_error": new and new["error"],
+        "old_job_id": str(old["job_id"]),
+        "new_job_id": str(new["job_id"]) if new else None,
+    }
 
 
 def _csv(pairs):
@@ -183,14 +222,25 @@ def _csv(pairs):
     yield buffer.getvalue()
 
 
+def _json(about: dict, pairs, with_files: bool):
+    """The files first, streamed; the summary, summed meanwhile, last."""
+    agreement = Agreement()
+    yield json.dumps(about)[:-1] + (', "files": [' if with_files else "")
+    for n, pair in enumerate(pairs):
+        agreement.add(pair)
+        if with_files:
+            yield ("," if n else "") + json.dumps(pair)
+    yield ("]" if with_files else "") + ', "summary": ' + json.dumps(agreement.as_dict()) + "}"
+
+
 def _model(settings, asked: str | None) -> str:
     """NAME or NAME:VERSION; a version must be the one the models folder holds now."""
     if not asked:
         raise ApiError(400, "missing_model", "send the model to re-score with in the form field 'model'")
     name, _, version = asked.partition(":")
     name = check_model(settings, name)
-    if version and describe(settings.models_dir, name).version != version:
-        here = describe(settings.models_dir, name).version
+    here = describe(settings.models_dir, name).version if version else None
+    if version and here != version:
         raise ApiError(
             400,
             "unknown_model_version",

@@ -25,6 +25,8 @@ def requeue_failed(services, header: dict) -> int:
     retried = [rows[j] for j in failed if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD]
     if not retried:
         return 0
+    # Their rows name these images again from now: the collector must not count them as unused.
+    services.images.touch(sorted({(row["sha256"], row["size_bytes"] or 0) for row in retried}))
     tenant = header.get("tenant") or None
     services.quotas.admit(tenant, [row["job_id"] for row in retried], single=False)
     members = (

@@ -64,6 +64,11 @@ class ImageStore(Protocol):
 
     def delete(self, sha256: str) -> None: ...
 
+    def touch(self, images: Sequence[tuple[str, int]]) -> set[str]:
+        """Count these images (sha256, size) as uploaded now: new rows name them (a re-score, a
+        retry), so the collector must not take them before those rows expire. Returns the
+        sha256 of those no longer held."""
+
     def stored_before(self, cutoff: datetime) -> Iterator[str]:
         """The images last uploaded before cutoff (an upload of bytes held already counts)."""
 
@@ -153,6 +158,15 @@ class VolumeImageStore:
             except ImageMissing as exc:
                 found.append(exc)
         return found
+
+    def touch(self, images: Sequence[tuple[str, int]]) -> set[str]:
+        gone = set()
+        for sha256, _ in images:
+            try:
+                os.utime(self.path(sha256))
+            except (FileNotFoundError, ImageMissing):
+                gone.add(sha256)
+        return gone
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)

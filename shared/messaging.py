@@ -17,7 +17,7 @@ TASK_RECOGNISE = "recog.recognise"
 TASK_RECOGNISE_CHUNK = "recog.recognise_chunk"
 
 
-# Each attempt's error a message carries: 8 of them fit a job's error (2,000 characters).
+# Each attempt's error a message carries: all 9 fit a job's error (2,000 characters).
 ATTEMPT_ERROR_CHARS = 200
 
 

@@ -38,13 +38,14 @@ class ChunkTask(Task):
     acks_on_failure_or_timeout = False
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
-        messages = [JobMessage.from_dict(raw) for raw in args[0]]
-        # Out of attempts: every attempt's error (the messages carry the earlier ones).
-        if isinstance(exc, TRANSIENT) and messages:
-            error = gave_up([*messages[0].errors, described(exc)])
-        else:
-            error = f"recognition failed: {described(exc)}"
         try:
+            messages = [JobMessage.from_dict(raw) for raw in args[0]]
+            # Every attempt's error: the messages carry the earlier ones (a chunk's all alike).
+            earlier = messages[0].errors if messages else ()
+            if isinstance(exc, TRANSIENT):
+                error = gave_up(self.request.retries + 1, [*earlier, error_text(exc)])
+            else:
+                error = "; ".join([*earlier, f"recognition failed: {error_text(exc)}"])
             fail_chunk(self.app.runtime, messages, self.request.hostname or "worker", error)
         except Exception:  # the store is down: its jobs stay open, and the sweeper sends them again
             log.exception("could not record failure of task %s", task_id)
@@ -72,7 +73,7 @@ def register_tasks(app: WorkerApp) -> None:
         except TRANSIENT as exc:
             # Celery's autoretry would send the same messages again: these carry this attempt's
             # error too, so a chunk that runs out of attempts fails its jobs with all of them.
-            again = [m.failed_with(described(exc)).to_dict() for m in parsed]
+            again = [m.failed_with(error_text(exc)).to_dict() for m in parsed]
             wait = get_exponential_backoff_interval(
                 1, self.request.retries, RETRY_DELAY_MAX, full_jitter=True
             )
@@ -89,7 +90,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
         if spent:  # sent again by a main process (workers.gathering), which cannot fail them itself
             _, spent = end_cancelled(app.runtime, spent, worker)  # never undo a result
             for m in spent:
-                fail_jobs(app.runtime, [m], worker, gave_up(m.errors))
+                fail_jobs(app.runtime, [m], worker, gave_up(m.attempt, m.errors))
         fresh = [m for m in messages if m.attempt <= MAX_ATTEMPTS]
         together = [m for m in fresh if not m.alone]
         if together:
@@ -99,7 +100,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
     except TRANSIENT as exc:
         log.warning("transient failure on %d jobs, sending them again: %s", len(messages), exc)
         for message in messages:
-            again = message.next_attempt(described(exc))
+            again = message.next_attempt(error_text(exc))
             if again.attempt > MAX_ATTEMPTS and _fail_quietly(app, again, worker):
                 continue
             send_single_job(app, app.settings, again, countdown=min(2**again.attempt, RETRY_DELAY_MAX))
@@ -110,7 +111,7 @@ def run_gathered(app: WorkerApp, raw_messages: list[dict], worker: str) -> None:
             app.runtime,
             end_cancelled(app.runtime, messages, worker)[1],
             worker,
-            f"recognition failed: {described(exc)}",
+            f"recognition failed: {error_text(exc)}",
         )
 
 
@@ -129,21 +130,18 @@ def _readable(raw_messages: list[dict]) -> list[JobMessage]:
 def _fail_quietly(app: WorkerApp, message: JobMessage, worker: str) -> bool:
     """False when the store could not take even the failure: the job is sent again."""
     try:
-        fail_jobs(app.runtime, [message], worker, gave_up(message.errors))
+        fail_jobs(app.runtime, [message], worker, gave_up(message.attempt, message.errors))
     except TRANSIENT:
         return False
     return True
 
 
-def gave_up(errors) -> str:
-    """The error of a job out of attempts: each attempt's, in order."""
+def gave_up(attempts: int, errors) -> str:
+    """The error of a job out of attempts (its first run and MAX_ATTEMPTS more): each one's, in
+    order, as far as its messages carried them."""
     tried = "; ".join(f"{n}: {error}" for n, error in enumerate(errors, 1))
-    return (
-        f"gave up after {MAX_ATTEMPTS} attempts ({tried})"
-        if tried
-        else f"gave up after {MAX_ATTEMPTS} attempts"
-    )
+    return f"gave up after {attempts} attempts" + (f" ({tried})" if tried else "")
 
 
-def described(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"

@@ -62,6 +62,20 @@ class CassandraImageStore:
             for sha256, row in zip(sha256s, rows, strict=True)
         ]
 
+    def touch(self, images: Sequence[tuple[str, int]]) -> set[str]:
+        """The conditional update an upload of held bytes makes (IMAGE_STORED_AGAIN), sent
+        READ_CONCURRENCY at a time: a row collected meanwhile is not brought back half made."""
+        gone: set[str] = set()
+        now = utcnow()
+        with translated():
+            for start in range(0, len(images), READ_CONCURRENCY):
+                part = images[start : start + READ_CONCURRENCY]
+                sent = [
+                    (sha, self._cql.run_async(cql.IMAGE_STORED_AGAIN, (now, sha, size))) for sha, size in part
+                ]
+                gone |= {sha for sha, future in sent if not future.result().one()["[applied]"]}
+        return gone
+
     def delete(self, sha256: str) -> None:
         with translated():
             self._cql.run(cql.DELETE_IMAGE, (sha256,))

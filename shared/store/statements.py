@@ -49,8 +49,9 @@ AUDIT_CANCELLED = """INSERT INTO predictions_by_hour (hour, finished_at, job_id,
 
 INSERT_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, tenant, counted)
     VALUES (?, ?, ?, ?, ?, true)"""
+# A re-score's header, closed from the start: its files are its source's.
 INSERT_RESCORE_BATCH = """INSERT INTO batches (batch_id, name, model_name, created_at, tenant, counted,
-    source_batch) VALUES (?, ?, ?, ?, ?, true, ?)"""
+    closed, source_batch) VALUES (?, ?, ?, ?, ?, true, true, ?)"""
 INSERT_TENANT_BATCH = """INSERT INTO batches_by_tenant (tenant, created_at, batch_id, name, model_name)
     VALUES (?, ?, ?, ?, ?)"""
 SELECT_TENANT_BATCHES = """SELECT batch_id, name, model_name, created_at FROM batches_by_tenant

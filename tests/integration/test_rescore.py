@@ -91,10 +91,11 @@ def test_a_batch_rescored_with_another_model_is_compared_file_by_file(
 def test_compare_wants_a_rescore_and_rescore_a_model(gateway, spec):
     batch = post_batch(gateway, [("r/0.png", images.png_digit(0))]).json()
     wait_for_end(gateway, batch["id"])
-    check(spec, API.get(f"{gateway}/v1/batches/{batch['id']}/compare", timeout=30), 400)
+    plain = check(spec, API.get(f"{gateway}/v1/batches/{batch['id']}/compare", timeout=30), 404)
+    assert plain.json()["error"]["code"] == "not_a_rescore"
     missing = check(spec, API.post(f"{gateway}/v1/batches/{batch['id']}/rescore", timeout=30), 400)
     assert missing.json()["error"]["code"] == "missing_model"
     stale = API.post(
         f"{gateway}/v1/batches/{batch['id']}/rescore", data={"model": "digits:000000000000"}, timeout=30
     )
-    assert stale.status_code == 400 and stale.json()["error"]["code"] == "unknown_model_version"
+    assert check(spec, stale, 400).json()["error"]["code"] == "unknown_model_version"

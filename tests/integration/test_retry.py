@@ -91,5 +91,5 @@ def test_results_refuse_an_unknown_status(gateway):
     batch = post_batch(gateway, [("s/0.png", images.png_digit(0))]).json()
     answer = API.get(f"{gateway}/v1/batches/{batch['id']}/results?status=lost", timeout=30)
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_status"
-    cancelled = API.post(f"{gateway}/v1/batches/{uuid.uuid4()}/retry", timeout=30)
-    assert cancelled.status_code == 404 and cancelled.json()["error"]["code"] == "unknown_batch"
+    unknown = API.post(f"{gateway}/v1/batches/{uuid.uuid4()}/retry", timeout=30)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_batch"

@@ -53,7 +53,7 @@ def test_after_the_last_attempt_the_job_is_failed_with_the_reason(app):
     run_gathered(app, [message.to_dict()], "w1")
     assert app.sent == []
     assert store.jobs[message.job_id]["status"] == "failed"
-    assert f"gave up after {MAX_ATTEMPTS} attempts" in store.jobs[message.job_id]["error"]
+    assert f"gave up after {MAX_ATTEMPTS + 1} attempts" in store.jobs[message.job_id]["error"]
 
 
 def test_a_job_that_cannot_even_be_failed_is_sent_again(app):
@@ -109,7 +109,7 @@ def test_a_job_sent_again_past_its_attempts_is_failed_and_its_neighbours_run(app
     run_gathered(app, [spent.to_dict(), fresh.to_dict()], "w1")
     assert app.sent == []
     assert app.runtime.store.jobs[spent.job_id]["status"] == "failed"
-    assert f"gave up after {MAX_ATTEMPTS} attempts" in app.runtime.store.jobs[spent.job_id]["error"]
+    assert f"gave up after {MAX_ATTEMPTS + 1} attempts" in app.runtime.store.jobs[spent.job_id]["error"]
     assert app.runtime.store.jobs[fresh.job_id]["label"] == "5"
 
 
@@ -248,7 +248,7 @@ def test_a_job_out_of_attempts_fails_with_every_attempts_error(app):
     assert app.sent[-1][1]["errors"] == ["StoreUnavailable: down for this call"] * MAX_ATTEMPTS
     error = store.jobs[message.job_id]["error"]
     assert error.startswith(
-        f"gave up after {MAX_ATTEMPTS} attempts (1: StoreUnavailable: down for this call; 2: "
+        f"gave up after {MAX_ATTEMPTS + 1} attempts (1: StoreUnavailable: down for this call; 2: "
     )
     assert error.count("StoreUnavailable") == MAX_ATTEMPTS + 1
 
@@ -274,6 +274,6 @@ def test_a_chunk_out_of_attempts_fails_its_jobs_with_every_attempts_error(tmp_pa
     for m in work.messages:
         row = runtime.store.jobs[m.job_id]
         assert row["status"] == "failed" and row["error"].startswith(
-            f"gave up after {MAX_ATTEMPTS} attempts (1: "
+            f"gave up after {MAX_ATTEMPTS + 1} attempts (1: "
         )
         assert row["error"].count("StoreUnavailable: down for this call") == MAX_ATTEMPTS + 1
