@@ -324,12 +324,17 @@ def csv_cell(value) -> object:
 
 
 def _csv_lines(rows):
+    return csv_stream(RESULT_COLUMNS, (batch_line_view(row) for row in rows))
+
+
+def csv_stream(columns, rows):
+    """Rows (dicts) as CSV under a header of those columns, handed on about 64 kB at a time, each
+    cell made safe for a spreadsheet (csv_cell)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(RESULT_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        result = batch_line_view(row)
-        writer.writerow([csv_cell(result[c]) for c in RESULT_COLUMNS])
+        writer.writerow([csv_cell(row[c]) for c in columns])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -8,8 +8,6 @@ pairing needs no table of its own.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 from collections import Counter
@@ -19,7 +17,7 @@ from operator import itemgetter
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from gateway.auth import caller
-from gateway.batches import batch_or_404, csv_cell
+from gateway.batches import batch_or_404, csv_stream
 from gateway.errors import ApiError
 from gateway.intake import REFUSED_AT_UPLOAD, Intake, check_model, commit
 from model.registry import describe
@@ -125,7 +123,7 @@ def compare(batch_id: str):
         header["batch_id"], store.batch_rows(header["source_batch"]), store.batch_rows(header["batch_id"])
     )
     if fmt == "csv":
-        stream = _csv(pairs)
+        stream = csv_stream(COMPARE_COLUMNS, pairs)
     else:
         about = {
             "source": str(header["source_batch"]),
@@ -207,19 +205,6 @@ def _pair(old: dict, new: dict | None) -> dict:
         "old_job_id": str(old["job_id"]),
         "new_job_id": str(new["job_id"]) if new else None,
     }
-
-
-def _csv(pairs):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COMPARE_COLUMNS)
-    for pair in pairs:
-        writer.writerow([csv_cell(pair[c]) for c in COMPARE_COLUMNS])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
 
 
 def _json(about: dict, pairs, with_files: bool):
