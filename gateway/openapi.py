@@ -428,7 +428,7 @@ PATHS = {
                     {"allOf": [_ref("BatchStatus"), _obj({"retried": {"type": "integer", "minimum": 1}})]},
                     "queued again; the batch's progress and how many were retried",
                 ),
-                **_errors(400, 404, 409, 429, 503),
+                **_errors(400, 404, 409, 413, 429, 503),
             },
         }
     },

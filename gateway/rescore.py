@@ -74,11 +74,13 @@ def rescore(batch_id: str):
     # New rows name these images now: the collector must not count them as unused. One gone
     # already fails in the new batch, reported for its file.
     services.images.touch(sorted({(job.sha256, job.size_bytes) for job in intake.accepted}))
-    # Its jobs first, then its header: a re-score refused on the way (a quota, the store down)
-    # leaves no empty batch listed. Closed: its files are the source's, it takes no others.
-    commit(services, intake)
+    # Its header (closed: its files are the source's), its jobs, then its place in the tenant's
+    # list: a re-score refused on the way (a quota, the store down) leaves nothing anyone sees,
+    # and no job whose batch cannot be read.
     name = f"rescore of {source['name'] or source['batch_id']}"[:200]
-    store.insert_batch(new_id, name, model, intake.created_at, tenant, source=source["batch_id"])
+    store.insert_rescore(new_id, name, model, intake.created_at, tenant, source["batch_id"])
+    commit(services, intake)
+    store.list_batch(new_id, name, model, intake.created_at, tenant)
     links = {
         "self": url_for("batches.show", batch_id=str(new_id)),
         "results": url_for("batches.results", batch_id=str(new_id)),

@@ -21,8 +21,13 @@ def requeue_failed(services, header: dict) -> int:
     batch_id = header["batch_id"]
     failed = [line["job_id"] for line in store.batch_rows(batch_id) if line["status"] == FAILED]
     rows = store.job_rows(failed) if failed else {}
-    # A file refused at upload would be refused again: it stays failed.
-    retried = [rows[j] for j in failed if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD]
+    # A file refused at upload would be refused again: it stays failed. (So does a row without its
+    # image's name: one partly expired.)
+    retried = [
+        rows[j]
+        for j in failed
+        if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD and rows[j].get("sha256")
+    ]
     if not retried:
         return 0
     # Their rows name these images again from now: the collector must not count them as unused.

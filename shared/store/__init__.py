@@ -124,8 +124,23 @@ class ResultStore(Protocol):
         model_name: str,
         created_at: datetime,
         tenant: str,
-        source: uuid.UUID | None = None,
     ) -> None: ...
+
+    def insert_rescore(
+        self,
+        batch_id: uuid.UUID,
+        name: str,
+        model_name: str,
+        created_at: datetime,
+        tenant: str,
+        source: uuid.UUID,
+    ) -> None:
+        """A re-score's header, closed and not yet listed (list_batch lists it)."""
+
+    def list_batch(
+        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+    ) -> None:
+        """The batch in its tenant's list (GET /v1/batches)."""
 
     def close_batch(self, batch_id: uuid.UUID) -> None: ...
 

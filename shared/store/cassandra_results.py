@@ -279,16 +279,33 @@ class CassandraStore:
         model_name: str,
         created_at: datetime,
         tenant: str,
-        source: uuid.UUID | None = None,
     ) -> None:
         """The header and the tenant's listing row in one logged batch: both or neither, so a
-        retry that finds the header finds the batch listed too. source: the batch this one
-        re-scores (gateway/rescore.py)."""
+        retry that finds the header finds the batch listed too."""
         header = (cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
-        if source is not None:
-            header = (cql.INSERT_RESCORE_BATCH, (batch_id, name, model_name, created_at, tenant, source))
         listing = (cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
         self.session.execute(self.cql_batch([header, listing]))
+
+    @_store_errors
+    def insert_rescore(
+        self,
+        batch_id: uuid.UUID,
+        name: str,
+        model_name: str,
+        created_at: datetime,
+        tenant: str,
+        source: uuid.UUID,
+    ) -> None:
+        """A re-score's header (gateway/rescore.py), closed, not yet listed: nobody knows its id
+        until list_batch, after its jobs are recorded, so a re-score refused on the way (a quota,
+        the store down) leaves nothing anyone sees."""
+        self._cql.run(cql.INSERT_RESCORE_BATCH, (batch_id, name, model_name, created_at, tenant, source))
+
+    @_store_errors
+    def list_batch(
+        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
+    ) -> None:
+        self._cql.run(cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
 
     @_store_errors
     def close_batch(self, batch_id: uuid.UUID) -> None:
