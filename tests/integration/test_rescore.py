@@ -5,10 +5,12 @@ import csv
 import hashlib
 import io
 import shutil
+import time
 
 import pytest
 
 from shared.image_store import open_image_store
+from shared.jobs import utcnow
 from tests import images
 from tests.integration.test_batches import post_batch
 from tests.integration.test_cancel import wait_for_end
@@ -37,12 +39,19 @@ def test_a_batch_rescored_with_another_model_is_compared_file_by_file(
     first = wait_for_end(gateway, source["id"])
     assert (first["done"], first["failed"]) == (10, 1), first
     # One image gone from the store since (as retention removes them): reported for its file.
-    open_image_store(settings, lambda: store.session).delete(hashlib.sha256(files[9][1]).hexdigest())
+    image_store = open_image_store(settings, lambda: store.session)
+    image_store.delete(hashlib.sha256(files[9][1]).hexdigest())
+    kept = {hashlib.sha256(data).hexdigest() for _, data in files[:9]}
+    time.sleep(1.1)  # a file's mtime, or a row's stored_at, then tells the two apart
+    before = utcnow()
+    time.sleep(0.1)
 
     started = API.post(
         f"{gateway}/v1/batches/{source['id']}/rescore", data={"model": reversed_digits}, timeout=60
     )
     answer = check(spec, started, 202).json()
+    older = set(image_store.stored_before(before))
+    assert not kept & older, "the re-scored images were left to the collector as unused"
     assert (answer["accepted"], answer["left_out"], answer["source"]) == (10, 1, source["id"])
     assert answer["model"] == reversed_digits and answer["id"] != source["id"]
     ended = wait_for_end(gateway, answer["id"])

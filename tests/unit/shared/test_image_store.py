@@ -1,4 +1,6 @@
 import hashlib
+import os
+import time
 
 import pytest
 
@@ -89,3 +91,12 @@ def test_a_file_a_crash_cut_short_is_written_again_by_the_next_upload_of_its_byt
     store.path(sha).write_bytes(b"x" * 10)
     assert store.put(b"x" * 10_000) == (sha, True)
     assert store.get(sha) == b"x" * 10_000
+
+
+def test_touch_counts_held_images_as_uploaded_now_and_names_those_gone(tmp_path):
+    store = VolumeImageStore(tmp_path)
+    sha256, _ = store.put(b"some image bytes")
+    os.utime(store.path(sha256), (1_000_000_000, 1_000_000_000))  # uploaded in 2001
+    missing = "ab" * 32
+    assert store.touch([(sha256, 16), (missing, 9)]) == {missing}
+    assert store.path(sha256).stat().st_mtime > time.time() - 60
