@@ -52,8 +52,11 @@ class ChunkTask(Task):
 
 
 def register_tasks(app: WorkerApp) -> None:
+    # Not shared: a task Celery shares is added, with its first app's closure, to every app made
+    # after it in the process, ahead of that app's own (tests make several).
     @app.task(
         name=TASK_RECOGNISE,
+        shared=False,
         base=GatheredBatches,
         acks_late=True,
         flush_every=app.settings.max_batch,
@@ -65,11 +68,11 @@ def register_tasks(app: WorkerApp) -> None:
         run_gathered(app, [request.args[0] for request in requests], hostname)
         report_flush(app, requests, started, hostname)
 
-    @app.task(name=TASK_RECOGNISE_CHUNK, bind=True, base=ChunkTask, max_retries=MAX_ATTEMPTS)
+    @app.task(name=TASK_RECOGNISE_CHUNK, shared=False, bind=True, base=ChunkTask, max_retries=MAX_ATTEMPTS)
     def recognise_chunk(self, messages: list[dict]) -> None:
         parsed = [JobMessage.from_dict(raw) for raw in messages]
         try:
-            run_chunk(app.runtime, parsed, self.request.hostname or "worker", self.request.retries)
+            run_chunk(self.app.runtime, parsed, self.request.hostname or "worker", self.request.retries)
         except TRANSIENT as exc:
             # Celery's autoretry would send the same messages again: these carry this attempt's
             # error too, so a chunk that runs out of attempts fails its jobs with all of them.

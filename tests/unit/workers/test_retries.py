@@ -5,6 +5,7 @@ produced in the integration tests); the Celery app is a recorder of what would b
 import dataclasses
 
 import pytest
+from celery import _state as celery_state
 
 from shared.image_store import VolumeImageStore
 from shared.messaging import TASK_RECOGNISE_CHUNK, JobMessage
@@ -263,13 +264,19 @@ def test_a_job_its_pool_process_died_under_says_so_when_it_runs_out(app):
 
 
 def test_a_chunk_out_of_attempts_fails_its_jobs_with_every_attempts_error(tmp_path):
-    """The chunk task itself, run in this process (Celery's eager apply runs each retry at once)."""
+    """The chunk task itself, run in this process (Celery's eager apply runs each retry at once;
+    a retry's task is looked up in the current app, made this one for the test)."""
     settings = Settings.from_env({}, image_dir=tmp_path)
     celery = create_celery(settings)
     runtime = celery.__dict__["runtime"] = FakeRuntime(settings, VolumeImageStore(tmp_path))
     (work,), _ = upload(runtime, [b"digit:1", b"digit:2"])
     runtime.store.start_work = _failing(runtime.store.start_work)  # each attempt meets the outage
-    result = celery.tasks[TASK_RECOGNISE_CHUNK].apply(args=[[m.to_dict() for m in work.stamped()]])
+    was = celery_state.get_current_app()
+    celery.set_current()
+    try:
+        result = celery.tasks[TASK_RECOGNISE_CHUNK].apply(args=[[m.to_dict() for m in work.stamped()]])
+    finally:
+        was.set_current()
     assert result.state == "FAILURE"
     for m in work.messages:
         row = runtime.store.jobs[m.job_id]
