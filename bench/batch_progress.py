@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.own_cassandra import own_cassandra  # noqa: E402
-from gateway.batch_progress import batch_counts, batch_progress  # noqa: E402
 from gateway.intake import Intake, plan_work  # noqa: E402
+from shared.batch_progress import batch_counts, batch_progress  # noqa: E402
 from shared.jobs import NewJob, utcnow  # noqa: E402
 from shared.parts import PART_FILES, PartCount  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402

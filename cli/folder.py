@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 from cli.client import RETRY_FOR, check, request, upload_headers
+from shared.batch_progress import BATCH_FINAL
 from shared.decode import IMAGE_SUFFIXES
 
 
@@ -132,7 +133,7 @@ class FolderRun:
                 bar.update(status["done"] + status["failed"] + cancelled - bar.n)
                 shown = {"failed": status["failed"], **({"cancelled": cancelled} if cancelled else {})}
                 bar.set_postfix(**shown, eta=status["eta_seconds"])
-                if status["status"] in ("done", "partial", "failed", "cancelled"):
+                if status["status"] in BATCH_FINAL:
                     self.bar = None
                     return status
                 time.sleep(0.5)

@@ -1,4 +1,5 @@
-"""`recog keys create | list | revoke`: API keys, made straight in Cassandra by an operator."""
+"""`recog keys create | list | revoke | webhook-secret`: API keys, made straight in Cassandra by an
+operator."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ def create(name: str, scopes: str, tenant: str | None) -> None:
     try:
         with key_table() as table:
             key = keys.create(table, name, tenant, wanted, utcnow())
+            made = table.get(keys.split(key)[0])
     except keys.KeySpecError as exc:
         raise click.ClickException(str(exc)) from None
+    click.echo(f"webhook secret (signs its callbacks; shown only now): {made.webhook_secret}", err=True)
     click.echo(
         f"key {name!r} for tenant {tenant or name!r}, scopes {','.join(wanted)}; shown only now:", err=True
     )
@@ -76,3 +79,17 @@ def revoke(name: str) -> None:
     if not count:
         raise click.ClickException(f"no live key is named {name!r}; `recog keys list` shows them")
     click.echo(f"revoked {name!r}")
+
+
+@keys_command.command("webhook-secret")
+@click.argument("name")
+def webhook_secret(name: str) -> None:
+    """Give the live key of that name a new webhook secret, printed once; callbacks are signed with
+    it from now on (also for a key made before webhooks, which has none)."""
+    try:
+        with key_table() as table:
+            secret = keys.new_webhook_secret_for(table, name)
+    except keys.KeySpecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"new webhook secret of {name!r}; shown only now:", err=True)
+    click.echo(secret)

@@ -9,8 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cli import client
-
-ENDED = ("done", "partial", "failed", "cancelled")
+from shared.batch_progress import BATCH_FINAL
 
 
 def rescore(gateway: str, batch_id: str, model: str, out: Path, retry_for: float) -> dict:
@@ -23,7 +22,7 @@ def rescore(gateway: str, batch_id: str, model: str, out: Path, retry_for: float
         while True:
             status = client.call(gateway, "GET", path, timeout=60, **options)
             bar.update(status["done"] + status["failed"] + status.get("cancelled", 0) - bar.n)
-            if status["status"] in ENDED:
+            if status["status"] in BATCH_FINAL:
                 break
             time.sleep(0.5)
     with client.request(

@@ -11,15 +11,16 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
+from gateway import callbacks
 from gateway.archives import read_zip
 from gateway.auth import caller
-from gateway.batch_progress import BATCH_FINAL, batch_counts, batch_progress
 from gateway.errors import ApiError, batch_full, too_many_files
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
 from gateway.retry import requeue_failed
-from gateway.views import RESULT_COLUMNS, batch_line_view
+from shared.batch_progress import BATCH_FINAL, batch_counts, batch_progress
 from shared.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, as_utc, iso, parse_job_id, utcnow
+from shared.views import RESULT_COLUMNS, batch_line_view
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 # What a batch's line can say ('running' only in batches made before parts counted it so).
@@ -42,6 +43,7 @@ def create():
     with claimed(services, f"{tenant}/batches", key) as claim:
         batch_id = claim.id_for("batch") if claim else uuid.uuid4()
         model = check_model(services.settings, request.form.get("model"))
+        callback_url = callbacks.asked_for(services)
         intake = Intake(model, utcnow(), batch_id, tenant, claim=claim)
         skipped = _take_uploads(services, intake)
         if claim is not None and (earlier := earlier_answer(services, claim, intake, name)) is not None:
@@ -50,6 +52,8 @@ def create():
         # A retry after a first attempt that failed half-way keeps the header it may have written.
         if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
             services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at, tenant)
+        callbacks.register(services, "batch", batch_id, callback_url)
+        callbacks.mark(services, "batch", batch_id, callback_url)
         return _record(services, intake, skipped, name)
 
 
@@ -80,6 +84,12 @@ def _record(services, intake: Intake, skipped: list[dict], name: str):
     return _answer(body)
 
 
+def _view(services, header: dict, counts=None) -> dict:
+    """A batch's progress, and its callback's tries."""
+    counts = batch_counts(services.store, header).values() if counts is None else counts
+    return {**batch_progress(header, counts, utcnow()), "callback": callbacks.view(services, header)}
+
+
 def _answer(body: dict):
     """202 with the upload's answer: just recorded, or the one a first attempt got (it may have
     been lost on its way)."""
@@ -93,7 +103,7 @@ def close(batch_id: str):
     header = batch_or_404(services, batch_id)
     services.store.close_batch(header["batch_id"])
     header = {**header, "closed": True}
-    return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
+    return jsonify(_view(services, header))
 
 
 @bp.post("/<batch_id>/cancel")
@@ -115,7 +125,7 @@ def cancel(batch_id: str):
         at = utcnow()
         services.store.cancel_batch(header["batch_id"], at)
         header = {**header, "cancel_requested_at": at, "closed": True}
-    return jsonify(batch_progress(header, counts, utcnow()))
+    return jsonify(_view(services, header, counts))
 
 
 @bp.post("/<batch_id>/retry")
@@ -138,8 +148,7 @@ def retry(batch_id: str):
             f"batch {header['batch_id']} has no failed job a retry could change (a file refused at "
             "upload would be refused again); GET /v1/batches/<id>/results?status=failed lists its failures",
         )
-    body = batch_progress(header, batch_counts(services.store, header).values(), utcnow())
-    return jsonify({**body, "retried": retried}), 202
+    return jsonify({**_view(services, header), "retried": retried}), 202
 
 
 @bp.get("")
@@ -197,7 +206,7 @@ def _millis(moment: datetime) -> int:
 def show(batch_id: str):
     services = current_app.extensions["recog"]
     header = batch_or_404(services, batch_id)
-    return jsonify(batch_progress(header, batch_counts(services.store, header).values(), utcnow()))
+    return jsonify(_view(services, header))
 
 
 @bp.get("/<batch_id>/results")

@@ -7,15 +7,16 @@ from dataclasses import replace
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 
+from gateway import callbacks
 from gateway.auth import caller
 from gateway.errors import STORE_DOWN, ApiError
 from gateway.idempotency import claimed, earlier_answer, remember_answer, upload_key
 from gateway.intake import Intake, check_model, commit, take
-from gateway.views import job_view
 from gateway.waiting import JobWatch, wait_for_final
 from shared.jobs import FINAL_STATES, QUEUED, NewJob, parse_job_id, utcnow
 from shared.messaging import Work
 from shared.store import StoreUnavailable
+from shared.views import job_view
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -39,6 +40,7 @@ def submit():
     try:
         with claimed(services, f"{tenant}/jobs", key) as claim:
             model = check_model(settings, request.form.get("model"))
+            callback_url = callbacks.asked_for(services)
             intake = Intake(model, utcnow(), tenant=tenant, claim=claim)
             take(services, intake, upload.read(), upload.filename, strict=True)
             job = intake.accepted[0]
@@ -49,8 +51,12 @@ def submit():
                 # earlier attempt under the key, it may be final already: its row is read.)
                 if wait and job.job_id not in intake.recorded:
                     watch = JobWatch(services.redis, job.job_id)
-                # Under an Idempotency-Key the rows come first, as a retry reads them.
-                left = commit(services, intake, leave_row=watch is not None and claim is None)
+                callbacks.register(services, "job", job.job_id, callback_url)
+                # Under an Idempotency-Key the rows come first, as a retry reads them; so does a
+                # job's with a callback, which its row names.
+                leave_row = watch is not None and claim is None and callback_url is None
+                left = commit(services, intake, leave_row=leave_row)
+                callbacks.mark(services, "job", job.job_id, callback_url)
                 if claim is not None:
                     remember_answer(services, claim, body)
         if wait:
@@ -58,7 +64,7 @@ def submit():
             if left is not None and (row is None or row["status"] not in FINAL_STATES):
                 row = _record_waited(services, job, left)
             if row is not None and row["status"] in FINAL_STATES:
-                return jsonify(job_view(row)), 200
+                return jsonify(_view(services, row)), 200
         return jsonify(body), 202, {"Location": location}
     finally:
         if watch is not None:
@@ -73,7 +79,7 @@ def show(job_id: str):
     row = _job_or_404(services, uid)
     if wait and row["status"] not in FINAL_STATES:
         row = wait_for_final(services, uid, wait) or row
-    return jsonify(job_view(row))
+    return jsonify(_view(services, row))
 
 
 @bp.post("/<job_id>/cancel")
@@ -95,7 +101,11 @@ def cancel(job_id: str):
         # It no longer counts against the tenant's queued images (its worker would take it off
         # only once it reaches it; a whole batch's jobs are taken off that way).
         services.quotas.not_queued(row.get("tenant") or None, [row["job_id"]])
-    return jsonify(job_view(row))
+    return jsonify(_view(services, row))
+
+
+def _view(services, row: dict) -> dict:
+    return {**job_view(row), "callback": callbacks.view(services, row)}
 
 
 def _job_id(text: str) -> uuid.UUID:

@@ -38,7 +38,7 @@ def _other(media_type: str, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     meaning = {
-        400: "a missing or malformed parameter, or an unknown model",
+        400: "a missing or malformed parameter, an unknown model, or a callback_url the service may not call",
         401: "no API key, or one this service does not know (or revoked); see WWW-Authenticate",
         403: "the API key lacks the scope this needs (submit, read or admin)",
         404: "no such job or batch (or another tenant's), or (a comparison) a batch that re-scores none",
@@ -61,6 +61,30 @@ def _obj(properties: dict, required: tuple[str, ...] | None = None) -> dict:
         "properties": properties,
         "required": list(properties if required is None else required),
     }
+
+
+CALLBACK_URL = {
+    "type": "string",
+    "description": "http(s) URL POSTed a signed job.finished or batch.finished JSON once it ends "
+    "(a batch: once closed and ended); see docs/api.md#webhooks",
+}
+CALLBACK = {
+    "type": ["object", "null"],
+    "description": "its webhook's delivery; null when it has no callback_url",
+    "properties": {
+        "url": {"type": "string"},
+        "state": {"enum": ["waiting", "retrying", "delivered", "gave_up"]},
+        "attempts": {
+            "type": "array",
+            "items": _obj(
+                {"at": TIME, "status_code": NULLABLE_INT, "error": NULLABLE_STRING, "ms": NULLABLE_INT}
+            ),
+        },
+        "next_attempt_at": TIME,
+        "delivered_at": TIME,
+    },
+    "required": ["url", "state", "attempts", "next_attempt_at", "delivered_at"],
+}
 
 
 WAIT = {
@@ -135,6 +159,7 @@ SCHEMAS = {
             "batch_id": {"type": ["string", "null"], "format": "uuid"},
             "worker": NULLABLE_STRING,
             "cancel_requested_at": {**TIME, "description": "when its cancel was asked for, if it was"},
+            "callback": CALLBACK,
         }
     ),
     "JobAccepted": _obj(
@@ -189,6 +214,7 @@ SCHEMAS = {
             "created_at": TIME,
             "first_finished_at": TIME,
             "finished_at": TIME,
+            "callback": CALLBACK,
         }
     ),
     "RescoreAccepted": _obj(
@@ -312,6 +338,7 @@ BATCH_FORM = {
                 # No type: a form field is text whatever it holds, and any text is a name.
                 "name": {"description": "any text, kept to its first 200 characters"},
                 "model": MODEL,
+                "callback_url": CALLBACK_URL,
             },
             "anyOf": [{"required": ["files"]}, {"required": ["archive"]}],
         }
@@ -320,7 +347,7 @@ BATCH_FORM = {
 
 # More files for a batch: its name and model are the batch's own, so the form has neither.
 MORE_FILES_FORM = copy.deepcopy(BATCH_FORM)
-for _field in ("name", "model"):
+for _field in ("name", "model", "callback_url"):
     del MORE_FILES_FORM["multipart/form-data"]["schema"]["properties"][_field]
 
 PATHS = {
@@ -337,6 +364,7 @@ PATHS = {
                             "properties": {
                                 "file": {"type": "string", "format": "binary", "minLength": 1},
                                 "model": MODEL,
+                                "callback_url": CALLBACK_URL,
                             },
                             "required": ["file"],
                         }

@@ -18,6 +18,7 @@ SUBMIT, READ, ADMIN = "submit", "read", "admin"
 SCOPES = (SUBMIT, READ, ADMIN)
 DEFAULT_SCOPES = (SUBMIT, READ)
 PREFIX = "recog_"
+WEBHOOK_PREFIX = "whsec_"
 # Names and tenants are typed on command lines and shown in listings: short, plain words.
 NAME_FORMAT = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 KEY_FORMAT = re.compile(rf"{PREFIX}([0-9a-f]{{16}})_([A-Za-z0-9_-]{{20,128}})")
@@ -40,6 +41,9 @@ class ApiKey:
     secret_sha256: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # Signs the webhooks of what this key submits (shared/callbacks.py). Kept as it is, not
+    # hashed: signing needs it. None for a key made before webhooks.
+    webhook_secret: str | None = None
 
     @property
     def live(self) -> bool:
@@ -67,8 +71,12 @@ def new_key(name: str, tenant: str, scopes: tuple[str, ...], now: datetime) -> t
     if unknown or not scopes:
         raise KeySpecError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes) or 'none'}")
     key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
-    row = ApiKey(key_id, name, tenant, frozenset(scopes), digest(secret), now)
+    row = ApiKey(key_id, name, tenant, frozenset(scopes), digest(secret), now, None, new_webhook_secret())
     return row, f"{PREFIX}{key_id}_{secret}"
+
+
+def new_webhook_secret() -> str:
+    return WEBHOOK_PREFIX + secrets.token_urlsafe(32)
 
 
 def check_name(what: str, value: str) -> None:
@@ -87,6 +95,17 @@ def create(table, name: str, tenant: str | None, scopes: tuple[str, ...], now: d
     row, key = new_key(name, tenant or name, scopes, now)
     table.add(row)
     return key
+
+
+def new_webhook_secret_for(table, name: str) -> str:
+    """A new webhook secret for the live key of that name (the old one stops signing at once)."""
+    live = [k for k in table.every() if k.name == name and k.live]
+    if not live:
+        raise KeySpecError(f"no live key is named {name!r}; `recog keys list` shows them")
+    secret = new_webhook_secret()
+    for k in live:
+        table.set_webhook_secret(k.key_id, secret)
+    return secret
 
 
 def revoke(table, name: str, now: datetime) -> int:

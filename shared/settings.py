@@ -172,6 +172,18 @@ class Settings:
     # Each Celery worker serves its pool's Prometheus metrics here (0: not at all).
     worker_metrics_host: str = setting("127.0.0.1", (WORKERS, STACK))
     worker_metrics_port: int = setting(9100, (WORKERS, STACK), 0, 65535)
+    # Webhooks (shared/callbacks.py): where a callback_url may point, as "public" (any globally
+    # routable address) and networks (CIDR or single addresses). The local default adds this
+    # machine's loopback; compose's allows "public" alone, so no loopback or private address.
+    callback_allow: tuple[str, ...] = setting(("public", "127.0.0.1", "::1"), (GATEWAY, WORKERS))
+    # A callback answered with anything but 2xx is tried again, with backoff, this long after
+    # its first try; then it is given up.
+    callback_retry_hours: float = setting(24.0, (WORKERS,), 0, 24 * 30)
+    callback_connect_seconds: float = setting(1.0, (WORKERS,), 0.1, 60)
+    callback_read_seconds: float = setting(5.0, (WORKERS,), 0.1, 300)
+    # How far back workers look for callbacks still to deliver: a job or batch that takes longer
+    # than this to end gets none.
+    callback_hours: int = setting(48, (GATEWAY, WORKERS), 1, 24 * 30)
     flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
     flower_user: str = setting("recog", (STACK, FLOWER))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.
@@ -201,6 +213,12 @@ class Settings:
                 listed = ", ".join(map(str, choices))
                 raise SettingsError(f"RECOG_{f.name.upper()}={value!r}; use one of {listed}")
         replication_options(self.cassandra_replication)
+        from shared.callbacks import check_allow
+
+        try:
+            check_allow(self.callback_allow)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         redis_password = urlparse(self.redis_url).password
         for var, value, dotenv in (
             ("RECOG_FLOWER_PASSWORD", self.flower_password, "FLOWER_PASSWORD"),

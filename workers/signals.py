@@ -30,9 +30,11 @@ def _hold(request=None, **_kwargs) -> None:
 def _start_main_process_threads(sender=None, **_kwargs) -> None:
     from workers.leases import start_renewing
     from workers.metrics import serve_metrics
+    from workers.notifier import start_notifying
     from workers.sweeper import start_sweeping
 
     # New at every start: a restarted worker never inherits the claims of the one it replaced.
     start_renewing(sender.app, f"{sender.hostname}/{uuid.uuid4().hex[:12]}")
     start_sweeping(sender.app)
+    start_notifying(sender.app)
     serve_metrics(sender.app.settings)

@@ -267,13 +267,14 @@ def _count_stale_parts(store, chunks: list[tuple[JobMessage, ...]]) -> int:
 
 
 class SweepLock:
-    """The Redis lock that lets one worker sweep at a time. A release that Redis went away under
-    keeps the lock's token, and the next acquire releases it first: a Redis restarted from its
-    append-only file still holds the key, and its timeout alone would stop every worker's sweeps,
-    and so the recovery of what the restart lost, for two minutes."""
+    """The Redis lock that lets one worker sweep (or notify: workers/notifier.py) at a time. A
+    release that Redis went away under keeps the lock's token, and the next acquire releases it
+    first: a Redis restarted from its append-only file still holds the key, and its timeout alone
+    would stop every worker's sweeps, and so the recovery of what the restart lost, for two
+    minutes."""
 
-    def __init__(self, client: redis.Redis, timeout: float) -> None:
-        self._lock = client.lock(SWEEP_LOCK, timeout=timeout)
+    def __init__(self, client: redis.Redis, timeout: float, name: str = SWEEP_LOCK) -> None:
+        self._lock = client.lock(name, timeout=timeout)
 
     def acquire(self) -> bool:
         if self._lock.local.token is not None:  # a release still owed

@@ -34,6 +34,7 @@ from shared.parts import Part, PartCount, members_json, read_members, refused_co
 from shared.settings import Settings
 from shared.store import statements as cql
 from shared.store.api_keys import KeyTable
+from shared.store.callbacks import CallbackTable
 from shared.store.session import Statements, connect, translated
 
 # A job sent before API keys (a message queued by the previous version) has no tenant; it is
@@ -82,6 +83,7 @@ class CassandraStore:
         self.keep_seconds = keep_seconds
         self._cql = Statements(lambda: session)
         self.keys = KeyTable(self._cql)
+        self.callbacks = CallbackTable(self._cql)
 
     @classmethod
     def open(cls, settings: Settings) -> CassandraStore:

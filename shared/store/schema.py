@@ -206,6 +206,32 @@ TABLES += (
         created_at timestamp,
         revoked_at timestamp
     )""",
+    # Webhooks still to deliver, by the minute they were registered (shared/callbacks.py): the
+    # notifier (workers/notifier.py) reads the minutes of RECOG_CALLBACK_HOURS, and rows expire
+    # after that (USING TTL), never deleted, so reading a minute meets no tombstones.
+    """CREATE TABLE IF NOT EXISTS callbacks_pending (
+        minute text,
+        subject uuid,
+        kind text,
+        url text,
+        key_id text,
+        PRIMARY KEY ((minute), subject)
+    )""",
+    # Each delivery try of a job's or batch's callback, and (static) where it stands: the next
+    # try, or when it was delivered or given up. The job and batch views show them.
+    """CREATE TABLE IF NOT EXISTS callbacks (
+        subject uuid,
+        attempt int,
+        at timestamp,
+        status_code int,
+        error text,
+        ms int,
+        first_at timestamp static,
+        next_at timestamp static,
+        delivered_at timestamp static,
+        gave_up_at timestamp static,
+        PRIMARY KEY ((subject), attempt)
+    )""",
     # A tenant's batches, newest first: GET /v1/batches reads a page of its partition.
     """CREATE TABLE IF NOT EXISTS batches_by_tenant (
         tenant text,
@@ -237,6 +263,11 @@ ADDED_COLUMNS = (
     # Re-scoring (gateway/rescore.py).
     ("batches", "source_batch", "uuid"),
     ("batch_parts", "cancelled", "int"),
+    # Webhooks (shared/callbacks.py): where a job's or batch's callback goes; the key whose
+    # webhook secret signs it.
+    ("jobs", "callback_url", "text"),
+    ("batches", "callback_url", "text"),
+    ("api_keys", "webhook_secret", "text"),
 )
 
 
@@ -250,6 +281,7 @@ RETAINED = (
     "part_members",
     "batches_by_tenant",
     "results_by_image",
+    "callbacks",
 )
 AUDITED = ("predictions_by_hour",)
 

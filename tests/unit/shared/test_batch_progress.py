@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.batch_progress import batch_progress
+from shared.batch_progress import batch_progress
 from shared.jobs import as_utc
 from shared.parts import PartCount, count_lines
 

@@ -1,0 +1,171 @@
+"""Webhooks on the real stack: a receiver on 127.0.0.1 that fails twice and then accepts gets a
+job's and a batch's signed callback three times, with the real backoff between; a redirect is
+not followed; a URL the allow-list refuses is answered 400."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shared import callbacks, keys
+from tests import images
+from tests.integration.test_batches import digit_files
+from tests.stack import API, check
+
+pytestmark = pytest.mark.timeout(300)
+
+
+class Receiver:
+    """Answers each path from its script, the last answer for ever after; keeps every request."""
+
+    def __init__(self, scripts: dict[str, list[int]]) -> None:
+        self.scripts = scripts
+        self.received: dict[str, list[tuple[float, dict, bytes]]] = {path: [] for path in scripts}
+        self.received["/elsewhere"] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                got = receiver.received.setdefault(self.path, [])
+                got.append((time.time(), dict(self.headers), body))
+                script = receiver.scripts.get(self.path, [200])
+                status = script[min(len(got), len(script)) - 1]
+                self.send_response(status)
+                if status in (301, 302, 307, 308):
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, path: str, count: int, timeout: float) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.received[path]) < count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.received[path]
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver({"/job": [500, 500, 204], "/batch": [503, 502, 200], "/moved": [302]})
+    yield receiver
+    receiver.server.shutdown()
+
+
+def webhook_secret(store) -> str:
+    key_id, _ = keys.split(API.headers["Authorization"].split()[1])
+    return store.keys.get(key_id).webhook_secret
+
+
+def test_a_receiver_that_fails_twice_gets_each_callback_three_times_signed(gateway, store, spec, receiver):
+    job = check(
+        spec,
+        API.post(
+            f"{gateway}/v1/jobs",
+            files={"file": ("seven.png", images.png_digit(7))},
+            data={"callback_url": f"{receiver.url}/job"},
+            timeout=60,
+        ),
+        202,
+    ).json()
+    moved = check(
+        spec,
+        API.post(
+            f"{gateway}/v1/jobs",
+            files={"file": ("three.png", images.png_digit(3))},
+            data={"callback_url": f"{receiver.url}/moved"},
+            timeout=60,
+        ),
+        202,
+    ).json()
+    batch = check(
+        spec,
+        API.post(
+            f"{gateway}/v1/batches",
+            files=[("files", f) for f in digit_files(5, "hooked")],
+            data={"name": "hooked", "callback_url": f"{receiver.url}/batch"},
+            timeout=60,
+        ),
+        202,
+    ).json()
+    check(spec, API.post(f"{gateway}/v1/batches/{batch['id']}/close", timeout=30), 200)
+
+    # Tries at once, 5 s later and 15 s after that (each up to a tenth more), and a pass a second.
+    job_calls = receiver.wait_for("/job", 3, timeout=90)
+    batch_calls = receiver.wait_for("/batch", 3, timeout=30)
+    assert len(job_calls) == 3 and len(batch_calls) == 3, receiver.received
+    secret = webhook_secret(store)
+    for calls in (job_calls, batch_calls):
+        gaps = [later[0] - earlier[0] for earlier, later in zip(calls, calls[1:], strict=False)]
+        assert gaps[0] >= 5 and gaps[1] >= 15, f"tried again too soon: {gaps}"
+        for at, headers, body in calls:
+            assert callbacks.verify(secret, body, headers[callbacks.SIGNATURE_HEADER], int(at)), headers
+            assert not callbacks.verify("whsec_another", body, headers[callbacks.SIGNATURE_HEADER], int(at))
+        assert len({body for _, _, body in calls}) == 1, "every try carries the same body"
+
+    sent_job = json.loads(job_calls[0][2])
+    assert sent_job["type"] == "job.finished" and sent_job["id"] == job["id"]
+    assert sent_job["status"] == "done" and sent_job["label"] == "7"
+    sent_batch = json.loads(batch_calls[0][2])
+    assert sent_batch["type"] == "batch.finished" and sent_batch["id"] == batch["id"]
+    assert (sent_batch["status"], sent_batch["total"], sent_batch["done"]) == ("done", 5, 5)
+
+    # The tries, as the views show them (a 2xx ends it: no try after the third).
+    time.sleep(2)
+    job_view = check(spec, API.get(f"{gateway}/v1/jobs/{job['id']}", timeout=30), 200).json()
+    batch_view = check(spec, API.get(f"{gateway}/v1/batches/{batch['id']}", timeout=30), 200).json()
+    for view, codes in ((job_view, [500, 500, 204]), (batch_view, [503, 502, 200])):
+        hook = view["callback"]
+        assert hook["state"] == "delivered" and hook["delivered_at"], hook
+        assert [a["status_code"] for a in hook["attempts"]] == codes
+        assert [a["error"] for a in hook["attempts"]] == [
+            f"answered {codes[0]}",
+            f"answered {codes[1]}",
+            None,
+        ]
+    assert len(receiver.received["/job"]) == 3
+
+    # A redirect is a failed try: its target never hears from the service.
+    moved_view = API.get(f"{gateway}/v1/jobs/{moved['id']}", timeout=30).json()
+    assert receiver.received["/moved"] and not receiver.received["/elsewhere"]
+    assert moved_view["callback"]["state"] == "retrying"
+    assert moved_view["callback"]["attempts"][0]["status_code"] == 302
+    assert moved_view["callback"]["next_attempt_at"]
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("http://10.1.2.3/hook", "may not call"),
+        ("http://169.254.169.254/latest/meta-data", "may not call"),
+        ("ftp://example.org/hook", "http:// or https://"),
+        ("http://user:pw@127.0.0.1/hook", "user or password"),
+        ("http://no-such-host.invalid/hook", "does not resolve"),
+    ],
+)
+def test_a_callback_url_the_service_may_not_call_is_refused_before_anything_is_queued(
+    gateway, spec, url, says
+):
+    response = API.post(
+        f"{gateway}/v1/jobs",
+        files={"file": ("one.png", images.png_digit(1))},
+        data={"callback_url": url},
+        timeout=60,
+    )
+    error = check(spec, response, 400).json()["error"]
+    assert error["code"] == "bad_callback_url" and says in error["message"], error
+    response = API.post(
+        f"{gateway}/v1/batches",
+        files=[("files", f) for f in digit_files(1)],
+        data={"callback_url": url},
+        timeout=60,
+    )
+    assert check(spec, response, 400).json()["error"]["code"] == "bad_callback_url"

@@ -1,0 +1,127 @@
+"""The notifier's passes over a store in memory, with the POST replaced by a recording (the real
+POST, its timeouts and the receiver are tested in tests/integration/test_webhooks.py)."""
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+from shared import callbacks
+from shared.jobs import minute_bucket, utcnow
+from shared.keys import ApiKey
+from shared.settings import Settings
+from shared.store.callbacks import Delivery, Pending
+from workers.notifier import Notifier
+
+
+class Callbacks:
+    def __init__(self) -> None:
+        self.rows: dict[str, list[Pending]] = {}
+        self.tries: dict[uuid.UUID, Delivery] = {}
+        self.reads = 0
+
+    def pending(self, minute):
+        self.reads += 1
+        return list(self.rows.get(minute, []))
+
+    def delivery(self, subject):
+        return self.tries.get(subject, Delivery())
+
+    def record(self, subject, attempt, after):
+        before = self.tries.get(subject, Delivery())
+        self.tries[subject] = replace(after, attempts=(*before.attempts, attempt))
+
+
+class Keys:
+    def get(self, key_id):
+        return ApiKey(key_id, "k", "t", frozenset(), "", utcnow(), None, "whsec_test")
+
+
+class Store:
+    def __init__(self) -> None:
+        self.callbacks, self.keys, self.jobs = Callbacks(), Keys(), {}
+
+    def get_job(self, job_id):
+        return self.jobs.get(job_id)
+
+    def get_batch(self, batch_id):
+        return None
+
+
+def job_row(job_id, status):
+    return {"job_id": job_id, "status": status, "label": "4", "probabilities": [0.1]}
+
+
+def setup(answers):
+    store, posted = Store(), []
+    job_id = uuid.uuid4()
+    now = utcnow()
+    store.callbacks.rows[minute_bucket(now)] = [Pending(job_id, "job", "http://127.0.0.1:9/hook", "key1")]
+
+    def post(target, body, headers, settings):
+        posted.append((target, body, headers))
+        return answers[min(len(posted), len(answers)) - 1]
+
+    notifier = Notifier(Settings.from_env({}, callback_hours=2), post=post)
+    return store, notifier, job_id, now, posted
+
+
+def test_a_job_still_running_is_not_posted_and_one_that_ended_is_posted_signed():
+    store, notifier, job_id, now, posted = setup([204])
+    store.jobs[job_id] = job_row(job_id, "running")
+    report = notifier.run_pass(store, now)
+    assert posted == [] and report.looked_at == 1
+    store.jobs[job_id] = job_row(job_id, "done")
+    notifier.look_again.clear()  # as if the gap had passed
+    report = notifier.run_pass(store, now)
+    assert report.delivered == 1
+    target, body, headers = posted[0]
+    assert (target.address, target.path) == ("127.0.0.1", "/hook")
+    sent = json.loads(body)
+    assert (sent["type"], sent["id"], sent["status"], sent["label"]) == (
+        "job.finished",
+        str(job_id),
+        "done",
+        "4",
+    )
+    at = int(headers[callbacks.SIGNATURE_HEADER].split(",")[0][2:])
+    assert callbacks.verify("whsec_test", body, headers[callbacks.SIGNATURE_HEADER], at)
+    delivery = store.callbacks.delivery(job_id)
+    assert delivery.delivered_at and [a.status_code for a in delivery.attempts] == [204]
+
+
+def test_a_failed_try_waits_its_backoff_and_a_delivered_one_is_never_read_again():
+    store, notifier, job_id, now, posted = setup([500, 200])
+    store.jobs[job_id] = job_row(job_id, "failed")
+    assert notifier.run_pass(store, now).failed == 1
+    delivery = store.callbacks.delivery(job_id)
+    assert delivery.attempts[0].error == "answered 500"
+    assert 5 <= (delivery.next_at - delivery.attempts[0].at).total_seconds() <= 5.5
+    notifier.look_again.clear()
+    notifier.run_pass(store, now)  # the next try is not due yet
+    assert len(posted) == 1
+    notifier.look_again.clear()
+    assert notifier.run_pass(store, now + timedelta(seconds=6)).delivered == 1
+    assert len(posted) == 2 and job_id in notifier.ended
+    notifier.run_pass(store, now + timedelta(seconds=7))
+    assert len(posted) == 2
+
+
+def test_tries_stop_after_the_retry_hours_and_the_minute_settles():
+    store, notifier, job_id, now, posted = setup([503])
+    notifier.settings = notifier.settings.replace(callback_retry_hours=1.0)
+    store.jobs[job_id] = job_row(job_id, "done")
+    notifier.run_pass(store, now)
+    notifier.look_again.clear()
+    report = notifier.run_pass(store, now + timedelta(minutes=61))
+    assert report.gave_up == 1 and store.callbacks.delivery(job_id).gave_up_at
+    assert minute_bucket(now) in notifier.settled
+    assert minute_bucket(now) not in notifier._minutes(now + timedelta(minutes=62))
+
+
+def test_a_url_no_longer_allowed_is_a_failed_try_and_nothing_is_posted():
+    store, notifier, job_id, now, posted = setup([200])
+    notifier.settings = notifier.settings.replace(callback_allow=("public",))
+    store.jobs[job_id] = job_row(job_id, "done")
+    assert notifier.run_pass(store, now).failed == 1
+    assert posted == [] and "may not call" in store.callbacks.delivery(job_id).attempts[0].error

@@ -1,0 +1,259 @@
+"""Deliver webhooks: POST a signed JSON body to a job's or batch's callback_url once it has ended.
+
+A thread in every worker's main process, next to the sweeper; a Redis lock lets one notify at a
+time. Each pass (every second) reads the minutes of callbacks_pending that are not settled yet and
+looks at each callback not known ended:
+
+- its tries so far (table callbacks): delivered or given up, it is ended; a next try not due yet
+  waits for it;
+- its job or batch: not ended yet (a batch also not closed), it is looked at again after 1, 2, 4 ...
+  at most 30 s, so a long batch costs a read of its parts every 30 s, not every pass;
+- ended: it is POSTed, the try recorded with its status or error, and a failed one tried again
+  after shared.callbacks.delay, until RECOG_CALLBACK_RETRY_HOURS after the first try.
+
+A try is recorded after its POST, so a worker killed in between sends it again: delivery is at
+least once, and a receiver tells repeats apart by the body's id. The POST goes to the address the
+allow-list let through, with the connect and read timeouts of the settings, and follows no
+redirect (a 3xx is a failed try).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import redis
+import urllib3
+
+from shared import callbacks
+from shared.batch_progress import BATCH_FINAL, batch_counts, batch_progress
+from shared.jobs import FINAL_STATES, as_utc, minute_bucket, utcnow
+from shared.settings import Settings
+from shared.store import StoreUnavailable
+from shared.store.callbacks import Attempt, Delivery, Pending
+from shared.views import job_view
+from workers.store_connection import StoreConnection
+from workers.sweeper import SweepLock
+
+log = logging.getLogger(__name__)
+
+NOTIFY_LOCK = "recog:notifier"
+PASS_SECONDS = 1.0
+# A job or batch still running is looked at again after twice as long as the last time, at most.
+MAX_LOOK_GAP = 30.0
+# A minute is settled (never read again by this worker) this long after it ended, once every
+# callback in it has ended: a gateway could still be writing into it before then.
+SETTLE_AFTER = timedelta(minutes=2)
+DELIVERERS = 8  # POSTs at once: a slow receiver holds up only its own
+ERROR_CHARS = 200
+USER_AGENT = "recog-webhooks/1"
+
+
+@dataclass
+class NotifyReport:
+    minutes_read: int = 0
+    looked_at: int = 0
+    delivered: int = 0
+    failed: int = 0
+    gave_up: int = 0
+
+
+@dataclass
+class Due:
+    pending: Pending
+    delivery: Delivery
+    payload: dict
+
+
+@dataclass
+class Notifier:
+    """What one worker knows between passes: settled minutes, ended callbacks, when to look again."""
+
+    settings: Settings
+    post: object = None  # (target, body, headers) -> status code; the real POST unless a test's
+    settled: set[str] = field(default_factory=set)
+    ended: set[uuid.UUID] = field(default_factory=set)
+    look_again: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)  # (when, gap)
+
+    def run_pass(self, store, now: datetime | None = None) -> NotifyReport:
+        now = now or utcnow()
+        began = time.monotonic()
+        report = NotifyReport()
+        due: list[Due] = []
+        read: dict[str, list[Pending]] = {}
+        for minute in self._minutes(now):
+            read[minute] = store.callbacks.pending(minute)
+            report.minutes_read += 1
+            for pending in read[minute]:
+                if pending.subject in self.ended:
+                    continue
+                found = self._look(store, pending, now)
+                report.looked_at += found is not False
+                if isinstance(found, Due):
+                    due.append(found)
+        if due:
+            with ThreadPoolExecutor(min(DELIVERERS, len(due)), thread_name_prefix="recog-callback") as pool:
+                # Each try's time: the pass's clock, moved on by how long the pass has taken.
+                tries = pool.map(lambda d: self._deliver(store, d, now, began), due)
+                for outcome in tries:
+                    setattr(report, outcome, getattr(report, outcome) + 1)
+        for minute, rows in read.items():
+            if _minute_end(minute) < now - SETTLE_AFTER and all(p.subject in self.ended for p in rows):
+                self.settled.add(minute)
+        return report
+
+    def _minutes(self, now: datetime) -> list[str]:
+        first = now - timedelta(hours=self.settings.callback_hours)
+        count = self.settings.callback_hours * 60 + 1
+        minutes = (minute_bucket(first + timedelta(minutes=i)) for i in range(count))
+        return [m for m in minutes if m not in self.settled]
+
+    def _look(self, store, pending: Pending, now: datetime) -> Due | bool | None:
+        """False: not looked at (too soon); None: not due; else what to deliver."""
+        when, gap = self.look_again.get(pending.subject, (0.0, PASS_SECONDS / 2))
+        if time.monotonic() < when:
+            return False
+        delivery = store.callbacks.delivery(pending.subject)
+        if delivery.ended:
+            self._forget(pending.subject)
+            return None
+        if delivery.next_at is not None and as_utc(delivery.next_at) > now:
+            wait = (as_utc(delivery.next_at) - now).total_seconds()
+            self.look_again[pending.subject] = (time.monotonic() + wait, gap)
+            return None
+        payload = _ended_view(store, pending, now)
+        if payload is None:
+            gap = min(gap * 2, MAX_LOOK_GAP)
+            self.look_again[pending.subject] = (time.monotonic() + gap, gap)
+            return None
+        return Due(pending, delivery, payload)
+
+    def _forget(self, subject: uuid.UUID) -> None:
+        self.ended.add(subject)
+        self.look_again.pop(subject, None)
+
+    def _deliver(self, store, due: Due, now: datetime, began: float) -> str:
+        """One try: 'delivered', 'failed' (tried again later) or 'gave_up'."""
+        pending, earlier = due.pending, due.delivery
+        kind = callbacks.JOB_FINISHED if pending.kind == "job" else callbacks.BATCH_FINISHED
+        body = json.dumps({"type": kind, **due.payload}, separators=(",", ":")).encode()
+        started = time.monotonic()
+        at = now + timedelta(seconds=started - began)
+        status, error = None, None
+        key = store.keys.get(pending.key_id)
+        try:
+            if key is None or not key.webhook_secret:
+                raise callbacks.CallbackRefused("the key that asked for it has no webhook secret")
+            target = callbacks.resolve(pending.url, self.settings.callback_allow)
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": USER_AGENT,
+                callbacks.SIGNATURE_HEADER: callbacks.sign(key.webhook_secret, body, int(time.time())),
+            }
+            status = (self.post or post)(target, body, headers, self.settings)
+            if not 200 <= status < 300:
+                error = f"answered {status}"
+        except (callbacks.CallbackRefused, urllib3.exceptions.HTTPError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
+        attempt = Attempt(
+            len(earlier.attempts) + 1, at, status, error, round((time.monotonic() - started) * 1000)
+        )
+        first = earlier.first_at or at
+        if error is None:
+            after, outcome = Delivery(first_at=first, delivered_at=at), "delivered"
+        elif (at - as_utc(first)).total_seconds() >= self.settings.callback_retry_hours * 3600:
+            after, outcome = Delivery(first_at=first, gave_up_at=at), "gave_up"
+        else:
+            next_at = at + timedelta(seconds=callbacks.delay(attempt.attempt))
+            after, outcome = Delivery(first_at=first, next_at=next_at), "failed"
+        store.callbacks.record(pending.subject, attempt, after)
+        if outcome == "failed":
+            self.look_again[pending.subject] = (time.monotonic() + (next_at - at).total_seconds(), 1.0)
+        else:
+            self._forget(pending.subject)
+        log.info(
+            "callback of %s %s, try %d: %s", pending.kind, pending.subject, attempt.attempt, error or status
+        )
+        return outcome
+
+
+def _ended_view(store, pending: Pending, now: datetime) -> dict | None:
+    """The job's or batch's view once it has ended (a batch: ended and closed), else None."""
+    if pending.kind == "job":
+        row = store.get_job(pending.subject)
+        return job_view(row) if row and row.get("status") in FINAL_STATES else None
+    header = store.get_batch(pending.subject)
+    if header is None or not header.get("closed"):
+        return None
+    progress = batch_progress(header, batch_counts(store, header).values(), now)
+    return progress if progress["status"] in BATCH_FINAL else None
+
+
+def _minute_end(minute: str) -> datetime:
+    return as_utc(datetime.strptime(minute, "%Y-%m-%dT%H:%M")) + timedelta(minutes=1)
+
+
+def post(target: callbacks.Target, body: bytes, headers: dict, settings: Settings) -> int:
+    """POST to the address that was checked, under the URL's own host name (Host header, TLS name
+    and certificate check), following no redirect."""
+    options = {
+        "timeout": urllib3.Timeout(
+            connect=settings.callback_connect_seconds, read=settings.callback_read_seconds
+        ),
+        "retries": False,
+        "maxsize": 1,
+    }
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            target.address, target.port, server_hostname=target.host, assert_hostname=target.host, **options
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
+    with pool:
+        response = pool.urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers={**headers, "Host": target.host_header},
+            redirect=False,
+            retries=False,
+            preload_content=False,
+        )
+        return response.status
+
+
+def start_notifying(app) -> threading.Thread:
+    settings = app.settings
+
+    def loop() -> None:
+        connection = StoreConnection(settings)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        lock = SweepLock(client, timeout=120, name=NOTIFY_LOCK)
+        notifier = Notifier(settings)
+        while True:
+            time.sleep(PASS_SECONDS)
+            try:
+                store = connection.get()
+                if not lock.acquire():
+                    continue
+                try:
+                    notifier.run_pass(store)
+                finally:
+                    lock.release()
+            except StoreUnavailable as exc:
+                log.warning("delivering callbacks failed, connecting again next time: %s", exc)
+                connection.drop()
+            except redis.RedisError as exc:
+                log.warning("delivering callbacks needs Redis, trying again next time: %s", exc)
+            except Exception:  # a pass that fails is tried again next time
+                log.exception("delivering callbacks failed")
+
+    thread = threading.Thread(target=loop, name="recog-notifier", daemon=True)
+    thread.start()
+    return thread
