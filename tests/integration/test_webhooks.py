@@ -8,10 +8,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from shared import callbacks, keys
 from tests import images
 from tests.integration.test_batches import digit_files
+from tests.integration.test_tenants import recog_keys, unique
 from tests.stack import API, check
 
 pytestmark = pytest.mark.timeout(300)
@@ -58,6 +60,13 @@ def receiver():
     receiver = Receiver({"/job": [500, 500, 204], "/batch": [503, 502, 200], "/moved": [302]})
     yield receiver
     receiver.server.shutdown()
+
+
+def new_key_session(key: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Connection"] = "close"  # as API does (tests/stack.py)
+    session.headers["Authorization"] = f"Bearer {key}"
+    return session
 
 
 def webhook_secret(store) -> str:
@@ -169,3 +178,33 @@ def test_a_callback_url_the_service_may_not_call_is_refused_before_anything_is_q
         timeout=60,
     )
     assert check(spec, response, 400).json()["error"]["code"] == "bad_callback_url"
+
+
+def test_keys_show_their_webhook_secret_once_and_one_made_before_webhooks_is_given_one(
+    settings, gateway, store, spec
+):
+    name = unique("hooks")
+    made = recog_keys(settings, "create", name)
+    assert made.returncode == 0, made.stderr
+    session = new_key_session(made.stdout.strip())
+    key_id, _ = keys.split(made.stdout.strip())
+    secret = store.keys.get(key_id).webhook_secret
+    assert secret.startswith("whsec_") and secret in made.stderr and secret not in made.stdout
+
+    # As a key made before webhooks has none (before the gateway first looks the key up).
+    store.keys.set_webhook_secret(key_id, None)
+    form = {"callback_url": "http://127.0.0.1:9/hook"}
+    upload = {"file": ("two.png", images.png_digit(2))}
+    refused = session.post(f"{gateway}/v1/jobs", files=upload, data=form, timeout=60)
+    error = check(spec, refused, 400).json()["error"]
+    assert error["code"] == "no_webhook_secret" and f"recog keys webhook-secret {name}" in error["message"]
+
+    given = recog_keys(settings, "webhook-secret", name)
+    assert given.returncode == 0, given.stderr
+    assert (
+        given.stdout.strip().startswith("whsec_")
+        and store.keys.get(key_id).webhook_secret == given.stdout.strip()
+    )
+    time.sleep(settings.key_cache_seconds + 1)  # the gateway's key cache
+    assert session.post(f"{gateway}/v1/jobs", files=upload, data=form, timeout=60).status_code == 202
+    assert recog_keys(settings, "webhook-secret", unique("nobody")).returncode != 0
