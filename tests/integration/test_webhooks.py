@@ -114,7 +114,8 @@ def test_a_receiver_that_fails_twice_gets_each_callback_three_times_signed(gatew
     secret = webhook_secret(store)
     for calls in (job_calls, batch_calls):
         gaps = [later[0] - earlier[0] for earlier, later in zip(calls, calls[1:], strict=False)]
-        assert gaps[0] >= 5 and gaps[1] >= 15, f"tried again too soon: {gaps}"
+        # Less a little: a try is timed as it starts, its arrival a few ms later.
+        assert gaps[0] >= 4.9 and gaps[1] >= 14.9, f"tried again too soon: {gaps}"
         for at, headers, body in calls:
             assert callbacks.verify(secret, body, headers[callbacks.SIGNATURE_HEADER], int(at)), headers
             assert not callbacks.verify("whsec_another", body, headers[callbacks.SIGNATURE_HEADER], int(at))
