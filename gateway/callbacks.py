@@ -22,11 +22,11 @@ def asked_for(services) -> str | None:
     try:
         callbacks.resolve(url, services.settings.callback_allow)
     except callbacks.CallbackRefused as exc:
-        raise ApiError(400, "bad_callback_url", str(exc)) from None
+        raise ApiError(422, "bad_callback_url", str(exc)) from None
     key = services.keys.find(caller().key_id)
     if key is None or not key.webhook_secret:
         raise ApiError(
-            400,
+            422,
             "no_webhook_secret",
             f"this key ({caller().name!r}) has no webhook secret to sign callbacks with: it was made "
             f"before webhooks. Give it one with `recog keys webhook-secret {caller().name}`",

@@ -47,7 +47,8 @@ def _errors(*statuses: int) -> dict:
         "retry finds no failed job to retry (no Retry-After: for good)",
         413: "the upload, an image's pixel count, or a batch's files are over the limit",
         415: "not an image in a format recog reads",
-        422: "a truncated or corrupt image or zip, or an Idempotency-Key reused for other files",
+        422: "a truncated or corrupt image or zip, an Idempotency-Key reused for other files, or a "
+        "callback_url the service may not call",
         429: "the key's request rate (RECOG_REQUESTS_PER_SECOND) or, for an upload, the tenant's "
         "queued images (RECOG_MAX_QUEUED_IMAGES) are over their limit; retry after Retry-After",
         503: "Cassandra is not answering, or (POST /v1/jobs) the queue is full; retry after Retry-After",

@@ -1,6 +1,6 @@
 """Webhooks on the real stack: a receiver on 127.0.0.1 that fails twice and then accepts gets a
 job's and a batch's signed callback three times, with the real backoff between; a redirect is
-not followed; a URL the allow-list refuses is answered 400."""
+not followed; a URL the allow-list refuses is answered 422."""
 
 import json
 import threading
@@ -170,7 +170,7 @@ def test_a_callback_url_the_service_may_not_call_is_refused_before_anything_is_q
         data={"callback_url": url},
         timeout=60,
     )
-    error = check(spec, response, 400).json()["error"]
+    error = check(spec, response, 422).json()["error"]
     assert error["code"] == "bad_callback_url" and says in error["message"], error
     response = API.post(
         f"{gateway}/v1/batches",
@@ -178,7 +178,7 @@ def test_a_callback_url_the_service_may_not_call_is_refused_before_anything_is_q
         data={"callback_url": url},
         timeout=60,
     )
-    assert check(spec, response, 400).json()["error"]["code"] == "bad_callback_url"
+    assert check(spec, response, 422).json()["error"]["code"] == "bad_callback_url"
 
 
 def test_keys_show_their_webhook_secret_once_and_one_made_before_webhooks_is_given_one(
@@ -197,7 +197,7 @@ def test_keys_show_their_webhook_secret_once_and_one_made_before_webhooks_is_giv
     form = {"callback_url": "http://127.0.0.1:9/hook"}
     upload = {"file": ("two.png", images.png_digit(2))}
     refused = session.post(f"{gateway}/v1/jobs", files=upload, data=form, timeout=60)
-    error = check(spec, refused, 400).json()["error"]
+    error = check(spec, refused, 422).json()["error"]
     assert error["code"] == "no_webhook_secret" and f"recog keys webhook-secret {name}" in error["message"]
 
     given = recog_keys(settings, "webhook-secret", name)
