@@ -111,9 +111,9 @@ def main() -> None:
 def measure_scale_out(stack, multiplier: int, folder: Path, key: str) -> dict:
     """One worker of one process runs a batch; a second joins SCALE_OUT_AFTER s after the upload
     began. Both stopped again after."""
-    stack.stop("worker1")
+    stack.stop_workers()
     one = bench_stack(prefetch_multiplier=multiplier, worker_concurrency=1)
-    one.start_worker("worker1")
+    one.start_worker("worker1", queues="both")
     one.wait_worker_ready("worker1")
     figures: dict = {}
 
@@ -128,7 +128,7 @@ def measure_scale_out(stack, multiplier: int, folder: Path, key: str) -> dict:
     uploading.start()
     time.sleep(SCALE_OUT_AFTER)
     # No metrics server of its own: the first worker's port is taken.
-    one.start_worker("worker2", settings=one.settings.replace(worker_metrics_port=0))
+    one.start_worker("worker2", settings=one.settings.replace(worker_metrics_port=0), queues="both")
     one.wait_worker_ready("worker2")
     second_ready = time.perf_counter() - started
     uploading.join()

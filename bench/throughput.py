@@ -293,17 +293,17 @@ def bench_stack(image_store: str = "volume", **overrides) -> LocalStack:
 
 
 def start_fresh(stack: LocalStack, commitlog_sync: str = "batch") -> None:
-    """A new stack in an empty state folder: Redis, Cassandra, schema, one worker, the gateway."""
+    """A new stack in an empty state folder: Redis, Cassandra, schema, the workers, the gateway."""
     stack.down()
     shutil.rmtree(STATE / "stack", ignore_errors=True)
     for step in (
         stack.start_redis,
         lambda: stack.start_cassandra(commitlog_sync=commitlog_sync),
         stack.create_schema,
-        stack.start_worker,
+        stack.start_workers,
         stack.start_gateway,
         stack.wait_gateway_ready,
-        stack.wait_worker_ready,
+        stack.wait_workers_ready,
     ):
         step()
 

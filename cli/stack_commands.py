@@ -23,7 +23,8 @@ def local_stack() -> LocalStack:
 
 @click.command()
 def up() -> None:
-    """Start Redis, Cassandra, a worker, the gateway and Flower; harmless if already up."""
+    """Start Redis, Cassandra, the workers (single images, bulk), the gateway and Flower; harmless
+    if already up."""
     stack = local_stack()
     started = time.monotonic()
     steps = [
@@ -31,11 +32,11 @@ def up() -> None:
         ("Cassandra", stack.start_cassandra),
         ("schema", stack.create_schema),
         ("API key", stack.local_key),
-        ("worker", stack.start_worker),
+        ("workers", stack.start_workers),
         ("gateway", stack.start_gateway),
         ("Flower", stack.start_flower),
         ("gateway ready", stack.wait_gateway_ready),
-        ("worker ready", stack.wait_worker_ready),
+        ("workers ready", stack.wait_workers_ready),
     ]
     done = {}
     for label, step in steps:
@@ -57,7 +58,8 @@ recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
   gateway  {s.gateway_url}   API docs {s.gateway_url}/docs, metrics {s.gateway_url}/metrics
            curl -H @{STATE}/api-key.header -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"
   flower   {s.flower_url}   login: {s.flower_user} / {stack.flower_password()}
-  worker metrics  http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics
+  worker metrics  http://{s.worker_metrics_host}:{s.worker_metrics_port}/metrics (single images),
+                  http://{s.worker_metrics_host}:{s.worker_metrics_port + 1}/metrics (bulk)
   cqlsh    {cqlsh} "{audit_query}"
            {cqlsh} "SELECT * FROM recognition.jobs WHERE job_id = <job id>"
   stop     make down

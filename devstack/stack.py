@@ -22,6 +22,10 @@ from devstack import cassandra, processes
 from shared.settings import Settings
 
 BIN = Path(sys.executable).parent
+# The local stack's workers: one takes single-image jobs, the other bulk chunks, niced, so a single
+# job never waits behind a chunk, for a pool process or for CPU (docs/architecture.md#priority).
+SINGLES_WORKER, BULK_WORKER = "worker1", "worker-bulk"
+BULK_NICE = 10
 
 
 class LocalStack:
@@ -123,17 +127,29 @@ class LocalStack:
             cluster.shutdown()
 
     def start_worker(
-        self, name: str = "worker1", settings: Settings | None = None, app: str = "workers.main"
+        self,
+        name: str = SINGLES_WORKER,
+        settings: Settings | None = None,
+        app: str = "workers.main",
+        queues: str | None = None,
     ) -> None:
         """settings: this worker's own (another image folder, say), else the stack's. app: the
-        Celery app's module (a test's may wrap the real one)."""
+        Celery app's module (a test's may wrap the real one). queues: "singles", "bulk" or "both";
+        by default a worker named worker-bulk... takes the bulk queue, niced, and serves its metrics
+        on the port after the singles worker's, and any other takes the single-image queue."""
+        settings = settings or self.settings
+        role = queues or ("bulk" if name.startswith(BULK_WORKER) else "singles")
+        if role == "bulk":
+            port = settings.worker_metrics_port
+            settings = settings.replace(worker_nice=BULK_NICE, worker_metrics_port=port + 1 if port else 0)
+        taken = {"singles": settings.queue, "bulk": settings.bulk_queue}
         argv = [
             str(BIN / "celery"),
             "-A",
             app,
             "worker",
             "-Q",
-            f"{(settings or self.settings).queue},{(settings or self.settings).bulk_queue}",
+            taken.get(role, f"{settings.queue},{settings.bulk_queue}"),
             "-n",
             f"{name}@%h",
             "-E",
@@ -143,6 +159,19 @@ class LocalStack:
         ]
         env = {**self.env(settings), "PROMETHEUS_MULTIPROC_DIR": str(self.root / "metrics" / name)}
         processes.start(name, argv, self.run_dir, self.log_dir, env=env)
+
+    def start_workers(self) -> None:
+        """The single-image worker and the bulk worker: single jobs never wait behind chunks."""
+        self.start_worker(SINGLES_WORKER)
+        self.start_worker(BULK_WORKER)
+
+    def stop_workers(self) -> None:
+        self.stop(BULK_WORKER)
+        self.stop(SINGLES_WORKER)
+
+    def wait_workers_ready(self, timeout: float = 120) -> None:
+        self.wait_worker_ready(SINGLES_WORKER, timeout)
+        self.wait_worker_ready(BULK_WORKER, timeout)
 
     def stop(self, name: str) -> None:
         """Stop one service the way `make down` does: SIGTERM, then wait for it."""
@@ -236,7 +265,7 @@ class LocalStack:
             time.sleep(0.5)
         raise TimeoutError(f"gateway not ready after {timeout:.0f} s: {last}; see {self.log('gateway')}")
 
-    def wait_worker_ready(self, name: str = "worker1", timeout: float = 120) -> None:
+    def wait_worker_ready(self, name: str = SINGLES_WORKER, timeout: float = 120) -> None:
         """Until the worker answers a ping: its model is loaded once it does."""
         from celery import Celery
 

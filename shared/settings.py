@@ -125,6 +125,9 @@ class Settings:
     # Two pool processes overlap one chunk's Cassandra waits with the other's recognition:
     # 2,000 images through `recog submit-folder` went from 105 to 183 images/s on the 2-core machine.
     worker_concurrency: int = setting(2, (WORKERS, STACK), 1, 256)
+    # The CPU priority a worker runs at (its nice value): the bulk worker's is 10 (the local stack's
+    # worker-bulk, compose's worker-bulk), so single-image jobs never wait for CPU behind chunks.
+    worker_nice: int = setting(0, (WORKERS,), 0, 19)
     # Dynamic batching of single-image jobs: a model call of at most max_batch jobs, started as soon
     # as a pool process is free for it; jobs arriving while every process is busy gather until one
     # is free (workers/gathering.py). max_wait_ms above 0 also holds a job up to that long with a

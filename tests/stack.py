@@ -23,7 +23,7 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
 from devstack import processes
-from devstack.stack import BIN, LocalStack
+from devstack.stack import BIN, BULK_WORKER, SINGLES_WORKER, LocalStack
 from shared.image_store import open_image_store
 from shared.jobs import FINAL_STATES
 from shared.settings import IMAGE_STORES, PROJECT_ROOT, Settings
@@ -47,6 +47,7 @@ PORTS = {
     "gateway": 18000,
     "flower": 15555,
     "worker_metrics": 19100,
+    "bulk_worker_metrics": 19101,  # the bulk worker's: the next port (devstack.stack.start_worker)
 }
 
 
@@ -106,11 +107,11 @@ def stack(request, stack_lock):
         # Its CLI runs (settings.to_env()) and requests (API) use the stack's own key.
         stack.settings = stack.settings.replace(api_key=stack.local_key())
         API.headers["Authorization"] = f"Bearer {stack.settings.api_key}"
-        stack.start_worker()
+        stack.start_workers()
         stack.start_gateway()
         stack.start_flower()
         stack.wait_gateway_ready()
-        stack.wait_worker_ready()
+        stack.wait_workers_ready()
         yield stack
     finally:
         stack.down()
@@ -130,7 +131,8 @@ def stack_made_whole(request):
     starts = {
         "redis": stack.start_redis,
         "cassandra": stack.start_cassandra,
-        "worker1": stack.start_worker,
+        SINGLES_WORKER: stack.start_worker,
+        BULK_WORKER: lambda: stack.start_worker(BULK_WORKER),
         "gateway": stack.start_gateway,
         "flower": stack.start_flower,
     }
@@ -141,8 +143,8 @@ def stack_made_whole(request):
         stack.wait_gateway_ready()
     if "cassandra" in dead:
         wait_for_cassandra_everywhere(request.getfixturevalue("store"), stack.settings.gateway_url)
-    if "worker1" in dead:
-        stack.wait_worker_ready()
+    for worker in {SINGLES_WORKER, BULK_WORKER} & set(dead):
+        stack.wait_worker_ready(worker)
 
 
 @pytest.fixture(scope="session")
@@ -152,17 +154,19 @@ def settings(stack) -> Settings:
 
 @contextlib.contextmanager
 def poisoned_worker_running(stack: LocalStack, settings: Settings | None = None):
-    """worker1 replaced by tests/poisoned_worker.py's (settings: its own, else the stack's) for the
-    block, and the real one back after it; yields the poisoned worker's pid."""
-    stack.stop("worker1")
-    stack.start_worker("worker1", settings=settings, app="tests.poisoned_worker")
+    """Both workers replaced, for the block, by one worker1 of tests/poisoned_worker.py's that takes
+    both queues (settings: its own, else the stack's), as a worker may be run; the real ones back
+    after it. Yields the poisoned worker's pid."""
+    stack.stop(BULK_WORKER)
+    stack.stop(SINGLES_WORKER)
+    stack.start_worker(SINGLES_WORKER, settings=settings, app="tests.poisoned_worker", queues="both")
     stack.wait_worker_ready()
     try:
-        yield processes.running_pid(stack.run_dir, "worker1")
+        yield processes.running_pid(stack.run_dir, SINGLES_WORKER)
     finally:
-        stack.stop("worker1")
-        stack.start_worker("worker1")
-        stack.wait_worker_ready()
+        stack.stop(SINGLES_WORKER)
+        stack.start_workers()
+        stack.wait_workers_ready()
 
 
 @pytest.fixture(scope="session")
@@ -267,14 +271,14 @@ def put_image(settings: Settings, store: CassandraStore, data: bytes) -> str:
 RECONNECT_LINES = ("Connected to", "Temporarily reducing", "Resuming normal", "Restoring")
 
 
-def worker_report(stack: LocalStack, lines: int = 40) -> str:
+def worker_report(stack: LocalStack, lines: int = 40, name: str = SINGLES_WORKER) -> str:
     """For a test that found the worker stuck: where each of its processes is (py-spy dump of the
     main process and its pool), what Redis holds for it (its queues, the messages delivered and
     not acknowledged), and the last warnings, errors and reconnects of its log. A clean-clone CI
     run keeps only the failure's message, so what a later reader needs must be in it."""
-    pid = processes.running_pid(stack.run_dir, "worker1")
+    pid = processes.running_pid(stack.run_dir, name)
     if pid is None:
-        return "worker1 is not running"
+        return f"{name} is not running"
     spy = BIN / "py-spy"  # a dev dependency, beside this interpreter
     dumps = "(py-spy not found)"
     if spy.exists():
@@ -296,14 +300,14 @@ def worker_report(stack: LocalStack, lines: int = 40) -> str:
         )
     except redis.RedisError as exc:
         held = f"Redis: {exc!r}"
-    log = stack.log("worker1")
+    log = stack.log(name)
     noted = [
         line[:300]
         for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
         if any(level in line for level in ("WARNING/", "ERROR/", "CRITICAL/"))
         or any(words in line for words in RECONNECT_LINES)
     ]
-    return f"worker1 (pid {pid}):\n{dumps}\n{held}\nits last warnings, errors and reconnects:\n" + "\n".join(
+    return f"{name} (pid {pid}):\n{dumps}\n{held}\nits last warnings, errors and reconnects:\n" + "\n".join(
         noted[-lines:]
     )
 

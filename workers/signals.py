@@ -5,7 +5,21 @@ from __future__ import annotations
 import uuid
 
 from celery import current_app
-from celery.signals import task_received, worker_process_init, worker_process_shutdown, worker_ready
+from celery.signals import (
+    task_received,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
+
+
+@worker_init.connect
+def _set_priority(sender=None, **_kwargs) -> None:
+    from workers.priority import lower_priority
+
+    # In the main process, before the pool forks: its processes inherit it.
+    lower_priority(sender.app.settings.worker_nice)
 
 
 @worker_process_init.connect

@@ -274,7 +274,7 @@ def test_readable_on_a_phone(browser, gateway):
 def test_a_batch_is_cancelled_from_its_card(page, stack, gateway):
     """No worker runs while the batch is cancelled, so none of it can end first; the card follows
     it to 'cancelled' once a worker is back."""
-    stack.stop("worker1")
+    stack.stop_workers()
     try:
         files = [("files", (f"c{d}.png", images.png_digit(d))) for d in range(5)]
         batch = API.post(f"{gateway}/v1/batches", files=files, data={"name": "to cancel"}, timeout=60).json()
@@ -286,7 +286,7 @@ def test_a_batch_is_cancelled_from_its_card(page, stack, gateway):
         expect(card.locator(".batch-state")).to_contain_text("cancelling", timeout=30_000)
         expect(card.get_by_role("button", name="Cancel batch")).to_be_hidden()
     finally:
-        stack.start_worker("worker1")
+        stack.start_workers()
     expect(card.locator(".batch-state")).to_contain_text("cancelled", timeout=180_000)
     expect(card.locator(".counts")).to_contain_text("5 of 5 finished: 0 done, 0 failed, 5 cancelled")
     page.locator("#batches").screenshot(path=SHOTS / "batch-cancelled.png")

@@ -63,7 +63,7 @@ def compose():
     )
     started = time.monotonic()
     try:
-        built = stack.up(600, "--scale", "worker=2")
+        built = stack.up(600, "--scale", "worker-bulk=2")
         # What compose-up does next: a key made in the gateway's container, kept in the state folder.
         API.headers["Authorization"] = f"Bearer {stack.api_key()}"
         print(f"\ncompose stack healthy {time.monotonic() - started:.0f} s after the start; images:")
@@ -112,7 +112,7 @@ def test_the_page_is_served_and_a_digit_through_curl_comes_back_right(compose):
     assert '"label":"3"' in out.stdout.replace(" ", "") and '"status":"done"' in out.stdout.replace(" ", "")
 
 
-def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compose, tmp_path):
+def test_a_folder_of_500_ends_all_done_on_both_bulk_workers_and_is_in_cassandra(compose, tmp_path):
     folder, out = tmp_path / "digits", tmp_path / "results.csv"
     folder.mkdir()
     for i in range(500):
@@ -131,7 +131,7 @@ def test_a_folder_of_500_ends_all_done_on_both_workers_and_is_in_cassandra(compo
     assert sum(r["label"] == r["file"].split("-")[1][0] for r in rows) >= 495
     workers = {API.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[:200]}
     workers |= {API.get(f"{GATEWAY}/v1/jobs/{r['job_id']}", timeout=10).json()["worker"] for r in rows[-200:]}
-    assert len(workers) == 2, f"--scale worker=2, but the work went to {workers}"
+    assert len(workers) == 2, f"--scale worker-bulk=2, but the work went to {workers}"
     job = rows[0]["job_id"]
     cql = f"SELECT status, label FROM recognition.jobs WHERE job_id = {job}"
     seen = compose.compose(
@@ -164,12 +164,12 @@ def test_killing_the_workers_mid_batch_loses_nothing(compose):
     ]
     batch = API.post(f"{GATEWAY}/v1/batches", files=files, data={"name": "kill"}, timeout=300).json()
     wait_for_done(GATEWAY, batch["id"], 1, timeout=120)
-    compose.compose("kill", "worker", capture_output=True)
+    compose.compose("kill", "worker", "worker-bulk", capture_output=True)
     status = API.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
     in_flight = 400 - status["done"]
     assert in_flight > 0, "the batch ended before the kill: nothing was in flight"
     killed = time.monotonic()
-    compose.compose("up", "-d", "--scale", "worker=2", "--no-recreate", capture_output=True)
+    compose.compose("up", "-d", "--scale", "worker-bulk=2", "--no-recreate", capture_output=True)
     deadline = killed + 180
     while time.monotonic() < deadline:
         status = API.get(f"{GATEWAY}/v1/batches/{batch['id']}", timeout=30).json()
@@ -189,7 +189,7 @@ def test_down_and_up_keep_every_job_readable(compose):
     )
     job = first.json()["id"]
     compose.compose("down", capture_output=True)
-    compose.up(600, "--scale", "worker=2")
+    compose.up(600, "--scale", "worker-bulk=2")
     again = API.get(f"{GATEWAY}/v1/jobs/{job}", timeout=10).json()
     assert (again["status"], again["label"]) == ("done", "7")
 

@@ -60,7 +60,7 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
     filler, single = (keyed(app, settings, tenant) for tenant in tenants)
     counted = redis.Redis.from_url(settings.redis_url)
     before = {reason: refused(reason) for reason in ("too_many_queued", "queue_full")}
-    stack.stop("worker1")
+    stack.stop_workers()
     try:
         files = {"files": [(io.BytesIO(images.fresh_png_digit(d, 4)), f"q{d}.png") for d in range(4)]}
         batch = filler.post("/v1/batches", data=files, content_type="multipart/form-data")
@@ -83,8 +83,8 @@ def test_queued_images_and_a_full_queue_refuse_until_the_workers_catch_up(stack,
         assert counted.zcard(queued_set(tenants[1])) == 3, "the refused job was left counted as queued"
         assert int(full.headers["Retry-After"]) > 0
     finally:
-        stack.start_worker()
-    stack.wait_worker_ready()
+        stack.start_workers()
+    stack.wait_workers_ready()
     lines = filler.get(f"/v1/batches/{batch.get_json()['id']}/results?format=json").get_json()
     ids = [line["job_id"] for line in lines]
     rows = wait_until_final(store, ids + queued, timeout=120)

@@ -38,7 +38,7 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
 ):
     """SIGTERM the worker, so nothing runs; queue a batch, a batch two of whose jobs are cancelled
     alone, and a single job; cancel; start a worker: it skips what was cancelled."""
-    stack.stop("worker1")
+    stack.stop_workers()
     try:
         whole = post_batch(gateway, digit_files(300, prefix="cancel-whole")).json()
         some = post_batch(gateway, digit_files(10, prefix="cancel-some")).json()
@@ -75,8 +75,8 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
         ]
     finally:
         started = time.monotonic()
-        stack.start_worker("worker1")
-    stack.wait_worker_ready()
+        stack.start_workers()
+    stack.wait_workers_ready()
 
     ended = wait_for_end(gateway, whole["id"])
     print(f"\n300 cancelled images ended {time.monotonic() - started:.1f} s after the worker's start")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.stack import BULK_WORKER, SINGLES_WORKER
 from shared.jobs import FINAL_STATES, utcnow
 from tests import images
 from tests.integration.test_batches import audit_rows_per_job, wait_for_done
@@ -34,9 +35,9 @@ def restart(stack, service: str) -> None:
         stack.start_redis()
     elif service == "cassandra":
         stack.start_cassandra()
-    elif service == "worker1":
-        stack.start_worker()
-        stack.wait_worker_ready()
+    elif service == "workers":
+        stack.start_workers()
+        stack.wait_workers_ready()
     else:
         stack.start_gateway()
         stack.wait_gateway_ready()
@@ -75,7 +76,7 @@ def batch_id_of(out: Path, timeout: float = 60) -> str:
 
 
 @pytest.mark.parametrize("stack", ["volume"], indirect=True)  # the image store plays no part
-@pytest.mark.parametrize("service", ["redis", "cassandra", "worker1", "gateway"])
+@pytest.mark.parametrize("service", ["redis", "cassandra", "workers", "gateway"])
 def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stack, store, service, tmp_path):
     gateway = stack.settings.gateway_url
     folder, out = tmp_path / service, tmp_path / f"{service}.csv"
@@ -93,7 +94,8 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
     batch_id = batch_id_of(out)
     progress = wait_for_done(gateway, batch_id, 100, timeout=60)
     replayed = value(samples(f"{gateway}/metrics"), "recog_uploads_replayed_total")
-    stack.kill(service)
+    for name in [BULK_WORKER, SINGLES_WORKER] if service == "workers" else [service]:
+        stack.kill(name)
     killed = time.monotonic()
     assert progress["total"] < IMAGES or progress["done"] < IMAGES, "the batch ended before the kill"
     time.sleep(5)
@@ -114,7 +116,7 @@ def test_a_killed_service_loses_nothing_and_all_is_final_within_two_minutes(stac
         tail = (timeout.stderr or b"")[-300:].decode(errors="replace")  # bytes, even with text=True
         pytest.fail(
             f"the CLI had not ended {RECOVERY_LIMIT + 60} s after the restart; the batch then: {status}; "
-            f"the CLI's last words: {tail!r}\n{worker_report(stack)}"
+            f"the CLI's last words: {tail!r}\n{worker_report(stack, name=BULK_WORKER)}"
         )
     finally:
         cli.kill()  # a no-op once it has exited; never left running by a failed test

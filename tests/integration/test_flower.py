@@ -56,20 +56,21 @@ def test_the_password_is_on_no_command_line(flower):
     assert not shown, shown
 
 
-def test_flower_lists_the_worker(flower):
+def test_flower_lists_both_workers_with_their_queues(flower):
     url, auth = flower
 
     def workers():
         return requests.get(f"{url}/api/workers", params={"refresh": 1}, auth=auth, timeout=30).json()
 
+    def queues(found: dict, name: str) -> set[str] | None:
+        entry = next((v for k, v in found.items() if k.startswith(f"{name}@") and "active_queues" in v), None)
+        return None if entry is None else {q["name"] for q in entry["active_queues"]}
+
     # Flower fills a worker's entry from several inspect replies; under load one (its queues) can
-    # miss a refresh's deadline and the entry comes without it: asked again until it is whole.
-    found = poll(
-        workers, lambda w: any(name.startswith("worker1@") and "active_queues" in v for name, v in w.items())
-    )
-    worker = next(v for k, v in found.items() if k.startswith("worker1@") and "active_queues" in v)
-    queues = {q["name"] for q in worker["active_queues"]}
-    assert {"recog", "recog.bulk"} <= queues
+    # miss a refresh's deadline and the entry comes without it: asked again until both are whole.
+    found = poll(workers, lambda w: queues(w, "worker1") and queues(w, "worker-bulk"))
+    assert queues(found, "worker1") == {"recog"}
+    assert queues(found, "worker-bulk") == {"recog.bulk"}
 
 
 def test_flower_shows_a_finished_chunk_task_with_ids_only(flower, gateway):
@@ -87,7 +88,7 @@ def test_flower_shows_a_finished_chunk_task_with_ids_only(flower, gateway):
     tasks = poll(chunk_tasks, lambda ts: any(t["state"] == "SUCCESS" for t in ts))
     task = next(t for t in tasks if t["state"] == "SUCCESS")
     assert task["name"] == "recog.recognise_chunk"
-    assert task["worker"].startswith("worker1@")
+    assert task["worker"].startswith("worker-bulk@")
     # The arguments Flower shows are the batch id and the job ids, in upload order: nothing else.
     rows = API.get(f"{gateway}{accepted['links']['results']}", params={"format": "json"}, timeout=30).json()
     job_ids = [row["job_id"] for row in sorted(rows, key=lambda r: r["file"])]

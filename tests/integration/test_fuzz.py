@@ -7,6 +7,7 @@ import time
 import pytest
 
 from devstack import processes
+from devstack.stack import BULK_WORKER, SINGLES_WORKER
 from tests.fuzz import SEED, lying_zips, mutated_files
 from tests.integration.test_batches import wait_for_batch
 from tests.stack import API, wait_until_final
@@ -14,15 +15,18 @@ from tests.stack import API, wait_until_final
 pytestmark = pytest.mark.timeout(600)
 
 
-def worker_log_tail(stack, since: int) -> str:
-    with stack.log("worker1").open("rb") as fh:
+WORKERS = (SINGLES_WORKER, BULK_WORKER)
+
+
+def worker_log_tail(stack, name: str, since: int) -> str:
+    with stack.log(name).open("rb") as fh:
         fh.seek(since)
         return fh.read().decode(errors="replace")
 
 
 def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gateway, store):
-    worker = processes.running_pid(stack.run_dir, "worker1")
-    log_start = stack.log("worker1").stat().st_size
+    pids = {name: processes.running_pid(stack.run_dir, name) for name in WORKERS}
+    log_starts = {name: stack.log(name).stat().st_size for name in WORKERS}
     files = mutated_files(SEED)
     assert len(files) >= 2000
     accepted, refused, batch_id = 0, 0, None
@@ -52,10 +56,11 @@ def test_damaged_images_get_4xx_or_a_final_state_and_no_worker_dies(stack, gatew
     # Refused files are in the batch too, failed with the gateway's reason.
     assert final["total"] == len(files) and final["done"] + final["failed"] == len(files)
     assert final["failed"] >= refused
-    assert processes.running_pid(stack.run_dir, "worker1") == worker, "the worker restarted"
-    log = worker_log_tail(stack, log_start)
-    for sign in ("WorkerLostError", "exited with 'signal", "Traceback"):
-        assert sign not in log, f"the worker log shows {sign!r}:\n{log[log.find(sign) - 2000 :][:4000]}"
+    for name in WORKERS:
+        assert processes.running_pid(stack.run_dir, name) == pids[name], f"{name} restarted"
+        log = worker_log_tail(stack, name, log_starts[name])
+        for sign in ("WorkerLostError", "exited with 'signal", "Traceback"):
+            assert sign not in log, f"{name}'s log shows {sign!r}:\n{log[log.find(sign) - 2000 :][:4000]}"
 
 
 def test_zips_with_lying_headers_never_get_a_5xx(gateway):

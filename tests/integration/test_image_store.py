@@ -51,8 +51,8 @@ def test_a_worker_on_another_host_needs_no_shared_folder(stack, settings, store,
     """worker2 stands for a worker on another host: its own empty image folder, nothing shared with
     the gateway but Redis and Cassandra. It finishes single and bulk jobs, and nobody writes a file."""
     elsewhere = tmp_path / "worker2-images"
-    stack.stop("worker1")
-    stack.start_worker("worker2", settings.replace(image_dir=elsewhere, worker_metrics_port=0))
+    stack.stop_workers()
+    stack.start_worker("worker2", settings.replace(image_dir=elsewhere, worker_metrics_port=0), queues="both")
     try:
         stack.wait_worker_ready("worker2")
         # Sizes no other test uses: new bytes, so the worker must read them (no cached answer).
@@ -75,8 +75,8 @@ def test_a_worker_on_another_host_needs_no_shared_folder(stack, settings, store,
         assert files_under(elsewhere) == [] and files_under(settings.image_dir) == []
     finally:
         stack.stop("worker2")
-        stack.start_worker("worker1")
-        stack.wait_worker_ready()
+        stack.start_workers()
+        stack.wait_workers_ready()
 
 
 @pytest.mark.parametrize("stack", ["cassandra"], indirect=True)

@@ -27,6 +27,7 @@ PORTS = {
     "gateway": 28000,
     "flower": 25555,
     "metrics": 29100,
+    "bulk metrics": 29101,  # the bulk worker's: the next port
 }
 # A fresh Cassandra and a worker loading TensorFlow on two cores: minutes, not seconds.
 pytestmark = pytest.mark.timeout(600)
@@ -99,7 +100,7 @@ def test_up_serves_a_job_and_flower_and_down_stops_everything(up_env):
     assert requests.get(f"{flower}/api/workers", auth=(user, password), timeout=30).status_code == 200
 
     pids = {p.stem: p.read_text() for p in (state / "run").glob("*.pid")}
-    assert set(pids) == {"redis", "cassandra", "worker1", "gateway", "flower"}
+    assert set(pids) == {"redis", "cassandra", "worker1", "worker-bulk", "gateway", "flower"}
     again = time.monotonic()
     recog(env, "up")
     assert time.monotonic() - again < 60, "a second `recog up` should find everything running"
@@ -107,7 +108,7 @@ def test_up_serves_a_job_and_flower_and_down_stops_everything(up_env):
     assert (state / "api-key").read_text().strip() == key, "a second `recog up` keeps the key"
 
     stopped = recog(env, "down")
-    assert stopped.strip() == "stopped: flower, gateway, worker1, cassandra, redis"
+    assert stopped.strip() == "stopped: flower, gateway, worker1, worker-bulk, cassandra, redis"
     still = [f"{name} ({port})" for name, port in PORTS.items() if not processes.port_is_free(port)]
     assert not still, f"still listening after recog down: {still}"
     assert not list((state / "run").glob("*.pid"))

@@ -48,7 +48,7 @@ def test_old_rows_and_images_go_and_a_live_job_keeps_its_own(stack, settings):
     key = recog(own, "keys", "create", "retention").strip().splitlines()[-1]
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     store = CassandraStore.open(own)
-    stack.start_worker("worker2", settings=own)
+    stack.start_worker("worker2", settings=own, queues="both")
     try:
         stack.wait_worker_ready("worker2")
         old = client.post("/v1/jobs?wait=30", data={"file": (_bytes(1), "old.png")}).get_json()

@@ -38,7 +38,7 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
     files = [(f"retry/{d}.png", images.fresh_png_digit(d, 8)) for d in range(8)]
     refused = ("retry/cut.png", images.png_digit(1)[:20])  # cut inside its header
     gone = [data for _, data in files[:3]]
-    stack.stop("worker1")
+    stack.stop_workers()
     try:
         batch = post_batch(gateway, [*files, refused]).json()
         assert batch["accepted"] == 8 and len(batch["failed"]) == 1, batch
@@ -46,8 +46,8 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
         for data in gone:
             image_store.delete(hashlib.sha256(data).hexdigest())
     finally:
-        stack.start_worker("worker1")
-    stack.wait_worker_ready()
+        stack.start_workers()
+    stack.wait_workers_ready()
     first = wait_for_end(gateway, batch["id"])
     assert (first["status"], first["done"], first["failed"]) == ("partial", 5, 4), first
     failures = API.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json&status=failed", timeout=30)

@@ -15,7 +15,14 @@ import yaml
 from devstack.images import LOCAL_IMAGES
 from shared.settings import PROJECT_ROOT, Settings, SettingsError
 
-RECOG_SERVICES = ("schema", "gateway", "worker", "worker-gpu", "flower")  # built from our Dockerfiles
+RECOG_SERVICES = (
+    "schema",
+    "gateway",
+    "worker",
+    "worker-bulk",
+    "worker-gpu",
+    "flower",
+)  # built from our Dockerfiles
 SETTINGS = {"RECOG_" + f.name.upper() for f in dataclasses.fields(Settings)}
 MUST_BE_SET = (
     "RECOG_REDIS_URL",
@@ -128,7 +135,7 @@ def test_recog_services_get_every_setting_they_need(rendered):
 
 def test_gateway_and_workers_share_the_image_volume(rendered):
     services = rendered["services"]
-    for name in ("gateway", "worker", "worker-gpu"):
+    for name in ("gateway", "worker", "worker-bulk", "worker-gpu"):
         mounts = {v.split(":")[0]: v.split(":")[1] for v in services[name]["volumes"]}
         assert mounts.get("images") == services[name]["environment"]["RECOG_IMAGE_DIR"], name
 
@@ -147,7 +154,7 @@ def test_the_image_store_switch_reaches_every_recog_service(rendered, tmp_path):
 
 def test_the_prefetch_reaches_the_workers(tmp_path):
     """Left out of .env, 0: a worker takes max(4, min(RECOG_MAX_BATCH, 16)) a process ahead."""
-    workers = ("worker", "worker-gpu")
+    workers = ("worker", "worker-bulk", "worker-gpu")
     for value, expected in ((None, 0), ("1", 1)):
         lines = [
             line for line in filled_example().splitlines() if not line.startswith("PREFETCH_MULTIPLIER=")
@@ -185,6 +192,22 @@ def test_workers_scale_and_the_gpu_worker_is_a_profile(rendered):
     assert gpu["build"]["args"]["TENSORFLOW_EXTRA"] == "worker-gpu"
     (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_single_jobs_have_workers_of_their_own_and_bulk_workers_yield_the_cpu(rendered):
+    """docs/architecture.md#priority: the Dockerfile's command takes WORKER_QUEUES (both queues
+    when unset, as the GPU worker runs)."""
+    services = rendered["services"]
+    queues = {name: services[name]["environment"].get("WORKER_QUEUES") for name in services}
+    assert (queues["worker"], queues["worker-bulk"], queues["worker-gpu"]) == ("recog", "recog.bulk", None)
+    assert '-Q \\"${WORKER_QUEUES:-' in (PROJECT_ROOT / "Dockerfile.worker").read_text()
+    bulk = {k: str(v) for k, v in services["worker-bulk"]["environment"].items()}
+    assert Settings.from_env(bulk).worker_nice == 10
+    assert (
+        Settings.from_env({k: str(v) for k, v in services["worker"]["environment"].items()}).worker_nice == 0
+    )
+    assert services["worker-bulk"]["cpu_shares"] < services["worker"].get("cpu_shares", 1024)
+    assert "container_name" not in services["worker-bulk"]  # --scale worker-bulk=N works
 
 
 def test_stateful_services_keep_their_data(rendered):
