@@ -11,7 +11,8 @@ looks at each callback not known ended:
 - ended: it is POSTed, the try recorded with its status or error, and a failed one tried again
   after shared.callbacks.delay, until RECOG_CALLBACK_RETRY_HOURS after the first try.
 
-A try is recorded after its POST, so a worker killed in between sends it again: delivery is at
+A pass tries at most MAX_TRIES_A_PASS callbacks, eight at a time, and the next pass follows at
+once when more were due. A try is recorded after its POST, so a worker killed in between sends it again: delivery is at
 least once, and a receiver tells repeats apart by the body's id. The POST goes to the address the
 allow-list let through, with the connect and read timeouts of the settings, and follows no
 redirect (a 3xx is a failed try).
@@ -51,6 +52,9 @@ MAX_LOOK_GAP = 30.0
 # callback in it has ended: a gateway could still be writing into it before then.
 SETTLE_AFTER = timedelta(minutes=2)
 DELIVERERS = 8  # POSTs at once: a slow receiver holds up only its own
+# Tries a pass at most: eight rounds of the slowest answer (6 s) stay well inside the lock's two
+# minutes, so no other worker takes the lock and sends the same callbacks meanwhile.
+MAX_TRIES_A_PASS = 64
 ERROR_CHARS = 200
 USER_AGENT = "recog-webhooks/1"
 
@@ -62,6 +66,7 @@ class NotifyReport:
     delivered: int = 0
     failed: int = 0
     gave_up: int = 0
+    more: bool = False  # more were due than one pass tries: the next pass comes at once
 
 
 @dataclass
@@ -91,9 +96,13 @@ class Notifier:
             read[minute] = store.callbacks.pending(minute)
             report.minutes_read += 1
             for pending in read[minute]:
-                if pending.subject in self.ended:
+                # A retried upload may have registered its callback twice: one try a pass.
+                if pending.subject in self.ended or any(d.pending.subject == pending.subject for d in due):
                     continue
-                found = self._look(store, pending, now)
+                if len(due) >= MAX_TRIES_A_PASS:
+                    report.more = True
+                    continue
+                found = self._look_safely(store, pending, now)
                 report.looked_at += found is not False
                 if isinstance(found, Due):
                     due.append(found)
@@ -113,6 +122,18 @@ class Notifier:
         count = self.settings.callback_hours * 60 + 1
         minutes = (minute_bucket(first + timedelta(minutes=i)) for i in range(count))
         return [m for m in minutes if m not in self.settled]
+
+    def _look_safely(self, store, pending: Pending, now: datetime) -> Due | bool | None:
+        """A row that cannot be read into a callback (a bug) is looked at again later, and holds
+        up none of the others; only the store being down ends the pass."""
+        try:
+            return self._look(store, pending, now)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("could not look at the callback of %s %s", pending.kind, pending.subject)
+            self.look_again[pending.subject] = (time.monotonic() + MAX_LOOK_GAP, MAX_LOOK_GAP)
+            return None
 
     def _look(self, store, pending: Pending, now: datetime) -> Due | bool | None:
         """False: not looked at (too soon); None: not due; else what to deliver."""
@@ -236,14 +257,17 @@ def start_notifying(app) -> threading.Thread:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         lock = SweepLock(client, timeout=120, name=NOTIFY_LOCK)
         notifier = Notifier(settings)
+        more = False
         while True:
-            time.sleep(PASS_SECONDS)
+            if not more:
+                time.sleep(PASS_SECONDS)
+            more = False
             try:
                 store = connection.get()
                 if not lock.acquire():
                     continue
                 try:
-                    notifier.run_pass(store)
+                    more = notifier.run_pass(store).more
                 finally:
                     lock.release()
             except StoreUnavailable as exc:

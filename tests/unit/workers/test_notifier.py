@@ -11,7 +11,7 @@ from shared.jobs import minute_bucket, utcnow
 from shared.keys import ApiKey
 from shared.settings import Settings
 from shared.store.callbacks import Delivery, Pending
-from workers.notifier import Notifier
+from workers.notifier import MAX_TRIES_A_PASS, Notifier
 
 
 class Callbacks:
@@ -125,3 +125,33 @@ def test_a_url_no_longer_allowed_is_a_failed_try_and_nothing_is_posted():
     store.jobs[job_id] = job_row(job_id, "done")
     assert notifier.run_pass(store, now).failed == 1
     assert posted == [] and "may not call" in store.callbacks.delivery(job_id).attempts[0].error
+
+
+def test_a_callback_registered_twice_is_posted_once_a_pass():
+    store, notifier, job_id, now, posted = setup([200])
+    earlier = minute_bucket(now - timedelta(minutes=1))  # an upload retried a minute later
+    store.callbacks.rows[earlier] = list(store.callbacks.rows[minute_bucket(now)])
+    store.jobs[job_id] = job_row(job_id, "done")
+    assert notifier.run_pass(store, now).delivered == 1 and len(posted) == 1
+
+
+def test_a_row_that_cannot_be_read_holds_up_none_of_the_others():
+    store, notifier, job_id, now, posted = setup([200])
+    broken = uuid.uuid4()
+    store.callbacks.rows[minute_bucket(now)].insert(0, Pending(broken, "job", "http://127.0.0.1:9/x", "key1"))
+    store.jobs[job_id] = job_row(job_id, "done")
+    store.jobs[broken] = {"job_id": broken, "status": "done", "probabilities": 7}  # not a list
+    assert notifier.run_pass(store, now).delivered == 1
+    assert [json.loads(body)["id"] for _, body, _ in posted] == [str(job_id)]
+
+
+def test_a_pass_tries_at_most_its_share_and_says_more_are_due():
+    store, notifier, _, now, posted = setup([200])
+    many = [Pending(uuid.uuid4(), "job", "http://127.0.0.1:9/x", "key1") for _ in range(MAX_TRIES_A_PASS + 5)]
+    store.callbacks.rows[minute_bucket(now)] = many
+    for pending in many:
+        store.jobs[pending.subject] = job_row(pending.subject, "done")
+    first = notifier.run_pass(store, now)
+    assert (first.delivered, first.more) == (MAX_TRIES_A_PASS, True)
+    second = notifier.run_pass(store, now)
+    assert (second.delivered, second.more) == (5, False)
