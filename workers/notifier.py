@@ -13,9 +13,9 @@ looks at each callback not known ended:
 
 A pass tries at most MAX_TRIES_A_PASS callbacks, eight at a time, and the next pass follows at
 once when more were due. A try is recorded after its POST, so a worker killed in between sends
-it again: delivery is at least once, and a receiver tells repeats apart by the body's id. The POST goes to the address the
-allow-list let through, with the connect and read timeouts of the settings, and follows no
-redirect (a 3xx is a failed try).
+it again: delivery is at least once, and a receiver tells repeats apart by the body's id. The
+POST goes to the address the allow-list let through, with the connect and read timeouts of the
+settings, and follows no redirect (a 3xx is a failed try).
 """
 
 from __future__ import annotations
