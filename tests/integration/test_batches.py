@@ -13,12 +13,12 @@ import pytest
 
 from devstack.stack import BULK_WORKER
 from gateway import create_app
+from shared.batch_progress import BATCH_FINAL
 from shared.jobs import as_utc, hour_bucket, utcnow
 from shared.parts import count_lines
 from tests import images
 from tests.stack import API, keyed_client, stored_images
 
-TERMINAL = ("done", "partial", "failed")
 # Batches of hundreds of images on two cores: longer than the default per-test limit allows.
 pytestmark = pytest.mark.timeout(400)
 
@@ -41,9 +41,9 @@ def wait_for_batch(gateway, batch_id, timeout=180):
             time.sleep(0.5)
             continue
         assert response.status_code == 200, body
-        if body["status"] in TERMINAL:
+        if body["status"] in BATCH_FINAL:
             return body
-        time.sleep(0.5)
+        time.sleep(0.25)
     pytest.fail(f"batch {batch_id} not finished after {timeout} s: {body}")
 
 

@@ -7,26 +7,15 @@ import uuid
 
 import pytest
 
-from tests.integration.test_batches import digit_files, post_batch, wait_for_done
+from tests.integration.test_batches import digit_files, post_batch, wait_for_batch, wait_for_done
 from tests.integration.test_cli import recog
 from tests.stack import API, check, submit, wait_until_final
 
 pytestmark = pytest.mark.timeout(400)
-ENDED = ("done", "partial", "failed", "cancelled")
 
 
 def cancel(gateway: str, kind: str, some_id: str):
     return API.post(f"{gateway}/v1/{kind}/{some_id}/cancel", timeout=30)
-
-
-def wait_for_end(gateway: str, batch_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = API.get(f"{gateway}/v1/batches/{batch_id}", timeout=30).json()
-        if body["status"] in ENDED:
-            return body
-        time.sleep(0.25)
-    pytest.fail(f"batch {batch_id} had not ended {timeout} s after its cancel: {body}")
 
 
 def lines(gateway: str, batch_id: str) -> list[dict]:
@@ -78,13 +67,13 @@ def test_cancels_asked_while_no_worker_runs_are_carried_out_by_the_one_that_come
         stack.start_workers()
     stack.wait_workers_ready()
 
-    ended = wait_for_end(gateway, whole["id"])
+    ended = wait_for_batch(gateway, whole["id"])
     print(f"\n300 cancelled images ended {time.monotonic() - started:.1f} s after the worker's start")
     assert (ended["status"], ended["done"], ended["failed"], ended["cancelled"]) == ("cancelled", 0, 0, 300)
     assert {line["status"] for line in lines(gateway, whole["id"])} == {"cancelled"}
     assert ended["finished_at"] is not None and ended["progress_percent"] == 100.0
 
-    partly = wait_for_end(gateway, some["id"])
+    partly = wait_for_batch(gateway, some["id"])
     assert (partly["status"], partly["done"], partly["cancelled"]) == ("partial", 8, 2)
     by_job = {line["job_id"]: line for line in lines(gateway, some["id"])}
     assert {by_job[j]["status"] for j in two} == {"cancelled"} and by_job[two[0]]["label"] is None
@@ -113,7 +102,7 @@ def test_cancelling_a_running_batch_keeps_every_result_already_made(stack, gatew
     assert asked.json()["status"] == "cancelling", (
         "the batch ended before its cancel; the test proved nothing"
     )
-    ended = wait_for_end(gateway, batch["id"])
+    ended = wait_for_batch(gateway, batch["id"])
     assert ended["status"] == "cancelled" and ended["total"] == 1000
     assert ended["cancelled"] > 0 and ended["done"] >= 64
     assert ended["done"] + ended["failed"] + ended["cancelled"] == 1000

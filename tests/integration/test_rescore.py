@@ -12,8 +12,7 @@ import pytest
 from shared.image_store import open_image_store
 from shared.jobs import utcnow
 from tests import images
-from tests.integration.test_batches import post_batch
-from tests.integration.test_cancel import wait_for_end
+from tests.integration.test_batches import post_batch, wait_for_batch
 from tests.integration.test_cli import recog
 from tests.stack import API, check
 
@@ -36,7 +35,7 @@ def test_a_batch_rescored_with_another_model_is_compared_file_by_file(
     files = [(f"rescore/{d}.png", images.fresh_png_digit(d, 4)) for d in range(10)]
     files.append(("rescore/cut.png", images.png_digit(1)[:20]))  # refused at upload: never stored
     source = post_batch(gateway, files).json()
-    first = wait_for_end(gateway, source["id"])
+    first = wait_for_batch(gateway, source["id"])
     assert (first["done"], first["failed"]) == (10, 1), first
     # One image gone from the store since (as retention removes them): reported for its file.
     image_store = open_image_store(settings, lambda: store.session)
@@ -54,7 +53,7 @@ def test_a_batch_rescored_with_another_model_is_compared_file_by_file(
     assert not kept & older, "the re-scored images were left to the collector as unused"
     assert (answer["accepted"], answer["left_out"], answer["source"]) == (10, 1, source["id"])
     assert answer["model"] == reversed_digits and answer["id"] != source["id"]
-    ended = wait_for_end(gateway, answer["id"])
+    ended = wait_for_batch(gateway, answer["id"])
     assert (ended["done"], ended["failed"], ended["total"]) == (9, 1, 10), ended
 
     compared = check(
@@ -99,7 +98,7 @@ def test_a_batch_rescored_with_another_model_is_compared_file_by_file(
 
 def test_compare_wants_a_rescore_and_rescore_a_model(gateway, spec):
     batch = post_batch(gateway, [("r/0.png", images.png_digit(0))]).json()
-    wait_for_end(gateway, batch["id"])
+    wait_for_batch(gateway, batch["id"])
     plain = check(spec, API.get(f"{gateway}/v1/batches/{batch['id']}/compare", timeout=30), 404)
     assert plain.json()["error"]["code"] == "not_a_rescore"
     missing = check(spec, API.post(f"{gateway}/v1/batches/{batch['id']}/rescore", timeout=30), 400)

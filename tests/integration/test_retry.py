@@ -10,8 +10,8 @@ import pytest
 
 from shared.image_store import open_image_store
 from tests import images
-from tests.integration.test_batches import post_batch
-from tests.integration.test_cancel import lines, wait_for_end
+from tests.integration.test_batches import post_batch, wait_for_batch
+from tests.integration.test_cancel import lines
 from tests.integration.test_cli import recog
 from tests.stack import API, check, put_image
 
@@ -48,7 +48,7 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
     finally:
         stack.start_workers()
     stack.wait_workers_ready()
-    first = wait_for_end(gateway, batch["id"])
+    first = wait_for_batch(gateway, batch["id"])
     assert (first["status"], first["done"], first["failed"]) == ("partial", 5, 4), first
     failures = API.get(f"{gateway}/v1/batches/{batch['id']}/results?format=json&status=failed", timeout=30)
     dead = check(spec, failures, 200).json()
@@ -68,7 +68,7 @@ def test_failed_jobs_retried_end_done_in_the_same_batch(stack, gateway, store, s
     # Recounted at once: the three are open again, only the refused file is still failed.
     assert body["failed"] == 1 and body["done"] + body["queued"] + body["running"] == 8
 
-    final = wait_for_end(gateway, batch["id"])
+    final = wait_for_batch(gateway, batch["id"])
     assert (final["status"], final["total"], final["done"], final["failed"]) == ("partial", 9, 8, 1), final
     found = {line["file"]: line for line in lines(gateway, batch["id"])}
     assert len(found) == 9, "a retry added lines instead of reusing the batch's own"
