@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import BinaryIO
@@ -187,19 +188,34 @@ def commit(services, intake: Intake, leave_row: bool = False) -> Work | None:
         raise
     if left:
         QUEUED_LATER.inc()  # Redis refused it above: the sweeper sends it
-    else:
-        try:
-            for unit in work:
-                send_work(services.celery, settings, unit)
-        except QUEUE_DOWN as exc:
-            # Accepted all the same: the work is recorded, and the workers' sweeper sends what was
-            # not queued once Redis answers again (within a lease and a sweep, about 45 s).
-            log.warning(
-                "Redis refused %d jobs' task messages; the sweeper will send them: %s", len(fresh), exc
-            )
-            QUEUED_LATER.inc(len(fresh))
+    elif not send_or_leave(services, work, f"{len(fresh)} jobs'"):
+        QUEUED_LATER.inc(len(fresh))
     JOBS_ACCEPTED.labels("single" if intake.batch_id is None else "batch").inc(len(fresh))
     return None
+
+
+def send_or_leave(services, work: Sequence[Work], whose: str) -> bool:
+    """Send the work's task messages; False if Redis refused them. Accepted all the same: the work
+    is recorded, and the workers' sweeper sends what was not queued once Redis answers again
+    (within a lease and a sweep, about 45 s)."""
+    try:
+        for unit in work:
+            send_work(services.celery, services.settings, unit)
+    except QUEUE_DOWN as exc:
+        log.warning("Redis refused %s task messages; the sweeper will send them: %s", whose, exc)
+        return False
+    return True
+
+
+def stored_rows(store, job_ids: Sequence[uuid.UUID]) -> list[dict]:
+    """The rows, in this order, of the jobs whose image was stored: a file refused at upload never
+    was (and a row without its image's name, partly expired, no longer says which)."""
+    rows = store.job_rows(job_ids) if job_ids else {}
+    return [
+        rows[j]
+        for j in job_ids
+        if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD and rows[j].get("sha256")
+    ]
 
 
 def _sent_without_row(services, unit: Work, job: NewJob) -> bool:

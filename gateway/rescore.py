@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from gateway.auth import caller
 from gateway.batches import batch_or_404, csv_stream
 from gateway.errors import ApiError
-from gateway.intake import REFUSED_AT_UPLOAD, Intake, check_model, commit
+from gateway.intake import Intake, check_model, commit, stored_rows
 from model.registry import describe
 from shared.jobs import DONE, FINAL_STATES, NewJob, utcnow
 
@@ -57,13 +57,10 @@ def rescore(batch_id: str):
     tenant = caller().tenant
     store = services.store
     lines = list(store.batch_rows(source["batch_id"]))
-    rows = store.job_rows([line["job_id"] for line in lines]) if lines else {}
     new_id = uuid.uuid4()
     intake = Intake(model, utcnow(), new_id, tenant)
-    for line in lines:
-        row = rows.get(line["job_id"])
-        if row is not None and row.get("worker") != REFUSED_AT_UPLOAD and row.get("sha256"):
-            intake.accepted.append(_job(row, rescore_id(new_id, row["job_id"]), intake))
+    for row in stored_rows(store, [line["job_id"] for line in lines]):
+        intake.accepted.append(_job(row, rescore_id(new_id, row["job_id"]), intake))
     if not intake.accepted:
         raise ApiError(
             409,

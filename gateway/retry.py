@@ -3,15 +3,12 @@ counts recounted from the lines, so done + failed + cancelled stays the total th
 
 from __future__ import annotations
 
-import logging
 import uuid
 
-from gateway.intake import QUEUE_DOWN, REFUSED_AT_UPLOAD
+from gateway.intake import send_or_leave, stored_rows
 from shared.jobs import FAILED, as_utc, utcnow
-from shared.messaging import JobMessage, Work, send_work
+from shared.messaging import JobMessage, Work
 from shared.parts import count_lines
-
-log = logging.getLogger(__name__)
 
 
 def requeue_failed(services, header: dict) -> int:
@@ -20,14 +17,8 @@ def requeue_failed(services, header: dict) -> int:
     store, settings = services.store, services.settings
     batch_id = header["batch_id"]
     failed = [line["job_id"] for line in store.batch_rows(batch_id) if line["status"] == FAILED]
-    rows = store.job_rows(failed) if failed else {}
-    # A file refused at upload would be refused again: it stays failed. (So does a row without its
-    # image's name: one partly expired.)
-    retried = [
-        rows[j]
-        for j in failed
-        if j in rows and rows[j].get("worker") != REFUSED_AT_UPLOAD and rows[j].get("sha256")
-    ]
+    # A file refused at upload would be refused again: it stays failed.
+    retried = stored_rows(store, failed)
     if not retried:
         return 0
     # Their rows name these images again from now: the collector must not count them as unused.
@@ -53,11 +44,7 @@ def requeue_failed(services, header: dict) -> int:
         raise
     for part in {m.part for m in messages if m.part is not None}:
         store.count_part(batch_id, part, count_lines(store.batch_lines(members[part])))
-    try:
-        for unit in work:
-            send_work(services.celery, settings, unit)
-    except QUEUE_DOWN as exc:
-        log.warning("Redis refused a retry's task messages; the sweeper will send them: %s", exc)
+    send_or_leave(services, work, "a retry's")
     return len(messages)
 
 
