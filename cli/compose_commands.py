@@ -224,7 +224,8 @@ def compose_up(timeout: float) -> None:
 recog is up under docker compose ({time.monotonic() - started:.0f} s), engine {stack.engine.host}
 
   API key  {key}
-           (kept in {stack.state / LOCAL_KEY_FILE}, mode 600)
+           (kept in {stack.state / LOCAL_KEY_FILE}, mode 600; its webhooks' secret:
+           .venv/bin/recog compose exec -T gateway recog keys webhook-secret local)
   page     {gateway}/   (draw a digit, upload images or a zip, follow batches; asks for the key)
   gateway  {gateway}   API docs {gateway}/docs, metrics {gateway}/metrics
            curl -H @{header} -F "file=@digit.png" "{gateway}/v1/jobs?wait=10"

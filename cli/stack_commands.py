@@ -53,7 +53,8 @@ def up() -> None:
 recog is up ({time.monotonic() - started:.1f} s). State and logs: {STATE}/
 
   API key  {done["API key"]}
-           (kept in {STATE}/api-key, mode 600; the recog command uses it by itself)
+           (kept in {STATE}/api-key, mode 600; the recog command uses it by itself;
+           `.venv/bin/recog keys webhook-secret local` gives the secret its webhooks are signed with)
   page     {s.gateway_url}/   (draw a digit, upload images or a zip, follow batches; asks for the key)
   gateway  {s.gateway_url}   API docs {s.gateway_url}/docs, metrics {s.gateway_url}/metrics
            curl -H @{STATE}/api-key.header -F "file=@digit.png" "{s.gateway_url}/v1/jobs?wait=10"

@@ -139,17 +139,23 @@ class LocalStack:
         on the port after the singles worker's, and any other takes the single-image queue."""
         settings = settings or self.settings
         role = queues or ("bulk" if name.startswith(BULK_WORKER) else "singles")
+        if role not in ("singles", "bulk", "both"):
+            raise ValueError(f"queues: singles, bulk or both, not {role!r}")
         if role == "bulk":
             port = settings.worker_metrics_port
             settings = settings.replace(worker_nice=BULK_NICE, worker_metrics_port=port + 1 if port else 0)
-        taken = {"singles": settings.queue, "bulk": settings.bulk_queue}
+        taken = {
+            "singles": settings.queue,
+            "bulk": settings.bulk_queue,
+            "both": f"{settings.queue},{settings.bulk_queue}",
+        }
         argv = [
             str(BIN / "celery"),
             "-A",
             app,
             "worker",
             "-Q",
-            taken.get(role, f"{settings.queue},{settings.bulk_queue}"),
+            taken[role],
             "-n",
             f"{name}@%h",
             "-E",

@@ -57,6 +57,11 @@ def view(services, row: dict) -> dict | None:
     return delivery_view(url, services.store.callbacks.delivery(row.get("job_id") or row["batch_id"]))
 
 
+def not_tried(url: str | None) -> dict | None:
+    """The callback block of a job that has just ended: its callback not tried yet."""
+    return None if url is None else delivery_view(url, Delivery())
+
+
 def delivery_view(url: str, delivery: Delivery) -> dict:
     if delivery.delivered_at:
         state = callbacks.DELIVERED

@@ -38,7 +38,7 @@ def _other(media_type: str, description: str) -> dict:
 
 def _errors(*statuses: int) -> dict:
     meaning = {
-        400: "a missing or malformed parameter, an unknown model, or a callback_url the service may not call",
+        400: "a missing or malformed parameter, or an unknown model",
         401: "no API key, or one this service does not know (or revoked); see WWW-Authenticate",
         403: "the API key lacks the scope this needs (submit, read or admin)",
         404: "no such job or batch (or another tenant's), or (a comparison) a batch that re-scores none",

@@ -1,6 +1,6 @@
 """Webhooks: where a callback may go, how its body is signed, and when a failed one is tried again.
 
-A callback_url is checked when it is submitted (a clear 400) and again before every delivery,
+A callback_url is checked when it is submitted (a clear 422) and again before every delivery,
 against the addresses its host resolves to then; the delivery connects to the address that was
 checked, so a name that resolves elsewhere between the two (DNS rebinding) reaches nothing the
 allow-list refuses.
@@ -43,13 +43,45 @@ class Target:
     address: str
 
     @property
+    def ascii_host(self) -> str:
+        """The host as it goes on the wire (Host header, TLS name): IDNA for a name in Unicode."""
+        return ascii_host(self.host)
+
+    @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = f"[{self.host}]" if ":" in self.host else self.ascii_host
         return host if self.port == default else f"{host}:{self.port}"
 
 
+def ascii_host(host: str) -> str:
+    return host if host.isascii() else host.encode("idna").decode("ascii")
+
+
+# IPv6 addresses that carry an IPv4 one a router reaches in their stead (NAT64) or that stand for
+# it (IPv4-compatible): judged by the IPv4 address, so 64:ff9b::a9fe:a9fe is the metadata address.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address
+    compatible = address in IPV4_COMPATIBLE and int(address) > 1  # not :: or ::1
+    if compatible or any(address in net for net in NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: tuple[str, ...]) -> bool:
+    """An IPv6 address that carries an IPv4 one is judged by the IPv4 one alone."""
+    inner = embedded_ipv4(address) if address.version == 6 else None
+    if inner is not None:
+        return allowed(inner, allow)
     for entry in allow:
         if entry == PUBLIC:
             if address.is_global and not address.is_multicast:
@@ -86,6 +118,10 @@ def parse(url: str) -> tuple[str, str, int, str]:
         raise CallbackRefused(
             "callback_url must not carry a user or password: the signature proves the sender"
         )
+    try:
+        ascii_host(parts.hostname)
+    except UnicodeError:
+        raise CallbackRefused(f"callback_url's host {parts.hostname!r} is not a valid host name") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path
 

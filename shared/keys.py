@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 SUBMIT, READ, ADMIN = "submit", "read", "admin"
@@ -43,7 +43,7 @@ class ApiKey:
     revoked_at: datetime | None = None
     # Signs the webhooks of what this key submits (shared/callbacks.py). Kept as it is, not
     # hashed: signing needs it. None for a key made before webhooks.
-    webhook_secret: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @property
     def live(self) -> bool:

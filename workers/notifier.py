@@ -7,30 +7,40 @@ looks at each callback not known ended:
 - its tries so far (table callbacks): delivered or given up, it is ended; a next try not due yet
   waits for it;
 - its job or batch: not ended yet (a batch also not closed), it is looked at again after 1, 2, 4 ...
-  at most 30 s, so a long batch costs a read of its parts every 30 s, not every pass;
+  at most 30 s, so a long batch costs a read of its parts every 30 s, not every pass; still
+  missing ORPHAN_AFTER after it was registered (the upload was refused after all), it is dropped;
 - ended: it is POSTed, the try recorded with its status or error, and a failed one tried again
-  after shared.callbacks.delay, until RECOG_CALLBACK_RETRY_HOURS after the first try.
+  after shared.callbacks.delay, until RECOG_CALLBACK_RETRY_HOURS after the first try (registered
+  again in the minute of each failed try, so the look-back still finds it).
 
-A pass tries at most MAX_TRIES_A_PASS callbacks, eight at a time, and the next pass follows at
-once when more were due. A try is recorded after its POST, so a worker killed in between sends
-it again: delivery is at least once, and a receiver tells repeats apart by the body's id. The
-POST goes to the address the allow-list let through, with the connect and read timeouts of the
-settings, and follows no redirect (a 3xx is a failed try).
+A pass tries at most MAX_TRIES_A_PASS callbacks, DELIVERERS at a time, each round waited for at
+most a try's longest (connect, read, and a lookup's allowance: the POST's socket is closed at its
+deadline however slowly a receiver answers), so a pass ends well inside the notifier's lock; a
+lookup still running then is left to finish in its thread, its callback not tried again by this
+worker meanwhile. The next pass follows at once when more were due.
+
+A try is recorded after its POST, so a worker killed in between sends it again: delivery is at
+least once, and a receiver tells repeats apart by the body's id. The POST goes to the address the
+allow-list let through, within the connect and read timeouts of the settings, and follows no
+redirect (a 3xx is a failed try).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis
-import urllib3
 
 from shared import callbacks
 from shared.batch_progress import BATCH_FINAL, batch_counts, batch_progress
@@ -51,12 +61,24 @@ MAX_LOOK_GAP = 30.0
 # A minute is settled (never read again by this worker) this long after it ended, once every
 # callback in it has ended: a gateway could still be writing into it before then.
 SETTLE_AFTER = timedelta(minutes=2)
+# A callback whose job or batch does not exist this long after it was registered belongs to an
+# upload refused after all (a 429 or 503 after the registration): dropped.
+ORPHAN_AFTER = timedelta(minutes=10)
 DELIVERERS = 8  # POSTs at once: a slow receiver holds up only its own
-# Tries a pass at most: eight rounds of the slowest answer (6 s) stay well inside the lock's two
-# minutes, so no other worker takes the lock and sends the same callbacks meanwhile.
 MAX_TRIES_A_PASS = 64
+LOOKUP_SECONDS = 5.0  # what a round allows a host name's lookup, which takes no timeout
 ERROR_CHARS = 200
 USER_AGENT = "recog-webhooks/1"
+
+
+def round_seconds(settings: Settings) -> float:
+    """The longest one try takes: its lookup, connect and read (the POST's own deadline)."""
+    return LOOKUP_SECONDS + settings.callback_connect_seconds + settings.callback_read_seconds
+
+
+def lock_seconds(settings: Settings) -> float:
+    """The notifier's lock outlasts a pass's every round, so no other worker sends the same."""
+    return MAX_TRIES_A_PASS / DELIVERERS * round_seconds(settings) + 60
 
 
 @dataclass
@@ -72,19 +94,23 @@ class NotifyReport:
 @dataclass
 class Due:
     pending: Pending
+    minute: str
     delivery: Delivery
     payload: dict
 
 
 @dataclass
 class Notifier:
-    """What one worker knows between passes: settled minutes, ended callbacks, when to look again."""
+    """What one worker knows between passes: settled minutes, ended callbacks, when to look again.
+    Forgotten as their minutes leave the look-back."""
 
     settings: Settings
-    post: object = None  # (target, body, headers) -> status code; the real POST unless a test's
+    post: object = None  # (target, body, headers, settings) -> status; the real POST unless a test's
     settled: set[str] = field(default_factory=set)
     ended: set[uuid.UUID] = field(default_factory=set)
     look_again: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)  # (when, gap)
+    in_flight: set[uuid.UUID] = field(default_factory=set)
+    _pool: ThreadPoolExecutor | None = None
 
     def run_pass(self, store, now: datetime | None = None) -> NotifyReport:
         now = now or utcnow()
@@ -96,26 +122,42 @@ class Notifier:
             read[minute] = store.callbacks.pending(minute)
             report.minutes_read += 1
             for pending in read[minute]:
+                subject = pending.subject
                 # A retried upload may have registered its callback twice: one try a pass.
-                if pending.subject in self.ended or any(d.pending.subject == pending.subject for d in due):
+                if (
+                    subject in self.ended
+                    or subject in self.in_flight
+                    or any(d.pending.subject == subject for d in due)
+                ):
                     continue
                 if len(due) >= MAX_TRIES_A_PASS:
                     report.more = True
                     continue
-                found = self._look_safely(store, pending, now)
+                found = self._look_safely(store, pending, minute, now)
                 report.looked_at += found is not False
                 if isinstance(found, Due):
                     due.append(found)
-        if due:
-            with ThreadPoolExecutor(min(DELIVERERS, len(due)), thread_name_prefix="recog-callback") as pool:
-                # Each try's time: the pass's clock, moved on by how long the pass has taken.
-                tries = pool.map(lambda d: self._deliver(store, d, now, began), due)
-                for outcome in tries:
-                    setattr(report, outcome, getattr(report, outcome) + 1)
+        for start in range(0, len(due), DELIVERERS):
+            self._deliver_round(store, due[start : start + DELIVERERS], now, began, report)
         for minute, rows in read.items():
             if _minute_end(minute) < now - SETTLE_AFTER and all(p.subject in self.ended for p in rows):
                 self.settled.add(minute)
+        self._forget_what_left(read, now)
         return report
+
+    def _deliver_round(
+        self, store, due: list[Due], now: datetime, began: float, report: NotifyReport
+    ) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(DELIVERERS, thread_name_prefix="recog-callback")
+        futures: list[Future] = []
+        for item in due:
+            self.in_flight.add(item.pending.subject)
+            futures.append(self._pool.submit(self._deliver, store, item, now, began))
+        done, _ = wait(futures, timeout=round_seconds(self.settings))
+        for future in done:
+            outcome = future.result()
+            setattr(report, outcome, getattr(report, outcome) + 1)
 
     def _minutes(self, now: datetime) -> list[str]:
         first = now - timedelta(hours=self.settings.callback_hours)
@@ -123,11 +165,19 @@ class Notifier:
         minutes = (minute_bucket(first + timedelta(minutes=i)) for i in range(count))
         return [m for m in minutes if m not in self.settled]
 
-    def _look_safely(self, store, pending: Pending, now: datetime) -> Due | bool | None:
+    def _forget_what_left(self, read: dict[str, list[Pending]], now: datetime) -> None:
+        """What this worker remembers of callbacks whose rows it no longer reads."""
+        live = {p.subject for rows in read.values() for p in rows}
+        self.ended &= live
+        self.look_again = {s: v for s, v in self.look_again.items() if s in live}
+        first = minute_bucket(now - timedelta(hours=self.settings.callback_hours))
+        self.settled = {m for m in self.settled if m >= first}
+
+    def _look_safely(self, store, pending: Pending, minute: str, now: datetime) -> Due | bool | None:
         """A row that cannot be read into a callback (a bug) is looked at again later, and holds
         up none of the others; only the store being down ends the pass."""
         try:
-            return self._look(store, pending, now)
+            return self._look(store, pending, minute, now)
         except StoreUnavailable:
             raise
         except Exception:
@@ -135,7 +185,7 @@ class Notifier:
             self.look_again[pending.subject] = (time.monotonic() + MAX_LOOK_GAP, MAX_LOOK_GAP)
             return None
 
-    def _look(self, store, pending: Pending, now: datetime) -> Due | bool | None:
+    def _look(self, store, pending: Pending, minute: str, now: datetime) -> Due | bool | None:
         """False: not looked at (too soon); None: not due; else what to deliver."""
         when, gap = self.look_again.get(pending.subject, (0.0, PASS_SECONDS / 2))
         if time.monotonic() < when:
@@ -145,30 +195,43 @@ class Notifier:
             self._forget(pending.subject)
             return None
         if delivery.next_at is not None and as_utc(delivery.next_at) > now:
-            wait = (as_utc(delivery.next_at) - now).total_seconds()
-            self.look_again[pending.subject] = (time.monotonic() + wait, gap)
+            wait_for = (as_utc(delivery.next_at) - now).total_seconds()
+            self.look_again[pending.subject] = (time.monotonic() + wait_for, gap)
             return None
-        payload = _ended_view(store, pending, now)
+        exists, payload = _ended_view(store, pending, now)
+        if not exists and _minute_end(minute) < now - ORPHAN_AFTER and not delivery.attempts:
+            self._forget(pending.subject)
+            return None
         if payload is None:
             gap = min(gap * 2, MAX_LOOK_GAP)
             self.look_again[pending.subject] = (time.monotonic() + gap, gap)
             return None
-        return Due(pending, delivery, payload)
+        return Due(pending, minute, delivery, payload)
 
     def _forget(self, subject: uuid.UUID) -> None:
         self.ended.add(subject)
         self.look_again.pop(subject, None)
 
     def _deliver(self, store, due: Due, now: datetime, began: float) -> str:
-        """One try: 'delivered', 'failed' (tried again later) or 'gave_up'."""
+        """One try: 'delivered', 'failed' (tried again later) or 'gave_up'. Whatever goes wrong
+        on the way is a failed try, recorded: never one tried again every pass, unrecorded."""
+        try:
+            return self._try(store, due, now, began)
+        except Exception:
+            log.exception("could not record a try of the callback of %s", due.pending.subject)
+            return "failed"
+        finally:
+            self.in_flight.discard(due.pending.subject)
+
+    def _try(self, store, due: Due, now: datetime, began: float) -> str:
         pending, earlier = due.pending, due.delivery
         kind = callbacks.JOB_FINISHED if pending.kind == "job" else callbacks.BATCH_FINISHED
         body = json.dumps({"type": kind, **due.payload}, separators=(",", ":")).encode()
         started = time.monotonic()
-        at = now + timedelta(seconds=started - began)
+        at = now + timedelta(seconds=started - began)  # the pass's clock, moved on
         status, error = None, None
-        key = store.keys.get(pending.key_id)
         try:
+            key = store.keys.get(pending.key_id)
             if key is None or not key.webhook_secret:
                 raise callbacks.CallbackRefused("the key that asked for it has no webhook secret")
             target = callbacks.resolve(pending.url, self.settings.callback_allow)
@@ -180,7 +243,9 @@ class Notifier:
             status = (self.post or post)(target, body, headers, self.settings)
             if not 200 <= status < 300:
                 error = f"answered {status}"
-        except (callbacks.CallbackRefused, urllib3.exceptions.HTTPError, OSError) as exc:
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # refused, unreachable, timed out, a broken answer: a failed try
             error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
         attempt = Attempt(
             len(earlier.attempts) + 1, at, status, error, round((time.monotonic() - started) * 1000)
@@ -195,6 +260,10 @@ class Notifier:
             after, outcome = Delivery(first_at=first, next_at=next_at), "failed"
         store.callbacks.record(pending.subject, attempt, after)
         if outcome == "failed":
+            # Registered again now, so the look-back still reads it for as long as it is retried.
+            minute = minute_bucket(at)
+            if minute != due.minute:
+                store.callbacks.register(pending, minute, self.settings.callback_hours * 3600)
             self.look_again[pending.subject] = (time.monotonic() + (next_at - at).total_seconds(), 1.0)
         else:
             self._forget(pending.subject)
@@ -204,16 +273,21 @@ class Notifier:
         return outcome
 
 
-def _ended_view(store, pending: Pending, now: datetime) -> dict | None:
-    """The job's or batch's view once it has ended (a batch: ended and closed), else None."""
+def _ended_view(store, pending: Pending, now: datetime) -> tuple[bool, dict | None]:
+    """Whether the job or batch exists, and its view once it has ended (a batch: ended and
+    closed)."""
     if pending.kind == "job":
         row = store.get_job(pending.subject)
-        return job_view(row) if row and row.get("status") in FINAL_STATES else None
+        if row is None or row.get("created_at") is None:
+            return False, None
+        return True, job_view(row) if row.get("status") in FINAL_STATES else None
     header = store.get_batch(pending.subject)
-    if header is None or not header.get("closed"):
-        return None
+    if header is None:
+        return False, None
+    if not header.get("closed"):
+        return True, None
     progress = batch_progress(header, batch_counts(store, header).values(), now)
-    return progress if progress["status"] in BATCH_FINAL else None
+    return True, progress if progress["status"] in BATCH_FINAL else None
 
 
 def _minute_end(minute: str) -> datetime:
@@ -222,31 +296,33 @@ def _minute_end(minute: str) -> datetime:
 
 def post(target: callbacks.Target, body: bytes, headers: dict, settings: Settings) -> int:
     """POST to the address that was checked, under the URL's own host name (Host header, TLS name
-    and certificate check), following no redirect."""
-    options = {
-        "timeout": urllib3.Timeout(
-            connect=settings.callback_connect_seconds, read=settings.callback_read_seconds
-        ),
-        "retries": False,
-        "maxsize": 1,
-    }
-    if target.scheme == "https":
-        pool = urllib3.HTTPSConnectionPool(
-            target.address, target.port, server_hostname=target.host, assert_hostname=target.host, **options
-        )
-    else:
-        pool = urllib3.HTTPConnectionPool(target.address, target.port, **options)
-    with pool:
-        response = pool.urlopen(
-            "POST",
-            target.path,
-            body=body,
-            headers={**headers, "Host": target.host_header},
-            redirect=False,
-            retries=False,
-            preload_content=False,
-        )
-        return response.status
+    and certificate check), following no redirect; its status.
+
+    Written on http.client over a socket of its own rather than with urllib3 or requests: their read
+    timeout is per read, so a receiver that sends a byte every few seconds would hold a try without
+    end. Here a timer shuts the socket at the connect and read timeouts' sum, whatever comes."""
+    deadline = settings.callback_connect_seconds + settings.callback_read_seconds
+    sock = socket.create_connection((target.address, target.port), timeout=settings.callback_connect_seconds)
+    timer = threading.Timer(deadline, _shut, (sock,))
+    timer.daemon = True
+    timer.start()
+    try:
+        if target.scheme == "https":
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.ascii_host)
+        sock.settimeout(settings.callback_read_seconds)
+        connection = http.client.HTTPConnection(target.address, target.port)
+        connection.sock = sock
+        connection.request("POST", target.path, body=body, headers={**headers, "Host": target.host_header})
+        return connection.getresponse().status
+    finally:
+        timer.cancel()
+        sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    """From the timer's thread: a read blocked on the socket returns at once."""
+    with contextlib.suppress(OSError):  # closed already
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def start_notifying(app) -> threading.Thread:
@@ -255,7 +331,7 @@ def start_notifying(app) -> threading.Thread:
     def loop() -> None:
         connection = StoreConnection(settings)
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
-        lock = SweepLock(client, timeout=120, name=NOTIFY_LOCK)
+        lock = SweepLock(client, timeout=lock_seconds(settings), name=NOTIFY_LOCK)
         notifier = Notifier(settings)
         more = False
         while True:

@@ -290,7 +290,7 @@ class SweepLock:
             pass  # expired, or taken since: no longer ours
         except redis.RedisError:
             self._lock.local.token = token  # redis-py before 8.2 dropped it before the round trip
-            log.info("could not release the sweep lock; releasing it on the next turn")
+            log.info("could not release the lock %s; releasing it on the next turn", self._lock.name)
 
 
 def start_sweeping(app) -> threading.Thread:

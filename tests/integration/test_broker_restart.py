@@ -29,8 +29,8 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture
 def slow_worker(stack):
-    """worker1 replaced by the poisoned one, with the stack's own settings, and the real one back
-    after the test."""
+    """Both workers replaced by one poisoned worker1 that takes both queues, with the stack's own
+    settings, and the real ones back after the test."""
     with poisoned_worker_running(stack):
         yield
 

@@ -27,7 +27,8 @@ TIME_LIMIT = 10
 
 @pytest.fixture
 def poisoned_worker(stack):
-    """worker1 replaced by the poisoned one for the test, and the real one back after it."""
+    """Both workers replaced by one poisoned worker1 (both queues) for the test, the real ones back
+    after it."""
     with poisoned_worker_running(stack, stack.settings.replace(task_time_limit=TIME_LIMIT)) as pid:
         yield pid
 

@@ -63,11 +63,13 @@ def test_single_jobs_keep_their_p99_within_twice_idle_while_a_5000_image_batch_r
         timeout=300,
     ).json()
     batch_id = accepted["id"]
-    assert accepted["accepted"] == BATCH, accepted
-    before = batch_status(gateway, batch_id)
-    loaded = single_latencies(gateway, SAMPLES, offset=2)
-    after = batch_status(gateway, batch_id)
-
+    try:
+        assert accepted["accepted"] == BATCH, accepted
+        before = batch_status(gateway, batch_id)
+        loaded = single_latencies(gateway, SAMPLES, offset=2)
+        after = batch_status(gateway, batch_id)
+    finally:
+        API.post(f"{gateway}/v1/batches/{batch_id}/cancel", timeout=30)  # the rest is not needed
     print(
         f"\nsingle jobs, {SAMPLES} each: idle p50 {sorted(idle)[SAMPLES // 2] * 1000:.1f} ms, "
         f"p99 {p99(idle) * 1000:.1f} ms; with the batch running p50 "
@@ -82,4 +84,3 @@ def test_single_jobs_keep_their_p99_within_twice_idle_while_a_5000_image_batch_r
         f"single-image p99 {p99(loaded) * 1000:.1f} ms with a batch running, over twice the idle "
         f"{p99(idle) * 1000:.1f} ms"
     )
-    API.post(f"{gateway}/v1/batches/{batch_id}/cancel", timeout=30)  # the rest is not needed

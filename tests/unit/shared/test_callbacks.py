@@ -25,6 +25,14 @@ LOCAL = ("public", "127.0.0.1", "::1")
         ("127.0.0.2", LOCAL, False),
         ("10.0.0.7", ("10.0.0.0/8",), True),
         ("93.184.216.34", ("10.0.0.0/8",), False),
+        # IPv6 that carries IPv4 is judged by the IPv4: NAT64, 6to4, mapped, IPv4-compatible.
+        ("64:ff9b::a9fe:a9fe", ("public",), False),
+        ("64:ff9b::5db8:d822", ("public",), True),
+        ("2002:a9fe:a9fe::1", ("public",), False),
+        ("::ffff:10.0.0.7", ("public",), False),
+        ("::127.0.0.1", ("public",), False),
+        ("::ffff:127.0.0.1", LOCAL, True),
+        ("2606:4700::1111", ("public",), True),
     ],
 )
 def test_the_allow_list_lets_through_public_addresses_and_the_networks_it_names(address, allow, expected):
@@ -41,6 +49,9 @@ def test_a_url_is_delivered_to_the_address_that_was_checked_under_its_own_host_n
         "localhost:8123",
     )
     assert callbacks.resolve("https://127.0.0.1/", LOCAL).host_header == "127.0.0.1"
+    # A name in Unicode goes on the wire in IDNA.
+    unicode = callbacks.Target("u", "https", "bücher.de", 8443, "/", "1.2.3.4")
+    assert (unicode.ascii_host, unicode.host_header) == ("xn--bcher-kva.de", "xn--bcher-kva.de:8443")
 
 
 @pytest.mark.parametrize(
@@ -52,6 +63,7 @@ def test_a_url_is_delivered_to_the_address_that_was_checked_under_its_own_host_n
         ("https://a:b@example.org/", "user or password"),
         ("http://example.org:99999/", "not a URL"),
         ("http://example.org/" + "x" * 3000, "longer than"),
+        ("http://bü..de/", "not a valid host name"),
     ],
 )
 def test_a_url_the_service_may_not_call_is_refused_with_the_reason(url, says):

@@ -1,17 +1,23 @@
 """The notifier's passes over a store in memory, with the POST replaced by a recording (the real
 POST, its timeouts and the receiver are tested in tests/integration/test_webhooks.py)."""
 
+import http.client
 import json
+import socket
+import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import timedelta
+
+import pytest
 
 from shared import callbacks
 from shared.jobs import minute_bucket, utcnow
 from shared.keys import ApiKey
 from shared.settings import Settings
 from shared.store.callbacks import Delivery, Pending
-from workers.notifier import MAX_TRIES_A_PASS, Notifier
+from workers.notifier import MAX_TRIES_A_PASS, Notifier, post
 
 
 class Callbacks:
@@ -19,6 +25,9 @@ class Callbacks:
         self.rows: dict[str, list[Pending]] = {}
         self.tries: dict[uuid.UUID, Delivery] = {}
         self.reads = 0
+
+    def register(self, pending, minute, ttl):
+        self.rows.setdefault(minute, []).append(pending)
 
     def pending(self, minute):
         self.reads += 1
@@ -49,7 +58,7 @@ class Store:
 
 
 def job_row(job_id, status):
-    return {"job_id": job_id, "status": status, "label": "4", "probabilities": [0.1]}
+    return {"job_id": job_id, "status": status, "label": "4", "probabilities": [0.1], "created_at": utcnow()}
 
 
 def setup(answers):
@@ -140,7 +149,7 @@ def test_a_row_that_cannot_be_read_holds_up_none_of_the_others():
     broken = uuid.uuid4()
     store.callbacks.rows[minute_bucket(now)].insert(0, Pending(broken, "job", "http://127.0.0.1:9/x", "key1"))
     store.jobs[job_id] = job_row(job_id, "done")
-    store.jobs[broken] = {"job_id": broken, "status": "done", "probabilities": 7}  # not a list
+    store.jobs[broken] = {**job_row(broken, "done"), "probabilities": 7}  # not a list
     assert notifier.run_pass(store, now).delivered == 1
     assert [json.loads(body)["id"] for _, body, _ in posted] == [str(job_id)]
 
@@ -155,3 +164,59 @@ def test_a_pass_tries_at_most_its_share_and_says_more_are_due():
     assert (first.delivered, first.more) == (MAX_TRIES_A_PASS, True)
     second = notifier.run_pass(store, now)
     assert (second.delivered, second.more) == (5, False)
+
+
+def test_a_callback_whose_job_never_came_is_dropped_after_ten_minutes():
+    store, notifier, job_id, now, posted = setup([200])  # no job row: its upload was refused after all
+    assert notifier.run_pass(store, now).looked_at == 1 and job_id not in notifier.ended
+    notifier.look_again.clear()
+    notifier.run_pass(store, now + timedelta(minutes=12))
+    assert job_id in notifier.ended and posted == []
+
+
+def test_a_failed_try_is_registered_again_in_its_minute_so_the_look_back_keeps_it():
+    store, notifier, job_id, now, posted = setup([500])
+    store.jobs[job_id] = job_row(job_id, "done")
+    later = now + timedelta(hours=1)  # the job ended late
+    notifier.run_pass(store, later)
+    assert [p.subject for p in store.callbacks.rows[minute_bucket(later)]] == [job_id]
+
+
+def test_whatever_a_post_raises_is_a_failed_try_recorded():
+    store, notifier, job_id, now, _ = setup([200])
+    store.jobs[job_id] = job_row(job_id, "done")
+
+    def broken(target, body, headers, settings):
+        raise UnicodeEncodeError("latin-1", "例", 0, 1, "ordinal not in range")
+
+    notifier.post = broken
+    assert notifier.run_pass(store, now).failed == 1
+    delivery = store.callbacks.delivery(job_id)
+    assert delivery.next_at and delivery.attempts[0].error.startswith("UnicodeEncodeError")
+
+
+def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answers():
+    """A receiver that sends a byte a second never trips a per-read timeout; the socket is shut
+    at connect + read seconds all the same."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 30:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.5)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    target = callbacks.Target("u", "http", "127.0.0.1", server.getsockname()[1], "/", "127.0.0.1")
+    settings = Settings.from_env({}, callback_connect_seconds=0.5, callback_read_seconds=2.0)
+    started = time.monotonic()
+    with pytest.raises((OSError, http.client.HTTPException)):
+        post(target, b"{}", {}, settings)
+    assert time.monotonic() - started < 4, "the POST outlived its deadline"
+    server.close()
