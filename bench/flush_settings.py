@@ -54,11 +54,11 @@ def warmed_up(stack: LocalStack, clients: int) -> tuple[str, list[bytes], str]:
 
 
 def restart_worker(stack: LocalStack, **overrides) -> LocalStack:
-    """The stack's worker started again with those settings (Settings fields): its stack."""
-    stack.stop("worker1")
+    """The stack's workers started again with those settings (Settings fields): its stack."""
+    stack.stop_workers()
     worker = bench_stack(**overrides)
-    worker.start_worker()
-    worker.wait_worker_ready()
+    worker.start_workers()
+    worker.wait_workers_ready()
     return worker
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from devstack import processes
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
-PROFILED = ("gateway", "worker1")  # the Python parts; Cassandra is a JVM, Redis C
+PROFILED = ("gateway", "worker1", "worker-bulk")  # the Python parts; Cassandra is a JVM, Redis C
 
 
 class Profiles:
