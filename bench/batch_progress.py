@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.own_cassandra import own_cassandra  # noqa: E402
 from gateway.intake import Intake, plan_work  # noqa: E402
 from shared.batch_progress import batch_counts, batch_progress  # noqa: E402
-from shared.jobs import NewJob, utcnow  # noqa: E402
+from shared.jobs import BatchHeader, NewJob, utcnow  # noqa: E402
 from shared.parts import PART_FILES, PartCount  # noqa: E402
 from shared.store.cassandra_results import CassandraStore  # noqa: E402
 
@@ -45,7 +45,7 @@ def make_batch(store: CassandraStore, files: int) -> dict:
             )
         )
     _, parts = plan_work(intake, 64, intake.created_at)
-    store.insert_batch(intake.batch_id, "bench", "digits", intake.created_at)
+    store.insert_batch(BatchHeader(intake.batch_id, "bench", "digits", intake.created_at, "bench"))
     for start in range(0, files, 2000):
         store.insert_jobs(intake.accepted[start : start + 2000])
     store.insert_jobs([], parts=parts)

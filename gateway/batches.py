@@ -19,7 +19,18 @@ from gateway.idempotency import claimed, earlier_answer, remember_answer, upload
 from gateway.intake import Intake, check_model, commit, plan_work, take, take_part
 from gateway.retry import requeue_failed
 from shared.batch_progress import BATCH_FINAL, batch_counts, batch_progress
-from shared.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, as_utc, iso, parse_job_id, utcnow
+from shared.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    BatchHeader,
+    as_utc,
+    iso,
+    parse_job_id,
+    utcnow,
+)
 from shared.views import RESULT_COLUMNS, batch_line_view
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
@@ -51,7 +62,9 @@ def create():
         _check_room(services.settings, intake, held=0)
         # A retry after a first attempt that failed half-way keeps the header it may have written.
         if claim is None or not claim.earlier or services.store.get_batch(batch_id) is None:
-            services.store.insert_batch(batch_id, name, intake.model_name, intake.created_at, tenant)
+            services.store.insert_batch(
+                BatchHeader(batch_id, name, intake.model_name, intake.created_at, tenant)
+            )
         callbacks.register(services, "batch", batch_id, callback_url)
         callbacks.mark(services, "batch", batch_id, callback_url)
         return _record(services, intake, skipped, name)

@@ -21,7 +21,7 @@ from gateway.batches import batch_or_404, csv_stream
 from gateway.errors import ApiError
 from gateway.intake import Intake, check_model, commit, stored_rows
 from model.registry import describe
-from shared.jobs import DONE, FINAL_STATES, NewJob, utcnow
+from shared.jobs import DONE, FINAL_STATES, BatchHeader, NewJob, utcnow
 
 bp = Blueprint("rescore", __name__, url_prefix="/v1/batches")
 
@@ -75,9 +75,10 @@ def rescore(batch_id: str):
     # list: a re-score refused on the way (a quota, the store down) leaves nothing anyone sees,
     # and no job whose batch cannot be read.
     name = f"rescore of {source['name'] or source['batch_id']}"[:200]
-    store.insert_rescore(new_id, name, model, intake.created_at, tenant, source["batch_id"])
+    header = BatchHeader(new_id, name, model, intake.created_at, tenant)
+    store.insert_rescore(header, source["batch_id"])
     commit(services, intake)
-    store.list_batch(new_id, name, model, intake.created_at, tenant)
+    store.list_batch(header)
     links = {
         "self": url_for("batches.show", batch_id=str(new_id)),
         "results": url_for("batches.results", batch_id=str(new_id)),

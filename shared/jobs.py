@@ -27,6 +27,17 @@ class JobKey:
     part: uuid.UUID | None = None
 
 
+@dataclass(frozen=True)
+class BatchHeader:
+    """What a batch's header and its tenant's listing row hold from its start."""
+
+    batch_id: uuid.UUID
+    name: str
+    model_name: str
+    created_at: datetime
+    tenant: str | None
+
+
 @dataclass
 class NewJob:
     """A job as the gateway records it, before any worker saw it."""

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from shared.jobs import JobKey, NewJob, Outcome
+    from shared.jobs import BatchHeader, JobKey, NewJob, Outcome
     from shared.messaging import Work
     from shared.parts import Part, PartCount
     from shared.settings import Settings
@@ -117,29 +117,12 @@ class ResultStore(Protocol):
     def leases(self) -> list[dict]:
         """The live leases: instance, held (a set of work ids), newest_sent ({queue: datetime})."""
 
-    def insert_batch(
-        self,
-        batch_id: uuid.UUID,
-        name: str,
-        model_name: str,
-        created_at: datetime,
-        tenant: str,
-    ) -> None: ...
+    def insert_batch(self, header: BatchHeader) -> None: ...
 
-    def insert_rescore(
-        self,
-        batch_id: uuid.UUID,
-        name: str,
-        model_name: str,
-        created_at: datetime,
-        tenant: str,
-        source: uuid.UUID,
-    ) -> None:
+    def insert_rescore(self, header: BatchHeader, source: uuid.UUID) -> None:
         """A re-score's header, closed and not yet listed (list_batch lists it)."""
 
-    def list_batch(
-        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
-    ) -> None:
+    def list_batch(self, header: BatchHeader) -> None:
         """The batch in its tenant's list (GET /v1/batches)."""
 
     def close_batch(self, batch_id: uuid.UUID) -> None: ...

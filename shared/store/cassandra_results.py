@@ -21,6 +21,7 @@ from shared.jobs import (
     FAILED,
     QUEUED,
     RUNNING,
+    BatchHeader,
     JobKey,
     NewJob,
     Outcome,
@@ -274,40 +275,21 @@ class CassandraStore:
         return [_lease(row) for row in self._cql.run(cql.SELECT_LEASES, ())]
 
     @_store_errors
-    def insert_batch(
-        self,
-        batch_id: uuid.UUID,
-        name: str,
-        model_name: str,
-        created_at: datetime,
-        tenant: str,
-    ) -> None:
+    def insert_batch(self, header: BatchHeader) -> None:
         """The header and the tenant's listing row in one logged batch: both or neither, so a
         retry that finds the header finds the batch listed too."""
-        header = (cql.INSERT_BATCH, (batch_id, name, model_name, created_at, tenant))
-        listing = (cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
-        self.session.execute(self.cql_batch([header, listing]))
+        self.session.execute(self.cql_batch([(cql.INSERT_BATCH, _header(header)), _listing(header)]))
 
     @_store_errors
-    def insert_rescore(
-        self,
-        batch_id: uuid.UUID,
-        name: str,
-        model_name: str,
-        created_at: datetime,
-        tenant: str,
-        source: uuid.UUID,
-    ) -> None:
+    def insert_rescore(self, header: BatchHeader, source: uuid.UUID) -> None:
         """A re-score's header (gateway/rescore.py), closed, not yet listed: nobody knows its id
         until list_batch, after its jobs are recorded, so a re-score refused on the way (a quota,
         the store down) leaves nothing anyone sees."""
-        self._cql.run(cql.INSERT_RESCORE_BATCH, (batch_id, name, model_name, created_at, tenant, source))
+        self._cql.run(cql.INSERT_RESCORE_BATCH, (*_header(header), source))
 
     @_store_errors
-    def list_batch(
-        self, batch_id: uuid.UUID, name: str, model_name: str, created_at: datetime, tenant: str
-    ) -> None:
-        self._cql.run(cql.INSERT_TENANT_BATCH, (tenant, created_at, batch_id, name, model_name))
+    def list_batch(self, header: BatchHeader) -> None:
+        self._cql.run(*_listing(header))
 
     @_store_errors
     def close_batch(self, batch_id: uuid.UUID) -> None:
@@ -677,3 +659,11 @@ def finish_statements(o: Outcome) -> list[tuple[str, tuple]]:
     if not o.cached and remember is not None:
         writes.append(remember)
     return writes
+
+
+def _header(h: BatchHeader) -> tuple:
+    return (h.batch_id, h.name, h.model_name, h.created_at, h.tenant)
+
+
+def _listing(h: BatchHeader) -> tuple[str, tuple]:
+    return cql.INSERT_TENANT_BATCH, (h.tenant, h.created_at, h.batch_id, h.name, h.model_name)
