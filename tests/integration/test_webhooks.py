@@ -74,27 +74,15 @@ def webhook_secret(store) -> str:
     return store.keys.get(key_id).webhook_secret
 
 
+def hooked_job(gateway: str, spec, digit: int, callback_url: str) -> dict:
+    upload = {"file": (f"{digit}.png", images.png_digit(digit))}
+    answer = API.post(f"{gateway}/v1/jobs", files=upload, data={"callback_url": callback_url}, timeout=60)
+    return check(spec, answer, 202).json()
+
+
 def test_a_receiver_that_fails_twice_gets_each_callback_three_times_signed(gateway, store, spec, receiver):
-    job = check(
-        spec,
-        API.post(
-            f"{gateway}/v1/jobs",
-            files={"file": ("seven.png", images.png_digit(7))},
-            data={"callback_url": f"{receiver.url}/job"},
-            timeout=60,
-        ),
-        202,
-    ).json()
-    moved = check(
-        spec,
-        API.post(
-            f"{gateway}/v1/jobs",
-            files={"file": ("three.png", images.png_digit(3))},
-            data={"callback_url": f"{receiver.url}/moved"},
-            timeout=60,
-        ),
-        202,
-    ).json()
+    job = hooked_job(gateway, spec, 7, f"{receiver.url}/job")
+    moved = hooked_job(gateway, spec, 3, f"{receiver.url}/moved")
     batch = check(
         spec,
         API.post(
