@@ -9,6 +9,7 @@ that could be produced for real.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ class MemoryStore:
             self.part_batch[part] = batch
         return []
 
-    def finish(self, outcomes, after=()) -> None:
+    def finish(self, outcomes, after=(), pace=None) -> None:
         self._check()
         for o in outcomes:
             row = self.jobs.setdefault(o.job_id, {"job_id": o.job_id})
@@ -315,6 +316,13 @@ class FakeRedis:
     def __init__(self) -> None:
         self.published: list[str] = []
         self.removed: list[tuple[str, str]] = []
+        self.expiring: dict[str, float] = {}  # key: when it expires (time.monotonic())
+
+    def set(self, key: str, value, px: int) -> None:
+        self.expiring[key] = time.monotonic() + px / 1000
+
+    def exists(self, key: str) -> int:
+        return int(self.expiring.get(key, 0) > time.monotonic())
 
     def pipeline(self, transaction: bool = False) -> FakeRedis:
         return self

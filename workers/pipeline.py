@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 
 import redis
 
@@ -20,6 +21,7 @@ from shared.image_store import ImageMissing
 from shared.jobs import CANCEL_ASKED, FINAL_STATES, QUEUED, Outcome, utcnow
 from shared.messaging import JobMessage, announcement, job_channel, queued_set
 from workers.metrics import BATCH_SIZE, INFERENCE_SECONDS, JOB_SECONDS, JOBS_CACHED, JOBS_FINISHED
+from workers.priority import singles_busy, yield_to_singles
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,13 @@ def run_jobs(
     is always read, in the same round trip as its earlier result.
     """
     models = _load_models(runtime, {m.model for m in messages})
+    # A batch's jobs yield to single jobs in Cassandra (workers/priority.py); single jobs say
+    # they are on their way.
+    pace = partial(yield_to_singles, runtime.redis) if any(m.batch_id for m in messages) else None
+    if pace is None:
+        singles_busy(runtime.redis)
+    else:
+        pace()
     started = utcnow()
     # Bytes the image store had never held cannot have an earlier result: no need to ask.
     known = [m for m in messages if not isinstance(models[m.model], str) and not m.new_bytes]
@@ -95,6 +104,8 @@ def run_jobs(
     # A job whose row the worker writes (its request waits for the answer, so nobody else knows
     # its id, unless the wait ran out and answered 202) is not marked running: a write for a row
     # nobody reads, almost always. Such a job reads 'queued' until it ends, after a 202.
+    if pace is not None:
+        pace()
     pending = runtime.store.mark_running(
         [m.key for m in todo if m.upload is None], worker, started, wait=False
     )
@@ -110,7 +121,7 @@ def run_jobs(
     for o in outcomes:
         if o.upload is not None and not o.cancelled:  # its row is this write's alone: when it started
             o.upload["started_at"] = started
-    runtime.store.finish(outcomes, after=pending)
+    runtime.store.finish(outcomes, after=pending, pace=pace)
     _announce(runtime.redis, outcomes, started)
     _count(outcomes)
     return outcomes

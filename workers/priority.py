@@ -1,5 +1,6 @@
-"""A worker's CPU priority: the bulk worker runs niced, so single-image jobs never wait for CPU
-behind bulk chunks (docs/architecture.md#priority).
+"""Single-image jobs first (docs/architecture.md#priority): the bulk worker runs niced, so they
+never wait for CPU behind bulk chunks, and its chunks pace their Cassandra work while single jobs
+are on their way through it, so they never wait there either.
 
 Linux groups the processes of each session for scheduling (autogroup), and a process's nice
 value then weighs only against its own session's. A worker that leads its session (the local
@@ -9,13 +10,27 @@ as well, so the cut counts against the gateway, Cassandra and the other worker t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 from pathlib import Path
+
+import redis
 
 log = logging.getLogger(__name__)
 
 AUTOGROUP = Path("/proc/self/autogroup")
+# Set by a pool process that takes up single jobs, for as long as they take through Cassandra:
+# Cassandra serves every request alike, and a chunk's burst of writes (eight logged batches of
+# eight jobs, from each bulk process) put 40-90 ms ahead of a single job's one write.
+SINGLES_BUSY = "recog:singles-busy"
+BUSY_MS = 250
+# While it is set, a chunk waits up to this long before each of its Cassandra steps, then sends
+# one write at a time: bulk work slows but never stops, and a single job's write finds at most one
+# of its writes ahead.
+YIELD_SECONDS = 0.1
+POLL_SECONDS = 0.005
 
 
 def lower_priority(nice: int) -> None:
@@ -29,3 +44,34 @@ def lower_priority(nice: int) -> None:
         except OSError as exc:  # a kernel without autogroup, or a /proc mounted read-only
             log.info("could not nice this worker's session (%s); its processes are niced", exc)
     log.info("running at nice %d: single-image jobs come first", nice)
+
+
+def singles_busy(client: redis.Redis) -> None:
+    """A gathered batch of single jobs is on its way through Cassandra."""
+    with contextlib.suppress(redis.RedisError):  # best effort: the jobs run all the same
+        client.set(SINGLES_BUSY, b"1", px=BUSY_MS)
+
+
+# After Redis failed to answer, chunks stop asking it for this long: a Redis that hangs would
+# otherwise cost every step of every chunk its socket timeout.
+QUIET_AFTER_ERROR_SECONDS = 30.0
+_quiet_until = 0.0
+
+
+def yield_to_singles(client: redis.Redis) -> bool:
+    """Wait while single jobs are busy, YIELD_SECONDS at most; whether they were."""
+    global _quiet_until
+    if time.monotonic() < _quiet_until:
+        return False
+    deadline = time.monotonic() + YIELD_SECONDS
+    busy = False
+    try:
+        while client.exists(SINGLES_BUSY):
+            busy = True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+    except redis.RedisError:
+        _quiet_until = time.monotonic() + QUIET_AFTER_ERROR_SECONDS
+        return False
+    return busy

@@ -86,8 +86,15 @@ class ResultStore(Protocol):
         """Also sets how many jobs of each part named in keys are running now. With wait=False,
         returns opaque handles of writes in flight for finish(after=...)."""
 
-    def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
-        """Each job's final row, audit row, batch line and cache row, all or nothing per job."""
+    def finish(
+        self,
+        outcomes: Sequence[Outcome],
+        after: Sequence[object] = (),
+        pace: Callable[[], bool] | None = None,
+    ) -> None:
+        """Each job's final row, audit row, batch line and cache row, all or nothing per job.
+        pace: called before each write; True sends that write alone (bulk work yielding to
+        single jobs: workers/priority.py)."""
 
     def open_work(self, minute: str) -> list[dict]:
         """The work first sent in that UTC minute: work_id, chunk, sent_at (of the latest send).

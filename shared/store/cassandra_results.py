@@ -423,18 +423,27 @@ class CassandraStore:
         return _translated_rows(rows)
 
     @_store_errors
-    def finish(self, outcomes: Sequence[Outcome], after: Sequence[object] = ()) -> None:
+    def finish(
+        self,
+        outcomes: Sequence[Outcome],
+        after: Sequence[object] = (),
+        pace: Callable[[], bool] | None = None,
+    ) -> None:
         """Each job's row, audit row, batch line and cache row land together or not at all.
 
         One logged batch per JOBS_A_LOGGED_BATCH jobs, written concurrently: all or nothing for
         each group (so for each job), at half of Cassandra's CPU per job of one logged batch a job
         (bench/result_writes.py), whose cost was mostly per request and per batch log entry.
+        pace (a chunk's): asked before each batch; True waits for those sent before it first.
         """
-        futures = []
+        futures = [*after]
         for group in finish_groups(outcomes):
+            if pace is not None and pace():
+                for future in futures:
+                    future.result()
             statements = [statement for o in group for statement in finish_statements(o)]
             futures.append(self.session.execute_async(self.cql_batch(statements)))
-        for future in [*after, *futures]:
+        for future in futures:
             future.result()
 
     def cql_batch(self, statements: Sequence[tuple[str, tuple]], kind=BatchType.LOGGED) -> BatchStatement:
