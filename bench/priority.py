@@ -67,7 +67,7 @@ def batch_done(url: str, key: str, batch_id: str) -> int:
 
 def measure(stack: LocalStack, key: str, samples: int, batch: int) -> dict:
     url = stack.settings.gateway_url
-    singles(url, key, 20)  # warm
+    singles(url, key, 300)  # warm: a fresh stack's first minutes are slower
     idle = singles(url, key, samples)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -104,7 +104,7 @@ def arrange(stack: LocalStack, split: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=150)
+    parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--json", type=Path)

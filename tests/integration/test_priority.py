@@ -17,11 +17,11 @@ from tests.stack import API, submit
 
 pytestmark = pytest.mark.timeout(600)
 BATCH = 5000
-SAMPLES = 150
+SAMPLES = 300
 
 
 def p99(seconds: list[float]) -> float:
-    """Nearest rank: the 149th of 150."""
+    """Nearest rank: the 297th of 300."""
     return sorted(seconds)[math.ceil(0.99 * len(seconds)) - 1]
 
 
@@ -52,7 +52,7 @@ def batch_status(gateway: str, batch_id: str) -> dict:
 
 @pytest.mark.parametrize("stack", ["volume"], indirect=True)  # the image store plays no part
 def test_single_jobs_keep_their_p99_within_twice_idle_while_a_5000_image_batch_runs(stack, gateway):
-    single_latencies(gateway, 20, offset=0)  # warm: the first jobs of a process are slower
+    single_latencies(gateway, 100, offset=0)  # warm: the first jobs of a process are slower
     idle = single_latencies(gateway, SAMPLES, offset=1)
 
     archive = zipped_digits(BATCH)
@@ -77,8 +77,9 @@ def test_single_jobs_keep_their_p99_within_twice_idle_while_a_5000_image_batch_r
         f"went from {before['done']} to {after['done']} of {BATCH} done meanwhile"
     )
     assert after["done"] < BATCH, "the batch ended while single jobs were measured: nothing ran beside them"
-    assert after["done"] - before["done"] >= 500, (
-        f"the batch barely ran beside the single jobs: {before} {after}"
+    # Paced, not stopped: a chunk or more ran beside them (workers/priority.py).
+    assert after["done"] - before["done"] >= 64, (
+        f"the batch stood still beside the single jobs: {before} {after}"
     )
     assert p99(loaded) <= 2 * p99(idle), (
         f"single-image p99 {p99(loaded) * 1000:.1f} ms with a batch running, over twice the idle "
