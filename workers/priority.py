@@ -27,11 +27,12 @@ AUTOGROUP = Path("/proc/self/autogroup")
 SINGLES_BUSY = "recog:singles-busy"
 BUSY_MS = 100
 # While it is set, a chunk waits up to this long before each of its Cassandra steps, then sends
-# one write at a time: bulk work slows (to about 30 images/s beside one client sending single
+# one write at a time: bulk work slows (to about 10 images/s beside one client sending single
 # jobs back to back, on the 2-core machine) but never stops, and a single job's write finds at
-# most one of its writes ahead. 0.1 s left it twice as fast and single jobs' p99 about as high
-# (1.4x and 1.9x idle in two runs, against 1.9x at 0.25 s; 1 s stopped it and gave 1.5x).
-YIELD_SECONDS = 0.25
+# most one of its writes ahead. Single jobs' p99 beside a batch, against idle (bench/priority.py,
+# tests/integration/test_priority.py): 1.07-1.22x in three runs at 1 s; 1.05-2.13x at 0.25 s,
+# where bulk kept about 40 images/s and each of its steps, every quarter second, could meet one.
+YIELD_SECONDS = 1.0
 POLL_SECONDS = 0.005
 
 
