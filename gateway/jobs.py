@@ -64,6 +64,8 @@ def submit():
             if left is not None and (row is None or row["status"] not in FINAL_STATES):
                 row = _record_waited(services, job, left)
             if row is not None and row["status"] in FINAL_STATES:
+                if claim is not None:  # perhaps an earlier attempt's job: its callback as stored
+                    return jsonify(_view(services, services.store.get_job(job.job_id) or row)), 200
                 # From the answer, not the store: its callback cannot have been tried yet.
                 return jsonify({**job_view(row), "callback": callbacks.not_tried(callback_url)}), 200
         return jsonify(body), 202, {"Location": location}

@@ -60,7 +60,9 @@ def ascii_host(host: str) -> str:
 
 # IPv6 addresses that carry an IPv4 one a router reaches in their stead (NAT64) or that stand for
 # it (IPv4-compatible): judged by the IPv4 address, so 64:ff9b::a9fe:a9fe is the metadata address.
-NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# A local-use NAT64 prefix (RFC 8215) may put the IPv4 address anywhere: never taken for public.
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -72,7 +74,7 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
     if address.teredo is not None:
         return address.teredo[1]  # the client's address
     compatible = address in IPV4_COMPATIBLE and int(address) > 1  # not :: or ::1
-    if compatible or any(address in net for net in NAT64):
+    if compatible or address in NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -84,7 +86,7 @@ def allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow: tuple
         return allowed(inner, allow)
     for entry in allow:
         if entry == PUBLIC:
-            if address.is_global and not address.is_multicast:
+            if address.is_global and not address.is_multicast and address not in LOCAL_NAT64:
                 return True
         elif address in ipaddress.ip_network(entry, strict=False):
             return True

@@ -186,7 +186,9 @@ class Settings:
     callback_read_seconds: float = setting(5.0, (WORKERS,), 0.1, 300)
     # How far back workers look for callbacks still to deliver: a job or batch that takes longer
     # than this to end gets none.
-    callback_hours: int = setting(48, (GATEWAY, WORKERS), 1, 24 * 30)
+    # At least 2: a failed callback is registered again at each try, for this long, and the
+    # longest wait between tries is about an hour.
+    callback_hours: int = setting(48, (GATEWAY, WORKERS), 2, 24 * 30)
     flower_url: str = setting("http://127.0.0.1:5555", (GATEWAY, STACK))
     flower_user: str = setting("recog", (STACK, FLOWER))
     # Empty: `recog up` makes a random one and keeps it in .recog/flower-password.

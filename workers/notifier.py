@@ -14,10 +14,11 @@ looks at each callback not known ended:
   again in the minute of each failed try, so the look-back still finds it).
 
 A pass tries at most MAX_TRIES_A_PASS callbacks, DELIVERERS at a time, each round waited for at
-most a try's longest (connect, read, and a lookup's allowance: the POST's socket is closed at its
-deadline however slowly a receiver answers), so a pass ends well inside the notifier's lock; a
-lookup still running then is left to finish in its thread, its callback not tried again by this
-worker meanwhile. The next pass follows at once when more were due.
+most a try's longest (a lookup's allowance, and the POST's deadline, at which its socket is shut
+however slowly a receiver answers). A try still running then (a lookup that hangs) is applied at
+a later pass, and its worker keeps the lock until it is, so no other worker sends it again
+meanwhile. Only the pass's thread changes what the notifier remembers; the delivery threads hand
+back a Tried. The next pass follows at once when more were due.
 
 A try is recorded after its POST, so a worker killed in between sends it again: delivery is at
 least once, and a receiver tells repeats apart by the body's id. The POST goes to the address the
@@ -72,8 +73,9 @@ USER_AGENT = "recog-webhooks/1"
 
 
 def round_seconds(settings: Settings) -> float:
-    """The longest one try takes: its lookup, connect and read (the POST's own deadline)."""
-    return LOOKUP_SECONDS + settings.callback_connect_seconds + settings.callback_read_seconds
+    """The longest one try takes: its lookup, its POST (whose deadline covers connecting and
+    reading) and a moment for its record."""
+    return LOOKUP_SECONDS + settings.callback_connect_seconds + settings.callback_read_seconds + 2
 
 
 def lock_seconds(settings: Settings) -> float:
@@ -89,6 +91,14 @@ class NotifyReport:
     failed: int = 0
     gave_up: int = 0
     more: bool = False  # more were due than one pass tries: the next pass comes at once
+
+
+@dataclass(frozen=True)
+class Tried:
+    """A try's outcome, and in how many seconds to look at its callback again (None: ended)."""
+
+    outcome: str  # "delivered", "failed" or "gave_up"
+    look_again: float | None
 
 
 @dataclass
@@ -109,13 +119,19 @@ class Notifier:
     settled: set[str] = field(default_factory=set)
     ended: set[uuid.UUID] = field(default_factory=set)
     look_again: dict[uuid.UUID, tuple[float, float]] = field(default_factory=dict)  # (when, gap)
-    in_flight: set[uuid.UUID] = field(default_factory=set)
+    # Rows of uploads refused after all, by (minute, subject): a retry under the same
+    # Idempotency-Key registers the same subject again in another minute, which is not dropped.
+    dropped: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    # Tries handed to the delivery threads and not applied yet; only the pass's thread reads or
+    # changes this state, the delivery threads hand back a Tried.
+    in_flight: dict[uuid.UUID, Future] = field(default_factory=dict)
     _pool: ThreadPoolExecutor | None = None
 
     def run_pass(self, store, now: datetime | None = None) -> NotifyReport:
         now = now or utcnow()
         began = time.monotonic()
         report = NotifyReport()
+        self._apply_finished(report)  # tries that outlived their round, last pass
         due: list[Due] = []
         read: dict[str, list[Pending]] = {}
         for minute in self._minutes(now):
@@ -127,6 +143,7 @@ class Notifier:
                 if (
                     subject in self.ended
                     or subject in self.in_flight
+                    or (minute, subject) in self.dropped
                     or any(d.pending.subject == subject for d in due)
                 ):
                     continue
@@ -140,7 +157,8 @@ class Notifier:
         for start in range(0, len(due), DELIVERERS):
             self._deliver_round(store, due[start : start + DELIVERERS], now, began, report)
         for minute, rows in read.items():
-            if _minute_end(minute) < now - SETTLE_AFTER and all(p.subject in self.ended for p in rows):
+            ended = all(p.subject in self.ended or (minute, p.subject) in self.dropped for p in rows)
+            if ended and _minute_end(minute) < now - SETTLE_AFTER:
                 self.settled.add(minute)
         self._forget_what_left(read, now)
         return report
@@ -150,14 +168,26 @@ class Notifier:
     ) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(DELIVERERS, thread_name_prefix="recog-callback")
-        futures: list[Future] = []
+        futures = []
         for item in due:
-            self.in_flight.add(item.pending.subject)
-            futures.append(self._pool.submit(self._deliver, store, item, now, began))
-        done, _ = wait(futures, timeout=round_seconds(self.settings))
-        for future in done:
-            outcome = future.result()
-            setattr(report, outcome, getattr(report, outcome) + 1)
+            future = self._pool.submit(self._deliver, store, item, now, began)
+            self.in_flight[item.pending.subject] = future
+            futures.append(future)
+        wait(futures, timeout=round_seconds(self.settings))
+        self._apply_finished(report)
+
+    def _apply_finished(self, report: NotifyReport) -> None:
+        """What the delivery threads handed back, applied on the pass's thread."""
+        for subject, future in list(self.in_flight.items()):
+            if not future.done():
+                continue
+            del self.in_flight[subject]
+            tried: Tried = future.result()
+            setattr(report, tried.outcome, getattr(report, tried.outcome) + 1)
+            if tried.look_again is None:
+                self._forget(subject)
+            else:
+                self.look_again[subject] = (time.monotonic() + tried.look_again, 1.0)
 
     def _minutes(self, now: datetime) -> list[str]:
         first = now - timedelta(hours=self.settings.callback_hours)
@@ -172,6 +202,7 @@ class Notifier:
         self.look_again = {s: v for s, v in self.look_again.items() if s in live}
         first = minute_bucket(now - timedelta(hours=self.settings.callback_hours))
         self.settled = {m for m in self.settled if m >= first}
+        self.dropped = {(m, s) for m, s in self.dropped if m >= first}
 
     def _look_safely(self, store, pending: Pending, minute: str, now: datetime) -> Due | bool | None:
         """A row that cannot be read into a callback (a bug) is looked at again later, and holds
@@ -200,7 +231,7 @@ class Notifier:
             return None
         exists, payload = _ended_view(store, pending, now)
         if not exists and _minute_end(minute) < now - ORPHAN_AFTER and not delivery.attempts:
-            self._forget(pending.subject)
+            self.dropped.add((minute, pending.subject))
             return None
         if payload is None:
             gap = min(gap * 2, MAX_LOOK_GAP)
@@ -212,18 +243,16 @@ class Notifier:
         self.ended.add(subject)
         self.look_again.pop(subject, None)
 
-    def _deliver(self, store, due: Due, now: datetime, began: float) -> str:
-        """One try: 'delivered', 'failed' (tried again later) or 'gave_up'. Whatever goes wrong
-        on the way is a failed try, recorded: never one tried again every pass, unrecorded."""
+    def _deliver(self, store, due: Due, now: datetime, began: float) -> Tried:
+        """In a delivery thread: one try. Whatever goes wrong on the way is a failed try, looked
+        at again later: never one tried again every pass."""
         try:
             return self._try(store, due, now, began)
         except Exception:
             log.exception("could not record a try of the callback of %s", due.pending.subject)
-            return "failed"
-        finally:
-            self.in_flight.discard(due.pending.subject)
+            return Tried("failed", MAX_LOOK_GAP)
 
-    def _try(self, store, due: Due, now: datetime, began: float) -> str:
+    def _try(self, store, due: Due, now: datetime, began: float) -> Tried:
         pending, earlier = due.pending, due.delivery
         kind = callbacks.JOB_FINISHED if pending.kind == "job" else callbacks.BATCH_FINISHED
         body = json.dumps({"type": kind, **due.payload}, separators=(",", ":")).encode()
@@ -259,18 +288,17 @@ class Notifier:
             next_at = at + timedelta(seconds=callbacks.delay(attempt.attempt))
             after, outcome = Delivery(first_at=first, next_at=next_at), "failed"
         store.callbacks.record(pending.subject, attempt, after)
-        if outcome == "failed":
-            # Registered again now, so the look-back still reads it for as long as it is retried.
-            minute = minute_bucket(at)
-            if minute != due.minute:
-                store.callbacks.register(pending, minute, self.settings.callback_hours * 3600)
-            self.look_again[pending.subject] = (time.monotonic() + (next_at - at).total_seconds(), 1.0)
-        else:
-            self._forget(pending.subject)
         log.info(
             "callback of %s %s, try %d: %s", pending.kind, pending.subject, attempt.attempt, error or status
         )
-        return outcome
+        if outcome != "failed":
+            return Tried(outcome, None)
+        # Registered again now, so the look-back still reads it for as long as it is retried
+        # (RECOG_CALLBACK_HOURS is at least 2: longer than the longest wait between tries).
+        minute = minute_bucket(at)
+        if minute != due.minute:
+            store.callbacks.register(pending, minute, self.settings.callback_hours * 3600)
+        return Tried(outcome, (next_at - at).total_seconds())
 
 
 def _ended_view(store, pending: Pending, now: datetime) -> tuple[bool, dict | None]:
@@ -300,29 +328,44 @@ def post(target: callbacks.Target, body: bytes, headers: dict, settings: Setting
 
     Written on http.client over a socket of its own rather than with urllib3 or requests: their read
     timeout is per read, so a receiver that sends a byte every few seconds would hold a try without
-    end. Here a timer shuts the socket at the connect and read timeouts' sum, whatever comes."""
-    deadline = settings.callback_connect_seconds + settings.callback_read_seconds
-    sock = socket.create_connection((target.address, target.port), timeout=settings.callback_connect_seconds)
-    timer = threading.Timer(deadline, _shut, (sock,))
+    end. Here a timer shuts the socket, the TLS one once there is one, at the connect and read
+    timeouts' sum from before connecting, whatever comes."""
+    held: list[socket.socket] = []
+    timer = threading.Timer(
+        settings.callback_connect_seconds + settings.callback_read_seconds, _shut, (held,)
+    )
     timer.daemon = True
     timer.start()
     try:
+        held.append(
+            socket.create_connection((target.address, target.port), timeout=settings.callback_connect_seconds)
+        )
         if target.scheme == "https":
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=target.ascii_host)
-        sock.settimeout(settings.callback_read_seconds)
+            context = ssl.create_default_context()
+            held.append(
+                context.wrap_socket(
+                    held[-1], server_hostname=target.ascii_host, do_handshake_on_connect=False
+                )
+            )
+            held[-1].settimeout(settings.callback_read_seconds)
+            held[-1].do_handshake()
+        held[-1].settimeout(settings.callback_read_seconds)
         connection = http.client.HTTPConnection(target.address, target.port)
-        connection.sock = sock
+        connection.sock = held[-1]
         connection.request("POST", target.path, body=body, headers={**headers, "Host": target.host_header})
         return connection.getresponse().status
     finally:
         timer.cancel()
-        sock.close()
+        for sock in held:
+            sock.close()
 
 
-def _shut(sock: socket.socket) -> None:
-    """From the timer's thread: a read blocked on the socket returns at once."""
-    with contextlib.suppress(OSError):  # closed already
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+def _shut(held: list[socket.socket]) -> None:
+    """From the timer's thread: whatever the POST is blocked on (connecting, the TLS handshake, a
+    read) returns at once."""
+    if held:
+        with contextlib.suppress(OSError):  # closed already
+            socket.socket.shutdown(held[-1], socket.SHUT_RDWR)
 
 
 def start_notifying(app) -> threading.Thread:
@@ -340,12 +383,13 @@ def start_notifying(app) -> threading.Thread:
             more = False
             try:
                 store = connection.get()
-                if not lock.acquire():
+                if not (notifier.in_flight and lock.holds()) and not lock.acquire():
                     continue
                 try:
                     more = notifier.run_pass(store).more
                 finally:
-                    lock.release()
+                    if not notifier.in_flight:  # else kept: no other worker sends those again
+                        lock.release()
             except StoreUnavailable as exc:
                 log.warning("delivering callbacks failed, connecting again next time: %s", exc)
                 connection.drop()

@@ -44,9 +44,11 @@ def run_jobs(
     is always read, in the same round trip as its earlier result.
     """
     models = _load_models(runtime, {m.model for m in messages})
-    # A batch's jobs yield to single jobs in Cassandra (workers/priority.py); single jobs say
-    # they are on their way.
-    pace = partial(yield_to_singles, runtime.redis) if any(m.batch_id for m in messages) else None
+    # A chunk yields to single jobs in Cassandra (workers/priority.py); single jobs say they are
+    # on their way. A batch job run alone (workers/alone.py) does not yield: 64 of them, each
+    # paced, could run a chunk into its time limit.
+    chunk = len(messages) > 1 and any(m.batch_id for m in messages)
+    pace = partial(yield_to_singles, runtime.redis) if chunk else None
     if pace is None:
         singles_busy(runtime.redis)
     else:
@@ -121,6 +123,8 @@ def run_jobs(
     for o in outcomes:
         if o.upload is not None and not o.cancelled:  # its row is this write's alone: when it started
             o.upload["started_at"] = started
+    if pace is None:
+        singles_busy(runtime.redis)  # again: the write it is for comes now
     runtime.store.finish(outcomes, after=pending, pace=pace)
     _announce(runtime.redis, outcomes, started)
     _count(outcomes)

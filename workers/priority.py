@@ -10,7 +10,6 @@ as well, so the cut counts against the gateway, Cassandra and the other worker t
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ AUTOGROUP = Path("/proc/self/autogroup")
 SINGLES_BUSY = "recog:singles-busy"
 BUSY_MS = 100
 # While it is set, a chunk waits up to this long before each of its Cassandra steps, then sends
-# one write at a time: bulk work slows (to about 10 images/s beside one client sending single
+# one write at a time: bulk work slows (to a chunk in several seconds beside one client sending single
 # jobs back to back, on the 2-core machine) but never stops, and a single job's write finds at
 # most one of its writes ahead. Single jobs' p99 beside a batch, against idle (bench/priority.py,
 # tests/integration/test_priority.py): 1.07-1.22x in three runs at 1 s; 1.05-2.13x at 0.25 s,
@@ -50,12 +49,18 @@ def lower_priority(nice: int) -> None:
 
 
 def singles_busy(client: redis.Redis) -> None:
-    """A gathered batch of single jobs is on its way through Cassandra."""
-    with contextlib.suppress(redis.RedisError):  # best effort: the jobs run all the same
+    """A gathered batch of single jobs is on its way through Cassandra. Best effort: the jobs
+    run all the same if Redis does not answer."""
+    global _quiet_until
+    if time.monotonic() < _quiet_until:
+        return
+    try:
         client.set(SINGLES_BUSY, b"1", px=BUSY_MS)
+    except redis.RedisError:
+        _quiet_until = time.monotonic() + QUIET_AFTER_ERROR_SECONDS
 
 
-# After Redis failed to answer, chunks stop asking it for this long: a Redis that hangs would
+# After Redis failed to answer, workers stop asking it for this long: a Redis that hangs would
 # otherwise cost every step of every chunk its socket timeout.
 QUIET_AFTER_ERROR_SECONDS = 30.0
 _quiet_until = 0.0

@@ -281,6 +281,10 @@ class SweepLock:
             self.release()
         return self._lock.acquire(blocking=False)
 
+    def holds(self) -> bool:
+        """Whether this holder's lock is still its own in Redis."""
+        return self._lock.local.token is not None and self._lock.owned()
+
     def release(self) -> None:
         """Never raises: a lock Redis could not release keeps its token for the next acquire."""
         token = self._lock.local.token

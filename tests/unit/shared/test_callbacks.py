@@ -28,6 +28,7 @@ LOCAL = ("public", "127.0.0.1", "::1")
         # IPv6 that carries IPv4 is judged by the IPv4: NAT64, 6to4, mapped, IPv4-compatible.
         ("64:ff9b::a9fe:a9fe", ("public",), False),
         ("64:ff9b::5db8:d822", ("public",), True),
+        ("64:ff9b:1::5db8:d822", ("public",), False),  # local-use NAT64: anywhere it embeds
         ("2002:a9fe:a9fe::1", ("public",), False),
         ("::ffff:10.0.0.7", ("public",), False),
         ("::127.0.0.1", ("public",), False),

@@ -171,7 +171,13 @@ def test_a_callback_whose_job_never_came_is_dropped_after_ten_minutes():
     assert notifier.run_pass(store, now).looked_at == 1 and job_id not in notifier.ended
     notifier.look_again.clear()
     notifier.run_pass(store, now + timedelta(minutes=12))
-    assert job_id in notifier.ended and posted == []
+    assert (minute_bucket(now), job_id) in notifier.dropped and posted == []
+    # Registered again by a retry of its upload (an Idempotency-Key), in a later minute: not dropped.
+    later = now + timedelta(minutes=20)
+    store.callbacks.rows[minute_bucket(later)] = list(store.callbacks.rows[minute_bucket(now)])
+    store.jobs[job_id] = job_row(job_id, "done")
+    notifier.look_again.clear()
+    assert notifier.run_pass(store, later).delivered == 1
 
 
 def test_a_failed_try_is_registered_again_in_its_minute_so_the_look_back_keeps_it():
@@ -216,7 +222,41 @@ def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answer
     target = callbacks.Target("u", "http", "127.0.0.1", server.getsockname()[1], "/", "127.0.0.1")
     settings = Settings.from_env({}, callback_connect_seconds=0.5, callback_read_seconds=2.0)
     started = time.monotonic()
-    with pytest.raises((OSError, http.client.HTTPException)):
-        post(target, b"{}", {}, settings)
-    assert time.monotonic() - started < 4, "the POST outlived its deadline"
-    server.close()
+    try:
+        with pytest.raises((OSError, http.client.HTTPException)):
+            post(target, b"{}", {}, settings)
+        assert time.monotonic() - started < 4, "the POST outlived its deadline"
+    finally:
+        server.close()
+
+
+def test_the_real_post_gives_up_at_its_deadline_in_a_tls_handshake_trickled_byte_by_byte():
+    """https: a receiver that starts a 16 kB handshake record and sends a byte every half second
+    holds the try no longer than its deadline (the TLS socket is the one the timer shuts, once
+    there is one; Python's handshake keeps a deadline of its own as well)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)  # the ClientHello
+            record = bytes([0x16, 0x03, 0x03, 0x40, 0x00, 0x02, 0x00, 0x3F, 0xFC, 0x03, 0x03])
+            for byte in record + bytes(100):  # a ServerHello's start, then its random bytes
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.5)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    target = callbacks.Target("u", "https", "localhost", server.getsockname()[1], "/", "127.0.0.1")
+    settings = Settings.from_env({}, callback_connect_seconds=0.5, callback_read_seconds=2.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises((OSError, http.client.HTTPException)):
+            post(target, b"{}", {}, settings)
+        assert time.monotonic() - started < 4, "the TLS handshake outlived the POST's deadline"
+    finally:
+        server.close()
