@@ -201,9 +201,9 @@ def test_whatever_a_post_raises_is_a_failed_try_recorded():
     assert delivery.next_at and delivery.attempts[0].error.startswith("UnicodeEncodeError")
 
 
-def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answers():
-    """A receiver that sends a byte a second never trips a per-read timeout; the socket is shut
-    at connect + read seconds all the same."""
+def trickling_post(scheme: str, host: str, answer: bytes, hello: bool) -> float:
+    """Seconds until the real POST gave up on a receiver that sends `answer` a byte every half
+    second (after reading the ClientHello first, if hello), with a deadline of 2.5 s."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -211,7 +211,9 @@ def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answer
     def trickle():
         conn, _ = server.accept()
         with conn:
-            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 30:
+            if hello:
+                conn.recv(4096)
+            for byte in answer:
                 try:
                     conn.sendall(bytes([byte]))
                 except OSError:
@@ -219,44 +221,29 @@ def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answer
                 time.sleep(0.5)
 
     threading.Thread(target=trickle, daemon=True).start()
-    target = callbacks.Target("u", "http", "127.0.0.1", server.getsockname()[1], "/", "127.0.0.1")
+    target = callbacks.Target("u", scheme, host, server.getsockname()[1], "/", "127.0.0.1")
     settings = Settings.from_env({}, callback_connect_seconds=0.5, callback_read_seconds=2.0)
     started = time.monotonic()
     try:
         with pytest.raises((OSError, http.client.HTTPException)):
             post(target, b"{}", {}, settings)
-        assert time.monotonic() - started < 4, "the POST outlived its deadline"
+        return time.monotonic() - started
     finally:
         server.close()
+
+
+def test_the_real_post_gives_up_at_its_deadline_however_slowly_a_receiver_answers():
+    """A receiver that sends a byte every half second never trips a per-read timeout; the socket
+    is shut at connect + read seconds all the same."""
+    took = trickling_post("http", "127.0.0.1", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 30, hello=False)
+    assert took < 4, "the POST outlived its deadline"
 
 
 def test_the_real_post_gives_up_at_its_deadline_in_a_tls_handshake_trickled_byte_by_byte():
     """https: a receiver that starts a 16 kB handshake record and sends a byte every half second
     holds the try no longer than its deadline (the TLS socket is the one the timer shuts, once
     there is one; Python's handshake keeps a deadline of its own as well)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-
-    def trickle():
-        conn, _ = server.accept()
-        with conn:
-            conn.recv(4096)  # the ClientHello
-            record = bytes([0x16, 0x03, 0x03, 0x40, 0x00, 0x02, 0x00, 0x3F, 0xFC, 0x03, 0x03])
-            for byte in record + bytes(100):  # a ServerHello's start, then its random bytes
-                try:
-                    conn.sendall(bytes([byte]))
-                except OSError:
-                    return
-                time.sleep(0.5)
-
-    threading.Thread(target=trickle, daemon=True).start()
-    target = callbacks.Target("u", "https", "localhost", server.getsockname()[1], "/", "127.0.0.1")
-    settings = Settings.from_env({}, callback_connect_seconds=0.5, callback_read_seconds=2.0)
-    started = time.monotonic()
-    try:
-        with pytest.raises((OSError, http.client.HTTPException)):
-            post(target, b"{}", {}, settings)
-        assert time.monotonic() - started < 4, "the TLS handshake outlived the POST's deadline"
-    finally:
-        server.close()
+    # A ServerHello's start, then its random bytes.
+    record = bytes([0x16, 0x03, 0x03, 0x40, 0x00, 0x02, 0x00, 0x3F, 0xFC, 0x03, 0x03]) + bytes(100)
+    took = trickling_post("https", "localhost", record, hello=True)
+    assert took < 4, "the TLS handshake outlived the POST's deadline"
